@@ -1,0 +1,135 @@
+# Phoenix build.
+#
+#   make            build every binary into build/bin/
+#   make test       install missing packages, build with ASan+UBSan, run every test
+#   make demo       install, build, start the local stack, run examples/calc-chain.json
+#   make up|down|status   the local stack (ops/dev/stack), state under var/
+#   make deps       apt-get install the Debian packages Phoenix needs, when missing
+#   make format     clang-format every C file in place
+#
+# Variables: BUILD (output dir, default build), SAN=1 (AddressSanitizer + UBSan),
+# PHX_EVAL_DIR (public evaluation data, default ../shared/eval; tests skip what is absent).
+#
+# Layout of a program: every directory listed in PROGS holds main.c plus modules. Modules
+# (every .c but main.c) also go into libmods.a so unit tests can link them without a main().
+
+BUILD ?= build
+SAN ?=
+CC ?= cc
+PHX_EVAL_DIR ?= ../shared/eval
+export PHX_EVAL_DIR
+
+PKGS := rdkafka hiredis jansson libcurl libmicrohttpd libcrypto libseccomp
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# -Wno-format-truncation: every snprintf into a fixed buffer truncates on purpose (bounded
+# log and error text); GCC cannot tell that from a bug, and the noise would hide real ones.
+CFLAGS := -std=gnu11 -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Ilib $(PKG_CFLAGS)
+LDFLAGS :=
+ifeq ($(SAN),1)
+CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+CFLAGS += -O2
+endif
+LDLIBS := $(PKG_LIBS) -lpthread -lm
+
+# program name -> source directory
+PROGS := phx-planner:workers/planner phx-tools:workers/tools phx-ingress:producers/ingress \
+         phx:producers/cli phx-devbroker:ops/devbroker phx-freeport:ops/dev/freeport
+prog_name = $(word 1,$(subst :, ,$(1)))
+prog_dir = $(word 2,$(subst :, ,$(1)))
+BINS := $(foreach p,$(PROGS),$(BUILD)/bin/$(call prog_name,$(p)))
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas_embedded.o
+SCHEMAS := $(sort $(wildcard schemas/*.json))
+MOD_SRCS := $(filter-out %/main.c,$(foreach p,$(PROGS),$(wildcard $(call prog_dir,$(p))/*.c)))
+MOD_OBJS := $(MOD_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test test-build demo up down status bench format clean
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) ops/build/embed-schemas.sh
+	@mkdir -p $(dir $@)
+	ops/build/embed-schemas.sh $(SCHEMAS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libphx.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libmods.a: $(MOD_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+define prog_rule
+$(BUILD)/bin/$(call prog_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(call prog_dir,$(1))/*.c)) $(BUILD)/libphx.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmods.a $(BUILD)/libphx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libphx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(LIB_OBJS:.o=.d) $(MOD_OBJS:.o=.d)
+
+# --- packages ---------------------------------------------------------------------------
+DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-dev \
+            libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev \
+            redis-server redis-tools kcat curl jq
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all packages present"; fi
+
+# --- tests ------------------------------------------------------------------------------
+# Tests run against the sanitizer build so every process started by an integration test is
+# instrumented too.
+TEST_BUILD := build/san
+test: deps
+	@$(MAKE) --no-print-directory test-build BUILD=$(TEST_BUILD) SAN=1
+	@tests/run.sh $(TEST_BUILD)
+
+test-build: all $(UNIT_BINS) $(TOOL_BINS)
+
+# --- local stack ------------------------------------------------------------------------
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@ops/dev/stack up
+	@ops/dev/demo
+
+up: all
+	@ops/dev/stack up
+down:
+	@ops/dev/stack down
+status:
+	@ops/dev/stack status
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,109 @@
+/* config.h -- process configuration from PHX_* environment variables and an optional JSON file.
+ *
+ * Each binary describes its options in a table (name, type, default, bounds, help). The same
+ * table drives loading, validation and `--help`, so an option cannot exist without being
+ * documented, and a bad value is caught at start (exit 2 naming the variable) rather than at
+ * the first message that needs it. Precedence: environment > file (PHX_CONFIG_FILE) > default.
+ * Secrets are never values here: options ending in _FILE name a file that is read on demand
+ * (phx_config_read_secret) and never logged. */
+#ifndef PHX_CONFIG_H
+#define PHX_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum phx_opt_type {
+    PHX_OPT_STR,  /* char *, malloc'd */
+    PHX_OPT_INT,  /* long, within [min, max] */
+    PHX_OPT_BOOL, /* int: 1/0 from true/false/1/0/yes/no/on/off */
+};
+
+typedef struct phx_opt {
+    const char *name; /* full variable name, e.g. "PHX_REDIS_URL" */
+    enum phx_opt_type type;
+    const char *def; /* default as text; NULL = required (STR may be "" = empty allowed) */
+    long min, max;   /* INT bounds */
+    size_t offset;   /* offsetof(the config struct, field) */
+    const char *help;
+} phx_opt;
+
+/* Options every long-running process shares; embed as `phx_common common;` first member. */
+typedef struct phx_common {
+    char *kafka_brokers;
+    char *redis_url;
+    char *admin_addr;
+    char *log_level;
+    char *schema_dir;
+    long redis_timeout_ms;
+    long concurrency;
+} phx_common;
+
+#define PHX_COMMON_OPTS(type)                                                                      \
+    {"PHX_KAFKA_BROKERS",                                                                          \
+     PHX_OPT_STR,                                                                                  \
+     "127.0.0.1:9092",                                                                             \
+     0,                                                                                            \
+     0,                                                                                            \
+     offsetof(type, common.kafka_brokers),                                                         \
+     "Kafka bootstrap servers (host:port,...). Any librdkafka property can be set with "           \
+     "PHX_KAFKA_CONF_<property> (dots as underscores, e.g. PHX_KAFKA_CONF_security_protocol)."},   \
+        {"PHX_REDIS_URL",                                                                          \
+         PHX_OPT_STR,                                                                              \
+         "redis://127.0.0.1:6379/0",                                                               \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.redis_url),                                                         \
+         "Redis URL: redis://[user:password@]host:port[/db] or unix:///path/to/sock. A password "  \
+         "may instead come from PHX_REDIS_PASSWORD_FILE."},                                        \
+        {"PHX_ADMIN_ADDR",                                                                         \
+         PHX_OPT_STR,                                                                              \
+         "127.0.0.1:0",                                                                            \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.admin_addr),                                                        \
+         "Admin HTTP listener (/healthz /readyz /metrics), HOST:PORT; port 0 picks a free one."},  \
+        {"PHX_LOG_LEVEL",                                                                          \
+         PHX_OPT_STR,                                                                              \
+         "info",                                                                                   \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.log_level),                                                         \
+         "Minimum log level: debug, info, warn, error."},                                          \
+        {"PHX_SCHEMA_DIR",                                                                         \
+         PHX_OPT_STR,                                                                              \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, common.schema_dir),                                                        \
+         "Directory of JSON Schemas overriding the ones built into the binary (empty = "           \
+         "built-in)."},                                                                            \
+        {"PHX_REDIS_TIMEOUT_MS",                                                                   \
+         PHX_OPT_INT,                                                                              \
+         "2000",                                                                                   \
+         10,                                                                                       \
+         60000,                                                                                    \
+         offsetof(type, common.redis_timeout_ms),                                                  \
+         "Redis connect and command timeout."},                                                    \
+    {                                                                                              \
+        "PHX_CONCURRENCY", PHX_OPT_INT, "2", 1, 256, offsetof(type, common.concurrency),           \
+            "Consumer threads in this process (each handles one message at a time, so this is "    \
+            "the bound on in-flight work)."                                                        \
+    }
+
+/* Load opts into cfg (zeroed by the caller). 0 on success; -1 with err naming the variable. */
+int phx_config_load(const phx_opt *opts, size_t nopts, void *cfg, char *err, size_t errlen);
+void phx_config_free(const phx_opt *opts, size_t nopts, void *cfg);
+void phx_config_usage(FILE *out, const char *prog, const char *summary, const phx_opt *opts,
+                      size_t nopts);
+/* Validate the common options (log level, ...) and apply the log settings. */
+int phx_common_apply(const char *proc, const phx_common *c, char *err, size_t errlen);
+
+/* Read a secret file (trailing newline stripped). malloc'd string or NULL with err. */
+char *phx_config_read_secret(const char *path, char *err, size_t errlen);
+
+/* Standard start for a binary: handle --help/-h (print usage, exit 0) and unknown arguments
+ * (exit 2), load config (exit 2 with the message on failure). */
+void phx_config_main(int argc, char **argv, const char *summary, const phx_opt *opts, size_t nopts,
+                     void *cfg);
+
+#endif

@@ -1,0 +1,390 @@
+/* kafka.c -- librdkafka producer and consumer wrappers (see kafka.h).
+ *
+ * Delivery waiting: each phx_produce_batch call owns a small completion record on its stack;
+ * every message carries a pointer to it as its opaque, and the delivery-report callback (run
+ * by the producer's poll thread) counts down and signals. librdkafka guarantees exactly one
+ * report per accepted message, bounded by message.timeout.ms, so the wait always ends. */
+#include "kafka.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+struct phx_producer {
+    rd_kafka_t *rk;
+    pthread_t poller;
+    atomic_int stop;
+};
+
+struct phx_consumer {
+    rd_kafka_t *rk;
+};
+
+/* A batch waiting for its delivery reports. */
+typedef struct phx_kbatch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending;
+    rd_kafka_resp_err_t first_err;
+} phx_kbatch;
+
+/* PHX_KAFKA_CONF_security_protocol -> security.protocol: environment names cannot hold dots,
+ * so an underscore stands for a dot and a double underscore for a literal underscore. */
+static void phx_kafka_prop_name(const char *in, char *out, size_t outlen)
+{
+    size_t j = 0;
+    for (size_t i = 0; in[i] && j + 1 < outlen; i++) {
+        if (in[i] == '_' && in[i + 1] == '_') {
+            out[j++] = '_';
+            i++;
+        } else if (in[i] == '_') {
+            out[j++] = '.';
+        } else {
+            out[j++] = (char)tolower((unsigned char)in[i]);
+        }
+    }
+    out[j] = '\0';
+}
+
+rd_kafka_conf_t *phx_kafka_conf(const char *brokers, phx_err *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK)
+        goto bad;
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "PHX_KAFKA_CONF_", 15) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        char raw[256], prop[256];
+        snprintf(raw, sizeof(raw), "%.*s", (int)(eq - *e - 15), *e + 15);
+        phx_kafka_prop_name(raw, prop, sizeof(prop));
+        if (rd_kafka_conf_set(conf, prop, eq + 1, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+            phx_err_set(err, "bad_config", 0, "PHX_KAFKA_CONF_%s: %s", raw, errstr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    return conf;
+bad:
+    phx_err_set(err, "bad_config", 0, "kafka config: %s", errstr);
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static void phx_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    phx_kbatch *b = m->_private;
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    if (m->err && !b->first_err)
+        b->first_err = m->err;
+    if (--b->pending == 0)
+        pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void phx_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    /* PHX_KAFKA_CONF_* reaches producers and consumers alike; librdkafka warns about the
+     * half that does not apply to each. That is expected, not worth an operator's time. */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored"))
+        level = 7;
+    phx_logj(level <= 3   ? PHX_LOG_ERROR
+             : level <= 5 ? PHX_LOG_WARN
+                          : PHX_LOG_DEBUG,
+             NULL, NULL, "librdkafka %s: %s", fac, buf);
+}
+
+static void *phx_producer_poll_main(void *arg)
+{
+    phx_producer *p = arg;
+    while (!atomic_load(&p->stop))
+        rd_kafka_poll(p->rk, 100);
+    return NULL;
+}
+
+/* Set a property whose value is ours, not the operator's: environment passthrough wins. */
+static int phx_kafka_default(rd_kafka_conf_t *conf, const char *prop, const char *val, phx_err *err)
+{
+    char cur[256];
+    size_t sz = sizeof(cur);
+    char envname[300], errstr[256];
+    snprintf(envname, sizeof(envname), "PHX_KAFKA_CONF_");
+    size_t j = strlen(envname);
+    for (const char *s = prop; *s && j + 2 < sizeof(envname); s++)
+        envname[j++] = *s == '.' ? '_' : *s;
+    envname[j] = '\0';
+    if (getenv(envname) && rd_kafka_conf_get(conf, prop, cur, &sz) == RD_KAFKA_CONF_OK)
+        return 0;
+    if (rd_kafka_conf_set(conf, prop, val, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return phx_err_set(err, "bad_config", 0, "kafka %s: %s", prop, errstr);
+    return 0;
+}
+
+phx_producer *phx_producer_new(const char *brokers, phx_err *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, err);
+    if (!conf)
+        return NULL;
+    /* Idempotence implies acks=all and in-order, no-duplicate retries per partition. */
+    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof(errstr))) {
+        phx_err_set(err, "bad_config", 0, "kafka producer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (phx_kafka_default(conf, "linger.ms", "1", err) < 0 ||
+        phx_kafka_default(conf, "message.timeout.ms", "30000", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, phx_kafka_dr_cb);
+    rd_kafka_conf_set_log_cb(conf, phx_kafka_log_cb);
+    phx_producer *p = calloc(1, sizeof(*p));
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!p->rk) {
+        phx_err_set(err, "bad_config", 0, "kafka producer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return NULL;
+    }
+    pthread_create(&p->poller, NULL, phx_producer_poll_main, p);
+    return p;
+}
+
+rd_kafka_t *phx_producer_handle(phx_producer *p)
+{
+    return p->rk;
+}
+
+int phx_producer_queue_len(phx_producer *p)
+{
+    return rd_kafka_outq_len(p->rk);
+}
+
+static int phx_kafka_err_retryable(rd_kafka_resp_err_t e)
+{
+    return !(e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+             e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+             e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+             e == RD_KAFKA_RESP_ERR__INVALID_ARG || e == RD_KAFKA_RESP_ERR__FATAL);
+}
+
+int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err)
+{
+    phx_kbatch b = {.pending = 0, .first_err = 0};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    rd_kafka_resp_err_t enq_err = 0;
+
+    for (int i = 0; i < n; i++) {
+        const phx_kmsg *m = &msgs[i];
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(m->nhdrs);
+        for (int h = 0; h < m->nhdrs; h++)
+            rd_kafka_header_add(hdrs, m->hdrs[h].name, -1, m->hdrs[h].value, -1);
+        pthread_mutex_lock(&b.mu);
+        b.pending++;
+        pthread_mutex_unlock(&b.mu);
+        rd_kafka_resp_err_t e;
+        /* A full local queue is back-pressure, not failure: wait for it to drain. */
+        for (;;) {
+            e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m->topic),
+                                  RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
+                                  RD_KAFKA_V_VALUE((void *)m->value, m->len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&b), RD_KAFKA_V_END);
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                break;
+            rd_kafka_poll(p->rk, 50);
+        }
+        if (e) {
+            rd_kafka_headers_destroy(hdrs); /* not handed over on failure */
+            pthread_mutex_lock(&b.mu);
+            b.pending--;
+            pthread_mutex_unlock(&b.mu);
+            enq_err = e;
+            break;
+        }
+    }
+    pthread_mutex_lock(&b.mu);
+    while (b.pending > 0)
+        pthread_cond_wait(&b.cv, &b.mu);
+    pthread_mutex_unlock(&b.mu);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cv);
+
+    rd_kafka_resp_err_t e = enq_err ? enq_err : b.first_err;
+    if (e)
+        return phx_err_set(err, "kafka_produce", phx_kafka_err_retryable(e), "kafka produce: %s",
+                           rd_kafka_err2str(e));
+    return 0;
+}
+
+void phx_producer_free(phx_producer *p, int timeout_ms)
+{
+    if (!p)
+        return;
+    atomic_store(&p->stop, 1);
+    pthread_join(p->poller, NULL);
+    if (rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        phx_log_warn("kafka producer: %d messages not delivered at close",
+                     rd_kafka_outq_len(p->rk));
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+/* Rebalance: commit what we stored before giving partitions away, so the next owner does not
+ * redo finished work (it would be harmless, but it is waste). */
+static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                                      rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    (void)opaque;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        phx_log_info("kafka: assigned %d partitions", parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        phx_log_info("kafka: revoked %d partitions", parts->cnt);
+        rd_kafka_commit(rk, NULL, 0);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+phx_consumer *phx_consumer_new(const char *brokers, const char *group, const char *const *topics,
+                               int ntopics, phx_err *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, err);
+    if (!conf)
+        return NULL;
+    if (rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof(errstr))) {
+        phx_err_set(err, "bad_config", 0, "kafka consumer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* earliest: a job published before its pool first joined the group is still done. */
+    if (phx_kafka_default(conf, "auto.offset.reset", "earliest", err) < 0 ||
+        phx_kafka_default(conf, "session.timeout.ms", "10000", err) < 0 ||
+        phx_kafka_default(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
+        /* Low latency per hop: a real broker answers a fetch as soon as data arrives, so this
+         * only bounds idle polling (and librdkafka's mock cluster does not long-poll at all:
+         * with the 500 ms default every hop there would wait up to half a second). */
+        phx_kafka_default(conf, "fetch.wait.max.ms", "20", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, phx_consumer_rebalance_cb);
+    rd_kafka_conf_set_log_cb(conf, phx_kafka_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        phx_err_set(err, "bad_config", 0, "kafka consumer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(ntopics);
+    for (int i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(tl, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, tl);
+    rd_kafka_topic_partition_list_destroy(tl);
+    if (e) {
+        phx_err_set(err, "kafka_subscribe", 1, "kafka subscribe: %s", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    phx_consumer *c = calloc(1, sizeof(*c));
+    c->rk = rk;
+    return c;
+}
+
+rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (!m)
+        return NULL;
+    if (m->err) {
+        /* Partition EOF and transient broker errors are informational: librdkafka recovers
+         * by itself. Only a fatal error would need more, and the process exits then. */
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            phx_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(msg->rkt), msg->partition)->offset =
+        msg->offset + 1;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
+    if (e)
+        phx_log_warn("kafka: storing offset %s[%d]@%lld: %s", rd_kafka_topic_name(msg->rkt),
+                     msg->partition, (long long)msg->offset, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void phx_consumer_commit(phx_consumer *c, int sync)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, !sync);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        phx_log_warn("kafka: commit: %s", rd_kafka_err2str(e));
+}
+
+void phx_consumer_close(phx_consumer *c)
+{
+    if (!c)
+        return;
+    phx_consumer_commit(c, 1);
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    free(c);
+}
+
+int phx_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *why, size_t whylen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (e) {
+        snprintf(why, whylen, "kafka: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    int nb = md->broker_cnt;
+    rd_kafka_metadata_destroy(md);
+    if (nb == 0) {
+        snprintf(why, whylen, "kafka: no brokers in metadata");
+        return -1;
+    }
+    return 0;
+}
+
+const char *phx_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
+                             size_t buflen)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t sz;
+    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &sz))
+        return NULL;
+    if (!v || sz >= buflen)
+        return NULL;
+    memcpy(buf, v, sz);
+    buf[sz] = '\0';
+    return buf;
+}

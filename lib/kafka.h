@@ -1,0 +1,74 @@
+/* kafka.h -- the producer and consumer every Phoenix process uses (librdkafka).
+ *
+ * Producer: idempotent, acks=all, and a *synchronous* batch API: a caller hands over the
+ * messages a unit of work produces and gets control back only when the broker confirmed every
+ * one (or one failed for good). That is what lets the worker loop store a consumed offset only
+ * after its outputs are durable -- the whole delivery guarantee rests on it.
+ *
+ * Consumer: a consumer-group member with automatic offset *storing* off; the loop stores an
+ * offset only after the outputs of that message were confirmed, and commits stored offsets
+ * (periodically, on partition revocation and on close).
+ *
+ * Every librdkafka property can be set from the environment as PHX_KAFKA_CONF_<property> with
+ * dots written as underscores (PHX_KAFKA_CONF_security_protocol=SASL_SSL); this is how TLS and
+ * SASL reach a real cluster without Phoenix knowing about them. */
+#ifndef PHX_KAFKA_H
+#define PHX_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "err.h"
+
+typedef struct phx_hdr {
+    const char *name;
+    const char *value;
+} phx_hdr;
+
+#define PHX_MSG_MAX_HDRS 6
+
+/* One message to produce. value is copied by librdkafka. */
+typedef struct phx_kmsg {
+    const char *topic;
+    const char *key;
+    const void *value;
+    size_t len;
+    phx_hdr hdrs[PHX_MSG_MAX_HDRS];
+    int nhdrs;
+} phx_kmsg;
+
+typedef struct phx_producer phx_producer;
+
+phx_producer *phx_producer_new(const char *brokers, phx_err *err);
+/* Produce n messages and wait for every delivery report. 0 when all were confirmed; -1 with
+ * err (retryable unless the error is permanent, e.g. message too large). */
+int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err);
+int phx_producer_queue_len(phx_producer *p);
+/* Flush outstanding messages (up to timeout_ms) and free. */
+void phx_producer_free(phx_producer *p, int timeout_ms);
+rd_kafka_t *phx_producer_handle(phx_producer *p);
+
+typedef struct phx_consumer phx_consumer;
+
+phx_consumer *phx_consumer_new(const char *brokers, const char *group, const char *const *topics,
+                               int ntopics, phx_err *err);
+/* Next message or NULL on timeout. Consumer errors (not messages) are logged and NULL is
+ * returned; the caller frees a message with rd_kafka_message_destroy. */
+rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int timeout_ms);
+/* Mark msg as processed: its offset+1 becomes committable. */
+void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg);
+/* Commit stored offsets: async unless sync is set. */
+void phx_consumer_commit(phx_consumer *c, int sync);
+/* Commit synchronously, leave the group, free. */
+void phx_consumer_close(phx_consumer *c);
+
+/* Build a librdkafka config from brokers + PHX_KAFKA_CONF_* (shared by the CLI and tools). */
+rd_kafka_conf_t *phx_kafka_conf(const char *brokers, phx_err *err);
+/* Is the cluster reachable (metadata within timeout)? 0 yes. */
+int phx_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *why, size_t whylen);
+
+/* Header lookup on a consumed message; NULL when absent. Copies into buf. */
+const char *phx_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
+                             size_t buflen);
+
+#endif

@@ -1,0 +1,84 @@
+/* log.c -- JSON-lines logger (see log.h).
+ *
+ * The line is built in one buffer and written with a single write(2) so lines from several
+ * threads never interleave. jansson does the string escaping: log text often carries
+ * user-controlled bytes (job ids, error messages) that must not break the JSON framing. */
+#include "log.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+    char proc[64];
+    enum phx_log_level min;
+} phx_log_cfg = {"phx", PHX_LOG_INFO};
+
+static const char *phx_log_names[] = {"debug", "info", "warn", "error"};
+
+void phx_log_init(const char *proc, enum phx_log_level min_level)
+{
+    snprintf(phx_log_cfg.proc, sizeof(phx_log_cfg.proc), "%s", proc);
+    phx_log_cfg.min = min_level;
+}
+
+int phx_log_level_parse(const char *s, enum phx_log_level *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, phx_log_names[i]) == 0) {
+            *out = (enum phx_log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Ids come from messages we have not validated yet; a bad byte must not lose the line. */
+static void phx_log_set_str(json_t *o, const char *key, const char *val)
+{
+    json_t *s = json_string(val);
+    json_object_set_new(o, key, s ? s : json_string("(invalid utf-8)"));
+}
+
+void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
+              ...)
+{
+    if (lvl < phx_log_cfg.min)
+        return;
+    char msg[2048], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+
+    json_t *o = json_object();
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "level", json_string(phx_log_names[lvl]));
+    json_object_set_new(o, "proc", json_string(phx_log_cfg.proc));
+    phx_utf8_scrub(msg);
+    json_object_set_new(o, "msg", json_string(msg));
+    if (job_id)
+        phx_log_set_str(o, "job_id", job_id);
+    if (trace_id)
+        phx_log_set_str(o, "trace_id", trace_id);
+    char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (!line)
+        return;
+    size_t len = strlen(line);
+    line[len] = '\n'; /* the terminating NUL is no longer needed: write len+1 bytes */
+    ssize_t w = write(STDERR_FILENO, line, len + 1);
+    (void)w;
+    free(line);
+}

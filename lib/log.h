@@ -1,0 +1,23 @@
+/* log.h -- JSON-lines logging to stderr.
+ *
+ * One JSON object per line so log shippers need no parsing rules: ts (RFC 3339, ms), level,
+ * proc, msg, and job_id / trace_id when the caller has them. Secrets must never be passed in;
+ * the logger cannot tell them apart from other text. */
+#ifndef PHX_LOG_H
+#define PHX_LOG_H
+
+enum phx_log_level { PHX_LOG_DEBUG, PHX_LOG_INFO, PHX_LOG_WARN, PHX_LOG_ERROR };
+
+/* Set once at start (process config); proc names the process in every line. */
+void phx_log_init(const char *proc, enum phx_log_level min_level);
+int phx_log_level_parse(const char *s, enum phx_log_level *out);
+
+void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
+              ...) __attribute__((format(printf, 4, 5)));
+
+#define phx_log_debug(...) phx_logj(PHX_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
+#define phx_log_info(...)  phx_logj(PHX_LOG_INFO, NULL, NULL, __VA_ARGS__)
+#define phx_log_warn(...)  phx_logj(PHX_LOG_WARN, NULL, NULL, __VA_ARGS__)
+#define phx_log_error(...) phx_logj(PHX_LOG_ERROR, NULL, NULL, __VA_ARGS__)
+
+#endif

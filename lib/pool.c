@@ -1,0 +1,142 @@
+/* pool.c -- task -> step function -> result (see pool.h). */
+#include "pool.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct phx_pool_thread {
+    phx_pool_def *def;
+    void *state;
+    char worker[128]; /* host:pid, reported in results for tracing a step to a replica */
+} phx_pool_thread;
+
+static const char *phx_pool_schema_for(const char *topic)
+{
+    (void)topic;
+    return "task.v1";
+}
+
+json_t *phx_pool_result(const json_t *task, json_t *output, const phx_err *err, const char *worker,
+                        long duration_ms)
+{
+    json_t *r = json_object();
+    json_object_set_new(r, "schema", json_string("result.v1"));
+    json_object_set(r, "job_id", json_object_get(task, "job_id"));
+    json_object_set(r, "step_id", json_object_get(task, "step_id"));
+    json_object_set(r, "attempt", json_object_get(task, "attempt"));
+    json_object_set(r, "kind", json_object_get(task, "kind"));
+    if (output) {
+        json_object_set_new(r, "status", json_string("ok"));
+        json_object_set_new(r, "output", output);
+    } else {
+        char msg[sizeof(err->message)];
+        snprintf(msg, sizeof(msg), "%s", err->message);
+        phx_utf8_scrub(msg);
+        json_object_set_new(r, "status", json_string("error"));
+        json_object_set_new(r, "error",
+                            json_pack("{s:s, s:s, s:b}", "code", err->code[0] ? err->code : "error",
+                                      "message", msg, "retryable", err->retryable));
+    }
+    json_object_set_new(r, "worker", json_string(worker));
+    json_object_set_new(r, "duration_ms", json_integer(duration_ms));
+    return r;
+}
+
+static const phx_step_kind *phx_pool_find(const phx_pool_def *def, const char *kind)
+{
+    for (int i = 0; i < def->nkinds; i++)
+        if (strcmp(def->kinds[i].kind, kind) == 0)
+            return &def->kinds[i];
+    return NULL;
+}
+
+static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox *out, phx_err *err)
+{
+    (void)err;
+    phx_pool_thread *t = tctx;
+    const json_t *task = in->body;
+    const char *kind = json_string_value(json_object_get(task, "kind"));
+    const char *job = json_string_value(json_object_get(task, "job_id"));
+    const char *tenant = json_string_value(json_object_get(task, "tenant"));
+    json_t *dl = json_object_get(task, "deadline_at_ms");
+    phx_err serr;
+    phx_err_clear(&serr);
+    json_t *output = NULL;
+    int64_t t0 = phx_mono_ms();
+
+    const phx_step_kind *k = phx_pool_find(t->def, kind);
+    if (!k) {
+        /* Not poison: the planner must learn the step failed, or the job would hang. */
+        phx_err_set(&serr, "unknown_kind", 0, "pool %s does not run step kind %s", t->def->pool,
+                    kind);
+    } else if (json_is_integer(dl) && json_integer_value(dl) > 0 &&
+               json_integer_value(dl) < phx_now_ms()) {
+        phx_err_set(&serr, "deadline_exceeded", 0, "the job's deadline passed before the step ran");
+    } else {
+        output = k->run(t->def->app, t->state, json_object_get(task, "input"), &serr);
+        if (!output && !serr.code[0])
+            phx_err_set(&serr, "internal", 1, "step %s failed without a reason", kind);
+    }
+    long ms = (long)(phx_mono_ms() - t0);
+    char labels[160];
+    snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", k ? kind : "unknown",
+             output ? "ok" : "error");
+    phx_metric_add(
+        phx_counter("phx_steps_total", "Steps run by this pool, by kind and outcome.", labels), 1);
+    snprintf(labels, sizeof(labels), "kind=\"%s\"", k ? kind : "unknown");
+    phx_metric_observe(
+        phx_histogram("phx_step_duration_seconds", "Time spent running a step.", labels, NULL, 0),
+        (double)ms / 1000.0);
+    if (!output)
+        phx_logj(PHX_LOG_INFO, job, in->traceparent, "step %s (%s) failed: %s: %s",
+                 json_string_value(json_object_get(task, "step_id")), kind, serr.code,
+                 serr.message);
+    json_t *res = phx_pool_result(task, output, &serr, t->worker, ms);
+    int attempt = (int)json_integer_value(json_object_get(task, "attempt"));
+    phx_outbox_add(out, PHX_TOPIC_RESULTS, job, res, tenant, in->traceparent, attempt);
+    return PHX_HANDLED;
+}
+
+static void *phx_pool_thread_init(phx_worker *w, phx_err *err)
+{
+    phx_pool_def *def = phx_worker_app(w);
+    phx_pool_thread *t = calloc(1, sizeof(*t));
+    t->def = def;
+    char host[64] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(t->worker, sizeof(t->worker), "%s/%s:%d", def->pool, host, (int)getpid());
+    if (def->thread_init && !(t->state = def->thread_init(def->app, err))) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void phx_pool_thread_free(void *tctx)
+{
+    phx_pool_thread *t = tctx;
+    if (t->def->thread_free)
+        t->def->thread_free(t->state);
+    free(t);
+}
+
+void phx_pool_ops(phx_worker_ops *ops, phx_pool_def *def)
+{
+    snprintf(def->topic, sizeof(def->topic), "%s%s", PHX_TASK_TOPIC_PREFIX, def->pool);
+    snprintf(def->group, sizeof(def->group), "phx-%s", def->pool);
+    def->topics[0] = def->topic;
+    memset(ops, 0, sizeof(*ops));
+    ops->proc = def->proc;
+    ops->group = def->group;
+    ops->topics = def->topics;
+    ops->ntopics = 1;
+    ops->schema_for = phx_pool_schema_for;
+    ops->thread_init = phx_pool_thread_init;
+    ops->thread_free = phx_pool_thread_free;
+    ops->handle = phx_pool_handle;
+    ops->app = def;
+}

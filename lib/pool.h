@@ -1,0 +1,46 @@
+/* pool.h -- a worker pool's side of a step: task in, result out.
+ *
+ * A pool is a table of step kinds and the functions that run them. This module turns that
+ * table into worker-loop callbacks: it checks the task's deadline, finds the kind, runs it
+ * and reports a result.v1 to phx.results. A step that fails is a *result* (with an error
+ * code and whether retrying may help), never a lost message: the planner decides what
+ * happens next. */
+#ifndef PHX_POOL_H
+#define PHX_POOL_H
+
+#include <jansson.h>
+
+#include "err.h"
+#include "worker.h"
+
+/* Run one step. Returns the output (new reference) or NULL with err filled. thread_state is
+ * the value made by the pool's thread_init (may be NULL). */
+typedef json_t *(*phx_step_fn)(void *app, void *thread_state, const json_t *input, phx_err *err);
+
+typedef struct phx_step_kind {
+    const char *kind; /* e.g. "tool.calc" */
+    phx_step_fn run;
+} phx_step_kind;
+
+typedef struct phx_pool_def {
+    const char *proc; /* "phx-tools" */
+    const char *pool; /* "tools": consumes phx.tasks.tools, group phx-tools */
+    const phx_step_kind *kinds;
+    int nkinds;
+    void *app;
+    /* Optional per-thread state for the step functions (e.g. a curl handle). */
+    void *(*thread_init)(void *app, phx_err *err);
+    void (*thread_free)(void *thread_state);
+    /* Filled by phx_pool_ops: the topic and group names the loop uses. */
+    char topic[64], group[64];
+    const char *topics[1];
+} phx_pool_def;
+
+/* Fill ops for def (which must outlive the loop). */
+void phx_pool_ops(phx_worker_ops *ops, phx_pool_def *def);
+
+/* Build a result.v1 (exposed for tests and tools): output is consumed when not NULL. */
+json_t *phx_pool_result(const json_t *task, json_t *output, const phx_err *err, const char *worker,
+                        long duration_ms);
+
+#endif

@@ -1,0 +1,272 @@
+/* redis.c -- hiredis client with timeouts, reconnect and scripts by SHA (see redis.h). */
+#include "redis.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct phx_redis {
+    redisContext *c;
+    char host[256];
+    int port;
+    char unix_path[256];
+    int db;
+    char *user;
+    char *password;
+    int timeout_ms;
+};
+
+static int phx_redis_parse_url(phx_redis *r, const char *url, phx_err *err)
+{
+    if (strncmp(url, "unix://", 7) == 0) {
+        snprintf(r->unix_path, sizeof(r->unix_path), "%s", url + 7);
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return phx_err_set(err, "bad_config", 0, "redis url %s: need redis:// or unix://", url);
+    const char *p = url + 8, *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) {
+            if (colon > p)
+                r->user = strndup(p, (size_t)(colon - p));
+            r->password = strndup(colon + 1, (size_t)(at - colon - 1));
+        } else {
+            r->password = strndup(p, (size_t)(at - p));
+        }
+        p = at + 1;
+    }
+    const char *colon = strrchr(p, ':'), *slash = strchr(p, '/');
+    size_t hostlen = colon ? (size_t)(colon - p) : slash ? (size_t)(slash - p) : strlen(p);
+    if (hostlen == 0 || hostlen >= sizeof(r->host))
+        return phx_err_set(err, "bad_config", 0, "redis url %s: bad host", url);
+    memcpy(r->host, p, hostlen);
+    r->host[hostlen] = '\0';
+    r->port = 6379;
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (port <= 0 || port > 65535 || (*end && *end != '/'))
+            return phx_err_set(err, "bad_config", 0, "redis url %s: bad port", url);
+        r->port = (int)port;
+    }
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (db < 0 || db > 15 || *end)
+            return phx_err_set(err, "bad_config", 0, "redis url %s: bad db", url);
+        r->db = (int)db;
+    }
+    return 0;
+}
+
+phx_redis *phx_redis_new(const char *url, const char *password_file, int timeout_ms, phx_err *err)
+{
+    phx_redis *r = calloc(1, sizeof(*r));
+    r->timeout_ms = timeout_ms;
+    if (phx_redis_parse_url(r, url, err) < 0)
+        goto err;
+    if (password_file && *password_file) {
+        char e[256];
+        free(r->password);
+        r->password = phx_config_read_secret(password_file, e, sizeof(e));
+        if (!r->password) {
+            phx_err_set(err, "bad_config", 0, "PHX_REDIS_PASSWORD_FILE: %s", e);
+            goto err;
+        }
+    }
+    return r;
+err:
+    phx_redis_free(r);
+    return NULL;
+}
+
+void phx_redis_free(phx_redis *r)
+{
+    if (!r)
+        return;
+    if (r->c)
+        redisFree(r->c);
+    free(r->user);
+    free(r->password);
+    free(r);
+}
+
+static void phx_redis_drop(phx_redis *r)
+{
+    if (r->c) {
+        redisFree(r->c);
+        r->c = NULL;
+    }
+}
+
+/* Connect, authenticate and select the db. 0 or -1 (with why). */
+static int phx_redis_connect(phx_redis *r, char *why, size_t whylen)
+{
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    redisReply *rep = NULL;
+    /* hiredis 0.14 (Debian 12): connect timeout at connect, command timeout after. */
+    r->c = r->unix_path[0] ? redisConnectUnixWithTimeout(r->unix_path, tv)
+                           : redisConnectWithTimeout(r->host, r->port, tv);
+    if (!r->c || r->c->err || redisSetTimeout(r->c, tv) != REDIS_OK) {
+        snprintf(why, whylen, "connect %.200s:%d: %.120s", r->unix_path[0] ? r->unix_path : r->host,
+                 r->port, r->c ? r->c->errstr : "out of memory");
+        goto err;
+    }
+    if (r->password) {
+        rep = r->user ? redisCommand(r->c, "AUTH %s %s", r->user, r->password)
+                      : redisCommand(r->c, "AUTH %s", r->password);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            snprintf(why, whylen, "auth failed: %s", rep ? rep->str : r->c->errstr);
+            goto err;
+        }
+        freeReplyObject(rep);
+    }
+    if (r->db) {
+        rep = redisCommand(r->c, "SELECT %d", r->db);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            snprintf(why, whylen, "select %d failed", r->db);
+            goto err;
+        }
+        freeReplyObject(rep);
+    }
+    return 0;
+err:
+    if (rep)
+        freeReplyObject(rep);
+    phx_redis_drop(r);
+    return -1;
+}
+
+/* Send argv, reconnecting with backoff on I/O errors until the time budget is spent. */
+static redisReply *phx_redis_send(phx_redis *r, int argc, const char **argv, const size_t *lens,
+                                  phx_err *err)
+{
+    int64_t deadline = phx_mono_ms() + r->timeout_ms;
+    int64_t backoff = 20;
+    char why[256] = "";
+    for (int attempt = 0;; attempt++) {
+        if (r->c || phx_redis_connect(r, why, sizeof(why)) == 0) {
+            redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
+            if (rep)
+                return rep;
+            snprintf(why, sizeof(why), "%s", r->c->errstr);
+            phx_redis_drop(r);
+        }
+        int64_t left = deadline - phx_mono_ms();
+        if (left <= 0 || attempt >= 5)
+            break;
+        int64_t sleep = backoff / 2 + (int64_t)(phx_rand_u64() % (uint64_t)(backoff / 2 + 1));
+        phx_sleep_ms(sleep < left ? sleep : left);
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+    }
+    phx_err_set(err, "redis_unavailable", 1, "redis: %s", why);
+    return NULL;
+}
+
+static redisReply *phx_redis_check(redisReply *rep, phx_err *err)
+{
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        phx_err_set(err, "redis_error", 0, "redis: %s", rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+redisReply *phx_redis_cmdv(phx_redis *r, phx_err *err, int argc, const char **argv,
+                           const size_t *lens)
+{
+    return phx_redis_check(phx_redis_send(r, argc, argv, lens, err), err);
+}
+
+redisReply *phx_redis_cmd(phx_redis *r, phx_err *err, const char *fmt, ...)
+{
+    /* Format once into the wire protocol, then split back into argv so that the same
+     * reconnect path serves both APIs. */
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        phx_err_set(err, "redis_error", 0, "redis: bad command format");
+        return NULL;
+    }
+    /* Parse "*N\r\n$L\r\n<bytes>\r\n..." */
+    int argc = atoi(cmd + 1);
+    const char **argv = calloc((size_t)argc, sizeof(*argv));
+    size_t *lens = calloc((size_t)argc, sizeof(*lens));
+    char *p = strchr(cmd, '\n') + 1;
+    for (int i = 0; i < argc; i++) {
+        lens[i] = (size_t)strtoul(p + 1, &p, 10);
+        p += 2;
+        argv[i] = p;
+        p += lens[i] + 2;
+    }
+    redisReply *rep = phx_redis_cmdv(r, err, argc, argv, lens);
+    free(argv);
+    free(lens);
+    redisFreeCommand(cmd);
+    return rep;
+}
+
+static void phx_redis_sha1(const char *src, char out[41])
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)src, strlen(src), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int argc,
+                           const char **argv, const size_t *lens, phx_err *err)
+{
+    char sha[41], nk[16];
+    phx_redis_sha1(s->src, sha);
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    int n = argc + 3;
+    const char **av = calloc((size_t)n, sizeof(*av));
+    size_t *lv = calloc((size_t)n, sizeof(*lv));
+    av[0] = "EVALSHA", lv[0] = 7;
+    av[1] = sha, lv[1] = 40;
+    av[2] = nk, lv[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        lv[i + 3] = lens ? lens[i] : strlen(argv[i]);
+    }
+    redisReply *rep = phx_redis_send(r, n, av, lv, err);
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(rep);
+        const char *la[] = {"SCRIPT", "LOAD", s->src};
+        rep = phx_redis_check(phx_redis_send(r, 3, la, NULL, err), err);
+        if (!rep)
+            goto out;
+        freeReplyObject(rep);
+        rep = phx_redis_send(r, n, av, lv, err);
+    }
+    rep = phx_redis_check(rep, err);
+    if (!rep)
+        phx_logj(PHX_LOG_WARN, NULL, NULL, "redis script %s: %s", s->name,
+                 err ? err->message : "failed");
+out:
+    free(av);
+    free(lv);
+    return rep;
+}
+
+int phx_redis_ping(phx_redis *r, char *why, size_t whylen)
+{
+    phx_err e;
+    redisReply *rep = phx_redis_cmd(r, &e, "PING");
+    if (!rep) {
+        snprintf(why, whylen, "%s", e.message);
+        return -1;
+    }
+    freeReplyObject(rep);
+    return 0;
+}

@@ -1,0 +1,43 @@
+/* redis.h -- the Redis client every Phoenix process uses (hiredis, blocking, one per thread).
+ *
+ * Why blocking: every Redis call sits on the critical path of one message, and each consumer
+ * thread handles one message at a time; an event loop would add complexity without adding
+ * throughput. Connections are per thread (hiredis contexts are not thread-safe).
+ *
+ * Failure model: an I/O error drops the connection; the next command reconnects with
+ * exponential backoff and jitter, within PHX_REDIS_TIMEOUT_MS budget per command. Commands
+ * may therefore be sent twice after a broken connection -- acceptable because every state
+ * change Phoenix makes is a compare-then-write Lua script or an idempotent write. */
+#ifndef PHX_REDIS_H
+#define PHX_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "err.h"
+
+typedef struct phx_redis phx_redis;
+
+/* A Lua script sent by SHA (EVALSHA), loaded on NOSCRIPT. Scripts are constants. */
+typedef struct phx_script {
+    const char *name;
+    const char *src;
+} phx_script;
+
+/* Parse url and prepare a client; connects lazily. password_file may be NULL. */
+phx_redis *phx_redis_new(const char *url, const char *password_file, int timeout_ms, phx_err *err);
+void phx_redis_free(phx_redis *r);
+
+/* Run a command (printf-style, hiredis format). Returns the reply, or NULL with err filled:
+ * code "redis_unavailable" (retryable) after failed reconnects, "redis_error" (not
+ * retryable) for an error reply. The caller frees the reply with freeReplyObject. */
+redisReply *phx_redis_cmd(phx_redis *r, phx_err *err, const char *fmt, ...);
+redisReply *phx_redis_cmdv(phx_redis *r, phx_err *err, int argc, const char **argv,
+                           const size_t *lens);
+/* EVALSHA script with nkeys keys then args (argv holds keys then args). */
+redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int argc,
+                           const char **argv, const size_t *lens, phx_err *err);
+/* PING; 0 when reachable. */
+int phx_redis_ping(phx_redis *r, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,37 @@
+/* util.h -- small helpers every Phoenix process needs: clocks, ids, hashing, text hygiene. */
+#ifndef PHX_UTIL_H
+#define PHX_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock milliseconds since the epoch (for timestamps stored in Redis and messages). */
+int64_t phx_now_ms(void);
+/* Monotonic milliseconds (for timeouts and durations inside one process). */
+int64_t phx_mono_ms(void);
+void phx_sleep_ms(int64_t ms);
+
+/* A new random id: 26 chars of Crockford base32 (48-bit ms timestamp + 80 random bits, so ids
+ * sort by creation time). buf must hold 27 bytes. */
+void phx_id_new(char buf[27]);
+/* Fill buf with n cryptographically random bytes from getrandom(2); 0 or -1. */
+int phx_random_bytes(void *buf, size_t n);
+/* Lowercase hex SHA-256 of data; out must hold 65 bytes. */
+void phx_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* Replace every byte that is not part of valid UTF-8 with '?', in place. */
+void phx_utf8_scrub(char *s);
+/* 1 if s is a valid job/step id: 1..128 of [A-Za-z0-9._:-]. No braces, so the Redis hash tag
+ * {ID} can never be broken by an id. */
+int phx_id_valid(const char *s);
+
+/* Parse a listen address "HOST:PORT" or "[V6]:PORT" (empty host = 127.0.0.1) into ss.
+ * 0, or -1 with a message naming what (e.g. "PHX_INGRESS_ADDR"). */
+struct sockaddr_storage;
+int phx_addr_parse(const char *what, const char *addr, struct sockaddr_storage *ss, char *err,
+                   size_t errlen);
+
+/* Random jitter in [0, max) from a thread-local PRNG seeded from getrandom. */
+uint64_t phx_rand_u64(void);
+
+#endif

@@ -1,0 +1,353 @@
+/* worker.c -- the pool loop (see worker.h for the guarantees).
+ *
+ * Threads: main (signals, via sigtimedwait; admin heartbeat), N consumer threads, an
+ * optional tick thread, the producer's delivery-report poller, and the admin HTTP thread.
+ * All of them share one idempotent producer; each consumer thread owns its consumer and its
+ * handler state, so the hot path takes no locks of ours. */
+#include "worker.h"
+#include "admin.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct phx_worker {
+    const phx_common *common;
+    const phx_worker_ops *ops;
+    phx_producer *producer;
+    phx_schema_set *schemas;
+    phx_admin *admin;
+    atomic_int stop;
+    atomic_int stalled; /* threads currently backing off on a failed dependency */
+    atomic_int failed;  /* a thread could not start: exit 1 */
+    pthread_mutex_t ready_mu;
+    phx_redis *ready_redis; /* the admin thread's own connection, for /readyz */
+};
+
+typedef struct phx_wthread {
+    phx_worker *w;
+    pthread_t tid;
+    int idx;
+} phx_wthread;
+
+void *phx_worker_app(phx_worker *w)
+{
+    return w->ops->app;
+}
+
+const phx_common *phx_worker_common(phx_worker *w)
+{
+    return w->common;
+}
+
+const phx_schema_set *phx_worker_schemas(phx_worker *w)
+{
+    return w->schemas;
+}
+
+int phx_worker_produce(phx_worker *w, phx_outbox *out, phx_err *err)
+{
+    if (out->n == 0)
+        return 0;
+    return phx_produce_batch(w->producer, out->msgs, out->n, err);
+}
+
+/* Sleep up to ms, waking early on shutdown. */
+static void phx_worker_nap(phx_worker *w, int64_t ms)
+{
+    int64_t end = phx_mono_ms() + ms;
+    while (!atomic_load(&w->stop) && phx_mono_ms() < end)
+        phx_sleep_ms(end - phx_mono_ms() < 50 ? end - phx_mono_ms() : 50);
+}
+
+static int64_t phx_worker_backoff(int attempt)
+{
+    int64_t base = 100LL << (attempt < 6 ? attempt : 6); /* 100 ms .. 6.4 s */
+    return base / 2 + (int64_t)(phx_rand_u64() % (uint64_t)(base / 2 + 1));
+}
+
+static void phx_worker_count(const char *topic, const char *outcome)
+{
+    char labels[256];
+    snprintf(labels, sizeof(labels), "topic=\"%s\",outcome=\"%s\"", topic, outcome);
+    phx_metric_add(phx_counter("phx_messages_total",
+                               "Messages consumed, by topic and outcome (ok, poison, retried).",
+                               labels),
+                   1);
+}
+
+/* Validate m and run the handler, filling out. Returns what to do with the offset. */
+static phx_handle_rc phx_worker_process(phx_worker *w, void *tctx, const rd_kafka_message_t *m,
+                                        phx_outbox *out, phx_err *err)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    char reason[512], tpbuf[128], tp[56];
+    char *key = m->key ? strndup(m->key, m->key_len) : NULL;
+    phx_handle_rc rc = PHX_POISON;
+
+    json_t *body = phx_msg_parse(m->payload, m->len, reason, sizeof(reason));
+    if (!body) {
+        phx_err_set(err, "invalid_message", 0, "%s", reason);
+        goto out;
+    }
+    const char *hdr = phx_kafka_header(m, "traceparent", tpbuf, sizeof(tpbuf));
+    if (phx_traceparent_valid(hdr))
+        snprintf(tp, sizeof(tp), "%s", hdr);
+    else
+        phx_traceparent_new(tp);
+    phx_inmsg in = {.raw = m, .topic = topic, .key = key, .body = body, .traceparent = tp};
+
+    const char *sname = w->ops->schema_for ? w->ops->schema_for(topic) : NULL;
+    const phx_schema *schema = sname ? phx_schema_set_get(w->schemas, sname) : NULL;
+    json_t *errors = NULL;
+    if (schema && phx_schema_validate(schema, body, &errors) != 0) {
+        phx_err_set(err, "schema_violation", 0, "message fails %s", sname);
+        if (w->ops->on_invalid)
+            w->ops->on_invalid(tctx, &in, errors, out);
+        /* Keep the validator's detail with the dead letter. */
+        json_t *dlq = phx_dlq_new(m, w->ops->group, err->message, errors);
+        phx_outbox_add(out, PHX_TOPIC_DLQ, key, dlq, NULL, tp, 0);
+        json_decref(errors);
+        json_decref(body);
+        free(key);
+        return PHX_HANDLED; /* the DLQ message is already in the outbox */
+    }
+    rc = w->ops->handle(tctx, &in, out, err);
+    json_decref(body);
+out:
+    if (rc == PHX_POISON) {
+        phx_outbox_reset(out); /* nothing half-done leaves with a dead letter */
+        json_t *dlq = phx_dlq_new(m, w->ops->group, err->message, NULL);
+        phx_outbox_add(out, PHX_TOPIC_DLQ, key, dlq, NULL, NULL, 0);
+        phx_logj(PHX_LOG_WARN, key, NULL, "dead-lettered %s[%d]@%lld: %s", topic, m->partition,
+                 (long long)m->offset, err->message);
+    }
+    free(key);
+    return rc;
+}
+
+/* Handle one message until it is done or we are stopping. 1 if its offset may be stored. */
+static int phx_worker_one(phx_worker *w, void *tctx, const rd_kafka_message_t *m, phx_outbox *out)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int stalled = 0, done = 0;
+    char *force_poison = NULL;
+    for (int attempt = 0; !done; attempt++) {
+        phx_err err;
+        phx_err_clear(&err);
+        phx_outbox_reset(out);
+        int64_t t0 = phx_mono_ms();
+        phx_handle_rc rc;
+        if (force_poison) {
+            rc = PHX_POISON;
+            json_t *dlq = phx_dlq_new(m, w->ops->group, force_poison, NULL);
+            phx_outbox_add(out, PHX_TOPIC_DLQ, NULL, dlq, NULL, NULL, 0);
+        } else {
+            rc = phx_worker_process(w, tctx, m, out, &err);
+        }
+        if (rc != PHX_RETRY_LATER && phx_worker_produce(w, out, &err) == 0) {
+            phx_outbox_run_after(out, tctx);
+            char labels[160];
+            snprintf(labels, sizeof(labels), "topic=\"%s\"", topic);
+            phx_metric_observe(phx_histogram("phx_message_duration_seconds",
+                                             "Time to handle a message and confirm its outputs.",
+                                             labels, NULL, 0),
+                               (double)(phx_mono_ms() - t0) / 1000.0);
+            phx_worker_count(topic, rc == PHX_POISON ? "poison" : "ok");
+            done = 1;
+            break;
+        }
+        if (rc != PHX_RETRY_LATER && !err.retryable && out->n > 0 &&
+            strcmp(out->msgs[0].topic, PHX_TOPIC_DLQ) != 0) {
+            /* The outputs can never be produced (e.g. reply_to names a topic that does not
+             * exist): the input is poison after all. Dead-letter it on the next pass. */
+            phx_worker_count(topic, "unproducible");
+            phx_log_warn("%s[%d]@%lld: outputs refused for good: %s; dead-lettering", topic,
+                         m->partition, (long long)m->offset, err.message);
+            free(force_poison);
+            force_poison = strdup(err.message);
+            continue;
+        }
+        /* A dependency failed: the message stays ours, we retry it after a pause. */
+        phx_worker_count(topic, "retried");
+        if (!stalled) {
+            stalled = 1;
+            atomic_fetch_add(&w->stalled, 1);
+        }
+        phx_log_warn("%s[%d]@%lld: %s (%s); retrying", topic, m->partition, (long long)m->offset,
+                     err.message, err.code);
+        phx_worker_nap(w, phx_worker_backoff(attempt));
+        if (atomic_load(&w->stop))
+            break;
+    }
+    if (stalled)
+        atomic_fetch_sub(&w->stalled, 1);
+    free(force_poison);
+    return done;
+}
+
+static void *phx_worker_consume_main(void *arg)
+{
+    phx_wthread *t = arg;
+    phx_worker *w = t->w;
+    phx_err err;
+    phx_err_clear(&err);
+    phx_outbox out = {0};
+    void *tctx = NULL;
+    phx_consumer *c = phx_consumer_new(w->common->kafka_brokers, w->ops->group, w->ops->topics,
+                                       w->ops->ntopics, &err);
+    if (!c || !(tctx = w->ops->thread_init(w, &err))) {
+        phx_log_error("consumer thread %d: %s", t->idx, err.message);
+        atomic_store(&w->failed, 1);
+        atomic_store(&w->stop, 1);
+        goto out;
+    }
+    int64_t last_commit = phx_mono_ms();
+    while (!atomic_load(&w->stop)) {
+        phx_admin_heartbeat(w->admin);
+        rd_kafka_message_t *m = phx_consumer_poll(c, 200);
+        if (m) {
+            if (phx_worker_one(w, tctx, m, &out))
+                phx_consumer_store(c, m);
+            rd_kafka_message_destroy(m);
+        }
+        if (phx_mono_ms() - last_commit >= 200) {
+            phx_consumer_commit(c, 0);
+            last_commit = phx_mono_ms();
+        }
+    }
+out:
+    if (tctx)
+        w->ops->thread_free(tctx);
+    phx_consumer_close(c); /* commits synchronously */
+    phx_outbox_free(&out);
+    return NULL;
+}
+
+static void *phx_worker_tick_main(void *arg)
+{
+    phx_wthread *t = arg;
+    phx_worker *w = t->w;
+    phx_err err;
+    phx_err_clear(&err);
+    phx_outbox out = {0};
+    void *tctx = w->ops->thread_init(w, &err);
+    if (!tctx) {
+        phx_log_error("tick thread: %s", err.message);
+        atomic_store(&w->failed, 1);
+        atomic_store(&w->stop, 1);
+        return NULL;
+    }
+    int failures = 0;
+    while (!atomic_load(&w->stop)) {
+        phx_outbox_reset(&out);
+        int rc = w->ops->tick(tctx, &out, &err);
+        if (rc == 0 && (rc = phx_worker_produce(w, &out, &err)) == 0)
+            phx_outbox_run_after(&out, tctx);
+        if (rc < 0) {
+            phx_log_warn("tick: %s (%s)", err.message, err.code);
+            phx_worker_nap(w, phx_worker_backoff(failures++));
+            continue;
+        }
+        failures = 0;
+        phx_worker_nap(w, w->ops->tick_ms);
+    }
+    w->ops->thread_free(tctx);
+    phx_outbox_free(&out);
+    return NULL;
+}
+
+static int phx_worker_ready(void *ctx, char *why, size_t whylen)
+{
+    phx_worker *w = ctx;
+    if (atomic_load(&w->stalled) > 0) {
+        snprintf(why, whylen, "%d consumer(s) backing off on a failed dependency",
+                 atomic_load(&w->stalled));
+        return -1;
+    }
+    pthread_mutex_lock(&w->ready_mu);
+    int rc = phx_redis_ping(w->ready_redis, why, whylen);
+    pthread_mutex_unlock(&w->ready_mu);
+    if (rc < 0)
+        return -1;
+    return phx_kafka_ping(phx_producer_handle(w->producer), 1000, why, whylen);
+}
+
+int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
+{
+    phx_worker w = {.common = common, .ops = ops};
+    phx_err err;
+    phx_err_clear(&err);
+    char e[512];
+    int rc = 1, nthreads = (int)common->concurrency;
+    phx_wthread *threads = calloc((size_t)nthreads + 1, sizeof(*threads));
+    pthread_mutex_init(&w.ready_mu, NULL);
+    phx_metrics_set_process(ops->proc);
+
+    /* Block the signals before any thread exists so only the main thread receives them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!(w.schemas = phx_schemas_load(common->schema_dir, &err)) ||
+        !(w.producer = phx_producer_new(common->kafka_brokers, &err)) ||
+        !(w.ready_redis = phx_redis_new(common->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"),
+                                        (int)common->redis_timeout_ms, &err))) {
+        phx_log_error("start: %s", err.message);
+        rc = 2;
+        goto out;
+    }
+    if (!(w.admin = phx_admin_start(common->admin_addr, phx_worker_ready, &w, e, sizeof(e)))) {
+        phx_log_error("admin listener on %s: %s", common->admin_addr, e);
+        goto out;
+    }
+    phx_log_info("started: group %s, %d consumer threads, admin port %d", ops->group, nthreads,
+                 phx_admin_port(w.admin));
+
+    for (int i = 0; i < nthreads; i++) {
+        threads[i] = (phx_wthread){.w = &w, .idx = i};
+        pthread_create(&threads[i].tid, NULL, phx_worker_consume_main, &threads[i]);
+    }
+    if (ops->tick) {
+        threads[nthreads] = (phx_wthread){.w = &w, .idx = nthreads};
+        pthread_create(&threads[nthreads].tid, NULL, phx_worker_tick_main, &threads[nthreads]);
+    }
+
+    while (!atomic_load(&w.stop)) {
+        struct timespec ts = {0, 200 * 1000000};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        phx_admin_heartbeat(w.admin);
+        if (sig == SIGHUP) {
+            phx_log_info("SIGHUP: reloading");
+            if (ops->reload)
+                ops->reload(ops->app);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            phx_log_info("signal %d: draining", sig);
+            atomic_store(&w.stop, 1);
+        }
+    }
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(threads[i].tid, NULL);
+    if (ops->tick)
+        pthread_join(threads[nthreads].tid, NULL);
+    rc = atomic_load(&w.failed) ? 1 : 0;
+    phx_log_info("stopped (exit %d)", rc);
+out:
+    phx_admin_stop(w.admin);
+    phx_producer_free(w.producer, 10000);
+    phx_redis_free(w.ready_redis);
+    phx_schema_set_free(w.schemas);
+    pthread_mutex_destroy(&w.ready_mu);
+    free(threads);
+    return rc;
+}

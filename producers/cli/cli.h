@@ -1,0 +1,27 @@
+/* cli.h -- the phx command line tool: shared settings and the subcommands.
+ *
+ * Exit codes (every subcommand): 0 success; 1 the job failed, was rejected or cancelled, or
+ * the thing asked for does not exist; 2 usage or bad input; 3 timeout; 4 infrastructure
+ * unreachable (Kafka or Redis). */
+#ifndef PHX_CLI_H
+#define PHX_CLI_H
+
+#define PHX_EXIT_OK      0
+#define PHX_EXIT_FAILED  1
+#define PHX_EXIT_USAGE   2
+#define PHX_EXIT_TIMEOUT 3
+#define PHX_EXIT_INFRA   4
+
+/* Settings read from the environment (the names var/stack.env defines). */
+typedef struct phx_cli_env {
+    const char *brokers;   /* PHX_KAFKA_BROKERS */
+    const char *redis_url; /* PHX_REDIS_URL */
+} phx_cli_env;
+
+void phx_cli_env_load(phx_cli_env *env);
+
+int phx_cli_submit(const phx_cli_env *env, int argc, char **argv);
+int phx_cli_status(const phx_cli_env *env, int argc, char **argv);
+int phx_cli_keys(const phx_cli_env *env, int argc, char **argv);
+
+#endif

@@ -1,0 +1,60 @@
+/* main.c -- phx: command dispatch and usage. */
+#include "cli.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char phx_cli_usage[] =
+    "usage: phx COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  submit FILE|- [--wait] [--timeout S]\n"
+    "      Publish the job in FILE (or stdin) to phx.jobs. Missing fields are filled: schema,\n"
+    "      id (a new one), tenant (\"default\"). Prints {\"job_id\": ...}; with --wait, waits for\n"
+    "      the reply on the job's reply_to (default phx.replies) and prints it. --timeout S\n"
+    "      bounds the wait (default 60).\n"
+    "  status JOB_ID [--wait] [--timeout S]\n"
+    "      Print the job's state, steps and outputs from Redis. --wait polls until the job\n"
+    "      is final (exit 0 only if it succeeded).\n"
+    "  keys create [--tenant T] [--principal P] [--roles R]\n"
+    "      Create an API key for the ingress (stored hashed in Redis) and print it once.\n"
+    "      Defaults: tenant \"default\", principal \"cli\", roles \"admin\".\n"
+    "\n"
+    "Environment: PHX_KAFKA_BROKERS (default 127.0.0.1:9092), PHX_REDIS_URL (default\n"
+    "redis://127.0.0.1:6379/0), PHX_KAFKA_CONF_<property> for any librdkafka property.\n"
+    "`source var/stack.env` points phx at the local stack.\n"
+    "\n"
+    "Exit codes: 0 ok; 1 job failed/rejected/cancelled or not found; 2 usage or bad input;\n"
+    "3 timeout; 4 Kafka or Redis unreachable.\n";
+
+void phx_cli_env_load(phx_cli_env *env)
+{
+    env->brokers = getenv("PHX_KAFKA_BROKERS");
+    if (!env->brokers || !*env->brokers)
+        env->brokers = "127.0.0.1:9092";
+    env->redis_url = getenv("PHX_REDIS_URL");
+    if (!env->redis_url || !*env->redis_url)
+        env->redis_url = "redis://127.0.0.1:6379/0";
+}
+
+int main(int argc, char **argv)
+{
+    phx_log_init("phx", PHX_LOG_WARN);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(phx_cli_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? PHX_EXIT_USAGE : PHX_EXIT_OK;
+    }
+    phx_cli_env env;
+    phx_cli_env_load(&env);
+    if (strcmp(argv[1], "submit") == 0)
+        return phx_cli_submit(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return phx_cli_status(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "keys") == 0)
+        return phx_cli_keys(&env, argc - 1, argv + 1);
+    fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
+    return PHX_EXIT_USAGE;
+}

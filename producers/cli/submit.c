@@ -1,0 +1,255 @@
+/* submit.c -- `phx submit`: publish a job straight to phx.jobs and optionally wait.
+ *
+ * Waiting without a race: before publishing, the reply topic's current end offsets are read
+ * and assigned explicitly, so a reply that arrives a millisecond after the job was published
+ * is still seen. The wait joins no consumer group (partitions are assigned, not
+ * subscribed): nothing is committed, and many CLIs can wait at once without a rebalance. */
+#include "cli.h"
+#include "kafka.h"
+#include "msg.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *phx_cli_read(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "phx submit: cannot open %s: %m\n", path);
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n > PHX_MSG_MAX_BYTES) {
+            fprintf(stderr, "phx submit: %s is larger than %d bytes\n", path, PHX_MSG_MAX_BYTES);
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        if (n == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    if (f != stdin)
+        fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* Fill the fields a hand-written job may leave out; validate. NULL on bad input. */
+static json_t *phx_cli_job(const char *buf, size_t len, const char *path)
+{
+    json_error_t je;
+    json_t *job = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (!job || !json_is_object(job)) {
+        fprintf(stderr, "phx submit: %s: %s (line %d)\n", path, job ? "not a JSON object" : je.text,
+                je.line);
+        json_decref(job);
+        return NULL;
+    }
+    if (!json_object_get(job, "schema"))
+        json_object_set_new(job, "schema", json_string("job.v1"));
+    if (!json_object_get(job, "id")) {
+        char id[27];
+        phx_id_new(id);
+        json_object_set_new(job, "id", json_string(id));
+    }
+    if (!json_object_get(job, "tenant"))
+        json_object_set_new(job, "tenant", json_string("default"));
+    if (!json_object_get(job, "submitted_ms"))
+        json_object_set_new(job, "submitted_ms", json_integer(phx_now_ms()));
+    phx_err err;
+    phx_schema_set *set = phx_schemas_load(NULL, &err);
+    json_t *errors = NULL;
+    int bad = phx_schema_validate(phx_schema_set_get(set, "job.v1"), job, &errors);
+    phx_schema_set_free(set);
+    if (bad) {
+        char *e = json_dumps(errors, JSON_INDENT(2));
+        fprintf(stderr, "phx submit: %s does not match schema job.v1:\n%s\n", path, e);
+        free(e);
+        json_decref(errors);
+        json_decref(job);
+        return NULL;
+    }
+    return job;
+}
+
+/* A consumer assigned to the end of every partition of topic. */
+static rd_kafka_t *phx_cli_reply_consumer(const char *brokers, const char *topic)
+{
+    char errstr[512];
+    phx_err err;
+    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, &err);
+    if (!conf) {
+        fprintf(stderr, "phx submit: %s\n", err.message);
+        return NULL;
+    }
+    /* assign() needs a group id, though nothing joins or commits: make it unique. */
+    char group[64], gid[27];
+    phx_id_new(gid);
+    snprintf(group, sizeof(group), "phx-cli-wait-%s", gid);
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "phx submit: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (e || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "phx submit: reply topic %s: %s\n", topic,
+                rd_kafka_err2str(e               ? e
+                                 : md->topic_cnt ? md->topics[0].err
+                                                 : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        goto err;
+    }
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo, hi;
+        if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))) {
+            fprintf(stderr, "phx submit: offsets of %s[%d]: %s\n", topic, p, rd_kafka_err2str(e));
+            rd_kafka_topic_partition_list_destroy(parts);
+            goto err;
+        }
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    e = rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (e) {
+        fprintf(stderr, "phx submit: assign: %s\n", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+err:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return NULL;
+}
+
+/* Wait for the reply keyed id; print it. Returns the exit code. */
+static int phx_cli_wait(rd_kafka_t *rk, const char *id, int timeout_s)
+{
+    int64_t deadline = phx_mono_ms() + (int64_t)timeout_s * 1000;
+    size_t idlen = strlen(id);
+    while (phx_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (m->err || m->key_len != idlen || memcmp(m->key, id, idlen) != 0) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        json_t *reply = json_loadb(m->payload, m->len, 0, NULL);
+        rd_kafka_message_destroy(m);
+        const char *jid = json_string_value(json_object_get(reply, "job_id"));
+        if (!jid || strcmp(jid, id) != 0) {
+            json_decref(reply);
+            continue;
+        }
+        char *s = json_dumps(reply, JSON_INDENT(2));
+        printf("%s\n", s);
+        free(s);
+        int ok = strcmp(json_string_value(json_object_get(reply, "status")) ?: "", "succeeded");
+        json_decref(reply);
+        return ok == 0 ? PHX_EXIT_OK : PHX_EXIT_FAILED;
+    }
+    fprintf(stderr, "phx submit: no reply for job %s within %d s\n", id, timeout_s);
+    return PHX_EXIT_TIMEOUT;
+}
+
+int phx_cli_submit(const phx_cli_env *env, int argc, char **argv)
+{
+    static const struct option opts[] = {{"wait", no_argument, NULL, 'w'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int wait = 0, timeout_s = 60, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "wt:h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'w':
+            wait = 1;
+            break;
+        case 't':
+            timeout_s = (int)strtol(optarg, &end, 10);
+            if (*end || timeout_s <= 0 || timeout_s > 86400) {
+                fprintf(stderr, "phx submit: --timeout wants seconds (1..86400)\n");
+                return PHX_EXIT_USAGE;
+            }
+            break;
+        default:
+            fprintf(stderr, "usage: phx submit FILE|- [--wait] [--timeout S]\n");
+            return c == 'h' ? PHX_EXIT_OK : PHX_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "usage: phx submit FILE|- [--wait] [--timeout S]\n");
+        return PHX_EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    size_t len = 0;
+    char *buf = phx_cli_read(path, &len);
+    if (!buf)
+        return PHX_EXIT_USAGE;
+    json_t *job = phx_cli_job(buf, len, path);
+    free(buf);
+    if (!job)
+        return PHX_EXIT_USAGE;
+
+    int rc = PHX_EXIT_INFRA;
+    phx_err err;
+    phx_err_clear(&err);
+    rd_kafka_t *waiter = NULL;
+    phx_producer *p = NULL;
+    char *body = json_dumps(job, JSON_COMPACT);
+    const char *id = json_string_value(json_object_get(job, "id"));
+    const char *tenant = json_string_value(json_object_get(job, "tenant"));
+    const char *reply_to = json_string_value(json_object_get(job, "reply_to"));
+    if (wait &&
+        !(waiter = phx_cli_reply_consumer(env->brokers, reply_to ? reply_to : PHX_TOPIC_REPLIES)))
+        goto out;
+    if (!(p = phx_producer_new(env->brokers, &err)))
+        goto fail;
+    char tp[56];
+    phx_traceparent_new(tp);
+    phx_kmsg m = {.topic = PHX_TOPIC_JOBS, .key = id, .value = body, .len = strlen(body)};
+    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-schema", "job.v1"};
+    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-tenant", tenant};
+    m.hdrs[m.nhdrs++] = (phx_hdr){"traceparent", tp};
+    if (phx_produce_batch(p, &m, 1, &err) < 0)
+        goto fail;
+    if (!wait) {
+        printf("{\"job_id\": \"%s\"}\n", id);
+        rc = PHX_EXIT_OK;
+        goto out;
+    }
+    rc = phx_cli_wait(waiter, id, timeout_s);
+    goto out;
+fail:
+    fprintf(stderr, "phx submit: %s\n", err.message);
+out:
+    if (waiter) {
+        rd_kafka_consumer_close(waiter);
+        rd_kafka_destroy(waiter);
+    }
+    phx_producer_free(p, 5000);
+    free(body);
+    json_decref(job);
+    return rc;
+}

@@ -1,0 +1,97 @@
+# tests/integration/lib.sh -- shared helpers for integration tests (sourced, not run).
+#
+# Every test file starts its own stack (real redis-server and phx-devbroker on free loopback
+# ports, state in a temp dir) through ops/dev/stack, talks to it only through its public
+# interfaces (HTTP, Kafka topics via kcat, the phx CLI, Redis for inspection), and stops it.
+# Results are TAP-like lines; the file exits non-zero if any check failed. Processes run from
+# $PHX_BIN (the sanitizer build under `make test`); their logs are scanned for sanitizer
+# reports when the stack stops.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PHX_BIN=${PHX_BIN:-$ROOT/build/bin}
+PHX=$PHX_BIN/phx
+T_FAIL=0
+T_PASS=0
+T_NAME=$(basename "$0" .sh)
+
+ok() { T_PASS=$((T_PASS + 1)); echo "ok - $T_NAME: $1"; }
+not_ok() { T_FAIL=$((T_FAIL + 1)); echo "not ok - $T_NAME: $1${2:+ -- $2}"; }
+
+# check NAME EXPECTED ACTUAL
+check() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "want [$2] got [$3]"; fi
+}
+
+# check_contains NAME NEEDLE HAYSTACK
+check_contains() {
+    case "$3" in *"$2"*) ok "$1" ;; *) not_ok "$1" "[$2] not in [${3:0:400}]" ;; esac
+}
+
+stack_up() {
+    PHX_VAR=$(mktemp -d /tmp/phx-it.XXXXXX)
+    export PHX_VAR
+    trap stack_cleanup EXIT
+    if ! "$ROOT/ops/dev/stack" up >"$PHX_VAR/stack-up.out" 2>&1; then
+        cat "$PHX_VAR/stack-up.out" >&2
+        tail -n 20 "$PHX_VAR"/log/*.log >&2
+        not_ok "stack up"
+        exit 1
+    fi
+    # shellcheck disable=SC1091
+    . "$PHX_VAR/stack.env"
+    KAFKA=$PHX_KAFKA_BROKERS
+}
+
+# Scan logs for sanitizer reports: a leak or UB in any process fails the test file.
+stack_cleanup() {
+    "$ROOT/ops/dev/stack" down >/dev/null 2>&1 || true
+    local bad
+    bad=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$PHX_VAR"/log/*.log 2>/dev/null || true)
+    if [ -n "$bad" ]; then
+        not_ok "sanitizer reports" "$bad"
+        grep -h -A30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" $bad | head -80 >&2
+    fi
+    if [ "$T_FAIL" -eq 0 ]; then rm -rf "$PHX_VAR"; else echo "# kept $PHX_VAR for inspection" >&2; fi
+    echo "# $T_NAME: $T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ]
+}
+
+# kafka_put TOPIC KEY < value
+kafka_put() { kcat -P -b "$KAFKA" -t "$1" -k "$2" 2>/dev/null; }
+
+# kafka_get TOPIC KEY [TIMEOUT_S]: the values keyed KEY on TOPIC (from the start), one per
+# line, waiting up to TIMEOUT_S (default 20) for at least one.
+kafka_get() {
+    local out end=$((SECONDS + ${3:-20}))
+    while :; do
+        out=$(kcat -C -b "$KAFKA" -t "$1" -o beginning -e -q -f '%k\t%s\n' 2>/dev/null |
+            awk -F'\t' -v k="$2" '$1 == k { sub(/^[^\t]*\t/, ""); print }')
+        if [ -n "$out" ] || [ $SECONDS -ge $end ]; then break; fi
+        sleep 0.2
+    done
+    printf '%s' "$out"
+}
+
+# reply ID [TIMEOUT_S]: the (first) reply for job ID on phx.replies
+reply() { kafka_get phx.replies "$1" "${2:-20}" | head -n1; }
+
+# api METHOD PATH [BODY_FILE] [extra curl args...]: prints "CODE BODY"
+api() {
+    local method=$1 path=$2 body=${3:-}
+    shift 3 2>/dev/null || shift $#
+    local args=(-s -X "$method" "$PHX_INGRESS_URL$path" -w '\n%{http_code}')
+    [ -n "$body" ] && args+=(--data-binary "@$body" -H 'Content-Type: application/json')
+    local out
+    out=$(curl "${args[@]}" "$@")
+    echo "$(tail -n1 <<<"$out") $(head -n -1 <<<"$out")"
+}
+
+# job ID STEPS_JSON [EXTRA_FIELDS_JSON]: a job.v1 document
+job() { jq -cn --arg id "$1" --argjson steps "$2" --argjson extra "${3:-{\}}" \
+    '{schema: "job.v1", id: $id, tenant: "default", steps: $steps} + $extra'; }
+
+# unique ID with a prefix
+uid() { echo "$1-$(date +%s%N | tail -c 10)-$RANDOM"; }
+
+redis() { redis-cli -p "$PHX_REDIS_PORT" "$@"; }

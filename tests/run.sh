@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# tests/run.sh BUILD_DIR -- run every test: unit tests (cmocka binaries in BUILD_DIR/tests)
+# and integration tests (tests/integration/test_*.sh against BUILD_DIR/bin). Prints one line
+# per test program and a summary; exits non-zero if anything failed.
+#
+# PHX_EVAL_DIR (default ../shared/eval) holds public evaluation data; tests that need it say
+# plainly that they skip when it is absent. PHX_TEST_FILTER=REGEX runs only matching tests.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+export PHX_BIN=$BUILD/bin
+export PHX_EVAL_DIR=${PHX_EVAL_DIR:-$ROOT/../shared/eval}
+case $PHX_EVAL_DIR in /*) ;; *) PHX_EVAL_DIR=$ROOT/$PHX_EVAL_DIR ;; esac
+# Sanitizers: any report fails the program that made it.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+FILTER=${PHX_TEST_FILTER:-.}
+LOGDIR=$BUILD/test-logs
+mkdir -p "$LOGDIR"
+
+[ -d "$PHX_EVAL_DIR" ] || echo "NOTE: $PHX_EVAL_DIR not found: tests that need evaluation data will SKIP"
+
+pass=0
+fail=0
+failed=()
+start=$SECONDS
+run() { # run NAME COMMAND...
+    local name=$1 t0=$SECONDS
+    shift
+    grep -qE "$FILTER" <<<"$name" || return 0
+    mkdir -p "$(dirname "$LOGDIR/$name.log")"
+    if "$@" >"$LOGDIR/$name.log" 2>&1; then
+        pass=$((pass + 1))
+        printf 'PASS  %-32s %4ss\n' "$name" $((SECONDS - t0))
+    else
+        fail=$((fail + 1))
+        failed+=("$name")
+        printf 'FAIL  %-32s %4ss  (log: %s)\n' "$name" $((SECONDS - t0)) "$LOGDIR/$name.log"
+        grep -E "not ok|FAILED|ERROR|Assert|runtime error" "$LOGDIR/$name.log" | head -20 | sed 's/^/      /'
+    fi
+    grep -hE "SKIPPED|[1-9][0-9]* skipped" "$LOGDIR/$name.log" | head -5 | sed "s/^/      /"
+}
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] && run "unit/$(basename "$t")" "$t"
+done
+for t in "$ROOT"/tests/integration/test_*.sh; do
+    run "integration/$(basename "$t" .sh)" bash "$t"
+done
+
+echo "----"
+echo "tests: $pass passed, $fail failed in $((SECONDS - start))s"
+[ "$fail" -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }

@@ -1,0 +1,131 @@
+/* test_msg.c -- envelope helpers: kind -> pool, trace context, base64, dead letters,
+ * payload parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../lib/msg.h"
+#include "../../lib/util.h"
+
+static void test_kind_pool(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *kind, *pool;
+    } cases[] = {{"tool.calc", "tools"}, {"tool.http_fetch", "tools"}, {"llm.chat", "llm"},
+                 {"exec.run", "exec"},   {"safety.scan", "safety"},    {"kb.search", "kb"},
+                 {"tool.", NULL},        {"tools.calc", NULL},         {"", NULL},
+                 {"x.y", NULL}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = phx_kind_pool(cases[i].kind);
+        if (cases[i].pool)
+            assert_string_equal(got, cases[i].pool);
+        else
+            assert_null(got);
+    }
+}
+
+static void test_traceparent(void **state)
+{
+    (void)state;
+    char a[56], b[56];
+    phx_traceparent_new(a);
+    assert_true(phx_traceparent_valid(a));
+    phx_traceparent_child(a, b);
+    assert_true(phx_traceparent_valid(b));
+    assert_memory_equal(a, b, 35);               /* same trace id */
+    assert_memory_not_equal(a + 36, b + 36, 16); /* new span id */
+    static const char *bad[] = {"",
+                                "00-00000000000000000000000000000000-0000000000000001-01",
+                                "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+                                "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+                                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(phx_traceparent_valid(bad[i]));
+    assert_true(phx_traceparent_valid("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+    phx_traceparent_child("garbage", b); /* an invalid parent starts a new trace */
+    assert_true(phx_traceparent_valid(b));
+}
+
+static void test_base64(void **state)
+{
+    (void)state;
+    static const char *cases[][2] = {{"", ""},
+                                     {"f", "Zg=="},
+                                     {"fo", "Zm8="},
+                                     {"foo", "Zm9v"},
+                                     {"foob", "Zm9vYg=="},
+                                     {"fooba", "Zm9vYmE="},
+                                     {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *e = phx_base64_encode(cases[i][0], strlen(cases[i][0]));
+        assert_string_equal(e, cases[i][1]);
+        free(e);
+    }
+}
+
+static void test_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *payload, *want;
+    } cases[] = {{"{\"a\":1}", NULL},
+                 {"", "empty"},
+                 {"not json", "invalid JSON"},
+                 {"[1,2]", "not a JSON object"},
+                 {"{\"a\":1,\"a\":2}", "invalid JSON"},
+                 {"{\"a\":\"\\xff\"}", "invalid JSON"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char reason[256] = "";
+        json_t *v =
+            phx_msg_parse(cases[i].payload, strlen(cases[i].payload), reason, sizeof(reason));
+        if (!cases[i].want) {
+            assert_non_null(v);
+        } else {
+            assert_null(v);
+            if (!strstr(reason, cases[i].want))
+                fail_msg("payload %s: want '%s' got '%s'", cases[i].payload, cases[i].want, reason);
+        }
+        json_decref(v);
+    }
+    char *big = malloc(PHX_MSG_MAX_BYTES + 2);
+    memset(big, ' ', PHX_MSG_MAX_BYTES + 1);
+    char reason[256];
+    assert_null(phx_msg_parse(big, PHX_MSG_MAX_BYTES + 1, reason, sizeof(reason)));
+    assert_non_null(strstr(reason, "exceeds"));
+    free(big);
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    char a[27], b[27];
+    phx_id_new(a);
+    phx_id_new(b);
+    assert_int_equal(strlen(a), 26);
+    assert_string_not_equal(a, b);
+    assert_true(phx_id_valid(a));
+    static const struct {
+        const char *id;
+        int ok;
+    } cases[] = {{"J1", 1}, {"a.b:c-d_e", 1}, {"", 0}, {"a{b}", 0}, {"a b", 0}, {"é", 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(phx_id_valid(cases[i].id), cases[i].ok);
+    char s[] = "ok \xff\xfe bad \xc3\xa9 good";
+    phx_utf8_scrub(s);
+    assert_string_equal(s, "ok ?? bad \xc3\xa9 good");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kind_pool), cmocka_unit_test(test_traceparent),
+        cmocka_unit_test(test_base64),    cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,792 @@
+/* planner.c -- job intake, result application, DAG advancement and timers (see planner.h).
+ *
+ * The centre is phx_planner_advance(): given a job id it reads the job's state from Redis and
+ * does whatever is due -- skip steps whose dependencies failed, dispatch steps whose
+ * dependencies succeeded, finish the job and reply when every step is terminal. Every event
+ * (a new job, a result, a fired timer, a redelivered message) ends in advance(), and advance()
+ * only acts through compare-and-set transitions, so running it twice, or in two replicas at
+ * once, is harmless. That is also the repair path after a crash: whatever was half done is
+ * finished by the next advance() of that job. */
+#include "planner.h"
+#include "dag.h"
+#include "jobstore.h"
+#include "log.h"
+#include "metrics.h"
+#include "state.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct phx_planner {
+    phx_worker *w;
+    const phx_planner_cfg *cfg;
+    phx_redis *r;
+} phx_planner;
+
+/* Everything advance() needs to know about one job, loaded from Redis. */
+typedef struct phx_pjob {
+    const char *id;
+    json_t *hash; /* phx:job:{ID} fields */
+    json_t *spec; /* the job as submitted */
+    const char *state, *tenant, *trace;
+} phx_pjob;
+
+static const char *phx_planner_schema_for(const char *topic)
+{
+    if (strcmp(topic, PHX_TOPIC_JOBS) == 0)
+        return "job.v1";
+    if (strcmp(topic, PHX_TOPIC_RESULTS) == 0)
+        return "result.v1";
+    return NULL;
+}
+
+static const char *phx_jstr(const json_t *o, const char *key, const char *def)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : def;
+}
+
+static void phx_planner_count(const char *name, const char *help, const char *labels)
+{
+    phx_metric_add(phx_counter(name, help, labels), 1);
+}
+
+static void phx_pjob_free(phx_pjob *j)
+{
+    json_decref(j->hash);
+    json_decref(j->spec);
+    memset(j, 0, sizeof(*j));
+}
+
+/* Load job id. 1 loaded, 0 unknown job, -1 error. */
+static int phx_pjob_load(phx_planner *p, const char *id, phx_pjob *j, phx_err *err)
+{
+    char key[192];
+    memset(j, 0, sizeof(*j));
+    j->id = id;
+    phx_key_job(key, sizeof(key), id);
+    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
+    if (!rep)
+        return -1;
+    j->hash = json_object();
+    for (size_t i = 0; i + 1 < rep->elements; i += 2)
+        json_object_set_new(j->hash, rep->element[i]->str,
+                            json_stringn(rep->element[i + 1]->str, rep->element[i + 1]->len));
+    freeReplyObject(rep);
+    if (json_object_size(j->hash) == 0)
+        return 0;
+    j->state = phx_jstr(j->hash, "state", "");
+    j->tenant = phx_jstr(j->hash, "tenant", "default");
+    j->trace = phx_jstr(j->hash, "trace", NULL);
+    j->spec = json_loads(phx_jstr(j->hash, "spec", "{}"), 0, NULL);
+    if (!j->spec)
+        j->spec = json_object();
+    return 1;
+}
+
+static const json_t *phx_pjob_step(const phx_pjob *j, const char *step_id)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(j->spec, "steps"), i, s)
+    {
+        if (strcmp(phx_jstr(s, "id", ""), step_id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static int phx_planner_max_attempts(const phx_planner *p, const json_t *step)
+{
+    json_t *m = json_object_get(json_object_get(step, "retry"), "max_attempts");
+    return json_is_integer(m) ? (int)json_integer_value(m) : (int)p->cfg->retry_max_attempts;
+}
+
+/* Exponential backoff with jitter: base * 2^(attempt-1), +-25%, capped at a minute. */
+static int64_t phx_planner_backoff(const phx_planner *p, const json_t *step, int attempt)
+{
+    json_t *b = json_object_get(json_object_get(step, "retry"), "backoff_ms");
+    int64_t base = json_is_integer(b) ? json_integer_value(b) : p->cfg->retry_backoff_ms;
+    int64_t d = base << (attempt - 1 < 16 ? attempt - 1 : 16);
+    if (d > 60000)
+        d = 60000;
+    if (d > 0)
+        d = d * 3 / 4 + (int64_t)(phx_rand_u64() % (uint64_t)(d / 2 + 1));
+    return d;
+}
+
+static void phx_planner_event(phx_outbox *out, const phx_pjob *j, const char *type,
+                              const char *step, int attempt, json_t *detail)
+{
+    phx_outbox_add(out, PHX_TOPIC_EVENTS, j->id,
+                   phx_event_new(j->id, j->tenant, type, step, attempt, detail), j->tenant,
+                   j->trace, attempt);
+}
+
+static int phx_planner_zadd(phx_planner *p, const char *key, int64_t at, const char *member,
+                            phx_err *err)
+{
+    redisReply *rep = phx_redis_cmd(p->r, err, "ZADD %s %lld %s", key, (long long)at, member);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* After hook: the arg is "KEY\x1fMEMBER"; remove the timer entry once our outputs are safe. */
+static void phx_planner_after_zrem(void *tctx, const char *arg)
+{
+    phx_planner *p = tctx;
+    const char *sep = strchr(arg, '\x1f');
+    if (!sep)
+        return;
+    phx_err err;
+    redisReply *rep = phx_redis_cmd(p->r, &err, "ZREM %b %s", arg, (size_t)(sep - arg), sep + 1);
+    if (rep)
+        freeReplyObject(rep);
+    /* On failure the entry fires again later and finds nothing to do: harmless. */
+}
+
+static void phx_planner_zrem_after(phx_outbox *out, const char *key, const char *member)
+{
+    char arg[512];
+    snprintf(arg, sizeof(arg), "%s\x1f%s", key, member);
+    phx_outbox_after(out, phx_planner_after_zrem, arg);
+}
+
+/* After hook: the reply of job arg was confirmed; mark it and let the keys expire. */
+static void phx_planner_after_replied(void *tctx, const char *id)
+{
+    phx_planner *p = tctx;
+    char kj[192], ks[200], ko[200];
+    phx_key_job(kj, sizeof(kj), id);
+    phx_key_steps(ks, sizeof(ks), id);
+    phx_key_out(ko, sizeof(ko), id);
+    phx_err err;
+    long ttl = p->cfg->job_ttl_s;
+    redisReply *rep = phx_redis_cmd(p->r, &err, "HSET %s reply_sent 1", kj);
+    if (rep)
+        freeReplyObject(rep);
+    const char *keys[] = {kj, ks, ko};
+    for (int i = 0; i < 3; i++) {
+        if ((rep = phx_redis_cmd(p->r, &err, "EXPIRE %s %ld", keys[i], ttl)))
+            freeReplyObject(rep);
+    }
+    if ((rep = phx_redis_cmd(p->r, &err, "ZREM %s %s", PHX_KEY_DEADLINES, id)))
+        freeReplyObject(rep);
+}
+
+/* Queue the reply (and its event) for a finished job, built from what Redis holds now. */
+static int phx_planner_reply(phx_planner *p, const phx_pjob *j, phx_outbox *out, phx_err *err)
+{
+    json_t *view = phx_jobstore_view(p->r, j->id, err);
+    if (!view)
+        return -1;
+    const char *state = phx_jstr(view, "state", "failed");
+    json_t *reply = json_object();
+    json_object_set_new(reply, "schema", json_string("reply.v1"));
+    json_object_update(reply, view);
+    json_object_del(reply, "state");
+    json_object_set_new(reply, "status", json_string(state));
+    json_t *c = json_object_get(view, "created_ms"), *f = json_object_get(view, "finished_ms");
+    if (json_is_integer(c) && json_is_integer(f))
+        json_object_set_new(reply, "duration_ms",
+                            json_integer(json_integer_value(f) - json_integer_value(c)));
+    const char *reply_to = phx_jstr(j->hash, "reply_to", PHX_TOPIC_REPLIES);
+    phx_outbox_add(out, reply_to, j->id, reply, j->tenant, j->trace, 0);
+    char type[32];
+    snprintf(type, sizeof(type), "job.%s", state);
+    phx_planner_event(out, j, type, NULL, 0, NULL);
+    phx_outbox_after(out, phx_planner_after_replied, j->id);
+    char labels[64];
+    snprintf(labels, sizeof(labels), "state=\"%s\"", state);
+    phx_planner_count("phx_jobs_finished_total", "Jobs that reached a final state.", labels);
+    json_decref(view);
+    return 0;
+}
+
+static json_t *phx_planner_outputs(phx_planner *p, const char *id, phx_err *err)
+{
+    char key[200];
+    phx_key_out(key, sizeof(key), id);
+    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
+    if (!rep)
+        return NULL;
+    json_t *o = json_object();
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        json_t *v =
+            json_loadb(rep->element[i + 1]->str, rep->element[i + 1]->len, JSON_DECODE_ANY, NULL);
+        if (v)
+            json_object_set_new(o, rep->element[i]->str, v);
+    }
+    freeReplyObject(rep);
+    return o;
+}
+
+static json_t *phx_planner_steps(phx_planner *p, const char *id, phx_err *err)
+{
+    char key[200];
+    phx_key_steps(key, sizeof(key), id);
+    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
+    if (!rep)
+        return NULL;
+    json_t *o = json_object();
+    for (size_t i = 0; i + 1 < rep->elements; i += 2)
+        json_object_set_new(o, rep->element[i]->str, json_string(rep->element[i + 1]->str));
+    freeReplyObject(rep);
+    return o;
+}
+
+static char *phx_planner_errjson(const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static char *phx_planner_errjson(const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    phx_utf8_scrub(msg);
+    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    char *s = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    return s;
+}
+
+/* Dispatch one ready step: render its input, move it to dispatched, queue the task.
+ * 1 dispatched, 2 failed instead (its input could not be rendered), 0 no longer pending. */
+static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t *step, int attempt,
+                                json_t *outputs, phx_outbox *out, phx_err *err)
+{
+    const char *sid = phx_jstr(step, "id", ""), *kind = phx_jstr(step, "kind", "");
+    int64_t now = phx_now_ms();
+    json_t *input_tpl = json_object_get(step, "input");
+    phx_err rerr;
+    phx_err_clear(&rerr);
+    json_t *input = input_tpl ? phx_dag_render(input_tpl, outputs, &rerr) : json_object();
+    if (!input) {
+        char *e = phx_planner_errjson(rerr.code, "%s", rerr.message);
+        int rc = phx_state_step_cas(p->r, j->id, sid, "pending", "failed", -1, e, now, err);
+        free(e);
+        if (rc > 0)
+            phx_planner_event(out, j, "step.failed", sid, attempt, json_string(rerr.message));
+        return rc < 0 ? -1 : rc > 0 ? 2 : 0;
+    }
+    json_t *t = json_object_get(step, "timeout_ms");
+    int64_t timeout = json_is_integer(t) ? json_integer_value(t) : p->cfg->step_timeout_ms;
+    char member[256];
+    snprintf(member, sizeof(member), "%s\t%s\t%d", j->id, sid, attempt + 1);
+    /* The timer goes in first: if we die between here and the task, it fires and repairs. */
+    if (phx_planner_zadd(p, PHX_KEY_TIMEOUTS, now + timeout, member, err) < 0)
+        goto err;
+    int a = phx_state_step_dispatch(p->r, j->id, sid, attempt, now, err);
+    if (a < 0)
+        goto err;
+    if (a == 0) { /* someone else moved it on */
+        json_decref(input);
+        return 0;
+    }
+    json_t *task = json_object();
+    json_object_set_new(task, "schema", json_string("task.v1"));
+    json_object_set_new(task, "job_id", json_string(j->id));
+    json_object_set_new(task, "step_id", json_string(sid));
+    json_object_set_new(task, "attempt", json_integer(a));
+    json_object_set_new(task, "kind", json_string(kind));
+    json_object_set_new(task, "input", input);
+    json_object_set_new(task, "tenant", json_string(j->tenant));
+    json_object_set_new(task, "principal", json_string(phx_jstr(j->hash, "principal", "")));
+    json_object_set_new(task, "timeout_ms", json_integer(timeout));
+    json_object_set_new(task, "deadline_at_ms",
+                        json_integer(strtoll(phx_jstr(j->hash, "deadline_at", "0"), NULL, 10)));
+    json_object_set_new(task, "dispatched_ms", json_integer(now));
+    char topic[64];
+    snprintf(topic, sizeof(topic), "%s%s", PHX_TASK_TOPIC_PREFIX, phx_kind_pool(kind));
+    phx_outbox_add(out, topic, j->id, task, j->tenant, j->trace, a);
+    phx_planner_event(out, j, "step.dispatched", sid, a, json_string(kind));
+    return 1;
+err:
+    json_decref(input);
+    return -1;
+}
+
+/* One pass over the steps; *changed when a transition happened, *done when all are final.
+ * *failed gets the first failed/skipped step id (borrowed from spec). */
+static int phx_planner_pass(phx_planner *p, const phx_pjob *j, int *changed, int *done,
+                            const char **failed, phx_outbox *out, phx_err *err)
+{
+    json_t *sh = phx_planner_steps(p, j->id, err), *outputs = NULL;
+    if (!sh)
+        return -1;
+    int rc = 0;
+    size_t i;
+    json_t *step;
+    *changed = 0, *done = 1, *failed = NULL;
+    int64_t now = phx_now_ms();
+    json_array_foreach(json_object_get(j->spec, "steps"), i, step)
+    {
+        const char *sid = phx_jstr(step, "id", "");
+        const char *st = phx_jstr(sh, sid, "pending");
+        if (strcmp(st, "succeeded") == 0)
+            continue;
+        if (strcmp(st, "failed") == 0 || strcmp(st, "skipped") == 0) {
+            if (!*failed)
+                *failed = sid;
+            continue;
+        }
+        *done = 0;
+        if (strcmp(st, "pending") != 0)
+            continue;
+        const char *blocked_by = NULL;
+        int ready = 1;
+        size_t k;
+        json_t *need;
+        json_array_foreach(json_object_get(step, "needs"), k, need)
+        {
+            const char *ns = phx_jstr(sh, json_string_value(need), "pending");
+            if (strcmp(ns, "failed") == 0 || strcmp(ns, "skipped") == 0)
+                blocked_by = json_string_value(need);
+            else if (strcmp(ns, "succeeded") != 0)
+                ready = 0;
+        }
+        if (blocked_by) {
+            char *e = phx_planner_errjson("dependency_failed",
+                                          "needs step %s, which did not succeed", blocked_by);
+            int r = phx_state_step_cas(p->r, j->id, sid, "pending", "skipped", -1, e, now, err);
+            free(e);
+            if (r < 0)
+                goto err;
+            if (r > 0) {
+                *changed = 1;
+                phx_planner_event(out, j, "step.skipped", sid, 0, json_string(blocked_by));
+            }
+            continue;
+        }
+        if (!ready)
+            continue;
+        if (!outputs && !(outputs = phx_planner_outputs(p, j->id, err)))
+            goto err;
+        char af[160];
+        snprintf(af, sizeof(af), "%s:attempt", sid);
+        int attempt = atoi(phx_jstr(sh, af, "0"));
+        int r = phx_planner_dispatch(p, j, step, attempt, outputs, out, err);
+        if (r < 0)
+            goto err;
+        /* A dispatch does not change what later steps see in this pass; a failed step does
+         * (its dependants must be skipped), so ask for another pass. */
+        if (r == 2)
+            *changed = 1;
+    }
+    goto out;
+err:
+    rc = -1;
+out:
+    json_decref(sh);
+    json_decref(outputs);
+    return rc;
+}
+
+/* Move job j forward as far as its state allows (see the file comment). */
+static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err)
+{
+    if (strcmp(j->state, "succeeded") == 0 || strcmp(j->state, "failed") == 0) {
+        /* Finished but the reply was never confirmed (we crashed in between): send again. */
+        if (strcmp(phx_jstr(j->hash, "reply_sent", "1"), "0") == 0)
+            return phx_planner_reply(p, j, out, err);
+        return 0;
+    }
+    if (strcmp(j->state, "running") != 0)
+        return 0;
+    int changed = 1, done = 0;
+    const char *failed = NULL;
+    for (int pass = 0; changed && pass < 300; pass++) {
+        if (phx_planner_pass(p, j, &changed, &done, &failed, out, err) < 0)
+            return -1;
+    }
+    if (!done)
+        return 0;
+    char *e = NULL;
+    if (failed) {
+        char ef[160];
+        snprintf(ef, sizeof(ef), "%s:err", failed);
+        char key[200];
+        phx_key_steps(key, sizeof(key), j->id);
+        redisReply *rep = phx_redis_cmd(p->r, err, "HGET %s %s", key, ef);
+        if (!rep)
+            return -1;
+        json_t *se = rep->type == REDIS_REPLY_STRING ? json_loads(rep->str, 0, NULL) : NULL;
+        freeReplyObject(rep);
+        e = phx_planner_errjson("step_failed", "step %s failed: %s: %s", failed,
+                                phx_jstr(se, "code", "error"), phx_jstr(se, "message", ""));
+        json_decref(se);
+    }
+    int rc =
+        phx_state_job_finish(p->r, j->id, failed ? "failed" : "succeeded", e, phx_now_ms(), err);
+    free(e);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return 0; /* another actor (deadline, replica) finished it and replies */
+    return phx_planner_reply(p, j, out, err);
+}
+
+static int phx_planner_advance(phx_planner *p, const char *id, phx_outbox *out, phx_err *err)
+{
+    phx_pjob j;
+    int rc = phx_pjob_load(p, id, &j, err);
+    if (rc > 0)
+        rc = phx_planner_advance_loaded(p, &j, out, err);
+    phx_pjob_free(&j);
+    return rc;
+}
+
+/* Reply "rejected" for job id (only if the id was never used: we never answer for a job
+ * someone else owns). reasons: array of strings, or NULL. */
+static int phx_planner_reject(phx_planner *p, const json_t *body, const char *code,
+                              const char *message, const json_t *reasons, phx_outbox *out,
+                              phx_err *err)
+{
+    const char *id = phx_jstr(body, "id", NULL);
+    const char *tenant = phx_jstr(body, "tenant", "default");
+    const char *reply_to = phx_jstr(body, "reply_to", PHX_TOPIC_REPLIES);
+    if (!id || !phx_id_valid(id))
+        return 0; /* nobody to answer: the dead letter is all we can do */
+    if (!phx_id_valid(tenant))
+        tenant = "default";
+    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);
+    if (reasons)
+        json_object_set(e, "details", (json_t *)reasons);
+    char *ejson = json_dumps(e, JSON_COMPACT);
+    char *spec = json_dumps(body, JSON_COMPACT);
+    int64_t now = phx_now_ms();
+    int rc = phx_state_job_reject(p->r, id, tenant, spec, ejson, now, err);
+    free(spec);
+    free(ejson);
+    if (rc <= 0) {
+        json_decref(e);
+        return rc;
+    }
+    json_t *reply =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "schema", "reply.v1", "job_id", id,
+                  "tenant", tenant, "status", "rejected", "error", e, "created_ms", (json_int_t)now,
+                  "finished_ms", (json_int_t)now, "duration_ms", (json_int_t)0);
+    /* A reply_to that is not a valid topic name would fail forever: use the default. */
+    int topic_ok = strlen(reply_to) < 250 && phx_id_valid(reply_to) && !strchr(reply_to, ':');
+    phx_outbox_add(out, topic_ok ? reply_to : PHX_TOPIC_REPLIES, id, reply, tenant, NULL, 0);
+    phx_pjob j = {.id = id, .tenant = tenant};
+    phx_planner_event(out, &j, "job.rejected", NULL, 0, json_string(message));
+    phx_planner_count("phx_jobs_finished_total", "Jobs that reached a final state.",
+                      "state=\"rejected\"");
+    phx_logj(PHX_LOG_INFO, id, NULL, "job rejected: %s", message);
+    return 1;
+}
+
+static void phx_planner_on_invalid(void *tctx, const phx_inmsg *in, const json_t *errors,
+                                   phx_outbox *out)
+{
+    phx_planner *p = tctx;
+    if (strcmp(in->topic, PHX_TOPIC_JOBS) != 0)
+        return;
+    phx_err err;
+    if (phx_planner_reject(p, in->body, "invalid_job", "the job does not match schema job.v1",
+                           errors, out, &err) < 0)
+        phx_logj(PHX_LOG_WARN, NULL, NULL, "rejecting invalid job: %s", err.message);
+}
+
+static phx_handle_rc phx_planner_on_job(phx_planner *p, const phx_inmsg *in, phx_outbox *out,
+                                        phx_err *err)
+{
+    const json_t *body = in->body;
+    const char *id = phx_jstr(body, "id", "");
+    const char *tenant = phx_jstr(body, "tenant", "default");
+    json_t *steps = json_object_get(body, "steps"), *reasons = NULL;
+    int rc;
+
+    if (!steps) {
+        rc = phx_planner_reject(p, body, "planning_unavailable",
+                                "goal-only jobs need the LLM planner (phx-llm), which this "
+                                "deployment does not run; submit explicit steps",
+                                NULL, out, err);
+        return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
+    }
+    if (phx_dag_check(steps, &reasons) < 0) {
+        rc = phx_planner_reject(p, body, "invalid_job", "the job's steps are not a valid DAG",
+                                reasons, out, err);
+        json_decref(reasons);
+        return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
+    }
+    const char *idem = phx_jstr(body, "idempotency_key", NULL);
+    if (idem) {
+        char *owner = phx_jobstore_idem_claim(p->r, tenant, idem, id, err);
+        if (!owner)
+            return PHX_RETRY_LATER;
+        if (strcmp(owner, id) != 0) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "idempotency key already used by job %s", owner);
+            json_t *d = json_pack("[s]", owner);
+            rc = phx_planner_reject(p, body, "duplicate", msg, d, out, err);
+            json_decref(d);
+            free(owner);
+            return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
+        }
+        free(owner);
+    }
+
+    int64_t now = phx_now_ms();
+    json_t *sub = json_object_get(body, "submitted_ms"), *dl = json_object_get(body, "deadline_ms");
+    int64_t start = json_is_integer(sub) ? json_integer_value(sub) : now;
+    int64_t deadline_at =
+        start + (json_is_integer(dl) ? json_integer_value(dl) : p->cfg->job_deadline_ms);
+    json_t *ids = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(steps, i, s) json_array_append(ids, json_object_get(s, "id"));
+    char *spec = json_dumps(body, JSON_COMPACT), *state = NULL;
+    phx_job_new jn = {.id = id,
+                      .tenant = tenant,
+                      .principal = phx_jstr(body, "principal", ""),
+                      .reply_to = phx_jstr(body, "reply_to", PHX_TOPIC_REPLIES),
+                      .spec = spec,
+                      .trace = in->traceparent,
+                      .now_ms = now,
+                      .deadline_at = deadline_at,
+                      .step_ids = ids};
+    rc = phx_state_job_create(p->r, &jn, &state, err);
+    free(spec);
+    json_decref(ids);
+    if (rc < 0)
+        return PHX_RETRY_LATER;
+    if (rc == 0) {
+        phx_logj(PHX_LOG_INFO, id, in->traceparent, "job id seen before (state %s)", state);
+        phx_pjob j = {.id = id, .tenant = tenant};
+        phx_planner_event(out, &j, "job.duplicate", NULL, 0, json_string(state));
+    }
+    free(state);
+    /* Also after a duplicate: a redelivery must finish whatever the first attempt left. */
+    if (phx_planner_zadd(p, PHX_KEY_DEADLINES, deadline_at, id, err) < 0)
+        return PHX_RETRY_LATER;
+    phx_pjob j;
+    if (phx_pjob_load(p, id, &j, err) <= 0) {
+        phx_pjob_free(&j);
+        return PHX_RETRY_LATER;
+    }
+    if (rc == 1) {
+        phx_planner_event(out, &j, "job.accepted", NULL, 0, NULL);
+        phx_logj(PHX_LOG_INFO, id, in->traceparent, "job accepted: %zu steps",
+                 json_array_size(steps));
+    }
+    int arc = phx_planner_advance_loaded(p, &j, out, err);
+    phx_pjob_free(&j);
+    return arc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
+}
+
+/* Apply one attempt's outcome (a result, or a timeout) and move the job on. */
+static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, int attempt,
+                             const json_t *output, const json_t *error, const char *timer,
+                             phx_outbox *out, phx_err *err)
+{
+    phx_pjob j;
+    int rc = phx_pjob_load(p, id, &j, err);
+    if (rc <= 0)
+        goto out; /* unknown job: a result for a job we never stored, nothing to do */
+    const json_t *step = phx_pjob_step(&j, sid);
+    if (!step) {
+        rc = 0;
+        goto out;
+    }
+    char *oj = output ? json_dumps(output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *ej = error ? json_dumps(error, JSON_COMPACT) : NULL;
+    const char *ns = NULL;
+    int retryable = json_is_true(json_object_get(error, "retryable"));
+    rc = phx_state_step_result(p->r, id, sid, attempt, oj, ej, retryable,
+                               phx_planner_max_attempts(p, step), phx_now_ms(), &ns, err);
+    free(oj);
+    free(ej);
+    if (rc < 0)
+        goto out;
+    char member[256];
+    snprintf(member, sizeof(member), "%s\t%s\t%d", id, sid, attempt);
+    char labels[128];
+    snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", phx_jstr(step, "kind", ""),
+             rc ? ns : "stale");
+    phx_planner_count("phx_step_outcomes_total",
+                      "Step attempt outcomes applied by the planner (stale = duplicate or late).",
+                      labels);
+    if (rc == 1) {
+        if (strcmp(ns, "retry_wait") == 0) {
+            int64_t due = phx_now_ms() + phx_planner_backoff(p, step, attempt);
+            if (phx_planner_zadd(p, PHX_KEY_DELAY, due, member, err) < 0) {
+                rc = -1;
+                goto out;
+            }
+            phx_planner_event(out, &j, "step.retry_scheduled", sid, attempt, json_deep_copy(error));
+        } else {
+            phx_planner_event(out, &j,
+                              strcmp(ns, "succeeded") == 0 ? "step.succeeded" : "step.failed", sid,
+                              attempt, error ? json_deep_copy(error) : NULL);
+        }
+        if (timer)
+            phx_planner_event(out, &j, "step.timed_out", sid, attempt, NULL);
+    }
+    phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
+    rc = phx_planner_advance_loaded(p, &j, out, err);
+out:
+    phx_pjob_free(&j);
+    return rc;
+}
+
+static phx_handle_rc phx_planner_on_result(phx_planner *p, const phx_inmsg *in, phx_outbox *out,
+                                           phx_err *err)
+{
+    const json_t *b = in->body;
+    const char *ok = phx_jstr(b, "status", "");
+    int rc = phx_planner_apply(p, phx_jstr(b, "job_id", ""), phx_jstr(b, "step_id", ""),
+                               (int)json_integer_value(json_object_get(b, "attempt")),
+                               strcmp(ok, "ok") == 0 ? json_object_get(b, "output") : NULL,
+                               strcmp(ok, "ok") == 0 ? NULL : json_object_get(b, "error"), NULL,
+                               out, err);
+    return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
+}
+
+static phx_handle_rc phx_planner_handle(void *tctx, const phx_inmsg *in, phx_outbox *out,
+                                        phx_err *err)
+{
+    phx_planner *p = tctx;
+    if (strcmp(in->topic, PHX_TOPIC_JOBS) == 0)
+        return phx_planner_on_job(p, in, out, err);
+    return phx_planner_on_result(p, in, out, err);
+}
+
+/* Due members of a timer zset (at most 100 per tick, so one tick stays short). */
+static redisReply *phx_planner_due(phx_planner *p, const char *key, phx_err *err)
+{
+    return phx_redis_cmd(p->r, err, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 100", key,
+                         (long long)phx_now_ms());
+}
+
+/* Split "ID\tSTEP\tATTEMPT" (in place). */
+static int phx_planner_member(char *m, char **id, char **step, int *attempt)
+{
+    char *t1 = strchr(m, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+    if (!t2)
+        return -1;
+    *t1 = *t2 = '\0';
+    *id = m, *step = t1 + 1, *attempt = atoi(t2 + 1);
+    return 0;
+}
+
+static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
+{
+    phx_planner *p = tctx;
+    redisReply *due = NULL;
+    char *id, *step;
+    int attempt;
+
+    /* Retries whose backoff has passed: back to pending, then dispatch. */
+    if (!(due = phx_planner_due(p, PHX_KEY_DELAY, err)))
+        return -1;
+    for (size_t i = 0; i < due->elements; i++) {
+        char *m = strdup(due->element[i]->str);
+        if (phx_planner_member(m, &id, &step, &attempt) == 0) {
+            if (phx_state_step_cas(p->r, id, step, "retry_wait", "pending", attempt, NULL,
+                                   phx_now_ms(), err) < 0 ||
+                phx_planner_advance(p, id, out, err) < 0) {
+                free(m);
+                goto err;
+            }
+        }
+        phx_planner_zrem_after(out, PHX_KEY_DELAY, due->element[i]->str);
+        free(m);
+    }
+    freeReplyObject(due);
+
+    /* Attempts that outlived their timeout: a retryable failure of that attempt. */
+    if (!(due = phx_planner_due(p, PHX_KEY_TIMEOUTS, err)))
+        return -1;
+    for (size_t i = 0; i < due->elements; i++) {
+        char *m = strdup(due->element[i]->str);
+        if (phx_planner_member(m, &id, &step, &attempt) == 0) {
+            json_t *e = json_pack("{s:s, s:s, s:b}", "code", "step_timeout", "message",
+                                  "no result before the step's timeout", "retryable", 1);
+            int rc = phx_planner_apply(p, id, step, attempt, NULL, e, "timeout", out, err);
+            json_decref(e);
+            if (rc < 0) {
+                free(m);
+                goto err;
+            }
+        }
+        phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, due->element[i]->str);
+        free(m);
+    }
+    freeReplyObject(due);
+
+    /* Job deadlines: fail the job whatever its steps are doing. */
+    if (!(due = phx_planner_due(p, PHX_KEY_DEADLINES, err)))
+        return -1;
+    for (size_t i = 0; i < due->elements; i++) {
+        const char *jid = due->element[i]->str;
+        char *e = phx_planner_errjson("deadline_exceeded", "the job did not finish before its "
+                                                           "deadline");
+        int rc = phx_state_job_finish(p->r, jid, "failed", e, phx_now_ms(), err);
+        free(e);
+        if (rc < 0)
+            goto err;
+        if (rc == 1) {
+            phx_pjob j;
+            if (phx_pjob_load(p, jid, &j, err) <= 0 || phx_planner_reply(p, &j, out, err) < 0) {
+                phx_pjob_free(&j);
+                goto err;
+            }
+            phx_planner_event(out, &j, "job.deadline_exceeded", NULL, 0, NULL);
+            phx_logj(PHX_LOG_INFO, jid, j.trace, "job deadline exceeded");
+            phx_pjob_free(&j);
+        }
+        phx_planner_zrem_after(out, PHX_KEY_DEADLINES, jid);
+    }
+    freeReplyObject(due);
+    return 0;
+err:
+    freeReplyObject(due);
+    return -1;
+}
+
+static void *phx_planner_thread_init(phx_worker *w, phx_err *err)
+{
+    phx_planner *p = calloc(1, sizeof(*p));
+    p->w = w;
+    p->cfg = phx_worker_app(w);
+    const phx_common *c = phx_worker_common(w);
+    p->r = phx_redis_new(c->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"), (int)c->redis_timeout_ms,
+                         err);
+    if (!p->r) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void phx_planner_thread_free(void *tctx)
+{
+    phx_planner *p = tctx;
+    phx_redis_free(p->r);
+    free(p);
+}
+
+void phx_planner_ops(phx_worker_ops *ops, phx_planner_cfg *cfg)
+{
+    static const char *const topics[] = {PHX_TOPIC_JOBS, PHX_TOPIC_RESULTS};
+    memset(ops, 0, sizeof(*ops));
+    ops->proc = "phx-planner";
+    ops->group = "phx-planner";
+    ops->topics = topics;
+    ops->ntopics = 2;
+    ops->schema_for = phx_planner_schema_for;
+    ops->thread_init = phx_planner_thread_init;
+    ops->thread_free = phx_planner_thread_free;
+    ops->handle = phx_planner_handle;
+    ops->on_invalid = phx_planner_on_invalid;
+    ops->tick = phx_planner_tick;
+    ops->tick_ms = 50;
+    ops->app = cfg;
+}

@@ -1,0 +1,51 @@
+/* state.h -- the planner's state transitions in Redis, each one a Lua compare-and-set.
+ *
+ * A transition names the state (and attempt) it expects; if Redis holds anything else the
+ * script changes nothing and says so. That single rule is what makes duplicate results,
+ * late results from a timed-out attempt, redelivered jobs and racing planner replicas
+ * harmless: whoever comes second finds the state moved on. */
+#ifndef PHX_PLANNER_STATE_H
+#define PHX_PLANNER_STATE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "redis.h"
+
+typedef struct phx_job_new {
+    const char *id, *tenant, *principal, *reply_to, *spec, *trace;
+    int64_t now_ms, deadline_at;
+    json_t *step_ids; /* array of strings */
+} phx_job_new;
+
+/* Create (or adopt a "submitted") job as running. Returns 1 created, 0 it existed (*state
+ * gets its state, malloc'd), -1 error. */
+int phx_state_job_create(phx_redis *r, const phx_job_new *j, char **state, phx_err *err);
+/* Store a job that was rejected before it could run (only if the id is unused). */
+int phx_state_job_reject(phx_redis *r, const char *id, const char *tenant, const char *spec,
+                         const char *error_json, int64_t now_ms, phx_err *err);
+
+/* pending|retry_wait -> dispatched with attempt+1 when the attempt is still `expect_attempt`.
+ * Returns the new attempt (> 0), 0 when the state had moved on, -1 error. */
+int phx_state_step_dispatch(phx_redis *r, const char *job, const char *step, int expect_attempt,
+                            int64_t now_ms, phx_err *err);
+
+/* Apply an attempt's outcome to a dispatched step whose attempt matches. For an error:
+ * retry_wait when retryable and attempts remain, failed otherwise. Returns 1 applied (and
+ * *new_state set to a static string), 0 ignored (stale/duplicate), -1 error. */
+int phx_state_step_result(phx_redis *r, const char *job, const char *step, int attempt,
+                          const char *output_json, const char *error_json, int retryable,
+                          int max_attempts, int64_t now_ms, const char **new_state, phx_err *err);
+
+/* Generic compare-and-set of a step's state (pending -> skipped, retry_wait -> pending,
+ * pending -> failed with an error). 1 applied, 0 not, -1 error. */
+int phx_state_step_cas(phx_redis *r, const char *job, const char *step, const char *from,
+                       const char *to, int expect_attempt, const char *error_json, int64_t now_ms,
+                       phx_err *err);
+
+/* running -> succeeded|failed (with error JSON, may be NULL). 1 applied, 0 not, -1 error. */
+int phx_state_job_finish(phx_redis *r, const char *job, const char *status, const char *error_json,
+                         int64_t now_ms, phx_err *err);
+
+#endif

@@ -1,0 +1,96 @@
+/* main.c -- phx-tools: the tools pool (tool.calc, tool.http_fetch).
+ *
+ * Each tool is a pure step function in its own file; this file only wires them to the pool
+ * loop and to their configuration. */
+#include "calc.h"
+#include "config.h"
+#include "http_fetch.h"
+#include "pool.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct phx_tools_cfg {
+    phx_common common;
+    long fetch_timeout_ms;
+    long fetch_max_timeout_ms;
+    long fetch_max_body;
+    long fetch_max_redirects;
+    char *fetch_allow_cidrs;
+    phx_fetch_cfg fetch;
+} phx_tools_cfg;
+
+#define CFG phx_tools_cfg
+static const phx_opt phx_tools_opts[] = {
+    PHX_COMMON_OPTS(CFG),
+    {"PHX_FETCH_TIMEOUT_MS", PHX_OPT_INT, "10000", 100, 600000, offsetof(CFG, fetch_timeout_ms),
+     "tool.http_fetch: timeout of a request that sets no timeout_ms."},
+    {"PHX_FETCH_MAX_TIMEOUT_MS", PHX_OPT_INT, "60000", 100, 600000,
+     offsetof(CFG, fetch_max_timeout_ms), "tool.http_fetch: cap on a request's timeout_ms."},
+    {"PHX_FETCH_MAX_BODY", PHX_OPT_INT, "1048576", 1, 67108864, offsetof(CFG, fetch_max_body),
+     "tool.http_fetch: response body bytes kept; beyond it the output says truncated."},
+    {"PHX_FETCH_MAX_REDIRECTS", PHX_OPT_INT, "5", 0, 20, offsetof(CFG, fetch_max_redirects),
+     "tool.http_fetch: redirects followed (each hop is checked against the address rules)."},
+    {"PHX_FETCH_ALLOW_CIDRS", PHX_OPT_STR, "", 0, 0, offsetof(CFG, fetch_allow_cidrs),
+     "tool.http_fetch: comma-separated CIDRs allowed although private, loopback or "
+     "link-local (refused by default to stop SSRF), e.g. 10.1.2.0/24."},
+};
+
+static json_t *phx_tools_calc(void *app, void *ts, const json_t *input, phx_err *err)
+{
+    (void)app;
+    (void)ts;
+    return phx_calc_step(input, err);
+}
+
+static json_t *phx_tools_fetch(void *app, void *ts, const json_t *input, phx_err *err)
+{
+    (void)ts;
+    phx_tools_cfg *cfg = app;
+    return phx_http_fetch(input, &cfg->fetch, err);
+}
+
+static const phx_step_kind phx_tools_kinds[] = {
+    {"tool.calc", phx_tools_calc},
+    {"tool.http_fetch", phx_tools_fetch},
+};
+
+int main(int argc, char **argv)
+{
+    phx_tools_cfg cfg = {0};
+    size_t n = sizeof(phx_tools_opts) / sizeof(phx_tools_opts[0]);
+    phx_config_main(argc, argv,
+                    "phx-tools: the tools pool. Consumes phx.tasks.tools and runs tool.calc "
+                    "(safe arithmetic) and tool.http_fetch (HTTP GET/POST with SSRF guards), "
+                    "reporting to phx.results.",
+                    phx_tools_opts, n, &cfg);
+    char err[512];
+    phx_err e;
+    cfg.fetch.timeout_ms = cfg.fetch_timeout_ms;
+    cfg.fetch.max_timeout_ms = cfg.fetch_max_timeout_ms;
+    cfg.fetch.max_body_bytes = (size_t)cfg.fetch_max_body;
+    cfg.fetch.max_redirects = (int)cfg.fetch_max_redirects;
+    cfg.fetch.allow_cidrs = cfg.fetch_allow_cidrs;
+    int rc = 2;
+    if (phx_common_apply("phx-tools", &cfg.common, err, sizeof(err)) < 0) {
+        fprintf(stderr, "phx-tools: configuration error: %s\n", err);
+        goto out;
+    }
+    if (phx_fetch_cfg_check(&cfg.fetch, &e) < 0) {
+        fprintf(stderr,
+                "phx-tools: configuration error in PHX_FETCH_* (PHX_FETCH_ALLOW_CIDRS=%s): %s\n",
+                cfg.fetch_allow_cidrs, e.message);
+        goto out;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    phx_pool_def def = {
+        .proc = "phx-tools", .pool = "tools", .kinds = phx_tools_kinds, .nkinds = 2, .app = &cfg};
+    phx_worker_ops ops;
+    phx_pool_ops(&ops, &def);
+    rc = phx_worker_main(&cfg.common, &ops);
+    curl_global_cleanup();
+out:
+    phx_config_free(phx_tools_opts, n, &cfg);
+    return rc;
+}
