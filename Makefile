@@ -35,11 +35,15 @@ CFLAGS += -O2
 endif
 LDLIBS := $(PKG_LIBS) -lpthread -lm
 
-# program name -> source directory
-PROGS := phx-planner:workers/planner phx-tools:workers/tools phx-ingress:producers/ingress \
-         phx:producers/cli phx-devbroker:ops/devbroker phx-freeport:ops/dev/freeport
+# program name -> source directory. A program is built once its directory has a main.c, so a
+# pool under construction does not break the build of the others.
+ALL_PROGS := phx-planner:workers/planner phx-tools:workers/tools phx-exec:workers/exec \
+             phx-llm:workers/llm phx-safety:workers/safety phx-kb:workers/kb \
+             phx-ingress:producers/ingress phx:producers/cli phx-devbroker:ops/devbroker \
+             phx-freeport:ops/dev/freeport
 prog_name = $(word 1,$(subst :, ,$(1)))
 prog_dir = $(word 2,$(subst :, ,$(1)))
+PROGS := $(foreach p,$(ALL_PROGS),$(if $(wildcard $(call prog_dir,$(p))/main.c),$(p)))
 BINS := $(foreach p,$(PROGS),$(BUILD)/bin/$(call prog_name,$(p)))
 
 LIB_SRCS := $(wildcard lib/*.c)

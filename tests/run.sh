@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/run.sh BUILD_DIR -- run every test: unit tests (cmocka binaries in BUILD_DIR/tests)
-# and integration tests (tests/integration/test_*.sh against BUILD_DIR/bin). Prints one line
+# tests/run.sh BUILD_DIR -- run every test: unit tests (cmocka binaries in BUILD_DIR/tests),
+# integration and security tests (tests/{integration,security}/test_*.sh against BUILD_DIR/bin). Prints one line
 # per test program and a summary; exits non-zero if anything failed.
 #
 # PHX_EVAL_DIR (default ../shared/eval) holds public evaluation data; tests that need it say
@@ -45,8 +45,10 @@ run() { # run NAME COMMAND...
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] && run "unit/$(basename "$t")" "$t"
 done
-for t in "$ROOT"/tests/integration/test_*.sh; do
-    run "integration/$(basename "$t" .sh)" bash "$t"
+for dir in integration security; do
+    for t in "$ROOT"/tests/$dir/test_*.sh; do
+        [ -f "$t" ] && run "$dir/$(basename "$t" .sh)" bash "$t"
+    done
 done
 
 echo "----"

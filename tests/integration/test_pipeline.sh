@@ -3,6 +3,9 @@
 # -> Redis -> phx.replies): DAG order and templates, failures, rejections, poison messages,
 # duplicates, retries, step timeouts and job deadlines.
 . "$(dirname "$0")/lib.sh"
+# Only the planner and the tools pool: section 7 plays the exec pool itself, and section 8
+# relies on nobody answering phx.tasks.exec.
+export PHX_STACK_POOLS="planner tools"
 stack_up
 
 # --- 1. the contract example, published with kcat exactly as in the docs -----------------
