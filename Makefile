@@ -6,6 +6,7 @@
 #   make up|down|status   the local stack (ops/dev/stack), state under var/
 #   make deps       apt-get install the Debian packages Phoenix needs, when missing
 #   make format     clang-format every C file in place
+#   make docs       regenerate docs/config-reference.md from every binary's --help
 #
 # Variables: BUILD (output dir, default build), SAN=1 (AddressSanitizer + UBSan),
 # PHX_EVAL_DIR (public evaluation data, default ../shared/eval; tests skip what is absent).
@@ -56,7 +57,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-build demo up down status bench format clean
+.PHONY: all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -134,6 +135,9 @@ status:
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+docs: all
+	ops/build/config-reference.sh $(BUILD)/bin > docs/config-reference.md
 
 clean:
 	rm -rf build
