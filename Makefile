@@ -20,7 +20,7 @@ CC ?= cc
 PHX_EVAL_DIR ?= ../shared/eval
 export PHX_EVAL_DIR
 
-PKGS := rdkafka hiredis jansson libcurl libmicrohttpd libcrypto libseccomp
+PKGS := rdkafka hiredis jansson libcurl libmicrohttpd libcrypto libseccomp icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -86,6 +86,8 @@ $(BUILD)/bin/$(call prog_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard 
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+# phx-safety judges URLs with the address policy of tool.http_fetch (one policy, not two).
+$(BUILD)/bin/phx-safety: $(BUILD)/obj/workers/tools/http_fetch.o
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmods.a $(BUILD)/libphx.a
 	@mkdir -p $(dir $@)
