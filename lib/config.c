@@ -224,3 +224,15 @@ void phx_config_main(int argc, char **argv, const char *summary, const phx_opt *
         exit(2);
     }
 }
+
+void phx_config_start(int argc, char **argv, const char *proc, const char *summary,
+                      const phx_opt *opts, size_t n, void *cfg, phx_common *common)
+{
+    phx_config_main(argc, argv, summary, opts, n, cfg);
+    char err[512];
+    if (phx_common_apply(proc, common, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: configuration error: %s\n", proc, err);
+        phx_config_free(opts, n, cfg);
+        exit(2);
+    }
+}

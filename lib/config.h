@@ -106,4 +106,9 @@ char *phx_config_read_secret(const char *path, char *err, size_t errlen);
 void phx_config_main(int argc, char **argv, const char *summary, const phx_opt *opts, size_t nopts,
                      void *cfg);
 
+/* phx_config_main, then phx_common_apply on common (the process's shared options): the whole
+ * start of a long-running binary. Exits 2 with a message on any bad value. */
+void phx_config_start(int argc, char **argv, const char *proc, const char *summary,
+                      const phx_opt *opts, size_t nopts, void *cfg, phx_common *common);
+
 #endif

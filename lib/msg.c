@@ -293,3 +293,16 @@ json_t *phx_event_new(const char *job_id, const char *tenant, const char *type, 
         json_object_set_new(e, "detail", detail);
     return e;
 }
+
+void phx_job_defaults(json_t *job)
+{
+    if (!json_object_get(job, "schema"))
+        json_object_set_new(job, "schema", json_string("job.v1"));
+    if (!json_object_get(job, "id")) {
+        char id[27];
+        phx_id_new(id);
+        json_object_set_new(job, "id", json_string(id));
+    }
+    if (!json_object_get(job, "submitted_ms"))
+        json_object_set_new(job, "submitted_ms", json_integer(phx_now_ms()));
+}

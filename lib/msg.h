@@ -76,6 +76,10 @@ json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const cha
 /* Base64 helpers (standard alphabet, padded). Results are malloc'd. */
 char *phx_base64_encode(const void *data, size_t len);
 
+/* Fill what a hand-written job may leave out: schema "job.v1", a new id, submitted_ms (now).
+ * Shared by every producer of jobs (ingress, CLI) so they cannot drift apart. */
+void phx_job_defaults(json_t *job);
+
 /* An event.v1 for job_id; detail may be NULL (it is consumed when given). */
 json_t *phx_event_new(const char *job_id, const char *tenant, const char *type, const char *step_id,
                       int attempt, json_t *detail);

@@ -17,6 +17,7 @@ struct phx_redis {
     int db;
     char *user;
     char *password;
+    char *password_file; /* re-read at every connect, so a rotated password needs no restart */
     int timeout_ms;
 };
 
@@ -73,6 +74,7 @@ phx_redis *phx_redis_new(const char *url, const char *password_file, int timeout
     if (password_file && *password_file) {
         char e[256];
         free(r->password);
+        r->password_file = strdup(password_file);
         r->password = phx_config_read_secret(password_file, e, sizeof(e));
         if (!r->password) {
             phx_err_set(err, "bad_config", 0, "PHX_REDIS_PASSWORD_FILE: %s", e);
@@ -93,6 +95,7 @@ void phx_redis_free(phx_redis *r)
         redisFree(r->c);
     free(r->user);
     free(r->password);
+    free(r->password_file);
     free(r);
 }
 
@@ -116,6 +119,14 @@ static int phx_redis_connect(phx_redis *r, char *why, size_t whylen)
         snprintf(why, whylen, "connect %.200s:%d: %.120s", r->unix_path[0] ? r->unix_path : r->host,
                  r->port, r->c ? r->c->errstr : "out of memory");
         goto err;
+    }
+    if (r->password_file) {
+        char e[256];
+        char *pw = phx_config_read_secret(r->password_file, e, sizeof(e));
+        if (pw) { /* else keep the last good one: a half-written file must not lock us out */
+            free(r->password);
+            r->password = pw;
+        }
     }
     if (r->password) {
         rep = r->user ? redisCommand(r->c, "AUTH %s %s", r->user, r->password)

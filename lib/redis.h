@@ -24,7 +24,8 @@ typedef struct phx_script {
     const char *src;
 } phx_script;
 
-/* Parse url and prepare a client; connects lazily. password_file may be NULL. */
+/* Parse url and prepare a client; connects lazily. password_file may be NULL; it is read
+ * again at every (re)connect, so a rotated password takes effect without a restart. */
 phx_redis *phx_redis_new(const char *url, const char *password_file, int timeout_ms, phx_err *err);
 void phx_redis_free(phx_redis *r);
 

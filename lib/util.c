@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -202,4 +204,15 @@ bad:
     snprintf(err, errlen, "%s: bad listen address \"%s\" (want HOST:PORT or [V6]:PORT)", what,
              addr);
     return -1;
+}
+
+void phx_signals_block(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    /* A peer closing a socket (or a pipe to our stdout) must be an error return, not death. */
+    signal(SIGPIPE, SIG_IGN);
 }

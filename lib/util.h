@@ -31,6 +31,12 @@ struct sockaddr_storage;
 int phx_addr_parse(const char *what, const char *addr, struct sockaddr_storage *ss, char *err,
                    size_t errlen);
 
+/* Block SIGTERM, SIGINT and SIGHUP in the calling thread (and every thread created after)
+ * and ignore SIGPIPE; set gets the blocked set for sigwait/sigtimedwait. Call before any
+ * thread exists, so that only the thread that waits on set ever receives them. */
+#include <signal.h>
+void phx_signals_block(sigset_t *set);
+
 /* Random jitter in [0, max) from a thread-local PRNG seeded from getrandom. */
 uint64_t phx_rand_u64(void);
 

@@ -290,14 +290,8 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     pthread_mutex_init(&w.ready_mu, NULL);
     phx_metrics_set_process(ops->proc);
 
-    /* Block the signals before any thread exists so only the main thread receives them. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    phx_signals_block(&sigs);
 
     if (!(w.schemas = phx_schemas_load(common->schema_dir, &err)) ||
         !(w.producer = phx_producer_new(common->kafka_brokers, &err)) ||
@@ -328,9 +322,14 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
         int sig = sigtimedwait(&sigs, NULL, &ts);
         phx_admin_heartbeat(w.admin);
         if (sig == SIGHUP) {
-            phx_log_info("SIGHUP: reloading");
-            if (ops->reload)
+            if (ops->reload) {
+                phx_log_info("SIGHUP: reloading");
                 ops->reload(ops->app);
+            } else {
+                phx_log_info("SIGHUP: nothing to reload in %s (secret files are re-read at "
+                             "every reconnect)",
+                             ops->proc);
+            }
         } else if (sig == SIGTERM || sig == SIGINT) {
             phx_log_info("signal %d: draining", sig);
             atomic_store(&w.stop, 1);

@@ -12,6 +12,7 @@
  * Signals are blocked in every thread (the mask is set before librdkafka starts its threads, so
  * they inherit it) and taken synchronously with sigwait(): no work happens in a handler. */
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -294,12 +295,7 @@ int main(int argc, char **argv)
     /* Block before any thread exists so librdkafka's threads inherit the mask and the signals
      * can only be taken by sigwait() below. */
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a test that closes our stdout early must not kill us */
+    phx_signals_block(&stop);
 
     int rc = 1, wrote_file = 0;
     rd_kafka_mock_cluster_t *mc = NULL;

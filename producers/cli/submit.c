@@ -52,17 +52,9 @@ static json_t *phx_cli_job(const char *buf, size_t len, const char *path)
         json_decref(job);
         return NULL;
     }
-    if (!json_object_get(job, "schema"))
-        json_object_set_new(job, "schema", json_string("job.v1"));
-    if (!json_object_get(job, "id")) {
-        char id[27];
-        phx_id_new(id);
-        json_object_set_new(job, "id", json_string(id));
-    }
+    phx_job_defaults(job);
     if (!json_object_get(job, "tenant"))
         json_object_set_new(job, "tenant", json_string("default"));
-    if (!json_object_get(job, "submitted_ms"))
-        json_object_set_new(job, "submitted_ms", json_integer(phx_now_ms()));
     phx_err err;
     phx_schema_set *set = phx_schemas_load(NULL, &err);
     json_t *errors = NULL;

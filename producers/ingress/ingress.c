@@ -178,16 +178,10 @@ static json_t *phx_ingress_job(phx_ingress *in, struct MHD_Connection *conn, con
                     "the job names a tenant other than the API key's", NULL);
         goto err;
     }
-    if (!json_object_get(job, "schema"))
-        json_object_set_new(job, "schema", json_string("job.v1"));
-    if (!json_object_get(job, "id")) {
-        char id[27];
-        phx_id_new(id);
-        json_object_set_new(job, "id", json_string(id));
-    }
+    json_object_del(job, "submitted_ms"); /* the ingress's clock, not the client's */
+    phx_job_defaults(job);
     json_object_set_new(job, "tenant", json_string(who->tenant));
     json_object_set_new(job, "principal", json_string(who->principal));
-    json_object_set_new(job, "submitted_ms", json_integer(phx_now_ms()));
     const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (idem) {
         if (!*idem || strlen(idem) > 256) {

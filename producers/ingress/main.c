@@ -4,6 +4,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "util.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -24,11 +25,11 @@ int main(int argc, char **argv)
 {
     phx_ingress_cfg cfg = {0};
     size_t n = sizeof(phx_ingress_opts) / sizeof(phx_ingress_opts[0]);
-    phx_config_main(argc, argv,
-                    "phx-ingress: the HTTP API. POST /v1/jobs (Bearer API key) validates a job, "
-                    "stores it in Redis and publishes it to phx.jobs; GET /v1/jobs/ID returns "
-                    "its state and outputs.",
-                    phx_ingress_opts, n, &cfg);
+    phx_config_start(argc, argv, "phx-ingress",
+                     "phx-ingress: the HTTP API. POST /v1/jobs (Bearer API key) validates a job, "
+                     "stores it in Redis and publishes it to phx.jobs; GET /v1/jobs/ID returns "
+                     "its state and outputs.",
+                     phx_ingress_opts, n, &cfg, &cfg.common);
     char err[512];
     phx_err e;
     phx_err_clear(&e);
@@ -37,18 +38,9 @@ int main(int argc, char **argv)
     phx_schema_set *schemas = NULL;
     phx_ingress *in = NULL;
     phx_admin *admin = NULL;
-    if (phx_common_apply("phx-ingress", &cfg.common, err, sizeof(err)) < 0) {
-        fprintf(stderr, "phx-ingress: configuration error: %s\n", err);
-        goto out;
-    }
     phx_metrics_set_process("phx-ingress");
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    phx_signals_block(&sigs);
 
     if (!(schemas = phx_schemas_load(cfg.common.schema_dir, &e)) ||
         !(producer = phx_producer_new(cfg.common.kafka_brokers, &e))) {

@@ -24,17 +24,11 @@ int main(int argc, char **argv)
 {
     phx_planner_cfg cfg = {0};
     size_t n = sizeof(phx_planner_opts) / sizeof(phx_planner_opts[0]);
-    phx_config_main(argc, argv,
-                    "phx-planner: consumes phx.jobs and phx.results, runs each job's step DAG "
-                    "(dispatch to phx.tasks.<pool>, retries, timeouts, deadlines) and writes "
-                    "the reply to the job's reply_to (default phx.replies).",
-                    phx_planner_opts, n, &cfg);
-    char err[512];
-    if (phx_common_apply("phx-planner", &cfg.common, err, sizeof(err)) < 0) {
-        fprintf(stderr, "phx-planner: configuration error: %s\n", err);
-        phx_config_free(phx_planner_opts, n, &cfg);
-        return 2;
-    }
+    phx_config_start(argc, argv, "phx-planner",
+                     "phx-planner: consumes phx.jobs and phx.results, runs each job's step DAG "
+                     "(dispatch to phx.tasks.<pool>, retries, timeouts, deadlines) and writes "
+                     "the reply to the job's reply_to (default phx.replies).",
+                     phx_planner_opts, n, &cfg, &cfg.common);
     phx_worker_ops ops;
     phx_planner_ops(&ops, &cfg);
     int rc = phx_worker_main(&cfg.common, &ops);

@@ -60,12 +60,11 @@ int main(int argc, char **argv)
 {
     phx_tools_cfg cfg = {0};
     size_t n = sizeof(phx_tools_opts) / sizeof(phx_tools_opts[0]);
-    phx_config_main(argc, argv,
-                    "phx-tools: the tools pool. Consumes phx.tasks.tools and runs tool.calc "
-                    "(safe arithmetic) and tool.http_fetch (HTTP GET/POST with SSRF guards), "
-                    "reporting to phx.results.",
-                    phx_tools_opts, n, &cfg);
-    char err[512];
+    phx_config_start(argc, argv, "phx-tools",
+                     "phx-tools: the tools pool. Consumes phx.tasks.tools and runs tool.calc "
+                     "(safe arithmetic) and tool.http_fetch (HTTP GET/POST with SSRF guards), "
+                     "reporting to phx.results.",
+                     phx_tools_opts, n, &cfg, &cfg.common);
     phx_err e;
     cfg.fetch.timeout_ms = cfg.fetch_timeout_ms;
     cfg.fetch.max_timeout_ms = cfg.fetch_max_timeout_ms;
@@ -73,10 +72,6 @@ int main(int argc, char **argv)
     cfg.fetch.max_redirects = (int)cfg.fetch_max_redirects;
     cfg.fetch.allow_cidrs = cfg.fetch_allow_cidrs;
     int rc = 2;
-    if (phx_common_apply("phx-tools", &cfg.common, err, sizeof(err)) < 0) {
-        fprintf(stderr, "phx-tools: configuration error: %s\n", err);
-        goto out;
-    }
     if (phx_fetch_cfg_check(&cfg.fetch, &e) < 0) {
         fprintf(stderr,
                 "phx-tools: configuration error in PHX_FETCH_* (PHX_FETCH_ALLOW_CIDRS=%s): %s\n",
