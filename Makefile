@@ -57,10 +57,16 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-build demo up down status bench format docs clean
+.PHONY: pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
-$(BUILD)/obj/%.o: %.c
+# pkg-config answers nothing when any one package is missing: say so instead of failing later
+# with a confusing compile error.
+pkgcheck:
+	@[ -n "$(PKG_LIBS)" ] || { echo "build: libraries missing; run 'make deps'" >&2; \
+	  pkg-config --libs $(PKGS); exit 1; }
+
+$(BUILD)/obj/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
