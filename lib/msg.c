@@ -241,6 +241,40 @@ char *phx_base64_encode(const void *data, size_t len)
     return out;
 }
 
+unsigned char *phx_base64_decode(const char *s, size_t *len)
+{
+    size_t n = strlen(s);
+    unsigned char *out = malloc(n / 4 * 3 + 3);
+    unsigned acc = 0;
+    int bits = 0;
+    size_t o = 0, i = 0;
+    for (; i < n && s[i] != '='; i++) {
+        const char c = s[i];
+        int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                : c >= '0' && c <= '9' ? c - '0' + 52
+                : c == '+'             ? 62
+                : c == '/'             ? 63
+                                       : -1;
+        if (v < 0)
+            goto bad;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    for (; i < n; i++) /* only padding may follow */
+        if (s[i] != '=')
+            goto bad;
+    *len = o;
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
 json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const char *reason,
                     const json_t *errors)
 {

@@ -75,6 +75,8 @@ json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const cha
 
 /* Base64 helpers (standard alphabet, padded). Results are malloc'd. */
 char *phx_base64_encode(const void *data, size_t len);
+/* Decode standard base64 (padding optional); NULL on invalid input. *len gets the size. */
+unsigned char *phx_base64_decode(const char *s, size_t *len);
 
 /* Fill what a hand-written job may leave out: schema "job.v1", a new id, submitted_ms (now).
  * Shared by every producer of jobs (ingress, CLI) so they cannot drift apart. */

@@ -21,6 +21,16 @@ static const char phx_cli_usage[] =
     "  keys create [--tenant T] [--principal P] [--roles R]\n"
     "      Create an API key for the ingress (stored hashed in Redis) and print it once.\n"
     "      Defaults: tenant \"default\", principal \"cli\", roles \"admin\".\n"
+    "  dlq list [--topic T] [--reason TEXT] [--limit N]\n"
+    "      One line per dead letter on phx.dlq: PARTITION:OFFSET, source topic[partition]@offset,\n"
+    "      key, reason. Starts after the purge mark.\n"
+    "  dlq show PARTITION:OFFSET\n"
+    "      The whole dead letter, with the original bytes (payload_b64).\n"
+    "  dlq replay (PARTITION:OFFSET | --all) [--topic T] [--reason TEXT]\n"
+    "      Publish the original bytes again, with the original key, to the original topic;\n"
+    "      they are validated again there (still-bad input returns to the DLQ).\n"
+    "  dlq purge\n"
+    "      Move the purge mark to the end of phx.dlq (records go with Kafka retention).\n"
     "\n"
     "Environment: PHX_KAFKA_BROKERS (default 127.0.0.1:9092), PHX_REDIS_URL (default\n"
     "redis://127.0.0.1:6379/0), PHX_KAFKA_CONF_<property> for any librdkafka property.\n"
@@ -55,6 +65,8 @@ int main(int argc, char **argv)
         return phx_cli_status(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "keys") == 0)
         return phx_cli_keys(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "dlq") == 0)
+        return phx_cli_dlq(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
     return PHX_EXIT_USAGE;
 }

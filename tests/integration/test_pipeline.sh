@@ -67,6 +67,23 @@ id=$(uid after-poison)
 job "$id" '[{"id":"a","kind":"tool.calc","input":{"expr":"40+2"}}]' | kafka_put phx.jobs "$id"
 check "pipeline still works after poison" 42 "$(reply "$id" | jq -r .outputs.a.value)"
 
+# --- 4b. the DLQ tool: list, show, replay (validated again), purge ------------------------
+key=$(uid dlqtool)
+printf 'still {not json' | kafka_put phx.jobs "$key"
+kafka_get phx.dlq "$key" >/dev/null
+line=$("$PHX" dlq list --reason "invalid JSON" 2>/dev/null | grep "key=$key")
+check_contains "phx dlq list: shows the letter" "phx.jobs[" "$line"
+pos=${line%%$'\t'*}
+check "phx dlq show: original bytes" 'still {not json' "$("$PHX" dlq show "$pos" | jq -r .payload_b64 | base64 -d)"
+"$PHX" dlq replay "$pos" >/dev/null 2>&1
+check "phx dlq replay: exit 0" 0 $?
+sleep 1.5
+check "phx dlq replay: still-bad input comes back" 2 "$(kafka_get phx.dlq "$key" | grep -c .)"
+"$PHX" dlq purge >/dev/null
+check "phx dlq purge: listing empty after" "" "$("$PHX" dlq list 2>/dev/null)"
+"$PHX" dlq show 0:999999 >/dev/null 2>&1
+check "phx dlq show: unknown position exits 1" 1 $?
+
 # --- 5. duplicates never run a job twice -------------------------------------------------
 id=$(uid dup)
 doc=$(job "$id" '[{"id":"a","kind":"tool.calc","input":{"expr":"1+1"}}]')

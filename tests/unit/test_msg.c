@@ -65,6 +65,17 @@ static void test_base64(void **state)
         char *e = phx_base64_encode(cases[i][0], strlen(cases[i][0]));
         assert_string_equal(e, cases[i][1]);
         free(e);
+        size_t n = 99;
+        unsigned char *d = phx_base64_decode(cases[i][1], &n);
+        assert_non_null(d);
+        assert_int_equal(n, strlen(cases[i][0]));
+        assert_memory_equal(d, cases[i][0], n);
+        free(d);
+    }
+    static const char *bad[] = {"Zm9v!", "Zg=x", "@@@@"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t n;
+        assert_null(phx_base64_decode(bad[i], &n));
     }
 }
 

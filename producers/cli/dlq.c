@@ -1,0 +1,320 @@
+/* dlq.c -- `phx dlq list|show|replay|purge`: look at and recover dead letters.
+ *
+ * phx.dlq is an ordinary topic, so the tool reads it with a plain consumer: every partition is
+ * assigned from its start (or from the purge mark) up to the high watermark seen when the
+ * command began, so a listing is a consistent snapshot and always terminates.
+ *
+ * Replay re-publishes the *original bytes* (payload_b64) with the original key to the original
+ * topic; the consumer there validates them again exactly like new input, so a letter that is
+ * still bad comes straight back to the DLQ with the same reason. Kafka cannot delete single
+ * records, so purge moves a mark (the committed offsets of the consumer group
+ * "phx-dlq-purged"): later listings start after it, and retention removes the records. */
+#include "cli.h"
+#include "kafka.h"
+#include "msg.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PHX_DLQ_MARK_GROUP "phx-dlq-purged"
+
+typedef struct phx_dlq_filter {
+    const char *topic;  /* source topic, or NULL */
+    const char *reason; /* substring of the reason, or NULL */
+    int32_t partition;  /* with offset: one letter; -1 = all */
+    int64_t offset;
+    long limit;
+} phx_dlq_filter;
+
+typedef int (*phx_dlq_visit_fn)(void *arg, const rd_kafka_message_t *m, json_t *letter);
+
+/* A consumer on every partition of phx.dlq from the purge mark; fills hi[] with the end. */
+static rd_kafka_t *phx_dlq_open(const phx_cli_env *env, int64_t **hi, int *nparts, int from_start)
+{
+    char errstr[512];
+    phx_err err;
+    rd_kafka_conf_t *conf = phx_kafka_conf(env->brokers, &err);
+    if (!conf) {
+        fprintf(stderr, "phx dlq: %s\n", err.message);
+        return NULL;
+    }
+    rd_kafka_conf_set(conf, "group.id", PHX_DLQ_MARK_GROUP, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "phx dlq: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, PHX_TOPIC_DLQ, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (e || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "phx dlq: cannot read %s: %s\n", PHX_TOPIC_DLQ,
+                rd_kafka_err2str(e ? e : md->topics[0].err));
+        goto err;
+    }
+    *nparts = md->topics[0].partition_cnt;
+    *hi = calloc((size_t)*nparts, sizeof(**hi));
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(*nparts);
+    for (int i = 0; i < *nparts; i++)
+        rd_kafka_topic_partition_list_add(parts, PHX_TOPIC_DLQ, md->topics[0].partitions[i].id);
+    /* Where the purge mark is (committed offsets), unless the caller wants everything. */
+    if (!from_start && (e = rd_kafka_committed(rk, parts, 10000)))
+        fprintf(stderr, "phx dlq: purge mark unreadable (%s); listing from the start\n",
+                rd_kafka_err2str(e));
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t lo, h;
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        if ((e = rd_kafka_query_watermark_offsets(rk, PHX_TOPIC_DLQ, p->partition, &lo, &h,
+                                                  10000))) {
+            fprintf(stderr, "phx dlq: offsets: %s\n", rd_kafka_err2str(e));
+            rd_kafka_topic_partition_list_destroy(parts);
+            goto err;
+        }
+        (*hi)[p->partition] = h;
+        if (from_start || p->offset < lo)
+            p->offset = lo;
+    }
+    rd_kafka_metadata_destroy(md);
+    e = rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (e) {
+        fprintf(stderr, "phx dlq: assign: %s\n", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+err:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return NULL;
+}
+
+static int phx_dlq_match(const phx_dlq_filter *f, const rd_kafka_message_t *m, json_t *letter)
+{
+    if (f->partition >= 0 && (m->partition != f->partition || m->offset != f->offset))
+        return 0;
+    const char *topic = json_string_value(json_object_get(letter, "topic"));
+    const char *reason = json_string_value(json_object_get(letter, "reason"));
+    if (f->topic && (!topic || strcmp(topic, f->topic) != 0))
+        return 0;
+    if (f->reason && (!reason || !strstr(reason, f->reason)))
+        return 0;
+    return 1;
+}
+
+/* Visit every matching letter up to the snapshot's end. Returns letters visited, -1 error. */
+static long phx_dlq_scan(const phx_cli_env *env, const phx_dlq_filter *f, phx_dlq_visit_fn fn,
+                         void *arg)
+{
+    int64_t *hi = NULL;
+    int nparts = 0;
+    rd_kafka_t *rk = phx_dlq_open(env, &hi, &nparts, 0);
+    if (!rk)
+        return -1;
+    long seen = 0, rc = 0;
+    int64_t deadline = phx_mono_ms() + 30000;
+    /* Progress is tracked by offsets, not by "end of partition" events: a partition that starts
+     * at its end is done before any message arrives. */
+    int64_t *next = calloc((size_t)nparts, sizeof(*next));
+    rd_kafka_topic_partition_list_t *pos = NULL;
+    rd_kafka_assignment(rk, &pos);
+    for (int i = 0; pos && i < pos->cnt; i++)
+        next[pos->elems[i].partition] = pos->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(pos);
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < nparts; i++)
+            pending += next[i] < hi[i];
+        if (!pending || (f->limit > 0 && seen >= f->limit))
+            break;
+        if (phx_mono_ms() > deadline) {
+            fprintf(stderr, "phx dlq: timed out reading %s\n", PHX_TOPIC_DLQ);
+            rc = -1;
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        next[m->partition] = m->offset + 1;
+        json_t *letter =
+            m->offset < hi[m->partition] ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+        if (letter && phx_dlq_match(f, m, letter)) {
+            seen++;
+            if (fn(arg, m, letter) < 0)
+                rc = -1;
+        }
+        json_decref(letter);
+        rd_kafka_message_destroy(m);
+        if (rc < 0)
+            break;
+    }
+    free(next);
+    free(hi);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc < 0 ? -1 : seen;
+}
+
+static int phx_dlq_print_line(void *arg, const rd_kafka_message_t *m, json_t *l)
+{
+    (void)arg;
+    printf("%d:%lld\t%s[%lld]@%lld\tkey=%s\t%s\n", m->partition, (long long)m->offset,
+           json_string_value(json_object_get(l, "topic")) ?: "?",
+           (long long)json_integer_value(json_object_get(l, "partition")),
+           (long long)json_integer_value(json_object_get(l, "offset")),
+           json_string_value(json_object_get(l, "key")) ?: "-",
+           json_string_value(json_object_get(l, "reason")) ?: "");
+    return 0;
+}
+
+static int phx_dlq_print_full(void *arg, const rd_kafka_message_t *m, json_t *l)
+{
+    (void)arg;
+    (void)m;
+    char *s = json_dumps(l, JSON_INDENT(2));
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+/* Re-publish the original bytes of one letter. */
+static int phx_dlq_replay_one(void *arg, const rd_kafka_message_t *m, json_t *l)
+{
+    phx_producer *p = arg;
+    const char *topic = json_string_value(json_object_get(l, "topic"));
+    const char *b64 = json_string_value(json_object_get(l, "payload_b64"));
+    size_t len = 0;
+    unsigned char *raw = b64 ? phx_base64_decode(b64, &len) : NULL;
+    if (!topic || !raw) {
+        fprintf(stderr, "phx dlq: %d:%lld has no original topic or payload; skipped\n",
+                m->partition, (long long)m->offset);
+        free(raw);
+        return 0;
+    }
+    phx_kmsg k = {.topic = topic,
+                  .key = json_string_value(json_object_get(l, "key")),
+                  .value = raw,
+                  .len = len};
+    k.hdrs[k.nhdrs++] = (phx_hdr){"phx-replayed-from", "phx.dlq"};
+    phx_err err;
+    int rc = phx_produce_batch(p, &k, 1, &err);
+    free(raw);
+    if (rc < 0) {
+        fprintf(stderr, "phx dlq: replay of %d:%lld: %s\n", m->partition, (long long)m->offset,
+                err.message);
+        return -1;
+    }
+    printf("replayed %d:%lld -> %s\n", m->partition, (long long)m->offset, topic);
+    return 0;
+}
+
+/* Commit the snapshot's end offsets as the purge mark. */
+static int phx_dlq_purge(const phx_cli_env *env)
+{
+    int64_t *hi = NULL;
+    int nparts = 0;
+    rd_kafka_t *rk = phx_dlq_open(env, &hi, &nparts, 1);
+    if (!rk)
+        return PHX_EXIT_INFRA;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
+    for (int i = 0; i < nparts; i++)
+        rd_kafka_topic_partition_list_add(l, PHX_TOPIC_DLQ, i)->offset = hi[i];
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    free(hi);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (e) {
+        fprintf(stderr, "phx dlq purge: %s\n", rd_kafka_err2str(e));
+        return PHX_EXIT_INFRA;
+    }
+    printf("purged: later listings start after the current end of %s\n", PHX_TOPIC_DLQ);
+    return PHX_EXIT_OK;
+}
+
+static int phx_dlq_usage(void)
+{
+    fprintf(stderr, "usage: phx dlq list [--topic T] [--reason TEXT] [--limit N]\n"
+                    "       phx dlq show PARTITION:OFFSET\n"
+                    "       phx dlq replay (PARTITION:OFFSET | --all) [--topic T] [--reason TEXT]\n"
+                    "       phx dlq purge\n");
+    return PHX_EXIT_USAGE;
+}
+
+int phx_cli_dlq(const phx_cli_env *env, int argc, char **argv)
+{
+    static const struct option opts[] = {{"topic", required_argument, NULL, 't'},
+                                         {"reason", required_argument, NULL, 'r'},
+                                         {"limit", required_argument, NULL, 'n'},
+                                         {"all", no_argument, NULL, 'a'},
+                                         {NULL, 0, NULL, 0}};
+    if (argc < 2)
+        return phx_dlq_usage();
+    const char *cmd = argv[1];
+    phx_dlq_filter f = {.partition = -1};
+    int all = 0, c;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "t:r:n:a", opts, NULL)) != -1) {
+        if (c == 't')
+            f.topic = optarg;
+        else if (c == 'r')
+            f.reason = optarg;
+        else if (c == 'n' && (f.limit = atol(optarg)) > 0)
+            continue;
+        else if (c == 'a')
+            all = 1;
+        else
+            return phx_dlq_usage();
+    }
+    if (optind < argc) {
+        char *colon = strchr(argv[optind], ':'), *end;
+        if (!colon || optind + 1 != argc)
+            return phx_dlq_usage();
+        f.partition = (int32_t)strtol(argv[optind], &end, 10);
+        f.offset = strtoll(colon + 1, &end, 10);
+        if (*end || f.partition < 0 || f.offset < 0)
+            return phx_dlq_usage();
+    }
+    long n;
+    if (strcmp(cmd, "list") == 0 && f.partition < 0) {
+        n = phx_dlq_scan(env, &f, phx_dlq_print_line, NULL);
+        if (n >= 0)
+            fprintf(stderr, "%ld dead letter(s)\n", n);
+        return n < 0 ? PHX_EXIT_INFRA : PHX_EXIT_OK;
+    }
+    if (strcmp(cmd, "show") == 0 && f.partition >= 0) {
+        n = phx_dlq_scan(env, &f, phx_dlq_print_full, NULL);
+        if (n == 0)
+            fprintf(stderr, "phx dlq show: no letter at %d:%lld\n", f.partition,
+                    (long long)f.offset);
+        return n < 0 ? PHX_EXIT_INFRA : n == 0 ? PHX_EXIT_FAILED : PHX_EXIT_OK;
+    }
+    if (strcmp(cmd, "replay") == 0 && (f.partition >= 0) != all) {
+        phx_err err;
+        phx_producer *p = phx_producer_new(env->brokers, &err);
+        if (!p) {
+            fprintf(stderr, "phx dlq: %s\n", err.message);
+            return PHX_EXIT_INFRA;
+        }
+        n = phx_dlq_scan(env, &f, phx_dlq_replay_one, p);
+        phx_producer_free(p, 10000);
+        if (n >= 0)
+            fprintf(stderr, "%ld dead letter(s) replayed\n", n);
+        return n < 0 ? PHX_EXIT_INFRA : n == 0 ? PHX_EXIT_FAILED : PHX_EXIT_OK;
+    }
+    if (strcmp(cmd, "purge") == 0 && f.partition < 0)
+        return phx_dlq_purge(env);
+    return phx_dlq_usage();
+}
