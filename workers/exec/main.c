@@ -1,0 +1,189 @@
+/* main.c -- phx-exec: the execution pool (exec.run: untrusted code in a sandbox).
+ *
+ * Wires the sandbox (built once: seccomp program, empty network namespace, cgroup parent) to
+ * the pool loop; each consumer thread gets its own reusable cgroup slot. Before consuming
+ * anything the process runs one trivial program through the full sandbox: a host without user
+ * namespaces or seccomp fails at start with a clear message, instead of failing every job.
+ *
+ * Privileges: see docs/security.md ("Running phx-exec with least privilege"). In short: root
+ * in the host user namespace, or the capabilities CAP_SYS_ADMIN (namespaces, mounts, setns),
+ * CAP_SETUID/CAP_SETGID (writing the sandbox's id maps), CAP_SYS_CHROOT (pivot_root),
+ * CAP_KILL (signalling the sandbox uid), CAP_CHOWN (the work dir) and write access to its
+ * cgroup subtree. */
+#include "config.h"
+#include "exec.h"
+#include "log.h"
+#include "pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct phx_exec_main_cfg {
+    phx_common common;
+    phx_exec_limits def, max;
+    char *python, *sh, *ro_binds, *cgroup;
+    long host_uid, host_gid, max_code_kb;
+    phx_exec_cfg exec;
+    phx_exec_sandbox sb;
+} phx_exec_main_cfg;
+
+#define CFG phx_exec_main_cfg
+#define PHX_EXEC_LIMIT_OPT(NAME, FIELD, DEF, MAX, LO, HI, WHAT)                                    \
+    {"PHX_EXEC_" NAME,                                                                             \
+     PHX_OPT_INT,                                                                                  \
+     DEF,                                                                                          \
+     LO,                                                                                           \
+     HI,                                                                                           \
+     offsetof(CFG, def.FIELD),                                                                     \
+     "exec.run default " WHAT " (a request's limits." #FIELD " when it sets none)."},              \
+    {                                                                                              \
+        "PHX_EXEC_MAX_" NAME, PHX_OPT_INT, MAX, LO, HI, offsetof(CFG, max.FIELD),                  \
+            "exec.run cap on limits." #FIELD " (" WHAT "); larger requests are capped."            \
+    }
+static const phx_opt phx_exec_opts[] = {
+    PHX_COMMON_OPTS(CFG),
+    PHX_EXEC_LIMIT_OPT("WALL_MS", wall_ms, "10000", "60000", 10, 3600000,
+                       "wall-clock deadline in ms; the whole run is killed after it"),
+    PHX_EXEC_LIMIT_OPT("CPU_MS", cpu_ms, "10000", "60000", 10, 3600000,
+                       "CPU time in ms of all the run's processes"),
+    PHX_EXEC_LIMIT_OPT("MEMORY_MB", memory_mb, "256", "2048", 16, 65536,
+                       "memory in MiB (cgroup; RLIMIT_AS without cgroups)"),
+    PHX_EXEC_LIMIT_OPT("PIDS", pids, "64", "512", 4, 32768, "number of processes/threads"),
+    PHX_EXEC_LIMIT_OPT("OUTPUT_KB", output_kb, "256", "4096", 1, 65536,
+                       "KiB kept of stdout and of stderr each; beyond it: truncated"),
+    PHX_EXEC_LIMIT_OPT("DISK_MB", disk_mb, "64", "1024", 1, 65536,
+                       "MiB of the tmpfs holding /work and /tmp"),
+    {"PHX_EXEC_PYTHON", PHX_OPT_STR, "/usr/bin/python3", 0, 0, offsetof(CFG, python),
+     "Interpreter for lang \"python\" (must be under PHX_EXEC_RO_BINDS)."},
+    {"PHX_EXEC_SH", PHX_OPT_STR, "/bin/sh", 0, 0, offsetof(CFG, sh),
+     "Interpreter for lang \"sh\" (must be under PHX_EXEC_RO_BINDS)."},
+    {"PHX_EXEC_RO_BINDS", PHX_OPT_STR, "/usr,/bin,/lib,/lib64,/sbin,/etc/ld.so.cache", 0, 0,
+     offsetof(CFG, ro_binds),
+     "Comma-separated host paths bound read-only (nosuid, nodev) into the sandbox; a path "
+     "that is a symlink is recreated as that symlink. Nothing else of the host is visible."},
+    {"PHX_EXEC_CGROUP", PHX_OPT_STR, "auto", 0, 0, offsetof(CFG, cgroup),
+     "Cgroup limits: auto (v2 if its memory+pids controllers are delegated, else v1, else "
+     "none with a warning), v2, v1 or off (rlimits only)."},
+    {"PHX_EXEC_HOST_UID", PHX_OPT_INT, "99999", 1, 4294967294L, offsetof(CFG, host_uid),
+     "Host uid the sandbox's uid 1000 maps to: one that owns no files and runs nothing else "
+     "(never 0)."},
+    {"PHX_EXEC_HOST_GID", PHX_OPT_INT, "99999", 1, 4294967294L, offsetof(CFG, host_gid),
+     "Host gid the sandbox's gid 1000 maps to (never 0)."},
+    {"PHX_EXEC_MAX_CODE_KB", PHX_OPT_INT, "1024", 1, 65536, offsetof(CFG, max_code_kb),
+     "exec.run cap in KiB on stdin and on each file (code itself is at most 128 KiB)."},
+};
+#define PHX_EXEC_NOPTS (sizeof(phx_exec_opts) / sizeof(phx_exec_opts[0]))
+
+static void *phx_exec_thread_init(void *app, phx_err *err)
+{
+    (void)app;
+    return phx_exec_cg_new(err);
+}
+
+static void phx_exec_thread_free(void *ts)
+{
+    phx_exec_cg_free(ts);
+}
+
+static json_t *phx_exec_run_step(void *app, void *ts, const json_t *input, phx_err *err)
+{
+    phx_exec_main_cfg *cfg = app;
+    return phx_exec_step(&cfg->sb, ts, input, err);
+}
+
+static const phx_step_kind phx_exec_kinds[] = {
+    {"exec.run", phx_exec_run_step},
+};
+
+/* One trivial run through every layer of the sandbox. */
+static int phx_exec_selftest(phx_exec_main_cfg *cfg, phx_err *err)
+{
+    phx_exec_cg *cg = phx_exec_cg_new(err);
+    if (!cg)
+        return -1;
+    json_t *in = json_pack("{s:s, s:s}", "lang", "sh", "code", "echo ok");
+    json_t *out = phx_exec_step(&cfg->sb, cg, in, err);
+    int rc = -1;
+    if (out && json_integer_value(json_object_get(out, "exit_code")) == 0 &&
+        strcmp(json_string_value(json_object_get(out, "stdout")), "ok\n") == 0)
+        rc = 0;
+    else if (out)
+        phx_err_set(err, "sandbox_unavailable", 1, "self-test: unexpected output %s",
+                    json_string_value(json_object_get(out, "stderr")));
+    json_decref(out);
+    json_decref(in);
+    phx_exec_cg_free(cg);
+    return rc;
+}
+
+static int phx_exec_check(phx_exec_main_cfg *cfg, char *err, size_t errlen)
+{
+    long *d = &cfg->def.wall_ms, *m = &cfg->max.wall_ms;
+    for (size_t i = 0; i < sizeof(phx_exec_limits) / sizeof(long); i++)
+        if (d[i] > m[i]) {
+            snprintf(err, errlen, "a PHX_EXEC_<limit> default is above its PHX_EXEC_MAX_<limit>");
+            return -1;
+        }
+    cfg->exec = (phx_exec_cfg){
+        .def = cfg->def,
+        .max = cfg->max,
+        .python = cfg->python,
+        .sh = cfg->sh,
+        .ro_binds = cfg->ro_binds,
+        .cgroup_mode = cfg->cgroup,
+        .host_uid = cfg->host_uid,
+        .host_gid = cfg->host_gid,
+        .max_code_kb = cfg->max_code_kb,
+    };
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    phx_exec_main_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    phx_config_main(argc, argv,
+                    "phx-exec: the execution pool. Consumes phx.tasks.exec and runs exec.run "
+                    "(python or sh code from untrusted sources) in a sandbox of user, pid, "
+                    "mount, network, ipc, uts and cgroup namespaces, a seccomp allow-list and "
+                    "cgroup/rlimit limits, reporting to phx.results.",
+                    phx_exec_opts, PHX_EXEC_NOPTS, &cfg);
+    char err[512];
+    phx_err e;
+    int rc = 2;
+    int sandbox = 0;
+    if (phx_common_apply("phx-exec", &cfg.common, err, sizeof(err)) < 0 ||
+        phx_exec_check(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "phx-exec: configuration error: %s\n", err);
+        goto out;
+    }
+    if (phx_exec_sandbox_init(&cfg.sb, &cfg.exec, &e) < 0) {
+        fprintf(stderr, "phx-exec: cannot set up the sandbox: %s\n", e.message);
+        rc = e.retryable ? 1 : 2;
+        goto out;
+    }
+    sandbox = 1;
+    if (phx_exec_selftest(&cfg, &e) < 0) {
+        fprintf(stderr, "phx-exec: sandbox self-test failed: %s\n", e.message);
+        rc = 1;
+        goto out;
+    }
+    phx_log_info("sandbox ready (cgroup %s, uid 1000 -> host %ld)", phx_exec_cg_mode(),
+                 cfg.host_uid);
+    phx_pool_def def = {.proc = "phx-exec",
+                        .pool = "exec",
+                        .kinds = phx_exec_kinds,
+                        .nkinds = 1,
+                        .app = &cfg,
+                        .thread_init = phx_exec_thread_init,
+                        .thread_free = phx_exec_thread_free};
+    phx_worker_ops ops;
+    phx_pool_ops(&ops, &def);
+    rc = phx_worker_main(&cfg.common, &ops);
+out:
+    if (sandbox)
+        phx_exec_sandbox_free(&cfg.sb);
+    phx_config_free(phx_exec_opts, PHX_EXEC_NOPTS, &cfg);
+    return rc;
+}
