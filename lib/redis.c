@@ -1,7 +1,10 @@
 /* redis.c -- hiredis client with timeouts, reconnect and scripts by SHA (see redis.h). */
 #include "redis.h"
+#include "breaker.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
+#include "retry.h"
 #include "util.h"
 
 #include <openssl/sha.h>
@@ -19,7 +22,20 @@ struct phx_redis {
     char *password;
     char *password_file; /* re-read at every connect, so a rotated password needs no restart */
     int timeout_ms;
+    phx_breaker *breaker; /* not owned */
+    phx_metric *m_breaker;
 };
+
+/* Reconnects: 20 ms, 40 ms, ... up to 1 s, +-50%, within the command's time budget. */
+static const phx_retry_policy phx_redis_reconnect = {6, 20, 1000, 50};
+
+void phx_redis_set_breaker(phx_redis *r, phx_breaker *b)
+{
+    r->breaker = b;
+    r->m_breaker = phx_gauge("phx_breaker_state",
+                             "Circuit breaker state per dependency: 0 closed, 1 open, 2 half-open.",
+                             "dep=\"redis\"");
+}
 
 static int phx_redis_parse_url(phx_redis *r, const char *url, phx_err *err)
 {
@@ -157,26 +173,36 @@ err:
 static redisReply *phx_redis_send(phx_redis *r, int argc, const char **argv, const size_t *lens,
                                   phx_err *err)
 {
-    int64_t deadline = phx_mono_ms() + r->timeout_ms;
-    int64_t backoff = 20;
+    int64_t t0 = phx_mono_ms(), deadline = t0 + r->timeout_ms;
     char why[256] = "";
-    for (int attempt = 0;; attempt++) {
+    int ticket = r->breaker ? phx_breaker_allow(r->breaker, t0) : PHX_BREAKER_NORMAL;
+    if (ticket == PHX_BREAKER_DENIED) {
+        phx_err_set(err, "redis_unavailable", 1, "redis: circuit breaker open");
+        return NULL;
+    }
+    redisReply *rep = NULL;
+    for (int attempt = 1;; attempt++) {
         if (r->c || phx_redis_connect(r, why, sizeof(why)) == 0) {
-            redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
-            if (rep)
-                return rep;
+            if ((rep = redisCommandArgv(r->c, argc, argv, lens)))
+                break;
             snprintf(why, sizeof(why), "%s", r->c->errstr);
             phx_redis_drop(r);
         }
         int64_t left = deadline - phx_mono_ms();
-        if (left <= 0 || attempt >= 5)
+        if (left <= 0 || attempt >= phx_redis_reconnect.max_attempts)
             break;
-        int64_t sleep = backoff / 2 + (int64_t)(phx_rand_u64() % (uint64_t)(backoff / 2 + 1));
+        int64_t sleep = phx_retry_delay(&phx_redis_reconnect, attempt);
         phx_sleep_ms(sleep < left ? sleep : left);
-        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
     }
-    phx_err_set(err, "redis_unavailable", 1, "redis: %s", why);
-    return NULL;
+    /* Error replies are answers: only a missing answer counts against the dependency. */
+    if (r->breaker) {
+        int64_t now = phx_mono_ms();
+        phx_breaker_record_timed(r->breaker, now, ticket, rep != NULL, now - t0);
+        phx_metric_set(r->m_breaker, phx_breaker_state(r->breaker, now));
+    }
+    if (!rep)
+        phx_err_set(err, "redis_unavailable", 1, "redis: %s", why);
+    return rep;
 }
 
 static redisReply *phx_redis_check(redisReply *rep, phx_err *err)

@@ -38,6 +38,12 @@ redisReply *phx_redis_cmdv(phx_redis *r, phx_err *err, int argc, const char **ar
 /* EVALSHA script with nkeys keys then args (argv holds keys then args). */
 redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int argc,
                            const char **argv, const size_t *lens, phx_err *err);
+/* Guard this client's calls with breaker b (shared by the process's clients; may be NULL).
+ * While it is open, commands fail at once with "redis_unavailable" instead of waiting for
+ * connect timeouts. */
+struct phx_breaker;
+void phx_redis_set_breaker(phx_redis *r, struct phx_breaker *b);
+
 /* PING; 0 when reachable. */
 int phx_redis_ping(phx_redis *r, char *why, size_t whylen);
 

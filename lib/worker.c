@@ -6,9 +6,11 @@
  * handler state, so the hot path takes no locks of ours. */
 #include "worker.h"
 #include "admin.h"
+#include "breaker.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "retry.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -28,7 +30,21 @@ struct phx_worker {
     atomic_int failed;  /* a thread could not start: exit 1 */
     pthread_mutex_t ready_mu;
     phx_redis *ready_redis; /* the admin thread's own connection, for /readyz */
+    phx_breaker redis_breaker;
 };
+
+/* Redis: open at 50% failures over 10 s (at least 10 calls) or 80% calls slower than 1 s;
+ * stay open 2 s (+-20%); close after 3 good probes. */
+static const phx_breaker_cfg phx_worker_redis_breaker_cfg = {10000, 10, 50, 2000, 3, 1000, 80};
+
+/* A consumer stalled on a failed dependency retries the same message: 100 ms, 200 ms, ...
+ * up to 6.4 s, +-50%. Never gives up: dropping the message is not an option. */
+static const phx_retry_policy phx_worker_stall = {0, 100, 6400, 50};
+
+phx_breaker *phx_worker_redis_breaker(phx_worker *w)
+{
+    return &w->redis_breaker;
+}
 
 typedef struct phx_wthread {
     phx_worker *w;
@@ -64,12 +80,6 @@ static void phx_worker_nap(phx_worker *w, int64_t ms)
     int64_t end = phx_mono_ms() + ms;
     while (!atomic_load(&w->stop) && phx_mono_ms() < end)
         phx_sleep_ms(end - phx_mono_ms() < 50 ? end - phx_mono_ms() : 50);
-}
-
-static int64_t phx_worker_backoff(int attempt)
-{
-    int64_t base = 100LL << (attempt < 6 ? attempt : 6); /* 100 ms .. 6.4 s */
-    return base / 2 + (int64_t)(phx_rand_u64() % (uint64_t)(base / 2 + 1));
 }
 
 static void phx_worker_count(const char *topic, const char *outcome)
@@ -182,7 +192,7 @@ static int phx_worker_one(phx_worker *w, void *tctx, const rd_kafka_message_t *m
         }
         phx_log_warn("%s[%d]@%lld: %s (%s); retrying", topic, m->partition, (long long)m->offset,
                      err.message, err.code);
-        phx_worker_nap(w, phx_worker_backoff(attempt));
+        phx_worker_nap(w, phx_retry_delay(&phx_worker_stall, attempt + 1));
         if (atomic_load(&w->stop))
             break;
     }
@@ -252,7 +262,7 @@ static void *phx_worker_tick_main(void *arg)
             phx_outbox_run_after(&out, tctx);
         if (rc < 0) {
             phx_log_warn("tick: %s (%s)", err.message, err.code);
-            phx_worker_nap(w, phx_worker_backoff(failures++));
+            phx_worker_nap(w, phx_retry_delay(&phx_worker_stall, ++failures));
             continue;
         }
         failures = 0;
@@ -269,6 +279,10 @@ static int phx_worker_ready(void *ctx, char *why, size_t whylen)
     if (atomic_load(&w->stalled) > 0) {
         snprintf(why, whylen, "%d consumer(s) backing off on a failed dependency",
                  atomic_load(&w->stalled));
+        return -1;
+    }
+    if (phx_breaker_state(&w->redis_breaker, phx_mono_ms()) == PHX_BREAKER_OPEN) {
+        snprintf(why, whylen, "redis circuit breaker open");
         return -1;
     }
     pthread_mutex_lock(&w->ready_mu);
@@ -289,6 +303,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     phx_wthread *threads = calloc((size_t)nthreads + 1, sizeof(*threads));
     pthread_mutex_init(&w.ready_mu, NULL);
     phx_metrics_set_process(ops->proc);
+    phx_breaker_init(&w.redis_breaker, &phx_worker_redis_breaker_cfg);
 
     sigset_t sigs;
     phx_signals_block(&sigs);
@@ -346,6 +361,7 @@ out:
     phx_producer_free(w.producer, 10000);
     phx_redis_free(w.ready_redis);
     phx_schema_set_free(w.schemas);
+    phx_breaker_destroy(&w.redis_breaker);
     pthread_mutex_destroy(&w.ready_mu);
     free(threads);
     return rc;

@@ -69,6 +69,10 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops);
 void *phx_worker_app(phx_worker *w);
 const phx_common *phx_worker_common(phx_worker *w);
 const phx_schema_set *phx_worker_schemas(phx_worker *w);
+/* The process's Redis circuit breaker: attach it to every Redis client the handlers create
+ * (phx_redis_set_breaker), so a Redis outage fails fast in every thread at once. */
+struct phx_breaker;
+struct phx_breaker *phx_worker_redis_breaker(phx_worker *w);
 /* Produce a batch outside the loop (e.g. from a tick); 0 when confirmed. */
 int phx_worker_produce(phx_worker *w, phx_outbox *out, phx_err *err);
 

@@ -2,7 +2,7 @@
  * fake clock), backoff and Retry-After, the lexical embedder's promises (deterministic, unit
  * length, never zero, related texts closer than unrelated ones), JSON answer parsing and plan
  * validation. No network, no Redis. */
-#include "../../workers/llm/breaker.h"
+#include "../../lib/breaker.h"
 #include "../../workers/llm/chat.h"
 #include "../../workers/llm/lexical.h"
 #include "../../workers/llm/plan.h"

@@ -9,6 +9,7 @@
  * finished by the next advance() of that job. */
 #include "planner.h"
 #include "dag.h"
+#include "retry.h"
 #include "jobstore.h"
 #include "log.h"
 #include "metrics.h"
@@ -104,17 +105,13 @@ static int phx_planner_max_attempts(const phx_planner *p, const json_t *step)
     return json_is_integer(m) ? (int)json_integer_value(m) : (int)p->cfg->retry_max_attempts;
 }
 
-/* Exponential backoff with jitter: base * 2^(attempt-1), +-25%, capped at a minute. */
+/* The step's retry delay: its backoff_ms (or the default) * 2^(attempt-1), +-25%, <= 1 min. */
 static int64_t phx_planner_backoff(const phx_planner *p, const json_t *step, int attempt)
 {
     json_t *b = json_object_get(json_object_get(step, "retry"), "backoff_ms");
-    int64_t base = json_is_integer(b) ? json_integer_value(b) : p->cfg->retry_backoff_ms;
-    int64_t d = base << (attempt - 1 < 16 ? attempt - 1 : 16);
-    if (d > 60000)
-        d = 60000;
-    if (d > 0)
-        d = d * 3 / 4 + (int64_t)(phx_rand_u64() % (uint64_t)(d / 2 + 1));
-    return d;
+    phx_retry_policy pol = {
+        0, json_is_integer(b) ? json_integer_value(b) : p->cfg->retry_backoff_ms, 60000, 25};
+    return phx_retry_delay(&pol, attempt);
 }
 
 static void phx_planner_event(phx_outbox *out, const phx_pjob *j, const char *type,
@@ -763,6 +760,7 @@ static void *phx_planner_thread_init(phx_worker *w, phx_err *err)
         free(p);
         return NULL;
     }
+    phx_redis_set_breaker(p->r, phx_worker_redis_breaker(w));
     return p;
 }
 

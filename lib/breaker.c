@@ -62,35 +62,48 @@ int phx_breaker_allow(phx_breaker *b, int64_t now_ms)
     return t;
 }
 
-/* Count an outcome in the closed-state window and trip if the failure rate is reached. */
-static void phx_breaker_count(phx_breaker *b, int64_t now, int ok)
+/* Count an outcome in the closed-state window and trip if the failure (or slow-call) rate is
+ * reached. */
+static void phx_breaker_count(phx_breaker *b, int64_t now, int ok, int slow)
 {
     long width = b->cfg.window_ms / PHX_BREAKER_BUCKETS;
     int64_t start = now - now % width;
     int i = (int)((now / width) % PHX_BREAKER_BUCKETS);
     if (b->b[i].start != start) {
         b->b[i].start = start;
-        b->b[i].ok = b->b[i].fail = 0;
+        b->b[i].ok = b->b[i].fail = b->b[i].slow = 0;
     }
     if (ok)
         b->b[i].ok++;
     else
         b->b[i].fail++;
-    if (ok)
+    b->b[i].slow += slow;
+    if (ok && !slow)
         return;
-    long total = 0, fail = 0;
+    long total = 0, fail = 0, nslow = 0;
     for (int k = 0; k < PHX_BREAKER_BUCKETS; k++) {
         if (b->b[k].start + b->cfg.window_ms <= now)
             continue; /* outside the window */
         total += b->b[k].ok + b->b[k].fail;
         fail += b->b[k].fail;
+        nslow += b->b[k].slow;
     }
-    if (total >= b->cfg.min_requests && fail * 100 >= b->cfg.failure_pct * total)
+    if (total < b->cfg.min_requests)
+        return;
+    if (fail * 100 >= b->cfg.failure_pct * total ||
+        (b->cfg.slow_pct > 0 && nslow * 100 >= b->cfg.slow_pct * total))
         phx_breaker_trip(b, now);
 }
 
 void phx_breaker_record(phx_breaker *b, int64_t now_ms, int ticket, int ok)
 {
+    phx_breaker_record_timed(b, now_ms, ticket, ok, 0);
+}
+
+void phx_breaker_record_timed(phx_breaker *b, int64_t now_ms, int ticket, int ok,
+                              int64_t duration_ms)
+{
+    int slow = b->cfg.slow_ms > 0 && duration_ms >= b->cfg.slow_ms;
     if (ticket == PHX_BREAKER_DENIED)
         return;
     pthread_mutex_lock(&b->mu);
@@ -105,7 +118,7 @@ void phx_breaker_record(phx_breaker *b, int64_t now_ms, int ticket, int ok)
             }
         }
     } else if (b->state == PHX_BREAKER_CLOSED) {
-        phx_breaker_count(b, now_ms, ok);
+        phx_breaker_count(b, now_ms, ok, slow);
     }
     /* A normal request finishing after the breaker opened tells nothing new: ignored. */
     pthread_mutex_unlock(&b->mu);

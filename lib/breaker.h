@@ -1,13 +1,16 @@
-/* breaker.h -- a circuit breaker per LLM provider: closed / open / half-open.
+/* breaker.h -- the circuit breaker every outward dependency is wrapped in (Redis, each LLM
+ * provider, ...): closed / open / half-open. One implementation for the whole system.
  *
- * Why: when a provider is down, every step waiting out its timeout on it burns a worker thread
- * and the job's deadline. The breaker notices a failing provider from its recent failure rate
- * and sends traffic to the next provider in the chain at once, then probes the failed one with
- * a few requests before trusting it again.
+ * Why: when a dependency is down, every call waiting out its timeout on it burns a worker
+ * thread and the job's deadline. The breaker notices a failing dependency from its recent
+ * failure rate (or slow-call rate) and fails calls at once -- the LLM pool then moves to the
+ * next provider in its chain, the worker loop backs off and keeps its message -- and probes
+ * the dependency with a few requests before trusting it again.
  *
  *   closed     every request allowed; outcomes counted in a sliding window of time buckets.
  *              When the window holds >= min_requests and the failure share reaches
- *              failure_pct, the breaker opens.
+ *              failure_pct (or, with slow_ms set, the share of calls slower than slow_ms
+ *              reaches slow_pct), the breaker opens.
  *   open       nothing allowed until a jittered open interval (open_ms * [0.8, 1.2)) passes;
  *              the jitter keeps many replicas from probing a recovering provider in lockstep.
  *   half-open  at most `probes` requests in flight at once; `probes` successes close the
@@ -15,8 +18,8 @@
  *
  * Time is passed in by the caller (monotonic ms), so tests drive it without sleeping. All
  * functions are thread-safe (one mutex per breaker; held for a few instructions only). */
-#ifndef PHX_LLM_BREAKER_H
-#define PHX_LLM_BREAKER_H
+#ifndef PHX_BREAKER_H
+#define PHX_BREAKER_H
 
 #include <pthread.h>
 #include <stdint.h>
@@ -31,6 +34,8 @@ typedef struct phx_breaker_cfg {
     long failure_pct;  /* 1..100 */
     long open_ms;      /* base open interval (jittered) */
     long probes;       /* half-open: concurrent probes allowed, and successes needed to close */
+    long slow_ms;      /* with phx_breaker_record_timed: a call this slow counts as slow ... */
+    long slow_pct;     /* ... and this share of slow calls opens the breaker (0 = off) */
 } phx_breaker_cfg;
 
 typedef struct phx_breaker {
@@ -41,7 +46,7 @@ typedef struct phx_breaker {
     int probes_inflight, probes_ok;
     struct {
         int64_t start; /* bucket start (ms); a bucket older than the window counts nothing */
-        int ok, fail;
+        int ok, fail, slow;
     } b[PHX_BREAKER_BUCKETS];
 } phx_breaker;
 
@@ -57,6 +62,9 @@ int phx_breaker_allow(phx_breaker *b, int64_t now_ms);
  * malformed answer); client errors are not the provider's fault and must not be recorded as
  * failures. A DENIED ticket is ignored. */
 void phx_breaker_record(phx_breaker *b, int64_t now_ms, int ticket, int ok);
+/* The same, with the call's duration, so slow calls count towards slow_pct. */
+void phx_breaker_record_timed(phx_breaker *b, int64_t now_ms, int ticket, int ok,
+                              int64_t duration_ms);
 /* Give back a ticket without an outcome (the request was not sent after all). */
 void phx_breaker_release(phx_breaker *b, int ticket);
 /* Current state (an open breaker whose interval passed reports half-open). */
