@@ -20,6 +20,11 @@ void phx_key_out(char *buf, size_t n, const char *id)
     snprintf(buf, n, "phx:job:{%s}:out", id);
 }
 
+void phx_key_principal(char *buf, size_t n, const char *tenant, const char *principal)
+{
+    snprintf(buf, n, "phx:principal:%s:%s", tenant, principal);
+}
+
 void phx_key_idem(char *buf, size_t n, const char *tenant, const char *key)
 {
     /* The client's key is hashed: it may be long or contain any byte. */
@@ -28,27 +33,114 @@ void phx_key_idem(char *buf, size_t n, const char *tenant, const char *key)
     snprintf(buf, n, "phx:idem:%s:%s", tenant, h);
 }
 
-/* Only create: never overwrite a job someone else stored or the planner already runs. */
+/* Only create: never overwrite a job someone else stored or the planner already runs. The
+ * principal's roles are kept with the job: the planner checks the job's step kinds against
+ * them (the ingress verified the identity; the planner cannot see the credential). */
 static const phx_script phx_submit_script = {
     "job_submit",
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', 'submitted', 'tenant', ARGV[1], 'spec', ARGV[2],\n"
-    "           'created_ms', ARGV[3])\n"
+    "           'created_ms', ARGV[3], 'principal', ARGV[4], 'roles', ARGV[5])\n"
     "return 1\n"};
 
-int phx_jobstore_submit(phx_redis *r, const char *id, const char *tenant, const char *spec,
-                        int64_t now_ms, phx_err *err)
+void phx_key_tenant_jobs(char *buf, size_t n, const char *tenant)
+{
+    snprintf(buf, n, "phx:jobs:%s", tenant);
+}
+
+int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
 {
     char key[256], now[32];
-    phx_key_job(key, sizeof(key), id);
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {key, tenant, spec, now};
-    redisReply *rep = phx_redis_eval(r, &phx_submit_script, 1, 4, argv, NULL, err);
+    phx_key_job(key, sizeof(key), s->id);
+    snprintf(now, sizeof(now), "%lld", (long long)s->now_ms);
+    const char *argv[] = {key, s->tenant, s->spec, now, s->principal, s->roles ? s->roles : ""};
+    redisReply *rep = phx_redis_eval(r, &phx_submit_script, 1, 6, argv, NULL, err);
     if (!rep)
         return -1;
     int rc = (int)rep->integer;
     freeReplyObject(rep);
-    return rc;
+    if (rc != 1)
+        return rc;
+    /* The tenant's listing index lives in its own slot, so it is a separate command; a crash
+     * in between leaves a job that GET finds but the listing misses, never the reverse. */
+    phx_key_tenant_jobs(key, sizeof(key), s->tenant);
+    if (!(rep = phx_redis_cmd(r, err, "ZADD %s %s %s", key, now, s->id)))
+        return -1;
+    freeReplyObject(rep);
+    return 1;
+}
+
+/* Roles the planner must check a job against. A job stored by the ingress carries the roles
+ * of the principal the ingress authenticated (in any state); a job that came straight to the topic naming a
+ * principal gets that principal's registered roles; an unknown principal gets none. */
+int phx_jobstore_roles(phx_redis *r, const char *id, const char *tenant, const char *principal,
+                       char **roles, phx_err *err)
+{
+    char key[384];
+    *roles = NULL;
+    phx_key_job(key, sizeof(key), id);
+    redisReply *rep = phx_redis_cmd(r, err, "HMGET %s tenant principal roles", key);
+    if (!rep)
+        return -1;
+    /* Only the ingress writes a roles field, and a stored spec is never replaced by a later
+     * message, so a redelivered job is judged exactly as its first delivery was. */
+    if (rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, tenant) == 0 && rep->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[1]->str, principal ? principal : "") == 0 &&
+        rep->element[2]->type == REDIS_REPLY_STRING) {
+        *roles = strdup(rep->element[2]->str);
+        freeReplyObject(rep);
+        return 1;
+    }
+    freeReplyObject(rep);
+    if (!principal || !*principal)
+        return 0;
+    phx_key_principal(key, sizeof(key), tenant, principal);
+    if (!(rep = phx_redis_cmd(r, err, "HGET %s roles", key)))
+        return -1;
+    *roles = strdup(rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    freeReplyObject(rep);
+    return 1;
+}
+
+/* Cancel: only a job still in flight, only for its own tenant. reply_sent=0 makes the
+ * planner send the "cancelled" reply whoever sees the job next. */
+static const phx_script phx_cancel_script = {
+    "job_cancel",
+    "local st = redis.call('HGET', KEYS[1], 'state')\n"
+    "if not st or redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return {0, ''} end\n"
+    "if st ~= 'submitted' and st ~= 'running' then return {2, st} end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_ms', ARGV[2], 'reply_sent', '0',\n"
+    "  'error', ARGV[3])\n"
+    "return {1, 'cancelled'}\n"};
+
+int phx_jobstore_cancel(phx_redis *r, const char *id, const char *tenant, const char *by,
+                        int64_t now_ms, char **state, phx_err *err)
+{
+    char key[256], now[32], msg[300];
+    phx_key_job(key, sizeof(key), id);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(msg, sizeof(msg), "cancelled by %s", by);
+    phx_utf8_scrub(msg);
+    json_t *ej = json_pack("{s:s, s:s}", "code", "cancelled", "message", msg);
+    char *e = json_dumps(ej, JSON_COMPACT);
+    json_decref(ej);
+    const char *argv[] = {key, tenant, now, e};
+    redisReply *rep = phx_redis_eval(r, &phx_cancel_script, 1, 4, argv, NULL, err);
+    free(e);
+    if (!rep)
+        return -1;
+    int rc = (int)rep->element[0]->integer;
+    if (state)
+        *state = strdup(rep->element[1]->str);
+    freeReplyObject(rep);
+    if (rc != 1)
+        return rc;
+    /* Wake the planner now (its deadline timer), rather than at the job's real deadline. */
+    if (!(rep = phx_redis_cmd(r, err, "ZADD %s %s %s", PHX_KEY_DEADLINES, now, id)))
+        return -1;
+    freeReplyObject(rep);
+    return 1;
 }
 
 char *phx_jobstore_idem_claim(phx_redis *r, const char *tenant, const char *key, const char *job_id,
@@ -149,43 +241,4 @@ done:
     json_decref(steps);
     json_decref(out);
     return view;
-}
-
-int phx_apikey_lookup(phx_redis *r, const char *secret, char **tenant, char **principal,
-                      char **roles, phx_err *err)
-{
-    char h[65], k[128];
-    phx_sha256_hex(secret, strlen(secret), h);
-    snprintf(k, sizeof(k), "phx:apikey:%s", h);
-    redisReply *rep = phx_redis_cmd(r, err, "HMGET %s tenant principal roles revoked", k);
-    if (!rep)
-        return -1;
-    int rc = -1;
-    if (rep->elements != 4 || rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[3]->type == REDIS_REPLY_STRING) {
-        phx_err_set(err, "unauthorized", 0, "unknown or revoked API key");
-        goto out;
-    }
-    *tenant = strdup(rep->element[0]->str);
-    *principal = strdup(rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : "");
-    *roles = strdup(rep->element[2]->type == REDIS_REPLY_STRING ? rep->element[2]->str : "");
-    rc = 0;
-out:
-    freeReplyObject(rep);
-    return rc;
-}
-
-int phx_apikey_store(phx_redis *r, const char *secret, const char *tenant, const char *principal,
-                     const char *roles, phx_err *err)
-{
-    char h[65], k[128];
-    phx_sha256_hex(secret, strlen(secret), h);
-    snprintf(k, sizeof(k), "phx:apikey:%s", h);
-    redisReply *rep =
-        phx_redis_cmd(r, err, "HSET %s tenant %s principal %s roles %s created_ms %lld", k, tenant,
-                      principal, roles, (long long)phx_now_ms());
-    if (!rep)
-        return -1;
-    freeReplyObject(rep);
-    return 0;
 }

@@ -3,14 +3,16 @@
  * Every key of one job carries the hash tag {ID}, so Redis Cluster keeps a job in one slot and
  * the planner's Lua scripts (which touch several of its keys) stay legal:
  *
- *   phx:job:{ID}         hash  state, tenant, principal, spec (job JSON), reply_to, trace,
- *                              created_ms, deadline_at, finished_ms, error (JSON), reply_sent
+ *   phx:job:{ID}         hash  state, tenant, principal, roles (ingress-verified), spec (job
+ *                              JSON), reply_to, trace, created_ms, deadline_at, finished_ms,
+ *                              error (JSON), reply_sent
  *   phx:job:{ID}:steps   hash  STEP -> state; STEP:attempt -> n; STEP:err -> error JSON;
  *                              STEP:t0 / STEP:t1 -> first dispatch / finish (ms)
  *   phx:job:{ID}:out     hash  STEP -> output JSON
  *
  * Job states: submitted (ingress stored it, planner has not seen it) -> running -> succeeded |
- * failed | rejected. Step states: pending -> dispatched -> succeeded | failed | retry_wait
+ * failed | rejected; submitted | running -> cancelled (DELETE /v1/jobs/ID). Step states: pending ->
+ * dispatched -> succeeded | failed | retry_wait
  * (-> pending again) ; pending -> skipped when a step it needs failed.
  *
  * Global keys (not per job, so never touched by the same script as job keys):
@@ -18,7 +20,9 @@
  *   phx:timeouts   zset  "ID\tSTEP\tATTEMPT" scored by when a dispatched attempt times out
  *   phx:deadlines  zset  "ID" scored by the job deadline
  *   phx:idem:TENANT:KEY  string -> job id (idempotency keys, with a TTL)
- *   phx:apikey:SHA256    hash  tenant, principal, roles, created_ms (API keys, stored hashed) */
+ *   phx:jobs:TENANT      zset  job id scored by created_ms (jobs submitted through the ingress)
+ *   phx:principal:TENANT:PRINCIPAL  hash  roles (registered by `phx keys create`)
+ *   phx:apikey:SHA256, phx:apikeys  API keys, see apikey.h */
 #ifndef PHX_JOBSTORE_H
 #define PHX_JOBSTORE_H
 
@@ -37,11 +41,29 @@ void phx_key_job(char *buf, size_t n, const char *id);
 void phx_key_steps(char *buf, size_t n, const char *id);
 void phx_key_out(char *buf, size_t n, const char *id);
 void phx_key_idem(char *buf, size_t n, const char *tenant, const char *key);
+void phx_key_principal(char *buf, size_t n, const char *tenant, const char *principal);
+void phx_key_tenant_jobs(char *buf, size_t n, const char *tenant);
 
-/* Store a job as "submitted" (the ingress, before publishing). 1 stored, 0 the id exists
- * already, -1 on error. */
-int phx_jobstore_submit(phx_redis *r, const char *id, const char *tenant, const char *spec,
-                        int64_t now_ms, phx_err *err);
+/* A job the ingress stores as "submitted" before publishing it. */
+typedef struct phx_job_submit {
+    const char *id, *tenant, *principal, *roles, *spec;
+    int64_t now_ms;
+} phx_job_submit;
+
+/* Store a job as "submitted" (with the principal's roles) and index it under its tenant.
+ * 1 stored, 0 the id exists already, -1 on error. */
+int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err);
+
+/* Roles to check job id against (see jobstore.c): 1 with *roles (malloc'd; "" = none), 0 when
+ * the job names no principal (an operator with write access to phx.jobs), -1 error. */
+int phx_jobstore_roles(phx_redis *r, const char *id, const char *tenant, const char *principal,
+                       char **roles, phx_err *err);
+
+/* Cancel job id of tenant (by: who, for the error text). 1 cancelled (the planner is woken
+ * through phx:deadlines), 0 no such job for this tenant, 2 already final (*state = its state,
+ * malloc'd, when state is not NULL), -1 error. */
+int phx_jobstore_cancel(phx_redis *r, const char *id, const char *tenant, const char *by,
+                        int64_t now_ms, char **state, phx_err *err);
 
 /* Claim an idempotency key for job_id. Returns the job id that owns the key (malloc'd;
  * equal to job_id when this call claimed it), or NULL with err. */
@@ -51,13 +73,5 @@ char *phx_jobstore_idem_claim(phx_redis *r, const char *tenant, const char *key,
 /* The job's status as JSON: {job_id, tenant, state, created_ms, finished_ms, steps: {id:
  * {state, attempts, error}}, outputs, error}. NULL with err code "not_found" when unknown. */
 json_t *phx_jobstore_view(phx_redis *r, const char *id, phx_err *err);
-
-/* Look up an API key (the raw secret): on success fills tenant/principal/roles (malloc'd)
- * and returns 0; -1 with err code "unauthorized" or a Redis error. */
-int phx_apikey_lookup(phx_redis *r, const char *secret, char **tenant, char **principal,
-                      char **roles, phx_err *err);
-/* Store a new API key for tenant/principal/roles; the key itself is only hashed. */
-int phx_apikey_store(phx_redis *r, const char *secret, const char *tenant, const char *principal,
-                     const char *roles, phx_err *err);
 
 #endif

@@ -7,6 +7,7 @@
  * Redis connections come from a small pool, one per HTTP thread at most: hiredis contexts
  * are not thread-safe, and a connection per request would cost a TCP handshake each. */
 #include "ingress.h"
+#include "apikey.h"
 #include "dag.h"
 #include "jobstore.h"
 #include "log.h"
@@ -141,10 +142,13 @@ static int phx_ingress_auth(phx_ingress *in, struct MHD_Connection *conn, phx_pr
         a->retry_after = 1;
         return -1;
     }
-    int rc = phx_apikey_lookup(r, h + 7, &who->tenant, &who->principal, &who->roles, &err);
+    phx_apikey key;
+    int rc = phx_apikey_lookup(r, h + 7, phx_now_ms(), &key, &err);
     phx_ingress_redis_put(in, r);
-    if (rc == 0)
+    if (rc == 0) {
+        who->tenant = key.tenant, who->principal = key.principal, who->roles = key.roles;
         return 0;
+    }
     if (strcmp(err.code, "unauthorized") == 0) {
         phx_problem(a, 401, "unauthorized", "Invalid API key", "unknown or revoked API key", NULL);
     } else {
@@ -237,7 +241,13 @@ static void phx_ingress_submit(phx_ingress *in, struct MHD_Connection *conn, con
         }
     }
     spec = json_dumps(job, JSON_COMPACT);
-    int rc = phx_jobstore_submit(r, id, who->tenant, spec, phx_now_ms(), &err);
+    phx_job_submit js = {.id = id,
+                         .tenant = who->tenant,
+                         .principal = who->principal,
+                         .roles = who->roles,
+                         .spec = spec,
+                         .now_ms = phx_now_ms()};
+    int rc = phx_jobstore_submit(r, &js, &err);
     if (rc < 0)
         goto unavailable;
     if (rc == 0) {

@@ -13,6 +13,7 @@
 #include "jobstore.h"
 #include "log.h"
 #include "metrics.h"
+#include "rbac.h"
 #include "state.h"
 #include "util.h"
 
@@ -384,9 +385,26 @@ out:
     return rc;
 }
 
+/* A cancelled job (DELETE /v1/jobs/ID sets the state) dispatches nothing more; it owes one
+ * "cancelled" reply, marked by reply_sent=0. Results of attempts still running are recorded
+ * on their steps but change nothing else. */
+static int phx_planner_cancelled(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err)
+{
+    if (strcmp(phx_jstr(j->hash, "reply_sent", "1"), "0") != 0)
+        return 0;
+    /* Cancelled before the planner adopted it: the hash has no reply_to yet. */
+    if (!json_object_get(j->hash, "reply_to") &&
+        json_is_string(json_object_get(j->spec, "reply_to")))
+        json_object_set(j->hash, "reply_to", json_object_get(j->spec, "reply_to"));
+    phx_logj(PHX_LOG_INFO, j->id, j->trace, "job cancelled");
+    return phx_planner_reply(p, j, out, err);
+}
+
 /* Move job j forward as far as its state allows (see the file comment). */
 static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err)
 {
+    if (strcmp(j->state, "cancelled") == 0)
+        return phx_planner_cancelled(p, j, out, err);
     if (strcmp(j->state, "succeeded") == 0 || strcmp(j->state, "failed") == 0) {
         /* Finished but the reply was never confirmed (we crashed in between): send again. */
         if (strcmp(phx_jstr(j->hash, "reply_sent", "1"), "0") == 0)
@@ -491,6 +509,22 @@ static void phx_planner_on_invalid(void *tctx, const phx_inmsg *in, const json_t
         phx_logj(PHX_LOG_WARN, NULL, NULL, "rejecting invalid job: %s", err.message);
 }
 
+/* RBAC, again: jobs can reach phx.jobs without the ingress. Every step kind must be allowed
+ * by the roles of the job's principal (lib/rbac.c, the table the ingress uses). 1 allowed,
+ * 0 refused (*reasons says why), -1 error. */
+static int phx_planner_authorize(phx_planner *p, const json_t *body, json_t **reasons, phx_err *err)
+{
+    char *roles = NULL;
+    *reasons = NULL;
+    int rc = phx_jobstore_roles(p->r, phx_jstr(body, "id", ""), phx_jstr(body, "tenant", "default"),
+                                phx_jstr(body, "principal", NULL), &roles, err);
+    if (rc <= 0)
+        return rc < 0 ? -1 : 1; /* no principal: an operator trusted by the Kafka ACLs */
+    rc = phx_rbac_check_steps(json_object_get(body, "steps"), phx_rbac_scopes(roles), reasons);
+    free(roles);
+    return rc == 0;
+}
+
 static phx_handle_rc phx_planner_on_job(phx_planner *p, const phx_inmsg *in, phx_outbox *out,
                                         phx_err *err)
 {
@@ -510,6 +544,14 @@ static phx_handle_rc phx_planner_on_job(phx_planner *p, const phx_inmsg *in, phx
     if (phx_dag_check(steps, &reasons) < 0) {
         rc = phx_planner_reject(p, body, "invalid_job", "the job's steps are not a valid DAG",
                                 reasons, out, err);
+        json_decref(reasons);
+        return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
+    }
+    if ((rc = phx_planner_authorize(p, body, &reasons, err)) <= 0) {
+        if (rc == 0)
+            rc = phx_planner_reject(p, body, "forbidden",
+                                    "the job's principal lacks a scope its steps need", reasons,
+                                    out, err);
         json_decref(reasons);
         return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
     }
@@ -728,6 +770,10 @@ static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
         int rc = phx_state_job_finish(p->r, jid, "failed", e, phx_now_ms(), err);
         free(e);
         if (rc < 0)
+            goto err;
+        /* Not running: cancelled (the canceller set the timer to now to wake us) or finished
+         * with a reply still owed; advance() sends what is owed and nothing else. */
+        if (rc == 0 && phx_planner_advance(p, jid, out, err) < 0)
             goto err;
         if (rc == 1) {
             phx_pjob j;
