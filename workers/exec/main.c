@@ -36,7 +36,8 @@ typedef struct phx_exec_main_cfg {
      LO,                                                                                           \
      HI,                                                                                           \
      offsetof(CFG, def.FIELD),                                                                     \
-     "exec.run default " WHAT " (a request's limits." #FIELD " when it sets none)."},              \
+     "exec.run default " WHAT " (a request's limits." #FIELD                                       \
+     " when it sets none; capped by the maximum)."},                                               \
     {                                                                                              \
         "PHX_EXEC_MAX_" NAME, PHX_OPT_INT, MAX, LO, HI, offsetof(CFG, max.FIELD),                  \
             "exec.run cap on limits." #FIELD " (" WHAT "); larger requests are capped."            \
@@ -119,12 +120,14 @@ static int phx_exec_selftest(phx_exec_main_cfg *cfg, phx_err *err)
 
 static int phx_exec_check(phx_exec_main_cfg *cfg, char *err, size_t errlen)
 {
+    (void)err;
+    (void)errlen;
+    /* A default above its maximum is capped like a request's limit would be: lowering only
+     * PHX_EXEC_MAX_* (the common case: a stricter pool) must not need the default too. */
     long *d = &cfg->def.wall_ms, *m = &cfg->max.wall_ms;
     for (size_t i = 0; i < sizeof(phx_exec_limits) / sizeof(long); i++)
-        if (d[i] > m[i]) {
-            snprintf(err, errlen, "a PHX_EXEC_<limit> default is above its PHX_EXEC_MAX_<limit>");
-            return -1;
-        }
+        if (d[i] > m[i])
+            d[i] = m[i];
     cfg->exec = (phx_exec_cfg){
         .def = cfg->def,
         .max = cfg->max,
