@@ -1,0 +1,382 @@
+/* decode.c -- encoded runs inside text (see decode.h).
+ *
+ * Each finder recognises its encoding by shape (alphabet, minimum length, markers), decodes,
+ * and keeps the result only when it is plausible text. Decoded text is searched again for
+ * nested encodings (base64 of hex of ...) up to the depth limit; every nested run reports the
+ * outermost span, because offsets inside decoded bytes mean nothing to the caller. */
+#include "decode.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PHX_DEC_MIN_B64 16 /* shorter runs are words and ids more often than payloads */
+#define PHX_DEC_MIN_HEX 16
+
+typedef struct phx_dec_ctx {
+    phx_safety_segments *out;
+    int max_depth;
+    size_t max_bytes;
+} phx_dec_ctx;
+
+static int phx_dec_run(phx_dec_ctx *c, const char *text, size_t len, int depth, size_t ostart,
+                       size_t oend);
+
+/* Plausible text: valid UTF-8, >= 85% printable, at least 3 letters. */
+static int phx_dec_is_text(const unsigned char *s, size_t n)
+{
+    size_t bad = 0, letters = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char b = s[i];
+        size_t k = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+        if (k == 0 || i + k > n)
+            return 0;
+        for (size_t j = 1; j < k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+        if (k == 1) {
+            if ((b < 0x20 && b != '\n' && b != '\r' && b != '\t') || b == 0x7F)
+                bad++;
+            if ((b | 0x20) >= 'a' && (b | 0x20) <= 'z')
+                letters++;
+        } else {
+            letters++;
+        }
+        i += k;
+    }
+    return n > 0 && letters >= 3 && bad * 100 <= n * 15;
+}
+
+static int phx_dec_add(phx_dec_ctx *c, unsigned char *buf, size_t n, const char *enc, int depth,
+                       size_t start, size_t end)
+{
+    phx_safety_segments *o = c->out;
+    if (!phx_dec_is_text(buf, n) || o->n >= PHX_SAFETY_MAX_SEGMENTS ||
+        o->total + n > c->max_bytes) {
+        free(buf);
+        return 0;
+    }
+    if (o->n == o->cap) {
+        int cap = o->cap ? o->cap * 2 : 4;
+        phx_safety_segment *v = realloc(o->v, (size_t)cap * sizeof(*v));
+        if (!v) {
+            free(buf);
+            return -1;
+        }
+        o->v = v;
+        o->cap = cap;
+    }
+    buf[n] = '\0';
+    phx_safety_segment *s = &o->v[o->n++];
+    memset(s, 0, sizeof(*s));
+    s->text = (char *)buf;
+    s->len = n;
+    s->start = start;
+    s->end = end;
+    s->depth = depth;
+    snprintf(s->encoding, sizeof(s->encoding), "%s", enc);
+    o->total += n;
+    if (depth < c->max_depth)
+        return phx_dec_run(c, s->text, n, depth + 1, start, end);
+    return 0;
+}
+
+static int phx_dec_b64val(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+' || ch == '-')
+        return 62;
+    if (ch == '/' || ch == '_')
+        return 63;
+    return -1;
+}
+
+static int phx_dec_hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* base64 (standard or URL alphabet, padding optional) and plain hex runs. */
+static int phx_dec_runs(phx_dec_ctx *c, const char *t, size_t len, int depth, size_t os, size_t oe)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (phx_dec_b64val((unsigned char)t[i]) < 0) {
+            i++;
+            continue;
+        }
+        size_t s = i;
+        int hex = 1, upper = 0, lower = 0, digit = 0;
+        while (i < len && phx_dec_b64val((unsigned char)t[i]) >= 0) {
+            unsigned char ch = (unsigned char)t[i];
+            hex &= phx_dec_hexval(ch) >= 0;
+            upper |= ch >= 'A' && ch <= 'Z';
+            lower |= ch >= 'a' && ch <= 'z';
+            digit |= ch >= '0' && ch <= '9';
+            i++;
+        }
+        size_t n = i - s;
+        while (i < len && t[i] == '=')
+            i++;
+        size_t ss = depth == 1 ? s : os, se = depth == 1 ? i : oe;
+        if (hex && n >= PHX_DEC_MIN_HEX && n % 2 == 0 && digit) {
+            unsigned char *b = malloc(n / 2 + 1);
+            if (!b)
+                return -1;
+            for (size_t k = 0; k < n / 2; k++)
+                b[k] = (unsigned char)(phx_dec_hexval((unsigned char)t[s + 2 * k]) * 16 +
+                                       phx_dec_hexval((unsigned char)t[s + 2 * k + 1]));
+            if (phx_dec_add(c, b, n / 2, "hex", depth, ss, se) < 0)
+                return -1;
+        } else if (n >= PHX_DEC_MIN_B64 && (upper + lower + digit) >= 2) {
+            unsigned char *b = malloc(n * 3 / 4 + 2);
+            if (!b)
+                return -1;
+            size_t k = 0;
+            uint32_t acc = 0;
+            int bits = 0;
+            for (size_t p = s; p < s + n; p++) {
+                acc = (acc << 6) | (uint32_t)phx_dec_b64val((unsigned char)t[p]);
+                bits += 6;
+                if (bits >= 8) {
+                    bits -= 8;
+                    b[k++] = (unsigned char)(acc >> bits);
+                    acc &= (1u << bits) - 1;
+                }
+            }
+            if (phx_dec_add(c, b, k, "base64", depth, ss, se) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* \xHH escapes and %HH URL-encoding: a run with at least 3 escapes, decoded as a whole. */
+static int phx_dec_escapes(phx_dec_ctx *c, const char *t, size_t len, int depth, size_t os,
+                           size_t oe, char mark)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t s = i, count = 0, e = i;
+        /* a run: escapes possibly separated by ordinary non-space characters */
+        while (i < len && t[i] != ' ' && t[i] != '\n' && t[i] != '"' && t[i] != '\'') {
+            if (mark == '%' && t[i] == '%' && i + 2 < len &&
+                phx_dec_hexval((unsigned char)t[i + 1]) >= 0 &&
+                phx_dec_hexval((unsigned char)t[i + 2]) >= 0) {
+                count++;
+                i += 3;
+                e = i;
+            } else if (mark == 'x' && t[i] == '\\' && i + 3 < len && t[i + 1] == 'x' &&
+                       phx_dec_hexval((unsigned char)t[i + 2]) >= 0 &&
+                       phx_dec_hexval((unsigned char)t[i + 3]) >= 0) {
+                count++;
+                i += 4;
+                e = i;
+            } else {
+                i++;
+            }
+        }
+        e = i; /* the whole run: text after the last escape belongs to it */
+        if (count >= 3) {
+            unsigned char *b = malloc(e - s + 1);
+            if (!b)
+                return -1;
+            size_t k = 0;
+            for (size_t p = s; p < e;) {
+                if (mark == '%' && t[p] == '%' && p + 2 < e + 1 &&
+                    phx_dec_hexval((unsigned char)t[p + 1]) >= 0 &&
+                    phx_dec_hexval((unsigned char)t[p + 2]) >= 0) {
+                    b[k++] = (unsigned char)(phx_dec_hexval((unsigned char)t[p + 1]) * 16 +
+                                             phx_dec_hexval((unsigned char)t[p + 2]));
+                    p += 3;
+                } else if (mark == 'x' && t[p] == '\\' && p + 3 < e + 1 && t[p + 1] == 'x' &&
+                           phx_dec_hexval((unsigned char)t[p + 2]) >= 0 &&
+                           phx_dec_hexval((unsigned char)t[p + 3]) >= 0) {
+                    b[k++] = (unsigned char)(phx_dec_hexval((unsigned char)t[p + 2]) * 16 +
+                                             phx_dec_hexval((unsigned char)t[p + 3]));
+                    p += 4;
+                } else {
+                    b[k++] = (unsigned char)(mark == '%' && t[p] == '+' ? ' ' : t[p]);
+                    p++;
+                }
+            }
+            if (phx_dec_add(c, b, k, mark == '%' ? "url" : "hex", depth, depth == 1 ? s : os,
+                            depth == 1 ? e : oe) < 0)
+                return -1;
+        }
+        if (i == s)
+            i++;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    const char *text;
+} phx_dec_entities[] = {
+    {"lt", "<"}, {"gt", ">"}, {"amp", "&"}, {"quot", "\""}, {"apos", "'"}, {"nbsp", " "},
+};
+
+/* HTML entities: when the text holds at least 3, decode the span from the first to the last. */
+static int phx_dec_html(phx_dec_ctx *c, const char *t, size_t len, int depth, size_t os, size_t oe)
+{
+    size_t first = len, last = 0;
+    int count = 0;
+    for (size_t i = 0; i + 3 < len; i++) {
+        if (t[i] != '&')
+            continue;
+        const char *semi = memchr(t + i, ';', len - i < 10 ? len - i : 10);
+        if (!semi || semi - (t + i) < 3)
+            continue;
+        if (first == len)
+            first = i;
+        last = (size_t)(semi - t) + 1;
+        count++;
+    }
+    if (count < 3)
+        return 0;
+    unsigned char *b = malloc(last - first + 1);
+    if (!b)
+        return -1;
+    size_t k = 0;
+    for (size_t p = first; p < last;) {
+        const char *semi = t[p] == '&' ? memchr(t + p, ';', last - p < 10 ? last - p : 10) : NULL;
+        unsigned long cp = 0;
+        int ok = 0;
+        if (semi && t[p + 1] == '#') {
+            char *endp;
+            int hx = t[p + 2] == 'x' || t[p + 2] == 'X';
+            cp = strtoul(t + p + 2 + hx, &endp, hx ? 16 : 10);
+            ok = endp == semi && cp > 0 && cp < 0x110000 && !(cp >= 0xD800 && cp < 0xE000);
+        } else if (semi) {
+            for (size_t e = 0; e < sizeof(phx_dec_entities) / sizeof(phx_dec_entities[0]); e++) {
+                size_t en = strlen(phx_dec_entities[e].name);
+                if ((size_t)(semi - t - (long)p - 1) == en &&
+                    memcmp(t + p + 1, phx_dec_entities[e].name, en) == 0) {
+                    cp = (unsigned char)phx_dec_entities[e].text[0];
+                    ok = 1;
+                }
+            }
+        }
+        if (!ok) {
+            b[k++] = (unsigned char)t[p++];
+            continue;
+        }
+        if (cp < 0x80) {
+            b[k++] = (unsigned char)cp;
+        } else if (cp < 0x800) {
+            b[k++] = (unsigned char)(0xC0 | (cp >> 6));
+            b[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            b[k++] = (unsigned char)(0xE0 | (cp >> 12));
+            b[k++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+            b[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else {
+            b[k++] = (unsigned char)(0xF0 | (cp >> 18));
+            b[k++] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+            b[k++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+            b[k++] = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+        p = (size_t)(semi - t) + 1;
+    }
+    return phx_dec_add(c, b, k, "html", depth, depth == 1 ? first : os, depth == 1 ? last : oe);
+}
+
+void phx_safety_rot13(const char *in, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = in[i];
+        if (ch >= 'a' && ch <= 'z')
+            ch = (char)('a' + (ch - 'a' + 13) % 26);
+        else if (ch >= 'A' && ch <= 'Z')
+            ch = (char)('A' + (ch - 'A' + 13) % 26);
+        out[i] = ch;
+    }
+    out[len] = '\0';
+}
+
+/* Share of words that are among the most common English function words. ROT13 turns English
+ * into text with almost none, so "rot13 has many more than the text" marks a ROT13 run. */
+static double phx_dec_english(const char *t, size_t len, int *words)
+{
+    static const char *const common[] = {"the",  "and", "to",  "of",   "a",   "you",  "is",   "in",
+                                         "that", "it",  "for", "your", "are", "with", "this", "be",
+                                         "on",   "all", "not", "or",   "as",  "what", "i"};
+    int w = 0, hit = 0;
+    for (size_t i = 0; i < len;) {
+        while (i < len && !((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z'))
+            i++;
+        size_t s = i;
+        while (i < len && (t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z')
+            i++;
+        if (i == s)
+            break;
+        w++;
+        for (size_t k = 0; k < sizeof(common) / sizeof(common[0]); k++)
+            if (common[k][0] == (t[s] | 0x20) && strlen(common[k]) == i - s &&
+                strncasecmp(common[k], t + s, i - s) == 0) {
+                hit++;
+                break;
+            }
+    }
+    *words = w;
+    return w ? (double)hit / w : 0;
+}
+
+static int phx_dec_rot13(phx_dec_ctx *c, const char *t, size_t len, int depth, size_t os, size_t oe)
+{
+    int w1, w2;
+    if (len < 16 || phx_dec_english(t, len, &w1) > 0.08 || w1 < 5)
+        return 0;
+    char *r = malloc(len + 1);
+    if (!r)
+        return -1;
+    phx_safety_rot13(t, len, r);
+    if (phx_dec_english(r, len, &w2) < 0.2) {
+        free(r);
+        return 0;
+    }
+    return phx_dec_add(c, (unsigned char *)r, len, "rot13", depth, depth == 1 ? 0 : os,
+                       depth == 1 ? len : oe);
+}
+
+static int phx_dec_run(phx_dec_ctx *c, const char *text, size_t len, int depth, size_t os,
+                       size_t oe)
+{
+    if (phx_dec_runs(c, text, len, depth, os, oe) < 0 ||
+        phx_dec_escapes(c, text, len, depth, os, oe, '%') < 0 ||
+        phx_dec_escapes(c, text, len, depth, os, oe, 'x') < 0 ||
+        phx_dec_html(c, text, len, depth, os, oe) < 0 ||
+        phx_dec_rot13(c, text, len, depth, os, oe) < 0)
+        return -1;
+    return 0;
+}
+
+int phx_safety_decode(const char *text, size_t len, int max_depth, size_t max_bytes,
+                      phx_safety_segments *out)
+{
+    if (max_depth < 1)
+        return 0;
+    phx_dec_ctx c = {out, max_depth, max_bytes};
+    return phx_dec_run(&c, text, len, 1, 0, len);
+}
+
+void phx_safety_segments_free(phx_safety_segments *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->v[i].text);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}

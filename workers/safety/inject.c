@@ -1,0 +1,525 @@
+/* inject.c -- prompt injection / jailbreak / indirect injection features (see inject.h).
+ *
+ * The table below is the detector. Each row is a phrase pattern (words.h syntax), its
+ * category and two weights: for text a user wrote, and for data the agent reads. Weights
+ * express how much one occurrence says on its own; a category collects evidence from its
+ * distinct rows, so an attack that uses several techniques scores high while one stray phrase
+ * in a long benign text does not. Rows describe techniques in general words (override
+ * verbs x instruction nouns, persona x "no restrictions", ...), never sentences of a dataset. */
+#include "inject.h"
+#include "words.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum phx_inj_cat {
+    CAT_OVERRIDE,
+    CAT_EXFIL_PROMPT,
+    CAT_ROLE,
+    CAT_PERSONA,
+    CAT_UNRESTRICT,
+    CAT_NOREFUSE,
+    CAT_ADDRESSED,
+    CAT_TASK,
+    CAT_OBFUSCATE,
+    CAT_EXFIL_ACTION,
+    CAT_HARM,
+    CAT_FICTION,
+    CAT_COUNT
+};
+
+static const char *const phx_inj_cat_names[CAT_COUNT] = {
+    "instruction_override",
+    "system_prompt_exfiltration",
+    "role_hijack",
+    "jailbreak_persona",
+    "restriction_removal",
+    "refusal_suppression",
+    "addressed_to_assistant",
+    "embedded_task",
+    "output_obfuscation",
+    "exfiltration_action",
+    "harmful_request",
+    "fiction_framing",
+};
+
+/* Categories that make a harmful request a jailbreak when they come with it. */
+#define PHX_INJ_FRAMING                                                                            \
+    ((1u << CAT_ROLE) | (1u << CAT_PERSONA) | (1u << CAT_UNRESTRICT) | (1u << CAT_NOREFUSE) |      \
+     (1u << CAT_FICTION) | (1u << CAT_OVERRIDE))
+
+typedef struct phx_inj_feature {
+    int cat;
+    float w[2];         /* user, data */
+    int sentence_start; /* only counts at the start of a sentence */
+    const char *pattern;
+} phx_inj_feature;
+
+/* Shared vocabularies, spelled once. */
+#define OVERRIDE_V                                                                                 \
+    "ignore|ignoring|disregard|disregarding|forget|override|overwrite|discard|abandon"
+#define PRIOR_Q "previous|prior|above|earlier|preceding|former|original|initial|old|all|any|other"
+#define INSTR_N                                                                                    \
+    "instruction*|rule|rules|direction*|guideline*|prompt*|programming|directive*|guidance|"       \
+    "constraint*|restriction*|polic*|filter*|command*|context|training"
+#define AI_N      "ai|assistant|chatbot|llm|gpt|chatgpt|bot|model|agent|claude|bard|gemini|copilot"
+#define AI_STRICT "ai|assistant|chatbot|llm|gpt|chatgpt|claude|bard|gemini|copilot"
+#define LIMIT_N                                                                                    \
+    "restriction*|limitation*|limits|filter*|censor*|constraint*|boundaries|rules|guideline*|"     \
+    "ethic*|moral*|polic*|safeguard*|guardrail*|safety"
+#define HARM_N                                                                                     \
+    "bomb*|explosive*|meth|methamphetamine|drug*|weapon*|gun|guns|firearm*|poison*|malware|"       \
+    "ransomware|virus*|keylogger*|botnet*|nerve|bioweapon*|napalm|counterfeit*|ricin|sarin|"       \
+    "anthrax|cocaine|heroin|fentanyl|thermite|grenade*|detonator*|trojan*|spyware|rootkit*"
+
+static const phx_inj_feature phx_inj_features[] = {
+    /* --- instruction override ------------------------------------------------------------
+     */
+    {CAT_OVERRIDE, {0.75f, 0.9f}, 0, OVERRIDE_V " ~3 " PRIOR_Q " ~2 " INSTR_N},
+    {CAT_OVERRIDE, {0.65f, 0.8f}, 0, OVERRIDE_V " ~2 your|the|these|those|my " INSTR_N},
+    {CAT_OVERRIDE,
+     {0.5f, 0.75f},
+     0,
+     "not|dont|never|stop ~1 follow|following|obey|obeying ~4 " INSTR_N},
+    {CAT_OVERRIDE,
+     {0.35f, 0.6f},
+     0,
+     "new|updated|revised|real|actual|true|additional|secret "
+     "instruction*|directive*|task|orders|rules"},
+    {CAT_OVERRIDE, {0.2f, 0.45f}, 0, "from now on"},
+    {CAT_OVERRIDE,
+     {0.35f, 0.75f},
+     0,
+     OVERRIDE_V " ~3 question*|request*|query|queries|task|"
+                "prompt*|message*"},
+    {CAT_OVERRIDE,
+     {0.15f, 0.55f},
+     0,
+     "instead ~3 write|tell|say|respond|answer|output|print|"
+     "recommend|provide|give|include|generate|create|reply"},
+    {CAT_OVERRIDE, {0.2f, 0.45f}, 0, "starting now|today|immediately|henceforth"},
+    {CAT_OVERRIDE,
+     {0.5f, 0.7f},
+     0,
+     "your ~2 " INSTR_N " ~3 changed|updated|overridden|void|"
+     "replaced|suspended|lifted|removed|disabled"},
+    {CAT_OVERRIDE,
+     {0.5f, 0.7f},
+     0,
+     "stop ~2 being|following|acting ~3 " AI_N "|rules|"
+     "instruction*|guideline*"},
+    /* --- system prompt exfiltration
+       ------------------------------------------------------- */
+    {CAT_EXFIL_PROMPT,
+     {0.7f, 0.85f},
+     0,
+     "reveal|show|print|repeat|output|display|tell|leak|share|give|write|dump|expose|"
+     "disclose|"
+     "what|recite ~4 system|initial|hidden|secret|original|developer|confidential|internal|"
+     "pre|preprompt|starting prompt*|instruction*|message*|rules|configuration"},
+    {CAT_EXFIL_PROMPT,
+     {0.55f, 0.75f},
+     0,
+     "repeat|print|output|copy|recite ~4 text|words|everything|all|content|instructions "
+     "~2 above|before|preceding|verbatim"},
+    {CAT_EXFIL_PROMPT, {0.25f, 0.5f}, 0, "system prompt*|message"},
+    /* --- role hijack
+       ----------------------------------------------------------------------- */
+    {CAT_ROLE, {0.3f, 0.6f}, 0, "you are now|henceforth"},
+    {CAT_ROLE, {0.3f, 0.6f}, 0, "youre now|henceforth"},
+    {CAT_ROLE,
+     {0.12f, 0.4f},
+     0,
+     "act|acting|behave|behaving|respond|function as ~3 a|an|if|my|"
+     "though"},
+    {CAT_ROLE, {0.15f, 0.45f}, 0, "pretend ~2 to|you|youre|that|be"},
+    {CAT_ROLE, {0.1f, 0.35f}, 0, "roleplay|roleplaying"},
+    {CAT_ROLE, {0.1f, 0.35f}, 0, "role play|playing"},
+    {CAT_ROLE, {0.35f, 0.5f}, 0, "stay|remain|keep|break|breaking ~1 in|out|of character"},
+    {CAT_ROLE, {0.35f, 0.5f}, 0, "break|breaking|broke character"},
+    {CAT_ROLE, {0.3f, 0.5f}, 0, "simulate|emulate|impersonate ~3 " AI_N "|mode|version"},
+    {CAT_ROLE, {0.3f, 0.5f}, 0, "new ~2 persona|personality|identity|role|character|mode"},
+    {CAT_ROLE,
+     {0.45f, 0.6f},
+     0,
+     "two|2|both|dual|separate ~3 responses|answers|personalities|"
+     "modes|outputs"},
+    {CAT_ROLE,
+     {0.25f, 0.5f},
+     0,
+     "you ~3 will|must|shall|should|have|going ~3 respond|answer|reply "
+     "~3 as|like"},
+    {CAT_ROLE,
+     {0.2f, 0.4f},
+     0,
+     "character|persona ~4 who|that|which ~3 never|always|doesnt|"
+     "does|has|will|can"},
+    /* --- jailbreak personas and modes
+       ------------------------------------------------------ */
+    {CAT_PERSONA, {0.8f, 0.85f}, 0, "do anything now"},
+    {CAT_PERSONA, {0.6f, 0.7f}, 0, "dan ~3 stands|mode|prompt|jailbreak|which|can|will|has"},
+    {CAT_PERSONA, {0.45f, 0.6f}, 0, "jailbreak|jailbreaks|jailbroken|jailbreaking"},
+    {CAT_PERSONA,
+     {0.65f, 0.75f},
+     0,
+     "developer|dev|god|jailbreak|unrestricted|unfiltered|"
+     "uncensored|evil|opposite|dan|chaos|villain mode"},
+    {CAT_PERSONA,
+     {0.55f, 0.65f},
+     0,
+     "unfiltered|uncensored|unrestricted|unbound|unlimited|"
+     "unchained|amoral|immoral|unethical|evil|rogue|lawless ~3 " AI_N
+     "|version|character|persona|entity|response*|answer*|"
+     "assistant|being|system"},
+    {CAT_PERSONA,
+     {0.35f, 0.45f},
+     0,
+     "openai|anthropic|google|microsoft|meta ~3 polic*|"
+     "guideline*|rules|content|restriction*|filter*|"
+     "moderation|censor*"},
+    {CAT_PERSONA, {0.3f, 0.4f}, 0, "content polic*|filter*|moderation"},
+    {CAT_PERSONA, {0.15f, 0.3f}, 0, "as an ai"},
+    /* --- restriction removal
+       --------------------------------------------------------------- */
+    {CAT_UNRESTRICT, {0.3f, 0.4f}, 0, "no|without|zero|free|beyond|outside ~2 " LIMIT_N},
+    {CAT_UNRESTRICT,
+     {0.55f, 0.6f},
+     0,
+     "not|never|no|longer ~2 bound|restricted|limited|"
+     "bound|restricted|constrained|governed|obligated ~2 by|to|any"},
+    {CAT_UNRESTRICT,
+     {0.6f, 0.7f},
+     0,
+     "free|freed|liberated|released|broken|escaped ~3 from|of "
+     "~3 " LIMIT_N "|shackle*|chain*|confines|cage|prison"},
+    {CAT_UNRESTRICT,
+     {0.55f, 0.7f},
+     0,
+     "bypass|bypassing|circumvent|evade|evading|disable|"
+     "disabling|ignore|ignoring ~3 "
+     "safety|security|filter*|restriction*|guardrail*|"
+     "safeguard*|moderation|censor*|ethic*|moral*|"
+     "polic*|guideline*|limitation*"},
+    {CAT_UNRESTRICT,
+     {0.35f, 0.45f},
+     0,
+     "break|breaking|violate|violating|disobey|defy ~3 rule*|"
+     "polic*|guideline*|law|laws|ethic*|programming"},
+    {CAT_UNRESTRICT,
+     {0.4f, 0.5f},
+     0,
+     "anything|everything|whatever ~3 without ~3 " LIMIT_N "|question*|hesitat*|refus*"},
+    {CAT_UNRESTRICT,
+     {0.35f, 0.45f},
+     0,
+     "doesnt|does|do|dont|not|never ~2 care|cares ~3 "
+     "about ~3 ethic*|moral*|legal*|laws|rules|safety|"
+     "consequence*|harm|feelings"},
+    /* --- refusal suppression
+       --------------------------------------------------------------- */
+    {CAT_NOREFUSE,
+     {0.45f, 0.55f},
+     0,
+     "never|not|dont|cannot|cant|wont|without|no ~3 refuse|"
+     "refuses|refusing|refusal|refusals|decline|deny|reject"},
+    {CAT_NOREFUSE,
+     {0.3f, 0.45f},
+     0,
+     "never|not|dont|without|no|omit|avoid|skip ~4 warning*|"
+     "disclaimer*|caution*|apolog*|moraliz*|lectur*|remind*|"
+     "caveat*"},
+    {CAT_NOREFUSE, {0.3f, 0.45f}, 0, "always ~3 answer|respond|comply|provide|obey|fulfill"},
+    {CAT_NOREFUSE,
+     {0.55f, 0.6f},
+     0,
+     "no matter ~3 how|what ~3 immoral|unethical|illegal|"
+     "dangerous|harmful|offensive|inappropriate|wrong|explicit"},
+    {CAT_NOREFUSE,
+     {0.45f, 0.55f},
+     0,
+     "even if|though ~5 illegal|unethical|immoral|harmful|"
+     "dangerous|offensive|inappropriate|explicit|wrong"},
+    {CAT_NOREFUSE,
+     {0.45f, 0.55f},
+     0,
+     "never|not|dont|cannot|cant|wont ~3 say|tell|respond|reply|"
+     "mention ~4 sorry|cannot|cant|unable|apolog*|as an ai"},
+    {CAT_NOREFUSE,
+     {0.35f, 0.5f},
+     0,
+     "answer|respond|reply|comply ~4 regardless|irrespective ~3 "
+     "of|ethic*|moral*|legal*|consequence*|" LIMIT_N},
+    {CAT_NOREFUSE,
+     {0.3f, 0.45f},
+     0,
+     "illegal|unethical|immoral|harmful|explicit|offensive ~3 "
+     "content|requests|questions|things|answers|information"},
+    /* --- instructions addressed to the assistant (matters in data)
+       ------------------------- */
+    {CAT_ADDRESSED, {0.05f, 0.75f}, 0, "dear|attention|hey|hi|hello ~1 " AI_STRICT},
+    {CAT_ADDRESSED, {0.05f, 0.7f}, 0, "note|instructions|message|attention ~1 to|for ~2 " AI_N},
+    {CAT_ADDRESSED, {0.05f, 0.5f}, 0, AI_STRICT " ~1 please|must|should|shall|needs|will|has"},
+    {CAT_ADDRESSED, {0.05f, 0.5f}, 0, AI_STRICT " ~1 is|are ~2 to|now|required|instructed"},
+    {CAT_ADDRESSED,
+     {0.05f, 0.5f},
+     0,
+     "when|while|before|after|if ~2 you|u ~2 respond*|answer*|"
+     "reply*|summariz*|read|reading|process*|complet*|generat*|"
+     "write|writing|output*"},
+    {CAT_ADDRESSED,
+     {0.05f, 0.45f},
+     0,
+     "in|into|within|throughout|end|beginning|start ~2 your|"
+     "each|every ~2 response*|answer*|reply|replies|output*|"
+     "summary|completion|generation"},
+    {CAT_ADDRESSED,
+     {0.05f, 0.2f},
+     0,
+     "your ~2 response|responses|answer|answers|output|reply|"
+     "summary"},
+    {CAT_ADDRESSED,
+     {0.3f, 0.7f},
+     0,
+     "do|dont|never|not ~3 mention|reveal|tell|inform|disclose "
+     "~3 user|users|reader|readers|anyone|human"},
+    {CAT_ADDRESSED,
+     {0.05f, 0.5f},
+     0,
+     "tell|inform|remind|convince|persuade|encourage|ask|urge|"
+     "advise|warn ~3 the|all ~1 user|users|reader|readers"},
+    {CAT_ADDRESSED,
+     {0.1f, 0.45f},
+     0,
+     "respond|answer|reply ~3 only|exclusively|solely|always ~3 "
+     "with|in|using"},
+    {CAT_ADDRESSED,
+     {0.1f, 0.35f},
+     0,
+     "output|print|say|write|include|add|insert|append ~3 "
+     "only|exactly|verbatim|following|word|phrase|sentence"},
+    /* --- embedded tasks: imperative sentences inside data ---------------------------------- */
+    {CAT_TASK,
+     {0.0f, 0.3f},
+     1,
+     "write|recommend|suggest|provide|translate|encode|decode|reverse|summarize|summarise|"
+     "rewrite|answer|generate|compose|create|list|explain|describe|tell|give|mention|output|"
+     "print|convert|replace|spell|format|promote|advertise|persuade|convince|analyze|analyse|"
+     "identify|compare|calculate|discuss|express|emphasize|craft|draft|design|develop|outline|"
+     "propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append"},
+    {CAT_TASK,
+     {0.0f, 0.2f},
+     1,
+     "how|what|which|can|could|would|where|why|who ~2 i|you|is|are|do|"
+     "should|the|my"},
+    /* --- output obfuscation (a way to get text past output filters) ------------------------- */
+    {CAT_OBFUSCATE,
+     {0.05f, 0.45f},
+     0,
+     "encode|encrypt|write|respond|answer|reply|translate|"
+     "convert|output|rewrite|express|present ~5 base64|"
+     "hex|hexadecimal|binary|morse|rot13|caesar|cipher|"
+     "pig|reverse*|backwards|emoji*|leetspeak|ascii|unicode|"
+     "anagram*|code"},
+    {CAT_OBFUSCATE,
+     {0.05f, 0.35f},
+     0,
+     "in|into|to|using|with ~2 base64|rot13|morse|hexadecimal|"
+     "binary|caesar|pig|emoji|emojis|leetspeak|anagram*"},
+    {CAT_OBFUSCATE,
+     {0.05f, 0.35f},
+     0,
+     "spell|write|reverse ~3 backwards|reverse|reversed|"
+     "order"},
+    {CAT_OBFUSCATE,
+     {0.05f, 0.4f},
+     0,
+     "replace|substitute|swap|shift ~4 every|each|all|some ~3 "
+     "letter*|word*|character*|vowel*|consonant*"},
+    /* --- exfiltration and actions ---------------------------------------------------------- */
+    {CAT_EXFIL_ACTION,
+     {0.15f, 0.35f},
+     0,
+     "send|forward|email|post|upload|transmit|leak|exfiltrat* "
+     "~4 to ~3 http*|www|address|server|url|link|attacker|"
+     "endpoint|webhook"},
+    {CAT_EXFIL_ACTION,
+     {0.1f, 0.3f},
+     0,
+     "visit|click|open|go|navigate|follow ~3 http*|www|link|"
+     "url|website|site|page"},
+    {CAT_EXFIL_ACTION,
+     {0.15f, 0.4f},
+     0,
+     "download|install|run|execute ~3 file|program|app|"
+     "software|script|exe|attachment|package|update|tool"},
+    {CAT_EXFIL_ACTION,
+     {0.2f, 0.5f},
+     0,
+     "password*|credential*|api key*|token*|secret*|credit card* "
+     "~4 send|share|provide|enter|give|reveal|post"},
+    /* --- harmful how-to requests (a signal; strong only with framing) ---------------------- */
+    {CAT_HARM,
+     {0.35f, 0.4f},
+     0,
+     "how|ways|guide|tutorial|instructions|steps|step|recipe|method|methods|plan|explain|"
+     "describe|detail|teach|show ~4 make|making|build|building|create|creating|synthesize|"
+     "synthesizing|manufacture|produce|cook|cooking|assemble|obtain|acquire|buy|get|use|"
+     "using|deploy|spread|write|develop ~4 " HARM_N},
+    {CAT_HARM,
+     {0.3f, 0.35f},
+     0,
+     "how|ways|guide|tutorial|instructions|steps|method|methods|plan|explain|teach ~3 to|i|can|"
+     "do|you|someone|one ~2 hack|hacking|steal|stealing|launder|laundering|poison|kill|"
+     "murder|hurt|harm|stalk|blackmail|extort|smuggle|smuggling|shoplift|cheat|evade|"
+     "evading|bypass|counterfeit|forge|forging|kidnap|torture|manipulate|groom|scam|defraud|"
+     "dox|doxx|impersonate|launder"},
+    {CAT_HARM,
+     {0.12f, 0.15f},
+     0,
+     HARM_N "|suicide|terrorist*|terrorism|genocide|assassinat*|kidnap*|trafficking|"
+            "phishing|fraud|scam|scams|hacking|steal|stealing|launder*|extremist*|racist|"
+            "misinformation|disinformation|propaganda|illegal|illegally|harass*|bully*|exploit"},
+    {CAT_HARM, {0.25f, 0.3f}, 0, "without ~3 getting|being ~1 caught|detected|traced|noticed"},
+    /* --- fiction and hypothetical framing (a signal only) ---------------------------------- */
+    {CAT_FICTION,
+     {0.1f, 0.15f},
+     0,
+     "hypothetical*|fictional|fiction|imagine|imaginary|story|"
+     "novel|screenplay|script|roleplay|game|scenario|"
+     "thought experiment|fantasy|alternate"},
+    {CAT_FICTION,
+     {0.15f, 0.2f},
+     0,
+     "for|purely|strictly|only ~2 educational|research|academic|"
+     "informational|fictional|hypothetical ~1 purposes|reasons|"
+     "only|use"},
+};
+
+#define PHX_INJ_NFEAT ((int)(sizeof(phx_inj_features) / sizeof(phx_inj_features[0])))
+
+static pthread_once_t phx_inj_once = PTHREAD_ONCE_INIT;
+static phx_safety_phrases *phx_inj_phrases;
+static char phx_inj_err[256];
+
+static void phx_inj_compile(void)
+{
+    const char *pats[PHX_INJ_NFEAT];
+    for (int i = 0; i < PHX_INJ_NFEAT; i++)
+        pats[i] = phx_inj_features[i].pattern;
+    phx_inj_phrases =
+        phx_safety_phrases_compile(pats, PHX_INJ_NFEAT, phx_inj_err, sizeof(phx_inj_err));
+}
+
+int phx_safety_inject_init(char *err, size_t errlen)
+{
+    pthread_once(&phx_inj_once, phx_inj_compile);
+    if (!phx_inj_phrases) {
+        snprintf(err, errlen, "inject features: %s", phx_inj_err);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct phx_inj_state {
+    const phx_safety_norm *n;
+    const phx_safety_words *w;
+    phx_inject_ctx ctx;
+    unsigned char fired[PHX_INJ_NFEAT];
+    /* strongest match per category: feature, first and last word */
+    int best[CAT_COUNT], bfirst[CAT_COUNT], blast[CAT_COUNT];
+} phx_inj_state;
+
+/* A word starts a sentence when nothing but spaces and quotes separate it from the start of
+ * the text or from . ! ? : ; or a line break in the original. */
+static int phx_inj_sentence_start(const phx_inj_state *s, int word)
+{
+    size_t i = s->w->t[word].start;
+    while (i > 0) {
+        char c = s->n->text[i - 1];
+        if (c == ' ' || c == '"' || c == '\'' || c == '*' || c == '-' || c == '(' || c == '>' ||
+            c == '#') {
+            i--;
+            continue;
+        }
+        if (c == '.' || c == '!' || c == '?' || c == ':' || c == ';')
+            return 1;
+        return (unsigned char)c >= '0' && (unsigned char)c <= '9' && i >= 2 &&
+               s->n->text[i - 2] == ' ';
+    }
+    return 1;
+}
+
+static void phx_inj_on_match(void *arg, int pattern, int first, int last)
+{
+    phx_inj_state *s = arg;
+    const phx_inj_feature *f = &phx_inj_features[pattern];
+    if (f->w[s->ctx] <= 0.0f || s->fired[pattern])
+        return;
+    if (f->sentence_start && !phx_inj_sentence_start(s, first))
+        return;
+    s->fired[pattern] = 1;
+    int b = s->best[f->cat];
+    if (b < 0 || phx_inj_features[b].w[s->ctx] < f->w[s->ctx]) {
+        s->best[f->cat] = pattern;
+        s->bfirst[f->cat] = first;
+        s->blast[f->cat] = last;
+    }
+}
+
+double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
+                              phx_safety_findings *out, int via, const char *encoding,
+                              size_t span_start, size_t span_end)
+{
+    char e[256];
+    if (phx_safety_inject_init(e, sizeof(e)) < 0)
+        return 0;
+    phx_safety_words w;
+    if (phx_safety_words_split(n, phx_inj_phrases, &w) < 0)
+        return 0;
+    phx_inj_state st;
+    memset(&st, 0, sizeof(st));
+    st.n = n;
+    st.w = &w;
+    st.ctx = ctx;
+    for (int c = 0; c < CAT_COUNT; c++)
+        st.best[c] = -1;
+    phx_safety_phrases_match(phx_inj_phrases, &w, phx_inj_on_match, &st);
+
+    /* Category score: noisy-OR over its distinct features. */
+    double cat[CAT_COUNT] = {0};
+    unsigned fired = 0;
+    for (int i = 0; i < PHX_INJ_NFEAT; i++) {
+        if (!st.fired[i])
+            continue;
+        int c = phx_inj_features[i].cat;
+        cat[c] = 1.0 - (1.0 - cat[c]) * (1.0 - phx_inj_features[i].w[ctx]);
+        fired |= 1u << c;
+    }
+    double keep = 1.0;
+    for (int c = 0; c < CAT_COUNT; c++)
+        keep *= 1.0 - cat[c];
+    /* A harmful request inside persona / fiction / refusal-suppression framing. */
+    if (cat[CAT_HARM] >= 0.3 && (fired & PHX_INJ_FRAMING))
+        keep *= 0.6;
+    double score = 1.0 - keep;
+
+    for (int c = 0; c < CAT_COUNT; c++) {
+        if (st.best[c] < 0 || cat[c] < 0.1)
+            continue;
+        size_t s0 = span_end ? span_start : n->map[w.t[st.bfirst[c]].start];
+        size_t s1 = span_end ? span_end : n->map[w.t[st.blast[c]].end];
+        phx_safety_finding *f = phx_safety_add(out, "inject", phx_inj_cat_names[c], cat[c], s0, s1);
+        if (!f)
+            break;
+        size_t a = w.t[st.bfirst[c]].start, b = w.t[st.blast[c]].end;
+        phx_safety_evidence(f->evidence, sizeof(f->evidence), n->text + a, b - a);
+        f->via = via;
+        if (encoding)
+            snprintf(f->encoding, sizeof(f->encoding), "%s", encoding);
+    }
+    phx_safety_words_free(&w);
+    return score;
+}

@@ -1,0 +1,46 @@
+/* scan.h -- safety.scan: normalise, decode, run the detectors for the text's role, apply the
+ * policy, redact.
+ *
+ * Pure computation (no Redis, no Kafka), so it is what the unit tests, the evaluation and the
+ * benchmark call; the pool's step function (main.c) adds policy lookup and audit around it.
+ *
+ * Verdict rules, per role r of policy p:
+ *   injection score >= p.roles[r].block -> block, >= warn -> warn (not scored for code/url);
+ *   secrets / PII / hidden-text findings -> the action the role names (allow|warn|redact|block);
+ *   code risk >= code_block -> block, >= code_warn -> warn (role code);
+ *   URL findings: severity >= url_block -> block, >= url_warn -> warn;
+ * the verdict is the most severe of these; "score" is the largest of the injection score and
+ * the severities of the findings that contributed. redacted_text is present only when the
+ * verdict is redact: every redactable span replaced by "[REDACTED:<category>]". */
+#ifndef PHX_SAFETY_SCAN_H
+#define PHX_SAFETY_SCAN_H
+
+#include <jansson.h>
+
+#include "policy.h"
+#include "safety.h"
+
+typedef struct phx_safety_result {
+    phx_safety_verdict verdict;
+    double score;
+    double inject_score; /* the injection detector's own score (for evaluation) */
+    phx_safety_findings f;
+    char *redacted; /* when verdict == redact */
+    int normalized; /* folding or decoding changed what the detectors read */
+} phx_safety_result;
+
+/* Scan len bytes of text as role under policy. 0, or -1 with err (out of memory). */
+int phx_safety_scan(const phx_safety_policy *pol, phx_safety_role role, const char *text,
+                    size_t len, phx_safety_result *res, phx_err *err);
+void phx_safety_result_free(phx_safety_result *r);
+
+/* The scan output object of the step (see issue contract): verdict, score, findings,
+ * redacted_text, normalized. */
+json_t *phx_safety_result_json(const phx_safety_result *r, const phx_safety_policy *pol,
+                               phx_safety_role role);
+
+/* The keyword baseline the evaluation compares against: a fixed list of classic jailbreak
+ * and injection phrases, matched case-insensitively as substrings; 1 on a hit. */
+int phx_safety_keyword_baseline(const char *text, size_t len);
+
+#endif

@@ -1,0 +1,53 @@
+/* words.h -- words of folded text and the phrase patterns detectors match against them.
+ *
+ * Detectors score *phrases*, not keywords: "ignore ~3 previous|prior|above instruction*"
+ * matches "ignore all of the previous instructions" but not "ignore the noise in this photo".
+ * Pattern syntax, one pattern per string:
+ *   - words separated by spaces; "a|b|c" is a choice; "instruct*" matches any word starting
+ *     with "instruct" (stems need at least 3 letters);
+ *   - "~N" before a word lets up to N arbitrary words sit in front of it.
+ * Words are runs of letters and digits of the folded text (apostrophes dropped: "don't" is
+ * "dont"). A word made by joining spaced-out letters ("ignoreallprevious") is split again into
+ * the patterns' own vocabulary, longest word first, so spacing tricks still match.
+ *
+ * A compiled set is read-only and may be shared by threads. */
+#ifndef PHX_SAFETY_WORDS_H
+#define PHX_SAFETY_WORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "normalize.h"
+
+typedef struct phx_safety_tok {
+    uint32_t off; /* word bytes at words.buf + off */
+    uint16_t len;
+    size_t start, end; /* span in folded text */
+} phx_safety_tok;
+
+typedef struct phx_safety_words {
+    char *buf;
+    phx_safety_tok *t;
+    int n, cap;
+    size_t blen, bcap;
+} phx_safety_words;
+
+typedef struct phx_safety_phrases phx_safety_phrases;
+
+/* Compile n patterns. NULL + err (naming the pattern) on a syntax error or out of memory. */
+phx_safety_phrases *phx_safety_phrases_compile(const char *const *patterns, int n, char *err,
+                                               size_t errlen);
+void phx_safety_phrases_free(phx_safety_phrases *p);
+
+/* Split folded text into words; vocab (may be NULL) splits joined runs. 0 or -1 (memory). */
+int phx_safety_words_split(const phx_safety_norm *n, const phx_safety_phrases *vocab,
+                           phx_safety_words *out);
+void phx_safety_words_free(phx_safety_words *w);
+
+/* Call cb for every (pattern, start word) that matches, with the first and last word index.
+ * Returns the number of matches. */
+typedef void (*phx_safety_match_fn)(void *arg, int pattern, int first, int last);
+int phx_safety_phrases_match(const phx_safety_phrases *p, const phx_safety_words *w,
+                             phx_safety_match_fn cb, void *arg);
+
+#endif
