@@ -4,6 +4,7 @@
 #   make test       install missing packages, build with ASan+UBSan, run every test
 #   make demo       install, build, start the local stack, run examples/calc-chain.json
 #   make up|down|status   the local stack (ops/dev/stack), state under var/
+#   make chaos      10,000 jobs through injected faults (kill -9, Redis restart, broker down)
 #   make deps       apt-get install the Debian packages Phoenix needs, when missing
 #   make format     clang-format every C file in place
 #   make docs       regenerate docs/config-reference.md from every binary's --help
@@ -57,7 +58,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: pkgcheck all deps test test-build demo up down status bench format docs clean
+.PHONY: chaos pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 # pkg-config answers nothing when any one package is missing: say so instead of failing later
@@ -127,6 +128,11 @@ test: deps
 	@tests/run.sh $(TEST_BUILD)
 
 test-build: all $(UNIT_BINS) $(TOOL_BINS)
+
+# Full chaos run against the optimised build (tests/chaos/chaos.sh; CHAOS_JOBS, CHAOS_RATE).
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@PHX_BIN=$(CURDIR)/$(BUILD)/bin tests/chaos/chaos.sh
 
 # --- local stack ------------------------------------------------------------------------
 demo: deps

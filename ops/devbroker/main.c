@@ -67,6 +67,10 @@ static void phx_devbroker_usage(FILE *f)
            "  --log-level LEVEL      debug, info, warn or error (default info)\n"
            "  -h, --help             show this help and exit\n"
            "\n"
+           "Fault injection (for chaos tests): SIGUSR1 takes the next broker down (1, 2, ...\n"
+           "in turn; its partitions' leaders become unreachable), SIGUSR2 brings every broker\n"
+           "back up.\n"
+           "\n"
            "Topics created (replication factor min(3, brokers)):");
     int col = 80;
     for (size_t i = 0; i < sizeof(phx_devbroker_topics) / sizeof(phx_devbroker_topics[0]); i++) {
@@ -296,6 +300,9 @@ int main(int argc, char **argv)
      * can only be taken by sigwait() below. */
     sigset_t stop;
     phx_signals_block(&stop);
+    sigaddset(&stop, SIGUSR1); /* fault injection, see --help */
+    sigaddset(&stop, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
     int rc = 1, wrote_file = 0;
     rd_kafka_mock_cluster_t *mc = NULL;
@@ -322,9 +329,22 @@ int main(int argc, char **argv)
     phx_log_info("devbroker: %d broker%s at %s (in memory: data is lost on exit)", o.brokers,
                  o.brokers == 1 ? "" : "s", bootstrap);
 
-    int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    int sig = 0, next_down = 0;
+    for (;;) {
+        if (sigwait(&stop, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1) {
+            int id = 1 + next_down++ % o.brokers;
+            rd_kafka_mock_broker_set_down(mc, id);
+            phx_log_warn("devbroker: fault injection: broker %d down", id);
+        } else if (sig == SIGUSR2) {
+            for (int id = 1; id <= o.brokers; id++)
+                rd_kafka_mock_broker_set_up(mc, id);
+            phx_log_warn("devbroker: fault injection: all brokers up");
+        } else {
+            break;
+        }
+    }
     phx_log_info("devbroker: %s, shutting down", strsignal(sig));
     rc = 0;
 
