@@ -1,57 +1,34 @@
-/* ingress.c -- HTTP API of phx-ingress (see ingress.h).
+/* ingress.c -- HTTP API of phx-ingress: daemon, routing, authentication, RBAC scopes, rate
+ * limits and answers (see ingress.h; the handlers are in jobs.c, keys.c and events.c).
  *
  * libmicrohttpd calls the access handler several times per request: once with the headers,
  * once per body chunk, once more when the body is complete. The body is collected into a
- * per-request buffer that refuses to grow past max_body (413 without reading the rest).
+ * per-request buffer that refuses to grow past max_body (413 without keeping the rest), and
+ * a body that takes longer than PHX_INGRESS_BODY_TIMEOUT_MS to arrive is answered 408.
+ *
+ * Every request goes through the same gate, in this order: route known (404/405), caller
+ * authenticated (401), rate limits of the caller's tenant and principal (429), the route's
+ * scope (403), then the handler. Authentication before rate limiting means an anonymous flood
+ * costs one hash lookup per request and cannot spend a tenant's allowance.
  *
  * Redis connections come from a small pool, one per HTTP thread at most: hiredis contexts
  * are not thread-safe, and a connection per request would cost a TCP handshake each. */
-#include "ingress.h"
 #include "apikey.h"
-#include "dag.h"
-#include "jobstore.h"
+#include "ingress_int.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "ratelimit.h"
+#include "rbac.h"
 #include "util.h"
 
-#include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-struct phx_ingress {
-    const phx_ingress_cfg *cfg;
-    phx_producer *producer;
-    const phx_schema_set *schemas;
-    struct MHD_Daemon *d;
-    int port;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    phx_redis **idle; /* the pool: idle connections */
-    int nidle, nmade, maxconn;
-};
-
-/* Per-request state between handler calls. */
-typedef struct phx_req {
-    char *body;
-    size_t len;
-    int too_big;
-    int64_t t0;
-} phx_req;
-
-/* An answer being built. */
-typedef struct phx_answer {
-    int status;
-    json_t *json; /* body */
-    const char *ctype;
-    char location[300];
-    int retry_after;
-} phx_answer;
-
 /* --- Redis pool ------------------------------------------------------------------------- */
 
-static phx_redis *phx_ingress_redis_get(phx_ingress *in, phx_err *err)
+phx_redis *phx_ingress_redis_get(phx_ingress *in, phx_err *err)
 {
     pthread_mutex_lock(&in->mu);
     while (in->nidle == 0 && in->nmade >= in->maxconn)
@@ -74,7 +51,7 @@ static phx_redis *phx_ingress_redis_get(phx_ingress *in, phx_err *err)
     return r;
 }
 
-static void phx_ingress_redis_put(phx_ingress *in, phx_redis *r)
+void phx_ingress_redis_put(phx_ingress *in, phx_redis *r)
 {
     pthread_mutex_lock(&in->mu);
     in->idle[in->nidle++] = r;
@@ -84,12 +61,12 @@ static void phx_ingress_redis_put(phx_ingress *in, phx_redis *r)
 
 /* --- answers ---------------------------------------------------------------------------- */
 
-/* RFC 7807 problem. errors (may be NULL) is consumed. */
-static void phx_problem(phx_answer *a, int status, const char *code, const char *title,
-                        const char *detail, json_t *errors)
+void phx_problem(phx_answer *a, int status, const char *code, const char *title, const char *detail,
+                 json_t *errors)
 {
     char type[160];
     snprintf(type, sizeof(type), "https://phoenix.dev/problems/%s", code);
+    json_decref(a->json);
     a->status = status;
     a->ctype = "application/problem+json";
     a->json = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", title, "status", status,
@@ -104,289 +81,306 @@ static void phx_problem(phx_answer *a, int status, const char *code, const char 
         json_object_set_new(a->json, "errors", errors);
 }
 
-static void phx_ok(phx_answer *a, int status, json_t *body)
+void phx_ok(phx_answer *a, int status, json_t *body)
 {
+    json_decref(a->json);
     a->status = status;
     a->ctype = "application/json";
     a->json = body;
 }
 
-/* --- auth ------------------------------------------------------------------------------- */
+void phx_unavailable(phx_answer *a, const char *detail)
+{
+    phx_problem(a, 503, "unavailable", "Service unavailable", detail, NULL);
+    a->retry_after = 1;
+}
 
-typedef struct phx_principal {
-    char *tenant, *principal, *roles;
-} phx_principal;
+json_t *phx_body_object(const phx_ctx *c, phx_answer *a)
+{
+    json_error_t je;
+    const phx_req *rq = c->rq;
+    json_t *o = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        char d[300];
+        snprintf(d, sizeof(d), "invalid JSON at byte %d: %s", je.position, je.text);
+        phx_problem(a, 400, "invalid_json", "Body is not valid JSON", d, NULL);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        phx_problem(a, 400, "invalid_body", "Body must be a JSON object", NULL, NULL);
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* --- authentication --------------------------------------------------------------------- */
 
 static void phx_principal_free(phx_principal *p)
 {
     free(p->tenant);
     free(p->principal);
     free(p->roles);
+    memset(p, 0, sizeof(*p));
 }
 
-/* 0 authenticated; -1 with the answer filled (401, or 503 when Redis is down). */
-static int phx_ingress_auth(phx_ingress *in, struct MHD_Connection *conn, phx_principal *who,
-                            phx_answer *a)
+static void phx_unauthorized(phx_answer *a, const char *title, const char *detail)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
-        phx_problem(a, 401, "unauthorized", "Authentication required",
-                    "send an API key as 'Authorization: Bearer KEY'", NULL);
+    phx_problem(a, 401, "unauthorized", title, detail, NULL);
+    a->www_auth = 1;
+}
+
+static int phx_auth_jwt(phx_ingress *in, const char *token, phx_principal *who, phx_answer *a)
+{
+    phx_jwt_claims cl;
+    char why[160];
+    if (!in->jwt) {
+        phx_unauthorized(a, "Invalid credentials", "this deployment accepts no JWTs");
         return -1;
     }
+    if (phx_jwt_verify(in->jwt, token, phx_now_ms() / 1000, &cl, why, sizeof(why)) < 0) {
+        phx_unauthorized(a, "Invalid token", why);
+        return -1;
+    }
+    who->tenant = cl.tenant, who->principal = cl.principal, who->roles = cl.roles;
+    snprintf(who->via, sizeof(who->via), "jwt:%.50s", cl.kid);
+    free(cl.kid);
+    return 0;
+}
+
+static int phx_auth_apikey(phx_ingress *in, const char *secret, phx_principal *who, phx_answer *a)
+{
     phx_err err;
     phx_err_clear(&err);
     phx_redis *r = phx_ingress_redis_get(in, &err);
     if (!r) {
-        phx_problem(a, 503, "unavailable", "Service unavailable", err.message, NULL);
-        a->retry_after = 1;
+        phx_unavailable(a, "key store unreachable");
         return -1;
     }
     phx_apikey key;
-    int rc = phx_apikey_lookup(r, h + 7, phx_now_ms(), &key, &err);
+    int rc = phx_apikey_lookup(r, secret, phx_now_ms(), &key, &err);
     phx_ingress_redis_put(in, r);
-    if (rc == 0) {
-        who->tenant = key.tenant, who->principal = key.principal, who->roles = key.roles;
-        return 0;
+    if (rc < 0) {
+        if (strcmp(err.code, "unauthorized") == 0)
+            phx_unauthorized(a, "Invalid API key", err.message);
+        else
+            phx_unavailable(a, "key store unreachable");
+        return -1;
     }
-    if (strcmp(err.code, "unauthorized") == 0) {
-        phx_problem(a, 401, "unauthorized", "Invalid API key", "unknown or revoked API key", NULL);
-    } else {
-        phx_problem(a, 503, "unavailable", "Service unavailable", "key store unreachable", NULL);
-        a->retry_after = 1;
-    }
-    return -1;
+    who->tenant = key.tenant, who->principal = key.principal, who->roles = key.roles;
+    snprintf(who->via, sizeof(who->via), "api_key:%s", key.id);
+    return 0;
 }
 
-/* --- POST /v1/jobs ---------------------------------------------------------------------- */
-
-/* Bring the submitted body to a job.v1 the planner will accept, or fill a 400/403. */
-static json_t *phx_ingress_job(phx_ingress *in, struct MHD_Connection *conn, const phx_req *rq,
-                               const phx_principal *who, phx_answer *a)
+/* 0 authenticated (who filled); -1 with the answer filled (401, or 503 when Redis is down). */
+static int phx_auth(phx_ingress *in, struct MHD_Connection *conn, phx_principal *who, phx_answer *a)
 {
-    json_error_t je;
-    json_t *job = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
-    if (!job) {
-        char d[300];
-        snprintf(d, sizeof(d), "invalid JSON at byte %d: %s", je.position, je.text);
-        phx_problem(a, 400, "invalid_json", "Body is not valid JSON", d, NULL);
-        return NULL;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7] || strlen(h) > 8192) {
+        phx_unauthorized(a, "Authentication required",
+                         "send 'Authorization: Bearer KEY' (an API key or a JWT)");
+        return -1;
     }
-    if (!json_is_object(job)) {
-        phx_problem(a, 400, "invalid_job", "Body must be a JSON object", NULL, NULL);
-        goto err;
-    }
-    const char *tenant = json_string_value(json_object_get(job, "tenant"));
-    if (tenant && strcmp(tenant, who->tenant) != 0) {
-        phx_problem(a, 403, "forbidden", "Tenant mismatch",
-                    "the job names a tenant other than the API key's", NULL);
-        goto err;
-    }
-    json_object_del(job, "submitted_ms"); /* the ingress's clock, not the client's */
-    phx_job_defaults(job);
-    json_object_set_new(job, "tenant", json_string(who->tenant));
-    json_object_set_new(job, "principal", json_string(who->principal));
-    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
-    if (idem) {
-        if (!*idem || strlen(idem) > 256) {
-            phx_problem(a, 400, "invalid_header", "Bad Idempotency-Key",
-                        "Idempotency-Key must be 1 to 256 characters", NULL);
-            goto err;
-        }
-        json_object_set_new(job, "idempotency_key", json_string(idem));
-    }
-    json_t *errors = NULL;
-    if (phx_schema_validate(phx_schema_set_get(in->schemas, "job.v1"), job, &errors) != 0) {
-        phx_problem(a, 400, "invalid_job", "The job does not match schema job.v1", NULL, errors);
-        goto err;
-    }
-    json_t *steps = json_object_get(job, "steps");
-    if (!steps) {
-        phx_problem(a, 400, "planning_unavailable", "Goal-only jobs cannot be planned",
-                    "this deployment runs no LLM planner (phx-llm); submit explicit steps", NULL);
-        goto err;
-    }
-    if (phx_dag_check(steps, &errors) < 0) {
-        phx_problem(a, 400, "invalid_job", "The job's steps are not a valid DAG", NULL, errors);
-        goto err;
-    }
-    return job;
-err:
-    json_decref(job);
-    return NULL;
+    const char *cred = h + 7;
+    int rc = phx_jwt_looks_like(cred) ? phx_auth_jwt(in, cred, who, a)
+                                      : phx_auth_apikey(in, cred, who, a);
+    if (rc == 0)
+        who->scopes = phx_rbac_scopes(who->roles);
+    return rc;
 }
 
-static void phx_ingress_submit(phx_ingress *in, struct MHD_Connection *conn, const phx_req *rq,
-                               const phx_principal *who, phx_answer *a)
+/* --- rate limits ------------------------------------------------------------------------ */
+
+static int phx_ratelimit(phx_ingress *in, const phx_principal *who, phx_answer *a)
 {
+    const phx_ingress_cfg *cfg = in->cfg;
+    phx_rate tr = {(double)cfg->rate_tenant, cfg->burst_tenant};
+    phx_rate pr = {(double)cfg->rate_principal, cfg->burst_principal};
     phx_err err;
     phx_err_clear(&err);
-    char *owner = NULL, *spec = NULL;
-    phx_redis *r = NULL;
-    json_t *job = phx_ingress_job(in, conn, rq, who, a);
-    if (!job)
-        return;
-    const char *id = json_string_value(json_object_get(job, "id"));
-    const char *idem = json_string_value(json_object_get(job, "idempotency_key"));
-    if (!(r = phx_ingress_redis_get(in, &err)))
-        goto unavailable;
-    if (idem) {
-        if (!(owner = phx_jobstore_idem_claim(r, who->tenant, idem, id, &err)))
-            goto unavailable;
-        if (strcmp(owner, id) != 0) {
-            /* Same key again: the first submission's answer, without a second job. */
-            phx_ok(a, 200, json_pack("{s:s, s:b}", "job_id", owner, "duplicate", 1));
-            snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", owner);
-            goto out;
-        }
-    }
-    spec = json_dumps(job, JSON_COMPACT);
-    phx_job_submit js = {.id = id,
-                         .tenant = who->tenant,
-                         .principal = who->principal,
-                         .roles = who->roles,
-                         .spec = spec,
-                         .now_ms = phx_now_ms()};
-    int rc = phx_jobstore_submit(r, &js, &err);
-    if (rc < 0)
-        goto unavailable;
-    if (rc == 0) {
-        phx_problem(a, 409, "conflict", "Job id already exists",
-                    "a job with this id was submitted before; GET it, or submit with a new id",
-                    NULL);
-        goto out;
-    }
-    char tp[56];
-    const char *in_tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
-    if (phx_traceparent_valid(in_tp))
-        phx_traceparent_child(in_tp, tp);
-    else
-        phx_traceparent_new(tp);
-    phx_kmsg m = {.topic = PHX_TOPIC_JOBS, .key = id, .value = spec, .len = strlen(spec)};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-schema", "job.v1"};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-tenant", who->tenant};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"traceparent", tp};
-    if (phx_produce_batch(in->producer, &m, 1, &err) < 0) {
-        /* Not on Kafka: take the Redis record back so a retry with the same id works. */
-        char key[192];
-        phx_err e2;
-        phx_key_job(key, sizeof(key), id);
-        redisReply *rep = phx_redis_cmd(r, &e2, "DEL %s", key);
-        if (rep)
-            freeReplyObject(rep);
-        if (idem) {
-            phx_key_idem(key, sizeof(key), who->tenant, idem);
-            if ((rep = phx_redis_cmd(r, &e2, "DEL %s", key)))
-                freeReplyObject(rep);
-        }
-        goto unavailable;
-    }
-    phx_logj(PHX_LOG_INFO, id, tp, "job submitted by %s/%s", who->tenant, who->principal);
-    phx_ok(a, 202,
-           json_pack("{s:s, s:s, s:s}", "job_id", id, "state", "submitted", "status_url", ""));
-    snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", id);
-    json_object_set_new(a->json, "status_url", json_string(a->location));
-    goto out;
-unavailable:
-    phx_logj(PHX_LOG_WARN, id, NULL, "submit failed: %s", err.message);
-    phx_problem(a, 503, "unavailable", "Service unavailable",
-                "the job could not be stored durably; retry", NULL);
-    a->retry_after = 1;
-out:
-    if (r)
-        phx_ingress_redis_put(in, r);
-    free(owner);
-    free(spec);
-    json_decref(job);
-}
-
-/* --- GET /v1/jobs/{id} ------------------------------------------------------------------ */
-
-static void phx_ingress_get(phx_ingress *in, const char *id, const phx_principal *who,
-                            phx_answer *a)
-{
-    if (!phx_id_valid(id)) {
-        phx_problem(a, 404, "not_found", "No such job", NULL, NULL);
-        return;
-    }
-    phx_err err;
-    phx_err_clear(&err);
+    phx_rate_verdict v;
     phx_redis *r = phx_ingress_redis_get(in, &err);
-    json_t *view = r ? phx_jobstore_view(r, id, &err) : NULL;
-    if (r)
-        phx_ingress_redis_put(in, r);
-    const char *tenant = json_string_value(json_object_get(view, "tenant"));
-    if (view && tenant && strcmp(tenant, who->tenant) == 0) {
-        phx_ok(a, 200, view);
-        return;
+    if (!r) {
+        phx_unavailable(a, "rate limiter unreachable");
+        return -1;
     }
-    json_decref(view);
-    /* Another tenant's job answers exactly like a missing one: ids are not an oracle. */
-    if (view || strcmp(err.code, "not_found") == 0) {
-        phx_problem(a, 404, "not_found", "No such job", NULL, NULL);
-    } else {
-        phx_problem(a, 503, "unavailable", "Service unavailable", err.message, NULL);
+    int rc = phx_ratelimit_take(r, who->tenant, who->principal, &tr, &pr, phx_now_ms(), &v, &err);
+    phx_ingress_redis_put(in, r);
+    if (rc < 0) {
+        /* Fail closed: an unmetered gateway is how one tenant takes everyone down. */
+        phx_unavailable(a, "rate limiter unreachable");
+        return -1;
+    }
+    if (v.limit >= 0) {
+        a->rl_set = 1;
+        a->rl_limit = v.limit, a->rl_remaining = v.remaining;
+        a->rl_reset_s = (long)((v.reset_ms + 999) / 1000);
+    }
+    if (v.allowed)
+        return 0;
+    phx_problem(a, 429, "rate_limited", "Too many requests",
+                "the rate limit of your tenant or principal is exhausted; retry after the "
+                "number of seconds in Retry-After",
+                NULL);
+    a->retry_after = (int)((v.retry_after_ms + 999) / 1000);
+    if (a->retry_after < 1)
         a->retry_after = 1;
-    }
+    return -1;
 }
 
 /* --- routing ---------------------------------------------------------------------------- */
 
-static const char *phx_ingress_route_label(const char *url)
+typedef struct phx_route {
+    const char *method;
+    const char *pattern; /* '*' stands for one path segment, passed as ctx.arg */
+    unsigned scope;
+    void (*fn)(const phx_ctx *, phx_answer *);
+} phx_route;
+
+static const phx_route phx_routes[] = {
+    {"POST", "/v1/jobs", PHX_SCOPE_JOBS_SUBMIT, phx_jobs_submit},
+    {"GET", "/v1/jobs", PHX_SCOPE_JOBS_READ, phx_jobs_list},
+    {"GET", "/v1/jobs/*", PHX_SCOPE_JOBS_READ, phx_jobs_get},
+    {"DELETE", "/v1/jobs/*", PHX_SCOPE_JOBS_CANCEL, phx_jobs_cancel},
+    {"GET", "/v1/jobs/*/events", PHX_SCOPE_JOBS_READ, phx_events_stream},
+    {"GET", "/v1/admin/keys", PHX_SCOPE_ADMIN, phx_keys_list},
+    {"POST", "/v1/admin/keys", PHX_SCOPE_ADMIN, phx_keys_create},
+    {"DELETE", "/v1/admin/keys/*", PHX_SCOPE_ADMIN, phx_keys_revoke},
+    {"POST", "/v1/admin/keys/*/rotate", PHX_SCOPE_ADMIN, phx_keys_rotate},
+};
+#define PHX_NROUTES (sizeof(phx_routes) / sizeof(phx_routes[0]))
+
+/* Does url match pattern? On a match the '*' segment is copied to arg. */
+static int phx_route_match(const char *pattern, const char *url, char *arg, size_t arglen)
 {
-    if (strcmp(url, "/v1/jobs") == 0)
-        return "/v1/jobs";
-    if (strncmp(url, "/v1/jobs/", 9) == 0)
-        return "/v1/jobs/{id}";
-    return "other";
+    const char *p = pattern, *u = url;
+    while (*p && *u) {
+        if (*p == '*') {
+            size_t n = strcspn(u, "/");
+            if (n == 0 || n >= arglen)
+                return 0;
+            memcpy(arg, u, n);
+            arg[n] = '\0';
+            p++, u += n;
+        } else if (*p++ != *u++) {
+            return 0;
+        }
+    }
+    return !*p && !*u;
+}
+
+/* The route for method+url; NULL with *path_known when only the method is wrong. */
+static const phx_route *phx_route_find(const char *method, const char *url, char *arg,
+                                       size_t arglen, int *path_known)
+{
+    *path_known = 0;
+    for (size_t i = 0; i < PHX_NROUTES; i++) {
+        if (!phx_route_match(phx_routes[i].pattern, url, arg, arglen))
+            continue;
+        *path_known = 1;
+        if (strcmp(method, phx_routes[i].method) == 0)
+            return &phx_routes[i];
+    }
+    return NULL;
+}
+
+static const char *phx_ingress_route_label(const char *method, const char *url)
+{
+    char arg[256];
+    int known;
+    const phx_route *r = phx_route_find(method, url, arg, sizeof(arg), &known);
+    return r ? r->pattern : "other";
 }
 
 static void phx_ingress_route(phx_ingress *in, struct MHD_Connection *conn, const char *method,
                               const char *url, const phx_req *rq, phx_answer *a)
 {
-    int jobs = strcmp(url, "/v1/jobs") == 0, job = strncmp(url, "/v1/jobs/", 9) == 0;
-    if (!jobs && !job) {
-        phx_problem(a, 404, "not_found", "Not found", "no such endpoint", NULL);
-        return;
-    }
-    if ((jobs && strcmp(method, "POST") != 0) || (job && strcmp(method, "GET") != 0)) {
-        phx_problem(a, 405, "method_not_allowed", "Method not allowed", NULL, NULL);
+    char arg[256];
+    int known;
+    const phx_route *rt = phx_route_find(method, url, arg, sizeof(arg), &known);
+    if (!rt) {
+        if (known)
+            phx_problem(a, 405, "method_not_allowed", "Method not allowed", NULL, NULL);
+        else
+            phx_problem(a, 404, "not_found", "Not found", "no such endpoint", NULL);
         return;
     }
     phx_principal who = {0};
-    if (phx_ingress_auth(in, conn, &who, a) < 0)
-        return;
-    if (jobs && rq->too_big) {
+    if (phx_auth(in, conn, &who, a) < 0 || phx_ratelimit(in, &who, a) < 0)
+        goto out;
+    if (!(who.scopes & (rt->scope | PHX_SCOPE_ADMIN))) {
+        char d[160];
+        snprintf(d, sizeof(d), "this request needs scope %s", phx_rbac_scope_name(rt->scope));
+        phx_problem(a, 403, "insufficient_scope", "Forbidden", d, NULL);
+        goto out;
+    }
+    if (rq->too_slow) {
+        phx_problem(a, 408, "request_timeout", "Request body too slow",
+                    "the body did not arrive within PHX_INGRESS_BODY_TIMEOUT_MS", NULL);
+    } else if (rq->too_big) {
         char d[128];
         snprintf(d, sizeof(d), "the body exceeds %ld bytes", in->cfg->max_body);
         phx_problem(a, 413, "payload_too_large", "Payload too large", d, NULL);
-    } else if (jobs) {
-        phx_ingress_submit(in, conn, rq, &who, a);
     } else {
-        phx_ingress_get(in, url + 9, &who, a);
+        phx_ctx c = {.in = in, .conn = conn, .rq = rq, .who = &who, .arg = arg};
+        rt->fn(&c, a);
     }
+out:
     phx_principal_free(&who);
+}
+
+static void phx_ingress_headers(struct MHD_Response *resp, const phx_answer *a)
+{
+    char v[32];
+    if (a->location[0])
+        MHD_add_response_header(resp, "Location", a->location);
+    if (a->retry_after) {
+        snprintf(v, sizeof(v), "%d", a->retry_after);
+        MHD_add_response_header(resp, "Retry-After", v);
+    }
+    if (a->rl_set) {
+        /* draft-ietf-httpapi-ratelimit-headers: the tighter of the two buckets. */
+        snprintf(v, sizeof(v), "%ld", a->rl_limit);
+        MHD_add_response_header(resp, "RateLimit-Limit", v);
+        snprintf(v, sizeof(v), "%ld", a->rl_remaining);
+        MHD_add_response_header(resp, "RateLimit-Remaining", v);
+        snprintf(v, sizeof(v), "%ld", a->rl_reset_s);
+        MHD_add_response_header(resp, "RateLimit-Reset", v);
+    }
+    if (a->www_auth)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"phoenix\"");
 }
 
 static enum MHD_Result phx_ingress_send(struct MHD_Connection *conn, phx_answer *a)
 {
-    char *body = json_dumps(a->json, JSON_COMPACT);
-    size_t len = strlen(body);
-    body = realloc(body, len + 2);
-    body[len++] = '\n';
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", a->ctype);
-    if (a->location[0])
-        MHD_add_response_header(resp, "Location", a->location);
-    if (a->retry_after) {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%d", a->retry_after);
-        MHD_add_response_header(resp, "Retry-After", ra);
+    struct MHD_Response *resp = a->stream;
+    if (!resp) {
+        char *body = json_dumps(a->json, JSON_COMPACT);
+        size_t len = strlen(body);
+        body = realloc(body, len + 2);
+        body[len++] = '\n';
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, "Content-Type", a->ctype);
     }
+    phx_ingress_headers(resp, a);
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)a->status, resp);
     MHD_destroy_response(resp);
     json_decref(a->json);
     return rc;
+}
+
+static void phx_ingress_observe(const char *method, const char *url, const phx_req *rq, int code)
+{
+    char labels[160];
+    const char *route = phx_ingress_route_label(method, url);
+    snprintf(labels, sizeof(labels), "route=\"%s %s\",code=\"%d\"", method, route, code);
+    phx_metric_add(
+        phx_counter("phx_http_requests_total", "API requests by route and status.", labels), 1);
+    snprintf(labels, sizeof(labels), "route=\"%s %s\"", method, route);
+    phx_metric_observe(phx_histogram("phx_http_request_duration_seconds",
+                                     "API request latency, first byte to answer queued.", labels,
+                                     NULL, 0),
+                       (double)(phx_mono_ms() - rq->t0) / 1000.0);
 }
 
 static enum MHD_Result phx_ingress_handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -403,28 +397,22 @@ static enum MHD_Result phx_ingress_handle(void *cls, struct MHD_Connection *conn
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!rq->too_big && rq->len + *upload_size <= (size_t)in->cfg->max_body) {
+        if (phx_mono_ms() - rq->t0 > in->cfg->body_timeout_ms)
+            rq->too_slow = 1;
+        if (!rq->too_big && !rq->too_slow && rq->len + *upload_size <= (size_t)in->cfg->max_body) {
             rq->body = realloc(rq->body, rq->len + *upload_size + 1);
             memcpy(rq->body + rq->len, upload, *upload_size);
             rq->len += *upload_size;
-        } else {
+        } else if (!rq->too_slow) {
             rq->too_big = 1; /* keep draining, answer 413 at the end */
         }
         *upload_size = 0;
-        return MHD_YES;
+        /* A slow body holds a connection: stop reading it rather than wait for the end. */
+        return rq->too_slow ? MHD_NO : MHD_YES;
     }
     phx_answer a = {0};
     phx_ingress_route(in, conn, method, url, rq, &a);
-    char labels[128];
-    snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"", phx_ingress_route_label(url),
-             a.status);
-    phx_metric_add(
-        phx_counter("phx_http_requests_total", "API requests by route and status.", labels), 1);
-    snprintf(labels, sizeof(labels), "route=\"%s\"", phx_ingress_route_label(url));
-    phx_metric_observe(phx_histogram("phx_http_request_duration_seconds",
-                                     "API request latency, body received to answer queued.", labels,
-                                     NULL, 0),
-                       (double)(phx_mono_ms() - rq->t0) / 1000.0);
+    phx_ingress_observe(method, url, rq, a.status);
     return phx_ingress_send(conn, &a);
 }
 
@@ -433,13 +421,27 @@ static void phx_ingress_done(void *cls, struct MHD_Connection *conn, void **ctx,
 {
     (void)cls;
     (void)conn;
-    (void)toe;
     phx_req *rq = *ctx;
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        phx_metric_add(phx_counter("phx_http_timeouts_total",
+                                   "Connections closed for idling past PHX_INGRESS_CONN_TIMEOUT_S.",
+                                   NULL),
+                       1);
     if (rq) {
         free(rq->body);
         free(rq);
         *ctx = NULL;
     }
+}
+
+static int phx_ingress_jwt_init(phx_ingress *in, char *err, size_t errlen)
+{
+    const phx_ingress_cfg *cfg = in->cfg;
+    if (!*cfg->jwt_keys_file)
+        return 0;
+    in->jwt = phx_jwt_verifier_new(cfg->jwt_keys_file, cfg->jwt_issuer, cfg->jwt_audience,
+                                   cfg->jwt_leeway_s, err, errlen);
+    return in->jwt ? 0 : -1;
 }
 
 phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *producer,
@@ -456,27 +458,46 @@ phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *produce
     in->idle = calloc((size_t)in->maxconn, sizeof(*in->idle));
     pthread_mutex_init(&in->mu, NULL);
     pthread_cond_init(&in->cv, NULL);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (phx_ingress_jwt_init(in, err, errlen) < 0 ||
+        !(in->events = phx_events_start(cfg->common.kafka_brokers, cfg->max_streams, err, errlen)))
+        goto err;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    in->d = MHD_start_daemon(flags, 0, NULL, NULL, phx_ingress_handle, in, MHD_OPTION_SOCK_ADDR,
-                             (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-                             (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, phx_ingress_done,
-                             in, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+    in->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, phx_ingress_handle, in, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        phx_ingress_done, in, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conn_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header_bytes, MHD_OPTION_END);
     if (!in->d) {
         snprintf(err, errlen, "PHX_INGRESS_ADDR=%s: cannot listen", cfg->listen);
-        phx_ingress_stop(in);
-        return NULL;
+        goto err;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(in->d, MHD_DAEMON_INFO_BIND_PORT);
     in->port = di ? di->port : 0;
     return in;
+err:
+    phx_ingress_stop(in);
+    return NULL;
 }
 
 int phx_ingress_port(const phx_ingress *in)
 {
     return in->port;
+}
+
+int phx_ingress_reload(phx_ingress *in, char *err, size_t errlen)
+{
+    if (!in->jwt)
+        return 0;
+    if (phx_jwt_verifier_reload(in->jwt, err, errlen) < 0)
+        return -1;
+    phx_log_info("reloaded %d JWT keys from %s", phx_jwt_verifier_nkeys(in->jwt),
+                 in->cfg->jwt_keys_file);
+    return 0;
 }
 
 int phx_ingress_ready(void *ctx, char *why, size_t whylen)
@@ -499,8 +520,12 @@ void phx_ingress_stop(phx_ingress *in)
 {
     if (!in)
         return;
+    /* Suspended stream connections must be resumed before the daemon may stop. */
+    phx_events_close_all(in->events);
     if (in->d)
         MHD_stop_daemon(in->d);
+    phx_events_stop(in->events);
+    phx_jwt_verifier_free(in->jwt);
     for (int i = 0; i < in->nidle; i++)
         phx_redis_free(in->idle[i]);
     free(in->idle);

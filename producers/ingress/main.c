@@ -19,6 +19,38 @@ static const phx_opt phx_ingress_opts[] = {
      "Largest request body accepted; bigger ones get 413."},
     {"PHX_INGRESS_THREADS", PHX_OPT_INT, "4", 1, 256, offsetof(CFG, threads),
      "HTTP worker threads (and the bound on Redis connections)."},
+    {"PHX_INGRESS_MAX_CONNECTIONS", PHX_OPT_INT, "4096", 16, 1000000,
+     offsetof(CFG, max_connections), "Open client connections at most; more are refused."},
+    {"PHX_INGRESS_MAX_CONN_PER_IP", PHX_OPT_INT, "256", 0, 1000000, offsetof(CFG, max_conn_per_ip),
+     "Open connections per client address at most (0 = no limit): what stops one host from "
+     "holding every connection open (slowloris)."},
+    {"PHX_INGRESS_CONN_TIMEOUT_S", PHX_OPT_INT, "10", 1, 3600, offsetof(CFG, conn_timeout_s),
+     "Close a connection idle this long (headers or body not progressing, or keep-alive idle)."},
+    {"PHX_INGRESS_BODY_TIMEOUT_MS", PHX_OPT_INT, "10000", 100, 600000,
+     offsetof(CFG, body_timeout_ms),
+     "A request body still arriving this long after the request began is cut off (408)."},
+    {"PHX_INGRESS_MAX_HEADER_BYTES", PHX_OPT_INT, "32768", 4096, 1048576,
+     offsetof(CFG, max_header_bytes),
+     "Per-connection buffer for the request line and headers; larger headers get 431."},
+    {"PHX_RATE_TENANT_PER_S", PHX_OPT_INT, "2000", 0, 10000000, offsetof(CFG, rate_tenant),
+     "Sustained requests per second per tenant, all principals together (0 = unlimited)."},
+    {"PHX_RATE_TENANT_BURST", PHX_OPT_INT, "4000", 1, 10000000, offsetof(CFG, burst_tenant),
+     "Requests a tenant may send at once above its sustained rate."},
+    {"PHX_RATE_PRINCIPAL_PER_S", PHX_OPT_INT, "500", 0, 10000000, offsetof(CFG, rate_principal),
+     "Sustained requests per second per principal (0 = unlimited)."},
+    {"PHX_RATE_PRINCIPAL_BURST", PHX_OPT_INT, "1000", 1, 10000000, offsetof(CFG, burst_principal),
+     "Requests a principal may send at once."},
+    {"PHX_JWT_KEYS_FILE", PHX_OPT_STR, "", 0, 0, offsetof(CFG, jwt_keys_file),
+     "JSON file of JWT verification keys ({\"keys\": [{\"kid\", \"alg\": HS256|RS256|ES256, "
+     "\"secret_file\" or \"public_key_file\"}]}); empty = JWTs refused. Re-read on SIGHUP."},
+    {"PHX_JWT_ISSUER", PHX_OPT_STR, "", 0, 0, offsetof(CFG, jwt_issuer),
+     "Required `iss` of JWTs (empty = not checked)."},
+    {"PHX_JWT_AUDIENCE", PHX_OPT_STR, "", 0, 0, offsetof(CFG, jwt_audience),
+     "Required `aud` of JWTs (empty = not checked)."},
+    {"PHX_JWT_LEEWAY_S", PHX_OPT_INT, "30", 0, 300, offsetof(CFG, jwt_leeway_s),
+     "Clock skew allowed when checking `exp` and `nbf`."},
+    {"PHX_INGRESS_MAX_STREAMS", PHX_OPT_INT, "256", 0, 100000, offsetof(CFG, max_streams),
+     "Concurrent Server-Sent Event streams (GET /v1/jobs/ID/events); 0 disables them."},
 };
 
 int main(int argc, char **argv)
@@ -26,9 +58,12 @@ int main(int argc, char **argv)
     phx_ingress_cfg cfg = {0};
     size_t n = sizeof(phx_ingress_opts) / sizeof(phx_ingress_opts[0]);
     phx_config_start(argc, argv, "phx-ingress",
-                     "phx-ingress: the HTTP API. POST /v1/jobs (Bearer API key) validates a job, "
-                     "stores it in Redis and publishes it to phx.jobs; GET /v1/jobs/ID returns "
-                     "its state and outputs.",
+                     "phx-ingress: the HTTP API (docs/api.md). POST /v1/jobs validates a job, "
+                     "stores it in Redis and publishes it to phx.jobs; GET, DELETE and "
+                     "/events read, cancel and follow it; /v1/admin/keys manages API keys. "
+                     "Callers authenticate with an API key or a JWT (Bearer), are rate limited "
+                     "per tenant and principal, and need the route's scope. SIGHUP re-reads "
+                     "the JWT keys.",
                      phx_ingress_opts, n, &cfg, &cfg.common);
     char err[512];
     phx_err e;
@@ -65,6 +100,8 @@ int main(int argc, char **argv)
         phx_admin_heartbeat(admin);
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGHUP && phx_ingress_reload(in, err, sizeof(err)) < 0)
+            phx_log_error("reload: %s (keeping the previous keys)", err);
     }
     phx_log_info("stopping");
     rc = 0;

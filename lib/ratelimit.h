@@ -1,0 +1,42 @@
+/* ratelimit.h -- request rate limits per tenant and per principal (GCRA in one Redis call).
+ *
+ * The generic cell rate algorithm keeps one number per limited party: the theoretical arrival
+ * time (TAT) of the next request. A request is allowed when TAT - burst*interval <= now, and
+ * then moves TAT on by one interval. Both limits (tenant and principal) are checked and
+ * charged in one Lua script, all or nothing, so a request refused by one limit does not
+ * consume the other's allowance, and every ingress replica shares the same counters. The keys
+ * share the hash tag {TENANT}, which keeps the script legal on Redis Cluster.
+ *
+ * Per-tenant overrides live in the hash phx:rl:{TENANT}:conf (fields tenant_per_s,
+ * tenant_burst, principal_per_s, principal_burst) and are read by the same script, so a
+ * change applies to the next request on every replica. */
+#ifndef PHX_RATELIMIT_H
+#define PHX_RATELIMIT_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "redis.h"
+
+typedef struct phx_rate {
+    double per_s; /* sustained requests per second; <= 0 = unlimited */
+    long burst;   /* requests allowed at once */
+} phx_rate;
+
+typedef struct phx_rate_verdict {
+    int allowed;
+    int64_t retry_after_ms; /* when refused: how long until one request fits */
+    long limit;             /* the tighter limit's burst */
+    long remaining;         /* requests left in the tighter bucket */
+    int64_t reset_ms;       /* until that bucket is full again */
+} phx_rate_verdict;
+
+/* Check and charge one request of tenant/principal. 0 with *v; -1 with err (Redis). */
+int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
+                       const phx_rate *tenant_rate, const phx_rate *principal_rate, int64_t now_ms,
+                       phx_rate_verdict *v, phx_err *err);
+
+/* The Redis key of tenant's overrides. */
+void phx_ratelimit_key_conf(char *buf, size_t n, const char *tenant);
+
+#endif

@@ -1,0 +1,345 @@
+/* events.c -- GET /v1/jobs/{id}/events: Server-Sent Events from phx.events.
+ *
+ * One thread per ingress tails phx.events (every partition, from the end at start; no
+ * consumer group, so replicas do not share the stream and each sees every event) and hands
+ * each event to the streams watching its job id (the Kafka key). A stream first sends a
+ * `snapshot` event with the job's current view -- so a client that connects late loses
+ * nothing that matters -- then the live events, and ends after the job's final event.
+ *
+ * Streams must not hold libmicrohttpd's worker threads, which serve many connections each:
+ * when a stream has nothing to send, its content reader suspends the connection and the tail
+ * thread resumes it when data arrives (or every 15 s with a comment line, which also notices
+ * clients that went away). */
+#include "ingress_int.h"
+#include "jobstore.h"
+#include "kafka.h"
+#include "log.h"
+#include "msg.h"
+#include "util.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PHX_SSE_KEEPALIVE_MS 15000
+
+typedef struct phx_stream {
+    struct phx_stream *next;
+    phx_events *ev;
+    struct MHD_Connection *conn;
+    char job[160];
+    char *buf; /* queued bytes not yet handed to libmicrohttpd */
+    size_t len, off;
+    int done, suspended;
+} phx_stream;
+
+struct phx_events {
+    rd_kafka_t *rk;
+    pthread_t th;
+    int running, stop;
+    long max_streams;
+    pthread_mutex_t mu;
+    phx_stream *streams;
+    long nstreams;
+};
+
+/* Queue bytes on a stream and wake its connection (ev->mu held). */
+static void phx_stream_push(phx_stream *s, const char *data, size_t n)
+{
+    s->buf = realloc(s->buf, s->len + n);
+    memcpy(s->buf + s->len, data, n);
+    s->len += n;
+    if (s->suspended) {
+        s->suspended = 0;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+static void phx_stream_finish(phx_stream *s)
+{
+    s->done = 1;
+    if (s->suspended) {
+        s->suspended = 0;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+static int phx_events_final(const char *type)
+{
+    return strcmp(type, "job.succeeded") == 0 || strcmp(type, "job.failed") == 0 ||
+           strcmp(type, "job.cancelled") == 0 || strcmp(type, "job.rejected") == 0;
+}
+
+/* One Kafka message: to every stream of its job. */
+static void phx_events_dispatch(phx_events *ev, const rd_kafka_message_t *m)
+{
+    if (!m->key || m->key_len >= 160 || !m->payload)
+        return;
+    char job[160];
+    memcpy(job, m->key, m->key_len);
+    job[m->key_len] = '\0';
+    pthread_mutex_lock(&ev->mu);
+    phx_stream *s = ev->streams;
+    while (s && strcmp(s->job, job) != 0)
+        s = s->next;
+    if (!s) {
+        pthread_mutex_unlock(&ev->mu);
+        return;
+    }
+    pthread_mutex_unlock(&ev->mu);
+    json_t *e = json_loadb(m->payload, m->len, 0, NULL);
+    const char *type = json_string_value(json_object_get(e, "type"));
+    if (!type || strchr(type, '\n')) {
+        json_decref(e);
+        return;
+    }
+    char *data = json_dumps(e, JSON_COMPACT);
+    size_t cap = strlen(data) + strlen(type) + 96;
+    char *frame = malloc(cap);
+    int n = snprintf(frame, cap, "id: %d:%lld\nevent: %s\ndata: %s\n\n", (int)m->partition,
+                     (long long)m->offset, type, data);
+    pthread_mutex_lock(&ev->mu);
+    for (s = ev->streams; s; s = s->next) {
+        if (s->done || strcmp(s->job, job) != 0)
+            continue;
+        phx_stream_push(s, frame, (size_t)n);
+        if (phx_events_final(type))
+            phx_stream_finish(s);
+    }
+    pthread_mutex_unlock(&ev->mu);
+    free(frame);
+    free(data);
+    json_decref(e);
+}
+
+static void phx_events_keepalive(phx_events *ev)
+{
+    pthread_mutex_lock(&ev->mu);
+    for (phx_stream *s = ev->streams; s; s = s->next)
+        if (!s->done)
+            phx_stream_push(s, ": keepalive\n\n", 13);
+    pthread_mutex_unlock(&ev->mu);
+}
+
+static void *phx_events_run(void *arg)
+{
+    phx_events *ev = arg;
+    int64_t last = phx_mono_ms();
+    while (!__atomic_load_n(&ev->stop, __ATOMIC_ACQUIRE)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ev->rk, 200);
+        if (m) {
+            if (!m->err)
+                phx_events_dispatch(ev, m);
+            rd_kafka_message_destroy(m);
+        }
+        if (phx_mono_ms() - last >= PHX_SSE_KEEPALIVE_MS) {
+            phx_events_keepalive(ev);
+            last = phx_mono_ms();
+        }
+    }
+    return NULL;
+}
+
+/* Assign every partition of phx.events at its end. */
+static int phx_events_assign(phx_events *ev, char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(ev->rk, PHX_TOPIC_EVENTS, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(ev->rk, 0, t, &md, 5000);
+    rd_kafka_topic_destroy(t);
+    if (e || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+        snprintf(err, errlen, "%s: no metadata (%s)", PHX_TOPIC_EVENTS,
+                 e ? rd_kafka_err2str(e) : "topic unknown");
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(l, PHX_TOPIC_EVENTS, md->topics[0].partitions[i].id)
+            ->offset = RD_KAFKA_OFFSET_END;
+    rd_kafka_metadata_destroy(md);
+    e = rd_kafka_assign(ev->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(err, errlen, "%s: assign: %s", PHX_TOPIC_EVENTS, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+phx_events *phx_events_start(const char *brokers, long max_streams, char *err, size_t errlen)
+{
+    phx_err e;
+    char es[256];
+    phx_events *ev = calloc(1, sizeof(*ev));
+    ev->max_streams = max_streams;
+    pthread_mutex_init(&ev->mu, NULL);
+    if (max_streams == 0)
+        return ev; /* SSE disabled */
+    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, &e);
+    if (!conf) {
+        snprintf(err, errlen, "%s", e.message);
+        goto err;
+    }
+    /* A group id is required by the consumer API; assign() never joins the group. */
+    if (rd_kafka_conf_set(conf, "group.id", "phx-ingress-sse", es, sizeof(es)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", es, sizeof(es)) ||
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", es, sizeof(es)) ||
+        !(ev->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof(es)))) {
+        snprintf(err, errlen, "events consumer: %s", es);
+        rd_kafka_conf_destroy(conf);
+        goto err;
+    }
+    rd_kafka_poll_set_consumer(ev->rk);
+    if (phx_events_assign(ev, err, errlen) < 0)
+        goto err;
+    pthread_create(&ev->th, NULL, phx_events_run, ev);
+    ev->running = 1;
+    return ev;
+err:
+    phx_events_stop(ev);
+    return NULL;
+}
+
+/* End every stream (before the daemon stops: suspended connections must be resumed). */
+void phx_events_close_all(phx_events *ev)
+{
+    if (!ev)
+        return;
+    pthread_mutex_lock(&ev->mu);
+    ev->max_streams = -1; /* no new streams */
+    for (phx_stream *s = ev->streams; s; s = s->next)
+        phx_stream_finish(s);
+    pthread_mutex_unlock(&ev->mu);
+}
+
+void phx_events_stop(phx_events *ev)
+{
+    if (!ev)
+        return;
+    if (ev->running) {
+        __atomic_store_n(&ev->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(ev->th, NULL);
+    }
+    if (ev->rk) {
+        rd_kafka_consumer_close(ev->rk);
+        rd_kafka_destroy(ev->rk);
+    }
+    pthread_mutex_destroy(&ev->mu);
+    free(ev);
+}
+
+/* libmicrohttpd's content reader for one stream. */
+static ssize_t phx_stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    phx_stream *s = cls;
+    phx_events *ev = s->ev;
+    ssize_t n = 0;
+    pthread_mutex_lock(&ev->mu);
+    if (s->off < s->len) {
+        n = (ssize_t)(s->len - s->off < max ? s->len - s->off : max);
+        memcpy(out, s->buf + s->off, (size_t)n);
+        s->off += (size_t)n;
+        if (s->off == s->len)
+            s->off = s->len = 0;
+    } else if (s->done) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        s->suspended = 1;
+        MHD_suspend_connection(s->conn);
+    }
+    pthread_mutex_unlock(&ev->mu);
+    return n;
+}
+
+static void phx_stream_free(void *cls)
+{
+    phx_stream *s = cls;
+    phx_events *ev = s->ev;
+    pthread_mutex_lock(&ev->mu);
+    for (phx_stream **pp = &ev->streams; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    ev->nstreams--;
+    pthread_mutex_unlock(&ev->mu);
+    free(s->buf);
+    free(s);
+}
+
+/* The job's view, if it is the caller's: 1, 0 not found (or another tenant's), -1 error. */
+static int phx_events_view(const phx_ctx *c, json_t **view, phx_err *err)
+{
+    phx_redis *r = phx_ingress_redis_get(c->in, err);
+    *view = r ? phx_jobstore_view(r, c->arg, err) : NULL;
+    if (r)
+        phx_ingress_redis_put(c->in, r);
+    const char *tenant = json_string_value(json_object_get(*view, "tenant"));
+    if (*view && tenant && strcmp(tenant, c->who->tenant) == 0)
+        return 1;
+    json_decref(*view);
+    *view = NULL;
+    return r && strcmp(err->code, "redis_unavailable") != 0 ? 0 : -1;
+}
+
+void phx_events_stream(const phx_ctx *c, phx_answer *a)
+{
+    phx_events *ev = c->in->events;
+    phx_err err;
+    phx_err_clear(&err);
+    if (!phx_id_valid(c->arg)) {
+        phx_problem(a, 404, "not_found", "No such job", NULL, NULL);
+        return;
+    }
+    phx_stream *s = calloc(1, sizeof(*s));
+    s->ev = ev;
+    s->conn = c->conn;
+    snprintf(s->job, sizeof(s->job), "%s", c->arg);
+    /* Watch first, then read the snapshot: an event in between is sent twice, never lost. */
+    pthread_mutex_lock(&ev->mu);
+    if (!ev->rk || ev->max_streams < 0 || ev->nstreams >= ev->max_streams) {
+        pthread_mutex_unlock(&ev->mu);
+        free(s);
+        phx_unavailable(a, "no event stream available; poll GET /v1/jobs/{id}");
+        return;
+    }
+    s->next = ev->streams;
+    ev->streams = s;
+    ev->nstreams++;
+    pthread_mutex_unlock(&ev->mu);
+    json_t *view;
+    int rc = phx_events_view(c, &view, &err);
+    if (rc <= 0) {
+        phx_stream_free(s);
+        if (rc == 0)
+            phx_problem(a, 404, "not_found", "No such job", NULL, NULL);
+        else
+            phx_unavailable(a, err.message);
+        return;
+    }
+    const char *state = json_string_value(json_object_get(view, "state"));
+    int final = state && strcmp(state, "submitted") != 0 && strcmp(state, "running") != 0;
+    char *data = json_dumps(view, JSON_COMPACT);
+    size_t cap = strlen(data) + 64;
+    char *frame = malloc(cap);
+    int n = snprintf(frame, cap, "event: snapshot\ndata: %s\n\n", data);
+    pthread_mutex_lock(&ev->mu);
+    phx_stream_push(s, frame, (size_t)n);
+    if (final)
+        s->done = 1;
+    pthread_mutex_unlock(&ev->mu);
+    free(frame);
+    free(data);
+    json_decref(view);
+    a->status = 200;
+    a->stream = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, phx_stream_read, s,
+                                                  phx_stream_free);
+    MHD_add_response_header(a->stream, "Content-Type", "text/event-stream");
+    MHD_add_response_header(a->stream, "Cache-Control", "no-store");
+    MHD_add_response_header(a->stream, "X-Accel-Buffering", "no");
+}

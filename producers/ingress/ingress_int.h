@@ -1,0 +1,93 @@
+/* ingress_int.h -- what the ingress's modules share (not a public interface).
+ *
+ * ingress.c owns the daemon, routing, authentication, rate limits and answers; jobs.c the
+ * /v1/jobs handlers; keys.c the /v1/admin/keys handlers; events.c the Server-Sent Events
+ * stream of phx.events. A handler gets the request context and fills an answer. */
+#ifndef PHX_INGRESS_INT_H
+#define PHX_INGRESS_INT_H
+
+#include "ingress.h"
+#include "jwt.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+typedef struct phx_events phx_events;
+
+struct phx_ingress {
+    const phx_ingress_cfg *cfg;
+    phx_producer *producer;
+    const phx_schema_set *schemas;
+    phx_jwt_verifier *jwt; /* NULL when PHX_JWT_KEYS_FILE is empty */
+    phx_events *events;    /* the phx.events tail behind SSE */
+    struct MHD_Daemon *d;
+    int port;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    phx_redis **idle; /* the pool: idle connections */
+    int nidle, nmade, maxconn;
+};
+
+/* Per-request state between libmicrohttpd's handler calls. */
+typedef struct phx_req {
+    char *body;
+    size_t len;
+    int too_big, too_slow;
+    int64_t t0;
+} phx_req;
+
+/* The authenticated caller. */
+typedef struct phx_principal {
+    char *tenant, *principal, *roles;
+    unsigned scopes;
+    char via[64]; /* "api_key:ID" or "jwt:KID": for logs, never the credential */
+} phx_principal;
+
+/* An answer being built. */
+typedef struct phx_answer {
+    int status;
+    json_t *json; /* body */
+    const char *ctype;
+    char location[300];
+    int retry_after;
+    int rl_set;
+    long rl_limit, rl_remaining, rl_reset_s;
+    int www_auth;
+    struct MHD_Response *stream; /* set by a streaming handler instead of json */
+} phx_answer;
+
+typedef struct phx_ctx {
+    phx_ingress *in;
+    struct MHD_Connection *conn;
+    const phx_req *rq;
+    const phx_principal *who;
+    const char *arg; /* the {id} segment of the route, when it has one */
+} phx_ctx;
+
+phx_redis *phx_ingress_redis_get(phx_ingress *in, phx_err *err);
+void phx_ingress_redis_put(phx_ingress *in, phx_redis *r);
+
+/* RFC 7807 problem. errors (may be NULL) is consumed. */
+void phx_problem(phx_answer *a, int status, const char *code, const char *title, const char *detail,
+                 json_t *errors);
+void phx_ok(phx_answer *a, int status, json_t *body);
+void phx_unavailable(phx_answer *a, const char *detail);
+/* The body as a JSON object, or a 400 filled. */
+json_t *phx_body_object(const phx_ctx *c, phx_answer *a);
+
+void phx_jobs_submit(const phx_ctx *c, phx_answer *a);
+void phx_jobs_get(const phx_ctx *c, phx_answer *a);
+void phx_jobs_list(const phx_ctx *c, phx_answer *a);
+void phx_jobs_cancel(const phx_ctx *c, phx_answer *a);
+
+void phx_keys_list(const phx_ctx *c, phx_answer *a);
+void phx_keys_create(const phx_ctx *c, phx_answer *a);
+void phx_keys_revoke(const phx_ctx *c, phx_answer *a);
+void phx_keys_rotate(const phx_ctx *c, phx_answer *a);
+
+phx_events *phx_events_start(const char *brokers, long max_streams, char *err, size_t errlen);
+void phx_events_close_all(phx_events *ev);
+void phx_events_stop(phx_events *ev);
+void phx_events_stream(const phx_ctx *c, phx_answer *a);
+
+#endif
