@@ -145,6 +145,30 @@ job "$id" '[{"id":"x","kind":"exec.run","input":{},"retry":{"max_attempts":3,"ba
 answer_task "$id" 1 '{"status":"error","error":{"code":"bad_input","message":"no","retryable":false}}'
 check "non-retryable error: failed at once" "failed 1" "$(reply "$id" | jq -r '"\(.status) \(.steps.x.attempts)"')"
 
+# --- 7b. goal-only jobs: the planner asks llm.plan (played by this test), checks the plan,
+#         runs it; a bad plan fails the job with the reasons -----------------------------------
+answer_plan() { # answer_plan JOB PLAN_STEPS_JSON
+    local t
+    t=$(kafka_get phx.tasks.llm "$1" 20 | head -n1)
+    check "goal job: llm.plan dispatched with the goal" "add things" "$(jq -r .input.goal <<<"$t")"
+    jq -cn --arg j "$1" --argjson steps "$2" \
+        '{schema:"result.v1",job_id:$j,step_id:"plan",attempt:1,kind:"llm.plan",status:"ok",
+          output:{plan:{steps:$steps},attempts:1}}' | kafka_put phx.results "$1"
+}
+id=$(uid goal)
+jq -cn --arg id "$id" '{schema:"job.v1",id:$id,tenant:"default",goal:"add things"}' | kafka_put phx.jobs "$id"
+answer_plan "$id" '[{"id":"x","kind":"tool.calc","input":{"expr":"20+1"}},
+                    {"id":"y","kind":"tool.calc","input":{"expr":"{{steps.x.output.value}}*2"},"needs":["x"]}]'
+r=$(reply "$id")
+check "goal job: the plan ran" "succeeded 42" "$(jq -r '"\(.status) \(.outputs.y.value)"' <<<"$r")"
+check "goal job: the reply records the plan" 2 "$(jq -r '.outputs.plan.plan.steps | length' <<<"$r")"
+id=$(uid badplan)
+jq -cn --arg id "$id" '{schema:"job.v1",id:$id,tenant:"default",goal:"add things"}' | kafka_put phx.jobs "$id"
+answer_plan "$id" '[{"id":"x","kind":"tool.calc","needs":["x"]}]'
+r=$(reply "$id")
+check "bad plan: job failed" "failed invalid_plan" "$(jq -r '"\(.status) \(.error.code)"' <<<"$r")"
+check_contains "bad plan: reasons listed" "needs itself" "$(jq -c .error.details <<<"$r")"
+
 # --- 8. step timeouts and job deadlines (nobody answers phx.tasks.exec here) -------------
 id=$(uid timeout)
 job "$id" '[{"id":"x","kind":"exec.run","input":{},"timeout_ms":300,"retry":{"max_attempts":2,"backoff_ms":10}}]' |

@@ -9,6 +9,7 @@
  * finished by the next advance() of that job. */
 #include "planner.h"
 #include "dag.h"
+#include "expand.h"
 #include "retry.h"
 #include "jobstore.h"
 #include "log.h"
@@ -400,6 +401,70 @@ static int phx_planner_cancelled(phx_planner *p, phx_pjob *j, phx_outbox *out, p
     return phx_planner_reply(p, j, out, err);
 }
 
+static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err);
+
+/* The scopes of job j's principal (all of them for a job without one: an operator's). */
+static int phx_planner_scopes(phx_planner *p, const char *id, const json_t *job, unsigned *scopes,
+                              phx_err *err)
+{
+    char *roles = NULL;
+    int rc = phx_jobstore_roles(p->r, id, phx_jstr(job, "tenant", "default"),
+                                phx_jstr(job, "principal", NULL), &roles, err);
+    if (rc < 0)
+        return -1;
+    *scopes = rc == 0 ? ~0u : phx_rbac_scopes(roles);
+    free(roles);
+    return 0;
+}
+
+/* A goal job whose "plan" step succeeded: check the plan and run it, or fail the job.
+ * 0 nothing to do yet, 1 the job moved on (expanded or failed), -1 error. */
+static int phx_planner_expand(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err)
+{
+    char key[200], id[160];
+    snprintf(id, sizeof(id), "%s", j->id);
+    phx_key_steps(key, sizeof(key), id);
+    redisReply *rep = phx_redis_cmd(p->r, err, "HGET %s %s", key, PHX_PLAN_STEP_ID);
+    if (!rep)
+        return -1;
+    int ready = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "succeeded") == 0;
+    freeReplyObject(rep);
+    if (!ready)
+        return 0;
+    json_t *outputs = phx_planner_outputs(p, id, err), *reasons = NULL;
+    unsigned scopes;
+    if (!outputs || phx_planner_scopes(p, id, j->spec, &scopes, err) < 0) {
+        json_decref(outputs);
+        return -1;
+    }
+    const json_t *output = json_object_get(outputs, PHX_PLAN_STEP_ID);
+    const phx_schema *js = phx_schema_set_get(phx_worker_schemas(p->w), "job.v1");
+    int rc = 1;
+    if (phx_plan_check(js, j->spec, output, scopes, &reasons) == 0) {
+        if (phx_plan_expand(p->r, id, j->spec, output, err) < 0) {
+            rc = -1;
+        } else {
+            /* Run the plan with the new spec: reload and advance. */
+            phx_pjob_free(j);
+            rc =
+                phx_pjob_load(p, id, j, err) <= 0 ? -1 : phx_planner_advance_loaded(p, j, out, err);
+            rc = rc < 0 ? -1 : 1;
+        }
+    } else {
+        json_t *e = json_pack("{s:s, s:s, s:O}", "code", "invalid_plan", "message",
+                              "the plan from llm.plan cannot run", "details", reasons);
+        char *ej = json_dumps(e, JSON_COMPACT);
+        int f = phx_state_job_finish(p->r, id, "failed", ej, phx_now_ms(), err);
+        free(ej);
+        json_decref(e);
+        phx_logj(PHX_LOG_INFO, id, j->trace, "plan refused");
+        rc = f < 0 ? -1 : f == 0 ? 1 : phx_planner_reply(p, j, out, err) < 0 ? -1 : 1;
+    }
+    json_decref(reasons);
+    json_decref(outputs);
+    return rc;
+}
+
 /* Move job j forward as far as its state allows (see the file comment). */
 static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err)
 {
@@ -413,6 +478,11 @@ static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *o
     }
     if (strcmp(j->state, "running") != 0)
         return 0;
+    if (json_object_get(j->spec, "goal") && strcmp(phx_jstr(j->hash, "expanded", "0"), "1") != 0) {
+        int rc = phx_planner_expand(p, j, out, err);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0; /* expanded (and advanced) or the job failed */
+    }
     int changed = 1, done = 0;
     const char *failed = NULL;
     for (int pass = 0; changed && pass < 300; pass++) {
@@ -525,22 +595,15 @@ static int phx_planner_authorize(phx_planner *p, const json_t *body, json_t **re
     return rc == 0;
 }
 
-static phx_handle_rc phx_planner_on_job(phx_planner *p, const phx_inmsg *in, phx_outbox *out,
-                                        phx_err *err)
+/* Take in a job (body: as received, or with its planning step added). */
+static phx_handle_rc phx_planner_intake(phx_planner *p, const phx_inmsg *in, const json_t *body,
+                                        phx_outbox *out, phx_err *err)
 {
-    const json_t *body = in->body;
     const char *id = phx_jstr(body, "id", "");
     const char *tenant = phx_jstr(body, "tenant", "default");
     json_t *steps = json_object_get(body, "steps"), *reasons = NULL;
     int rc;
 
-    if (!steps) {
-        rc = phx_planner_reject(p, body, "planning_unavailable",
-                                "goal-only jobs need the LLM planner (phx-llm), which this "
-                                "deployment does not run; submit explicit steps",
-                                NULL, out, err);
-        return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
-    }
     if (phx_dag_check(steps, &reasons) < 0) {
         rc = phx_planner_reject(p, body, "invalid_job", "the job's steps are not a valid DAG",
                                 reasons, out, err);
@@ -618,6 +681,22 @@ static phx_handle_rc phx_planner_on_job(phx_planner *p, const phx_inmsg *in, phx
     int arc = phx_planner_advance_loaded(p, &j, out, err);
     phx_pjob_free(&j);
     return arc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
+}
+
+static phx_handle_rc phx_planner_on_job(phx_planner *p, const phx_inmsg *in, phx_outbox *out,
+                                        phx_err *err)
+{
+    if (json_object_get(in->body, "steps"))
+        return phx_planner_intake(p, in, in->body, out, err);
+    /* Goal only: the job starts with its planning step (see expand.h). */
+    unsigned scopes;
+    if (phx_planner_scopes(p, phx_jstr(in->body, "id", ""), in->body, &scopes, err) < 0)
+        return PHX_RETRY_LATER;
+    json_t *planned = json_deep_copy(in->body);
+    json_object_set_new(planned, "steps", phx_plan_initial_steps(in->body, scopes));
+    phx_handle_rc rc = phx_planner_intake(p, in, planned, out, err);
+    json_decref(planned);
+    return rc;
 }
 
 /* Apply one attempt's outcome (a result, or a timeout) and move the job on. */
