@@ -49,9 +49,13 @@ static json_t *phx_jobs_parse(const phx_ctx *c, phx_answer *a)
     }
     json_t *steps = json_object_get(job, "steps");
     if (!steps) {
-        phx_problem(a, 400, "planning_unavailable", "Goal-only jobs cannot be planned",
-                    "this deployment runs no LLM planner (phx-llm); submit explicit steps", NULL);
-        goto err;
+        /* Goal only: planned by llm.plan (see workers/planner/expand.h), which needs llm:use. */
+        if (!(who->scopes & phx_rbac_kind_scope("llm.plan"))) {
+            phx_problem(a, 403, "insufficient_scope", "Planning a goal needs the llm:use scope",
+                        NULL, NULL);
+            goto err;
+        }
+        return job;
     }
     if (phx_dag_check(steps, &errors) < 0) {
         phx_problem(a, 400, "invalid_job", "The job's steps are not a valid DAG", NULL, errors);
