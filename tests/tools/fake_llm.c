@@ -383,7 +383,7 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
         (uint16_t)port, NULL, NULL, fake_handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, fake_done,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, 3u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "fake_llm: cannot listen on port %d\n", port);
         return 1;

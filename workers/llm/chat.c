@@ -343,13 +343,13 @@ json_t *phx_llm_chat_step(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ctx
         goto err;
     }
     if (req.max_tokens > limit) {
-        if (mt) {
+        if (json_object_get(input, "max_tokens")) {
             phx_err_set(err, "invalid_input", 0,
                         "max_tokens %ld is above the limit %ld configured for this model",
                         req.max_tokens, limit);
             goto err;
         }
-        req.max_tokens = limit; /* only our own default: fit it to the model */
+        req.max_tokens = limit; /* a default (ours or the persona's): fit it to the model */
     }
     messages = phx_chat_with_persona(persona, json_object_get(input, "messages"));
     req.messages = messages;
