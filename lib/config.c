@@ -4,6 +4,7 @@
  * uses the same names as the environment so there is one vocabulary in the docs. Unknown keys
  * in the file are an error: a typo in a config file must not silently fall back to a default. */
 #include "config.h"
+#include "redact.h"
 #include "log.h"
 
 #include <errno.h>
@@ -202,6 +203,7 @@ char *phx_config_read_secret(const char *path, char *err, size_t errlen)
         free(buf);
         return NULL;
     }
+    phx_redact_add(buf); /* from now on this value never appears in a log line or result */
     return buf;
 }
 

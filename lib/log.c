@@ -2,8 +2,10 @@
  *
  * The line is built in one buffer and written with a single write(2) so lines from several
  * threads never interleave. jansson does the string escaping: log text often carries
- * user-controlled bytes (job ids, error messages) that must not break the JSON framing. */
+ * user-controlled bytes (job ids, error messages) that must not break the JSON framing.
+ * Every message passes through the redaction layer (redact.h) first. */
 #include "log.h"
+#include "redact.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -54,6 +56,7 @@ void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    phx_redact_buf(msg, sizeof(msg)); /* callers cannot always know what text carries */
 
     struct timespec now;
     struct tm tm;

@@ -2,7 +2,8 @@
  *
  * One JSON object per line so log shippers need no parsing rules: ts (RFC 3339, ms), level,
  * proc, msg, and job_id / trace_id when the caller has them. Secrets must never be passed in;
- * the logger cannot tell them apart from other text. */
+ * as a second line of defence every message is redacted (redact.h): configured secret values,
+ * API keys, JWTs and Bearer credentials become "[REDACTED]". */
 #ifndef PHX_LOG_H
 #define PHX_LOG_H
 

@@ -1,5 +1,6 @@
 /* pool.c -- task -> step function -> result (see pool.h). */
 #include "pool.h"
+#include "redact.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -41,6 +42,10 @@ json_t *phx_pool_result(const json_t *task, json_t *output, const phx_err *err, 
                             json_pack("{s:s, s:s, s:b}", "code", err->code[0] ? err->code : "error",
                                       "message", msg, "retryable", err->retryable));
     }
+    /* A secret a tool or provider echoed (registered values, API keys, JWTs) stops here,
+     * before it can reach Redis, replies and events. */
+    phx_redact_json(json_object_get(r, "output"));
+    phx_redact_json(json_object_get(r, "error"));
     json_object_set_new(r, "worker", json_string(worker));
     json_object_set_new(r, "duration_ms", json_integer(duration_ms));
     return r;

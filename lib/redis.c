@@ -1,5 +1,6 @@
 /* redis.c -- hiredis client with timeouts, reconnect and scripts by SHA (see redis.h). */
 #include "redis.h"
+#include "redact.h"
 #include "breaker.h"
 #include "config.h"
 #include "log.h"
@@ -55,6 +56,7 @@ static int phx_redis_parse_url(phx_redis *r, const char *url, phx_err *err)
         } else {
             r->password = strndup(p, (size_t)(at - p));
         }
+        phx_redact_add(r->password); /* a password in the URL must not reach a log line */
         p = at + 1;
     }
     const char *colon = strrchr(p, ':'), *slash = strchr(p, '/');
