@@ -93,7 +93,7 @@ static double run_phx(phx_exec_sandbox *sb, phx_exec_cg *cg, enum phx_exec_lang 
 }
 
 #define BWRAP                                                                                      \
-    "/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",        \
+    "/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",         \
         "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib",       \
         "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin", "--ro-bind", \
         "/etc/ld.so.cache", "/etc/ld.so.cache", "--proc", "/proc", "--dev", "/dev", "--tmpfs",     \
