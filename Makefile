@@ -58,7 +58,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: chaos pkgcheck all deps test test-build demo up down status bench format docs clean
+.PHONY: bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 # pkg-config answers nothing when any one package is missing: say so instead of failing later
@@ -128,6 +128,11 @@ test: deps
 	@tests/run.sh $(TEST_BUILD)
 
 test-build: all $(UNIT_BINS) $(TOOL_BINS)
+
+# Sandbox overhead of phx-exec against a bare fork+exec and bubblewrap (docs/benchmarks-exec.md).
+bench-exec: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/exec/run.sh $(BUILD)
 
 # Full chaos run against the optimised build (tests/chaos/chaos.sh; CHAOS_JOBS, CHAOS_RATE).
 chaos: deps

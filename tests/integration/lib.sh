@@ -54,7 +54,8 @@ stack_cleanup() {
     fi
     if [ "$T_FAIL" -eq 0 ]; then rm -rf "$PHX_VAR"; else echo "# kept $PHX_VAR for inspection" >&2; fi
     echo "# $T_NAME: $T_PASS passed, $T_FAIL failed"
-    [ "$T_FAIL" -eq 0 ]
+    # The status of an EXIT trap is not the script's: exit explicitly.
+    [ "$T_FAIL" -eq 0 ] || exit 1
 }
 
 # kafka_put TOPIC KEY < value
