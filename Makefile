@@ -58,7 +58,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
+.PHONY: bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 # pkg-config answers nothing when any one package is missing: say so instead of failing later
@@ -133,6 +133,12 @@ test-build: all $(UNIT_BINS) $(TOOL_BINS)
 bench-exec: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/exec/run.sh $(BUILD)
+
+# phx-ingress: POST /v1/jobs with auth and rate limiting under wrk, req/s and p99
+# (tests/bench/bench_ingress.sh; BENCH_SECONDS, BENCH_CONNS, PHX_INGRESS_THREADS).
+bench-ingress: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/bench_ingress.sh $(BUILD)
 
 # Full chaos run against the optimised build (tests/chaos/chaos.sh; CHAOS_JOBS, CHAOS_RATE).
 chaos: deps
