@@ -1,11 +1,14 @@
-/* main.c -- phx-tools: the tools pool (tool.calc, tool.http_fetch).
+/* main.c -- phx-tools: the tools pool (tool.calc, tool.http_fetch, tool.json_extract,
+ * tool.webhook).
  *
  * Each tool is a pure step function in its own file; this file only wires them to the pool
  * loop and to their configuration. */
 #include "calc.h"
 #include "config.h"
 #include "http_fetch.h"
+#include "json_extract.h"
 #include "pool.h"
+#include "webhook.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -18,7 +21,9 @@ typedef struct phx_tools_cfg {
     long fetch_max_body;
     long fetch_max_redirects;
     char *fetch_allow_cidrs;
+    char *webhook_secret_file;
     phx_fetch_cfg fetch;
+    phx_webhook_cfg webhook;
 } phx_tools_cfg;
 
 #define CFG phx_tools_cfg
@@ -35,6 +40,9 @@ static const phx_opt phx_tools_opts[] = {
     {"PHX_FETCH_ALLOW_CIDRS", PHX_OPT_STR, "", 0, 0, offsetof(CFG, fetch_allow_cidrs),
      "tool.http_fetch: comma-separated CIDRs allowed although private, loopback or "
      "link-local (refused by default to stop SSRF), e.g. 10.1.2.0/24."},
+    {"PHX_WEBHOOK_SECRET_FILE", PHX_OPT_STR, "", 0, 0, offsetof(CFG, webhook_secret_file),
+     "tool.webhook: file holding the HMAC-SHA256 signing secret, read at every call (rotate "
+     "by replacing the file); empty = tool.webhook fails with 'unavailable'."},
 };
 
 static json_t *phx_tools_calc(void *app, void *ts, const json_t *input, phx_err *err)
@@ -51,9 +59,25 @@ static json_t *phx_tools_fetch(void *app, void *ts, const json_t *input, phx_err
     return phx_http_fetch(input, &cfg->fetch, err);
 }
 
+static json_t *phx_tools_json_extract(void *app, void *ts, const json_t *input, phx_err *err)
+{
+    (void)app;
+    (void)ts;
+    return phx_json_extract_step(input, err);
+}
+
+static json_t *phx_tools_webhook(void *app, void *ts, const json_t *input, phx_err *err)
+{
+    (void)ts;
+    phx_tools_cfg *cfg = app;
+    return phx_webhook_step(input, &cfg->webhook, err);
+}
+
 static const phx_step_kind phx_tools_kinds[] = {
     {"tool.calc", phx_tools_calc},
     {"tool.http_fetch", phx_tools_fetch},
+    {"tool.json_extract", phx_tools_json_extract},
+    {"tool.webhook", phx_tools_webhook},
 };
 
 int main(int argc, char **argv)
@@ -62,7 +86,8 @@ int main(int argc, char **argv)
     size_t n = sizeof(phx_tools_opts) / sizeof(phx_tools_opts[0]);
     phx_config_start(argc, argv, "phx-tools",
                      "phx-tools: the tools pool. Consumes phx.tasks.tools and runs tool.calc "
-                     "(safe arithmetic) and tool.http_fetch (HTTP GET/POST with SSRF guards), "
+                     "(safe arithmetic), tool.http_fetch (HTTP GET/POST with SSRF guards), "
+                     "tool.json_extract (JSON Pointer) and tool.webhook (HMAC-signed POST), "
                      "reporting to phx.results.",
                      phx_tools_opts, n, &cfg, &cfg.common);
     phx_err e;
@@ -71,6 +96,8 @@ int main(int argc, char **argv)
     cfg.fetch.max_body_bytes = (size_t)cfg.fetch_max_body;
     cfg.fetch.max_redirects = (int)cfg.fetch_max_redirects;
     cfg.fetch.allow_cidrs = cfg.fetch_allow_cidrs;
+    cfg.webhook.secret_file = cfg.webhook_secret_file;
+    cfg.webhook.fetch = &cfg.fetch;
     int rc = 2;
     if (phx_fetch_cfg_check(&cfg.fetch, &e) < 0) {
         fprintf(stderr,
@@ -79,8 +106,11 @@ int main(int argc, char **argv)
         goto out;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    phx_pool_def def = {
-        .proc = "phx-tools", .pool = "tools", .kinds = phx_tools_kinds, .nkinds = 2, .app = &cfg};
+    phx_pool_def def = {.proc = "phx-tools",
+                        .pool = "tools",
+                        .kinds = phx_tools_kinds,
+                        .nkinds = (int)(sizeof(phx_tools_kinds) / sizeof(phx_tools_kinds[0])),
+                        .app = &cfg};
     phx_worker_ops ops;
     phx_pool_ops(&ops, &def);
     rc = phx_worker_main(&cfg.common, &ops);
