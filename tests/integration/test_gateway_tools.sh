@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# test_gateway_tools.sh -- the tools behind the gateway's scopes: tool.webhook delivers a
+# signed POST that a receiver in this test verifies (and a receiver with another secret
+# refuses), tool.json_extract feeds one field to the next step, a redirect from the receiver
+# to a private address is refused, tool.webhook needs tools:http, and the signing secret
+# appears in no log, reply or event.
+. "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+W=$(mktemp -d /tmp/phx-webhook.XXXXXX)
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/secret"
+cp "$W/secret" "$W/recv_secret"
+cat >"$W/receiver.py" <<'PYEOF'
+# receiver.py DIR: an HTTP server on a free port (written to DIR/port) that checks
+# X-Phx-Signature against DIR/recv_secret (its own copy) and appends each verified body to DIR/received.
+import hashlib, hmac, http.server, sys, time
+d = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        if self.path == "/redirect":
+            self.send_response(302); self.send_header("Location", "http://169.254.169.254/latest/")
+            self.end_headers(); return
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        ts = self.headers.get("X-Phx-Timestamp", "")
+        sig = self.headers.get("X-Phx-Signature", "")
+        secret = open(d + "/recv_secret").read().strip().encode()
+        want = "v1=" + hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
+        ok = hmac.compare_digest(sig, want) and fresh
+        if ok:
+            with open(d + "/received", "ab") as f:
+                f.write(body + b"\n")
+        self.send_response(200 if ok else 401); self.end_headers()
+        self.wfile.write(b'{"verified": true}' if ok else b'{"verified": false}')
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(d + "/port", "w").write(str(s.server_port))
+s.serve_forever()
+PYEOF
+"$PY" "$W/receiver.py" "$W" &
+RECV=$!
+for _ in $(seq 50); do [ -s "$W/port" ] && break; sleep 0.1; done
+RPORT=$(cat "$W/port")
+export PHX_STACK_POOLS="planner tools"
+export PHX_WEBHOOK_SECRET_FILE=$W/secret PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32
+stack_up
+trap 'kill $RECV 2>/dev/null; rm -rf "$W"; stack_cleanup' EXIT
+T=$PHX_VAR/tools
+mkdir -p "$T"
+A="Authorization: Bearer $PHX_API_KEY"
+READ_ONLY_TOOLS=$("$PHX" keys create --tenant default --principal calc-only --roles jobs:submit,jobs:read 2>/dev/null)
+submit() { api POST /v1/jobs "$1" -H "${2:-$A}" | cut -d' ' -f2- | jq -r .job_id; }
+
+# --- 1. a signed webhook, verified by the receiver, fed by json_extract ---------------------
+jq -cn --arg u "http://127.0.0.1:$RPORT/hook" '{steps: [
+  {id:"sum", kind:"tool.calc", input:{expr:"40+2"}},
+  {id:"pick", kind:"tool.json_extract", needs:["sum"],
+   input:{doc:{report:{total:"{{steps.sum.output.value}}", ok:true}}, pointer:"/report"}},
+  {id:"send", kind:"tool.webhook", needs:["pick"],
+   input:{url:$u, payload:{event:"done", total:"{{steps.sum.output.value}}"}}}]}' >"$T/hook.json"
+id=$(submit "$T/hook.json")
+r=$(reply "$id")
+check "webhook: job succeeded" succeeded "$(jq -r .status <<<"$r")"
+check "webhook: receiver verified the signature" true "$(jq -r .outputs.send.body <<<"$r" | jq -r .verified)"
+check "webhook: body as sent" '{"event":"done","total":42}' "$(head -1 "$W/received" 2>/dev/null)"
+check "json_extract: the object at the pointer" '{"ok":true,"total":42}' "$(jq -cS .outputs.pick.value <<<"$r")"
+
+# --- 2. a receiver with another secret refuses; the step fails for good -------------------
+echo "rotated-on-the-receiver-only-0123456789" >"$W/recv_secret"
+id=$(submit "$T/hook.json")
+r=$(reply "$id")
+check "webhook: wrong secret -> failed" failed "$(jq -r .status <<<"$r")"
+check "webhook: rejected, not retried" "webhook_rejected 1" "$(jq -r '"\(.steps.send.error.code) \(.steps.send.attempts)"' <<<"$r")"
+cp "$W/secret" "$W/recv_secret"
+
+# --- 3. SSRF: a redirect to a private address, and a private address itself ---------------
+jq -cn --arg u "http://127.0.0.1:$RPORT/redirect" '{steps: [{id:"send", kind:"tool.webhook", input:{url:$u, payload:{}}}]}' >"$T/redir.json"
+check "webhook: redirect to a private address refused" forbidden_address "$(reply "$(submit "$T/redir.json")" | jq -r .steps.send.error.code)"
+jq -cn '{steps: [{id:"send", kind:"tool.webhook", input:{url:"http://10.1.2.3/hook", payload:{}}}]}' >"$T/priv.json"
+check "webhook: private address refused" forbidden_address "$(reply "$(submit "$T/priv.json")" | jq -r .steps.send.error.code)"
+
+# --- 4. scopes: webhook needs tools:http; json_extract does not ----------------------------
+check "scope: webhook refused without tools:http" 403 "$(api POST /v1/jobs "$T/hook.json" -H "Authorization: Bearer $READ_ONLY_TOOLS" | cut -d' ' -f1)"
+jq -cn '{steps: [{id:"p", kind:"tool.json_extract", input:{doc:{a:[1,2]}, pointer:"/a/1"}}]}' >"$T/jx.json"
+id=$(submit "$T/jx.json" "Authorization: Bearer $READ_ONLY_TOOLS")
+check "scope: json_extract allowed with jobs:submit only" 2 "$(reply "$id" | jq -r .outputs.p.value)"
+
+# --- 5. the signing secret never leaves the pool ------------------------------------------
+sec=$(cat "$W/secret")
+check "secret: not in any log" 0 "$(cat "$PHX_VAR"/log/*.log | grep -c -F "$sec")"
+check "secret: not in replies or events" 0 "$(kcat -C -b "$KAFKA" -t phx.replies -t phx.events -o beginning -e -q 2>/dev/null | grep -c -F "$sec")"
+exit "$((T_FAIL > 0))"
