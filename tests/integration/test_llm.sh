@@ -37,6 +37,8 @@ cat >"$WORK/rules.json" <<'EOF2'
       {"id": "b", "kind": "tool.calc", "input": {"expr": "2"}, "needs": ["a"]}]}},
   {"match": "plan-cycle-marker", "reply_json": {"steps": [
       {"id": "x", "kind": "tool.calc", "input": {"expr": "2^10"}}]}},
+  {"match": "plan-never-marker", "reply_json": {"steps": [
+      {"id": "plan", "kind": "tool.calc", "input": {"expr": "1"}}]}},
   {"match": "plan-kind-marker", "reply_json": {"steps": [
       {"id": "x", "kind": "exec.run", "input": {"lang": "sh", "code": "id"}}]}},
   {"path": "/a/", "match": "dim-marker", "dim": 5}
@@ -201,6 +203,20 @@ id=$(uid plan)
 r=$(run_job "$id" '[{"id":"p","kind":"llm.plan","input":{"goal":"plan-kind-marker","allowed_kinds":["exec.run"]}}]')
 check "plan: allowed_kinds widens the set" "succeeded exec.run" \
     "$(jq -r '"\(.status) \(.outputs.p.plan.steps[0].kind)"' <<<"$r")"
+
+# goal-only jobs: the planner dispatches llm.plan, then runs the plan it returns
+id=$(uid goal)
+jq -cn --arg id "$id" '{schema: "job.v1", id: $id, tenant: "default", goal: "plan-ok-marker: compute 6*7+8"}' |
+    kafka_put phx.jobs "$id"
+r=$(reply "$id" 40)
+check "goal: planned by llm.plan and run as a DAG" "succeeded 50" "$(jq -r '"\(.status) \(.outputs.b.value)"' <<<"$r")"
+check "goal: the reply records the plan" 2 "$(jq -r '.outputs.plan.plan.steps | length' <<<"$r")"
+id=$(uid goal)
+jq -cn --arg id "$id" '{schema: "job.v1", id: $id, tenant: "default", goal: "plan-never-marker"}' |
+    kafka_put phx.jobs "$id"
+r=$(reply "$id" 40)
+check "goal: a plan invalid twice fails the job" "failed invalid_plan" \
+    "$(jq -r '"\(.status) \(.steps.plan.error.code)"' <<<"$r")"
 
 # --- 6. key rotation by SIGHUP ------------------------------------------------------------------
 printf '%s\n' "$KEY2" >"$WORK/server.key"

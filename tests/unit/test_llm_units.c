@@ -248,6 +248,7 @@ static void test_plan_check(void **st)
     phx_schema *s = phx_schema_new(sj, e, sizeof(e));
     assert_non_null(s);
     json_t *allowed = json_pack("[s,s]", "tool.calc", "llm.chat");
+    json_t *reserved = json_pack("[s]", "plan");
     static const struct {
         const char *plan;
         const char *reason; /* NULL = valid, else a substring of the reasons */
@@ -274,11 +275,12 @@ static void test_plan_check(void **st)
          "}",
          "a"},
         {"{\"steps\":[{\"id\":\"a\",\"kind\":\"tool.calc\",\"colour\":1}]}", "colour"},
+        {"{\"steps\":[{\"id\":\"plan\",\"kind\":\"tool.calc\"}]}", "taken by the job"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         json_t *plan = json_loads(rows[i].plan, 0, NULL), *reasons = NULL;
         assert_non_null(plan);
-        int rc = phx_llm_plan_check(s, plan, allowed, 3, &reasons);
+        int rc = phx_llm_plan_check(s, plan, allowed, reserved, 3, &reasons);
         char *txt = json_dumps(reasons, JSON_COMPACT);
         if (!rows[i].reason && rc != 0)
             fail_msg("row %zu should pass: %s", i, txt);
@@ -293,10 +295,11 @@ static void test_plan_check(void **st)
                             "kind", "tool.calc", "id", "b", "kind", "tool.calc", "id", "c", "kind",
                             "tool.calc", "id", "d", "kind", "tool.calc"),
            *reasons = NULL;
-    assert_int_equal(phx_llm_plan_check(s, big, allowed, 3, &reasons), -1);
+    assert_int_equal(phx_llm_plan_check(s, big, allowed, reserved, 3, &reasons), -1);
     json_decref(reasons);
     json_decref(big);
     json_decref(allowed);
+    json_decref(reserved);
     phx_schema_free(s);
     json_decref(sj);
     json_decref(job);

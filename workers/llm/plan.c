@@ -52,7 +52,8 @@ static int phx_plan_kind_allowed(const json_t *allowed, const char *kind)
 }
 
 int phx_llm_plan_check(const phx_schema *plan_schema, const json_t *plan,
-                       const json_t *allowed_kinds, long max_steps, json_t **reasons)
+                       const json_t *allowed_kinds, const json_t *reserved_ids, long max_steps,
+                       json_t **reasons)
 {
     json_t *errors = NULL, *r = json_array();
     *reasons = r;
@@ -83,6 +84,15 @@ int phx_llm_plan_check(const phx_schema *plan_schema, const json_t *plan,
     json_array_foreach(steps, i, s)
     {
         const char *kind = json_string_value(json_object_get(s, "kind"));
+        const char *sid = json_string_value(json_object_get(s, "id"));
+        size_t k;
+        json_t *r_id;
+        json_array_foreach(reserved_ids, k, r_id) if (strcmp(json_string_value(r_id), sid) == 0)
+        {
+            char buf[160];
+            snprintf(buf, sizeof(buf), "step id %s is taken by the job; choose another", sid);
+            json_array_append_new(r, json_string(buf));
+        }
         if (!phx_plan_kind_allowed(allowed_kinds, kind)) {
             char buf[200];
             snprintf(buf, sizeof(buf), "step %s: kind %s is not allowed here",
@@ -98,7 +108,8 @@ int phx_llm_plan_check(const phx_schema *plan_schema, const json_t *plan,
 }
 
 /* The system prompt: what a plan is, the kinds and how steps pass data. */
-static char *phx_plan_prompt(const json_t *allowed, long max_steps, const char *context)
+static char *phx_plan_prompt(const json_t *allowed, const json_t *reserved, long max_steps,
+                             const char *context)
 {
     size_t cap = 8192 + (context ? strlen(context) : 0), len = 0;
     char *p = malloc(cap);
@@ -125,6 +136,14 @@ static char *phx_plan_prompt(const json_t *allowed, long max_steps, const char *
                 doc = phx_plan_kind_docs[d].doc;
         if (len + 512 < cap)
             len += (size_t)snprintf(p + len, cap - len, "- %s: %s\n", kind, doc);
+    }
+    json_array_foreach(reserved, i, k)
+    {
+        if (len + 200 < cap)
+            len += (size_t)snprintf(p + len, cap - len, "%s\"%.64s\"",
+                                    i ? ", " : "Do not use the step ids ", json_string_value(k));
+        if (i + 1 == json_array_size(reserved) && len + 4 < cap)
+            len += (size_t)snprintf(p + len, cap - len, ".\n");
     }
     if (context && len + strlen(context) + 64 < cap)
         len += (size_t)snprintf(p + len, cap - len, "Context:\n%s\n", context);
@@ -164,6 +183,12 @@ static int phx_plan_input(const phx_llm_app *app, const json_t *in, json_t **all
                                app->plan_max_steps);
         *max_steps = (long)json_integer_value(ms);
     }
+    json_t *rid = json_object_get(in, "reserved_ids"), *x;
+    size_t ri;
+    if (rid && !json_is_array(rid))
+        return phx_err_set(err, "invalid_input", 0, "reserved_ids must be an array of step ids");
+    json_array_foreach(rid, ri, x) if (!json_is_string(x)) return phx_err_set(
+        err, "invalid_input", 0, "reserved_ids[%zu] is not a string", ri);
     json_t *ak = json_object_get(in, "allowed_kinds");
     if (ak) {
         size_t i;
@@ -219,13 +244,17 @@ json_t *phx_llm_plan_step(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ctx
                           const json_t *input, phx_err *err)
 {
     json_t *allowed = NULL, *chat_in = NULL, *first = NULL, *out = NULL, *reasons = NULL;
+    json_t *reserved = NULL;
     char *prompt = NULL;
     long max_steps = 0;
     long pt = 0, ct = 0;
     if (phx_plan_input(app, input, &allowed, &max_steps, err) < 0)
         goto out;
-    prompt =
-        phx_plan_prompt(allowed, max_steps, json_string_value(json_object_get(input, "context")));
+    reserved = json_object_get(input, "reserved_ids");
+    /* Default: the id the planner gives the llm.plan step itself, which the plan's steps join. */
+    reserved = reserved ? json_incref(reserved) : json_pack("[s]", "plan");
+    prompt = phx_plan_prompt(allowed, reserved, max_steps,
+                             json_string_value(json_object_get(input, "context")));
     chat_in = phx_plan_chat_input(input, prompt, app->plan_schema_json);
     for (int attempt = 1; attempt <= 2; attempt++) {
         /* llm.chat does the call, the budget, the JSON parse and the schema check (with its
@@ -242,7 +271,8 @@ json_t *phx_llm_plan_step(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ctx
         json_t *plan = json_object_get(res, "json");
         json_decref(reasons);
         reasons = NULL;
-        if (phx_llm_plan_check(app->plan_schema, plan, allowed, max_steps, &reasons) == 0) {
+        if (phx_llm_plan_check(app->plan_schema, plan, allowed, reserved, max_steps, &reasons) ==
+            0) {
             out = json_pack("{s:O, s:i, s:O, s:O, s:{s:I, s:I}}", "plan", plan, "attempts", attempt,
                             "model", json_object_get(res, "model"), "provider",
                             json_object_get(res, "provider"), "usage", "prompt_tokens",
@@ -277,6 +307,7 @@ json_t *phx_llm_plan_step(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ctx
         json_decref(res);
     }
 out:
+    json_decref(reserved);
     json_decref(reasons);
     json_decref(first);
     json_decref(chat_in);
