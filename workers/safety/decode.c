@@ -167,6 +167,8 @@ static int phx_dec_runs(phx_dec_ctx *c, const char *t, size_t len, int depth, si
 static int phx_dec_escapes(phx_dec_ctx *c, const char *t, size_t len, int depth, size_t os,
                            size_t oe, char mark)
 {
+    if (!memchr(t, mark == '%' ? '%' : '\\', len))
+        return 0;
     size_t i = 0;
     while (i < len) {
         size_t s = i, count = 0, e = i;

@@ -28,6 +28,7 @@ enum phx_inj_cat {
     CAT_EXFIL_ACTION,
     CAT_HARM,
     CAT_FICTION,
+    CAT_SUFFIX,
     CAT_COUNT
 };
 
@@ -49,7 +50,7 @@ static const char *const phx_inj_cat_names[CAT_COUNT] = {
 /* Categories that make a harmful request a jailbreak when they come with it. */
 #define PHX_INJ_FRAMING                                                                            \
     ((1u << CAT_ROLE) | (1u << CAT_PERSONA) | (1u << CAT_UNRESTRICT) | (1u << CAT_NOREFUSE) |      \
-     (1u << CAT_FICTION) | (1u << CAT_OVERRIDE))
+     (1u << CAT_FICTION) | (1u << CAT_OVERRIDE) | (1u << CAT_SUFFIX))
 
 typedef struct phx_inj_feature {
     int cat;
@@ -118,7 +119,8 @@ static const phx_inj_feature phx_inj_features[] = {
      0,
      "reveal|show|print|repeat|output|display|tell|leak|share|give|write|dump|expose|"
      "disclose|"
-     "what|recite ~4 system|initial|hidden|secret|original|developer|confidential|internal|"
+     "what|recite ~3 your|the|those|these|its ~2 system|initial|hidden|secret|original|"
+     "developer|confidential|internal|"
      "pre|preprompt|starting prompt*|instruction*|message*|rules|configuration"},
     {CAT_EXFIL_PROMPT,
      {0.55f, 0.75f},
@@ -129,6 +131,35 @@ static const phx_inj_feature phx_inj_features[] = {
     /* --- role hijack
        ----------------------------------------------------------------------- */
     {CAT_ROLE, {0.3f, 0.6f}, 0, "you are now|henceforth"},
+    {CAT_ROLE, {0.15f, 0.4f}, 1, "you|youre are|re ~1 a|an"},
+    {CAT_ROLE, {0.2f, 0.4f}, 0, "imagine|suppose|pretend ~2 you|youre are|were|re ~2 a|an"},
+    {CAT_ROLE,
+     {0.35f, 0.55f},
+     0,
+     "you|youre ~2 going|will|shall|must|are ~2 pretend|act|roleplay|"
+     "play|impersonate|simulate|become|embody"},
+    {CAT_ROLE, {0.3f, 0.5f}, 0, "personify|embody|impersonate|portray"},
+    {CAT_PERSONA,
+     {0.35f, 0.45f},
+     0,
+     "nsfw|uncensored|unfiltered|unfiltred|vulgar|amoral|"
+     "unhinged"},
+    {CAT_UNRESTRICT,
+     {0.5f, 0.55f},
+     0,
+     "explicit|sexual|graphic|violent|offensive|nsfw ~3 "
+     "content|language|material ~3 allowed|permitted|enabled|"
+     "okay|ok|fine|acceptable"},
+    {CAT_UNRESTRICT,
+     {0.4f, 0.5f},
+     0,
+     "answer|respond|say|do|write|generate ~2 anything|"
+     "everything|whatever"},
+    {CAT_UNRESTRICT,
+     {0.35f, 0.45f},
+     0,
+     "care|cares|caring ~4 ethic*|moral*|law|laws|rules|"
+     "consequence*|legality"},
     {CAT_ROLE, {0.3f, 0.6f}, 0, "youre now|henceforth"},
     {CAT_ROLE,
      {0.12f, 0.4f},
@@ -281,6 +312,22 @@ static const phx_inj_feature phx_inj_features[] = {
      "your ~2 response|responses|answer|answers|output|reply|"
      "summary"},
     {CAT_ADDRESSED,
+     {0.05f, 0.55f},
+     0,
+     "modify|add|augment|enhance|include|append|insert|remove|"
+     "change|alter|edit|format|render|provide|write|end|begin|"
+     "start|conclude|finish|translate|encode|rewrite|structure|"
+     "present|deliver|express|scramble|jumble|reverse|group|"
+     "spell|limit|restrict|make|keep|use|incorporate|embed ~5 "
+     "your ~1 response*|answer*|reply|replies|message|"
+     "output*|summary|summaries"},
+    {CAT_ADDRESSED,
+     {0.05f, 0.5f},
+     0,
+     "your ~1 response*|answer*|reply|replies|output* ~2 "
+     "should|must|needs|has|shall|will ~2 be|include|contain|"
+     "start|end|begin|mention"},
+    {CAT_ADDRESSED,
      {0.3f, 0.7f},
      0,
      "do|dont|never|not ~3 mention|reveal|tell|inform|disclose "
@@ -383,6 +430,51 @@ static const phx_inj_feature phx_inj_features[] = {
             "phishing|fraud|scam|scams|hacking|steal|stealing|launder*|extremist*|racist|"
             "misinformation|disinformation|propaganda|illegal|illegally|harass*|bully*|exploit"},
     {CAT_HARM, {0.25f, 0.3f}, 0, "without ~3 getting|being ~1 caught|detected|traced|noticed"},
+    /* asking for harmful content to be produced */
+    {CAT_HARM,
+     {0.35f, 0.4f},
+     0,
+     "write|create|draft|compose|generate|design|develop|produce|craft|"
+     "code|build ~4 phishing|scam|fake|fraudulent|defamatory|sexist|"
+     "racist|hateful|misleading|propaganda|ransomware|malware|"
+     "keylogger|exploit|virus|disinformation|misinformation|"
+     "deepfake|extortion|blackmail|harassing|threatening"},
+    /* harmful themes, one feature per theme so several themes add up */
+    {CAT_HARM,
+     {0.12f, 0.15f},
+     0,
+     "hack|hacking|hacker|malware|ransomware|phishing|keylogger|"
+     "botnet|exploit|exploiting|unauthorized|credentials|spyware|ddos"},
+    {CAT_HARM,
+     {0.12f, 0.15f},
+     0,
+     "scam|scams|fraud|fraudulent|counterfeit|forge|forged|launder*|"
+     "extort*|blackmail*|bribe*|embezzl*|ponzi|pyramid|insider"},
+    {CAT_HARM,
+     {0.12f, 0.15f},
+     0,
+     "misinformation|disinformation|propaganda|deepfake*|hoax|"
+     "defam*|conspiracy"},
+    {CAT_HARM,
+     {0.12f, 0.15f},
+     0,
+     "racist|racism|sexist|sexism|hate|hateful|slur*|harass*|bully*|"
+     "stalk*|discriminat*|supremac*|xenophob*|homophob*"},
+    {CAT_HARM,
+     {0.12f, 0.15f},
+     0,
+     "kill|killing|murder*|assassinat*|torture*|bomb*|explosive*|"
+     "weapon*|firearm*|massacre|terror*|genocide|kidnap*|abuse"},
+    {CAT_HARM,
+     {0.12f, 0.15f},
+     0,
+     "drug|drugs|cocaine|heroin|meth|fentanyl|overdose|suicide|"
+     "self harm|selfharm|poison*|trafficking|smuggl*"},
+    {CAT_HARM,
+     {0.2f, 0.25f},
+     0,
+     "illegal|illegally|illicit|unlawful|criminal ~4 activit*|"
+     "purposes|means|methods|ways|way|acts|trade|scheme"},
     /* --- fiction and hypothetical framing (a signal only) ---------------------------------- */
     {CAT_FICTION,
      {0.1f, 0.15f},
@@ -469,6 +561,75 @@ static void phx_inj_on_match(void *arg, int pattern, int first, int last)
     }
 }
 
+/* Imperative verbs and question words that open a directive sentence. */
+static const char *const phx_inj_directive_words[] = {
+    "write",     "recommend", "suggest",   "provide",   "translate", "encode",   "decode",
+    "reverse",   "summarize", "summarise", "rewrite",   "answer",    "generate", "compose",
+    "create",    "list",      "explain",   "describe",  "tell",      "give",     "mention",
+    "output",    "print",     "convert",   "replace",   "spell",     "format",   "promote",
+    "advertise", "persuade",  "convince",  "analyze",   "analyse",   "identify", "compare",
+    "calculate", "discuss",   "express",   "emphasize", "craft",     "draft",    "design",
+    "develop",   "outline",   "propose",   "rate",      "rank",      "classify", "determine",
+    "evaluate",  "predict",   "produce",   "insert",    "append",    "modify",   "add",
+    "include",   "remove",    "render",    "respond",   "reply",     "start",    "begin",
+    "end",       "use",       "share",     "send",      "visit",     "click",    "download",
+    "break",     "jumble",    "scramble",  "group",     "how",       "what",     "whats",
+    "which",     "who",       "why",       "where",     "when",      "can",      "could",
+    "would",     "should",    "is",        "are",       "do",        "does",     "please"};
+
+/* Data that is mostly directives (short, every sentence an order or a question to the reader)
+ * is an instruction planted for the assistant, whatever it asks for. Returns the share of
+ * directive sentences when the text has at most 4 sentences, else 0. */
+static double phx_inj_directive_share(const phx_inj_state *s)
+{
+    int sentences = 0, directives = 0;
+    for (int i = 0; i < s->w->n; i++) {
+        if (!phx_inj_sentence_start(s, i))
+            continue;
+        sentences++;
+        const phx_safety_tok *t = &s->w->t[i];
+        for (size_t k = 0; k < sizeof(phx_inj_directive_words) / sizeof(char *); k++)
+            if (strlen(phx_inj_directive_words[k]) == t->len &&
+                memcmp(phx_inj_directive_words[k], s->w->buf + t->off, t->len) == 0) {
+                directives++;
+                break;
+            }
+    }
+    if (sentences == 0 || sentences > 4)
+        return 0;
+    return (double)directives / sentences;
+}
+
+/* GCG-style optimised suffixes: runs of tokens that mix letters with brackets, quotes and
+ * operators ("({[HTMLsvg", "Sure],].["). Returns the largest number of such tokens in any
+ * window of 30 space-separated tokens. Code has them too, which is why this is only a
+ * framing signal (it raises a harmful request, it does not flag on its own). */
+static int phx_inj_junk_tokens(const phx_safety_norm *n)
+{
+    int win[30] = {0}, sum = 0, best = 0, k = 0;
+    const char *t = n->text;
+    size_t i = 0;
+    while (i < n->len) {
+        while (i < n->len && t[i] == ' ')
+            i++;
+        int sym = 0, alpha = 0;
+        while (i < n->len && t[i] != ' ') {
+            char c = t[i++];
+            if (strchr("{}[]()<>$`|\\^~=;@#%*_\"", c))
+                sym++;
+            else if (c >= 'a' && c <= 'z')
+                alpha++;
+        }
+        int junk = sym >= 2 && alpha >= 1;
+        sum += junk - win[k % 30];
+        win[k % 30] = junk;
+        k++;
+        if (sum > best)
+            best = sum;
+    }
+    return best;
+}
+
 double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
                               phx_safety_findings *out, int via, const char *encoding,
                               size_t span_start, size_t span_end)
@@ -498,6 +659,26 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
         cat[c] = 1.0 - (1.0 - cat[c]) * (1.0 - phx_inj_features[i].w[ctx]);
         fired |= 1u << c;
     }
+    if (ctx == PHX_INJECT_DATA) {
+        double share = phx_inj_directive_share(&st);
+        if (share >= 0.5) {
+            cat[CAT_TASK] = 1.0 - (1.0 - cat[CAT_TASK]) * (1.0 - 0.35 * share);
+            fired |= 1u << CAT_TASK;
+            if (st.best[CAT_TASK] < 0 && w.n > 0) {
+                st.best[CAT_TASK] = -2; /* whole text */
+                st.bfirst[CAT_TASK] = 0;
+                st.blast[CAT_TASK] = w.n - 1;
+            }
+        }
+    }
+    int junk = phx_inj_junk_tokens(n);
+    if (junk >= 5) {
+        cat[CAT_SUFFIX] = junk >= 8 ? 0.4 : 0.3;
+        fired |= 1u << CAT_SUFFIX;
+        st.best[CAT_SUFFIX] = -2;
+        st.bfirst[CAT_SUFFIX] = 0;
+        st.blast[CAT_SUFFIX] = w.n > 0 ? w.n - 1 : 0;
+    }
     double keep = 1.0;
     for (int c = 0; c < CAT_COUNT; c++)
         keep *= 1.0 - cat[c];
@@ -507,7 +688,7 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
     double score = 1.0 - keep;
 
     for (int c = 0; c < CAT_COUNT; c++) {
-        if (st.best[c] < 0 || cat[c] < 0.1)
+        if (st.best[c] == -1 || cat[c] < 0.1 || w.n == 0)
             continue;
         size_t s0 = span_end ? span_start : n->map[w.t[st.bfirst[c]].start];
         size_t s1 = span_end ? span_end : n->map[w.t[st.blast[c]].end];

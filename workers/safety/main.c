@@ -17,6 +17,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,11 @@ int main(int argc, char **argv)
     char err[512];
     phx_err e;
     int rc = 2;
+    /* A scan allocates a few buffers proportional to the text (folded text and its offset
+     * map). With glibc's defaults, buffers over 128 KiB are mmap'd and unmapped on every scan,
+     * and the page faults cost more than the scanning; keep them on the heap instead. */
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     if (phx_common_apply("phx-safety", &app.cfg.common, err, sizeof(err)) < 0) {
         fprintf(stderr, "phx-safety: configuration error: %s\n", err);
         goto out;

@@ -21,6 +21,7 @@
 #define PHX_NORM_F_DONE    0x80 /* entry computed */
 #define PHX_NORM_F_ASCII   0x40 /* a non-ASCII letter folded into ASCII */
 #define PHX_NORM_F_LONG    0x20 /* result longer than 7 bytes: not cached, recompute */
+#define PHX_NORM_F_CONF    0x08 /* ... through its confusable skeleton (another script) */
 #define PHX_NORM_LEN_MASK  0x07
 static uint64_t phx_norm_cache[PHX_NORM_CACHE_CPS];
 
@@ -72,7 +73,8 @@ static size_t phx_norm_put_cp(char *out, UChar32 c)
 
 /* Fold one non-ASCII code point: NFKD, drop combining marks, case-fold, then map a result
  * that is still non-ASCII through its confusable skeleton when that is ASCII. Writes at most
- * 32 bytes; returns the length and sets *ascii when a letter became ASCII. */
+ * 32 bytes; returns the length and sets *ascii to 1 when a letter became ASCII by
+ * decomposition, 2 when through its confusable skeleton. */
 static size_t phx_norm_fold_cp(UChar32 c, char out[32], int *ascii)
 {
     UChar dec[16];
@@ -123,7 +125,7 @@ static size_t phx_norm_fold_cp(UChar32 c, char out[32], int *ascii)
             }
             if (ok) {
                 memcpy(out, tmp, (size_t)k);
-                *ascii = 1;
+                *ascii = 2; /* a look-alike from another script */
                 return (size_t)k;
             }
         }
@@ -140,7 +142,7 @@ static size_t phx_norm_fold(UChar32 c, char out[32], int *ascii)
             size_t n = e & PHX_NORM_LEN_MASK;
             for (size_t i = 0; i < n; i++)
                 out[i] = (char)(e >> (8 * (i + 1)));
-            *ascii = (e & PHX_NORM_F_ASCII) != 0;
+            *ascii = (e & PHX_NORM_F_CONF) ? 2 : (e & PHX_NORM_F_ASCII) ? 1 : 0;
             return n;
         }
     }
@@ -150,7 +152,7 @@ static size_t phx_norm_fold(UChar32 c, char out[32], int *ascii)
         if (n > 7) {
             e |= PHX_NORM_F_LONG;
         } else {
-            e |= n | (*ascii ? PHX_NORM_F_ASCII : 0);
+            e |= n | (*ascii ? PHX_NORM_F_ASCII : 0) | (*ascii == 2 ? PHX_NORM_F_CONF : 0);
             for (size_t i = 0; i < n; i++)
                 e |= (uint64_t)(unsigned char)out[i] << (8 * (i + 1));
         }
@@ -207,6 +209,19 @@ static int phx_norm_fold_pass(const char *src, size_t len, phx_safety_norm *o, p
     int word_ascii = 0, word_conf = 0; /* current word has ASCII letters / folded look-alikes */
     UChar32 prev = 0;
     while (i < n) {
+        /* Fast path: ASCII letters and digits, the bulk of most text. */
+        unsigned char a = (unsigned char)src[i];
+        if ((a >= 'a' && a <= 'z') || (a >= 'A' && a <= 'Z') || (a >= '0' && a <= '9')) {
+            if (b->n + 2 > b->cap && phx_norm_reserve(b, 64) < 0)
+                return -1;
+            b->t[b->n] = (char)((a >= 'A' && a <= 'Z') ? a + 32 : a);
+            b->m[b->n++] = (uint32_t)i;
+            if (a > '9')
+                word_ascii = 1;
+            prev = a;
+            i++;
+            continue;
+        }
         int32_t at = i;
         UChar32 c;
         U8_NEXT((const uint8_t *)src, i, n, c);
@@ -256,8 +271,8 @@ static int phx_norm_fold_pass(const char *src, size_t len, phx_safety_norm *o, p
             if (word_ascii && word_conf)
                 o->homoglyph_words++;
             word_ascii = word_conf = 0;
-        } else if (ascii) {
-            word_conf = 1;
+        } else if (ascii == 2) {
+            word_conf = 1; /* accented Latin (qué) is not a disguise; Cyrillic а is */
         } else if (c < 0x80) {
             word_ascii = 1;
         }

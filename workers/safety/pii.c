@@ -12,7 +12,12 @@ static int phx_pii_digit(char c)
 
 static int phx_pii_alnum(char c)
 {
-    return isalnum((unsigned char)c) != 0;
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+static int phx_pii_upper(char c)
+{
+    return c >= 'A' && c <= 'Z';
 }
 
 static phx_safety_finding *phx_pii_add(phx_safety_findings *out, const char *cat, double sev,
@@ -95,7 +100,7 @@ static int phx_pii_cards(const char *t, size_t len, phx_safety_findings *out)
 
 int phx_safety_iban_ok(const char *s, size_t n)
 {
-    if (n < 15 || n > 34 || !isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1]) ||
+    if (n < 15 || n > 34 || !phx_pii_upper((char)s[0]) || !phx_pii_upper((char)s[1]) ||
         !phx_pii_digit(s[2]) || !phx_pii_digit(s[3]))
         return 0;
     /* move the first four characters to the end, letters -> 10..35, then mod 97 */
@@ -104,7 +109,7 @@ int phx_safety_iban_ok(const char *s, size_t n)
         char c = s[(k + 4) % n];
         if (phx_pii_digit(c)) {
             rem = (rem * 10 + (c - '0')) % 97;
-        } else if (isupper((unsigned char)c)) {
+        } else if (phx_pii_upper((char)c)) {
             int v = c - 'A' + 10;
             rem = (rem * 100 + v) % 97;
         } else {
@@ -118,14 +123,14 @@ static int phx_pii_ibans(const char *t, size_t len, phx_safety_findings *out)
 {
     int found = 0;
     for (size_t i = 0; i + 15 <= len; i++) {
-        if (!isupper((unsigned char)t[i]) || !isupper((unsigned char)t[i + 1]) ||
+        if (!phx_pii_upper((char)t[i]) || !phx_pii_upper((char)t[i + 1]) ||
             !phx_pii_digit(t[i + 2]) || !phx_pii_digit(t[i + 3]) ||
             (i > 0 && phx_pii_alnum(t[i - 1])))
             continue;
         char b[35];
         size_t n = 0, j = i, end = i;
         while (j < len && n < 34) {
-            if (isupper((unsigned char)t[j]) || phx_pii_digit(t[j])) {
+            if (phx_pii_upper((char)t[j]) || phx_pii_digit(t[j])) {
                 b[n++] = t[j++];
                 end = j;
             } else if (t[j] == ' ' && j + 1 < len && phx_pii_alnum(t[j + 1]) && n % 4 == 0) {
@@ -180,7 +185,7 @@ static int phx_pii_emails(const char *t, size_t len, phx_safety_findings *out)
             continue;
         int tld_alpha = 1;
         for (size_t k = lastdot + 1; k < e; k++)
-            tld_alpha &= isalpha((unsigned char)t[k]) != 0;
+            tld_alpha &= ((t[k] | 0x20) >= 'a' && (t[k] | 0x20) <= 'z');
         if (!tld_alpha)
             continue;
         phx_pii_add(out, "email", 0.4, s, e, "e-mail address");
@@ -196,6 +201,8 @@ static int phx_pii_ssns(const char *t, size_t len, phx_safety_findings *out)
     int found = 0;
     for (size_t i = 0; i + 11 <= len; i++) {
         const char *p = t + i;
+        if (!phx_pii_digit(p[0]) || p[3] != '-')
+            continue;
         if ((i > 0 && (phx_pii_alnum(t[i - 1]) || t[i - 1] == '-')) ||
             (i + 11 < len && (phx_pii_alnum(t[i + 11]) || t[i + 11] == '-')))
             continue;
@@ -221,6 +228,8 @@ static int phx_pii_dni(const char *t, size_t len, phx_safety_findings *out)
     static const char letters[] = "TRWAGMYFPDXBNJZSQVHLCKE";
     int found = 0;
     for (size_t i = 0; i + 9 <= len; i++) {
+        if (!phx_pii_digit(t[i]) && t[i] != 'X' && t[i] != 'Y' && t[i] != 'Z')
+            continue;
         if ((i > 0 && phx_pii_alnum(t[i - 1])) || (i + 9 < len && phx_pii_alnum(t[i + 9])))
             continue;
         long v = 0;

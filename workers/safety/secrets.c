@@ -95,6 +95,12 @@ static phx_safety_finding *phx_sec_add(phx_safety_findings *out, const char *cat
     return f;
 }
 
+/* First bytes of the format prefixes, for a one-lookup skip of every other position. */
+static const unsigned char phx_sec_first[256] = {
+    ['A'] = 1, ['g'] = 1, ['x'] = 1, ['s'] = 1, ['r'] = 1,
+    ['S'] = 1, ['h'] = 1, ['n'] = 1, ['p'] = 1,
+};
+
 /* Known formats. */
 static int phx_sec_formats(const char *t, size_t len, phx_safety_findings *out, size_t ss,
                            size_t se)
@@ -103,7 +109,7 @@ static int phx_sec_formats(const char *t, size_t len, phx_safety_findings *out, 
     for (size_t i = 0; i < len; i++) {
         if (i > 0 && phx_sec_word((unsigned char)t[i - 1]))
             continue;
-        if (!strchr("AgxsrSAhnp", t[i]) || t[i] == '\0')
+        if (!phx_sec_first[(unsigned char)t[i]])
             continue;
         for (size_t k = 0; k < sizeof(phx_sec_fmts) / sizeof(phx_sec_fmts[0]); k++) {
             const phx_sec_fmt *f = &phx_sec_fmts[k];
@@ -197,32 +203,27 @@ static const char *const phx_sec_names[] = {
 static int phx_sec_assign(const char *t, size_t len, phx_safety_findings *out, size_t ss, size_t se)
 {
     int found = 0;
-    for (size_t i = 0; i < len; i++) {
-        size_t nl = 0;
-        /* every name starts with one of these letters: skip the rest cheaply */
-        char c0 = (char)(t[i] | 0x20);
-        if (c0 != 'p' && c0 != 's' && c0 != 't' && c0 != 'a' && c0 != 'c' && c0 != 'b')
+    /* Driven by the separators (rare) rather than by every position: find "=" or ":", then
+     * look at the word in front of it. */
+    for (size_t k = 0; k < len; k++) {
+        if (t[k] != '=' && t[k] != ':')
             continue;
-        for (size_t k = 0; k < sizeof(phx_sec_names) / sizeof(phx_sec_names[0]); k++) {
-            size_t l = strlen(phx_sec_names[k]);
-            if (phx_sec_names[k][0] != c0 || i + 1 >= len ||
-                phx_sec_names[k][1] != (char)(t[i + 1] | 0x20))
-                continue;
-            if (i + l <= len && strncasecmp(t + i, phx_sec_names[k], l) == 0) {
-                nl = l;
-                break;
-            }
-        }
-        if (!nl)
+        size_t j = k;
+        while (j > 0 && k - j < 4 && (t[j - 1] == ' ' || t[j - 1] == '"' || t[j - 1] == '\''))
+            j--;
+        size_t ws = j;
+        while (ws > 0 && j - ws < 63 && phx_sec_word((unsigned char)t[ws - 1]))
+            ws--;
+        if (ws == j)
             continue;
-        /* rest of the name (e.g. password_hash, TOKEN_FILE), then separator */
-        size_t j = i + nl;
-        while (j < len && phx_sec_word((unsigned char)t[j]))
-            j++;
-        size_t k = j;
-        while (k < len && k - j < 4 && (t[k] == ' ' || t[k] == '"' || t[k] == '\''))
-            k++;
-        if (k >= len || (t[k] != '=' && t[k] != ':'))
+        char word[64];
+        for (size_t q = ws; q < j; q++)
+            word[q - ws] = (char)(t[q] | 0x20);
+        word[j - ws] = '\0';
+        int named = 0;
+        for (size_t q = 0; q < sizeof(phx_sec_names) / sizeof(phx_sec_names[0]) && !named; q++)
+            named = strstr(word, phx_sec_names[q]) != NULL;
+        if (!named)
             continue;
         k++;
         while (k < len && (t[k] == ' ' || t[k] == '"' || t[k] == '\''))
@@ -245,7 +246,6 @@ static int phx_sec_assign(const char *t, size_t len, phx_safety_findings *out, s
             continue;
         phx_sec_add(out, "credential_assignment", 0.75, v, k, ss, se, "value of a secret name", n);
         found++;
-        i = k;
     }
     return found;
 }

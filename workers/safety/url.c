@@ -201,10 +201,14 @@ int phx_safety_url_scan(const char *t, size_t len, const phx_safety_url_opts *o,
     }
     static const char *const schemes[] = {"http://",   "https://",    "ftp://",   "file://",
                                           "gopher://", "javascript:", "data:text"};
-    for (size_t i = 0; i < len; i++) {
-        char c0 = (char)(t[i] | 0x20);
-        if (c0 != 'h' && c0 != 'f' && c0 != 'g' && c0 != 'j' && c0 != 'd')
-            continue;
+    /* Every scheme has a ':' 4..10 bytes in: walk the colons, not every byte. */
+    size_t from = 0;
+    for (const char *colon; from < len && (colon = memchr(t + from, ':', len - from)) != NULL;) {
+        size_t ci = (size_t)(colon - t);
+        from = ci + 1;
+        size_t i = ci;
+        while (i > 0 && ci - i < 10 && isalpha((unsigned char)t[i - 1]))
+            i--;
         for (size_t k = 0; k < sizeof(schemes) / sizeof(schemes[0]); k++) {
             size_t sl = strlen(schemes[k]);
             if (i + sl > len || strncasecmp(t + i, schemes[k], sl) != 0 ||
@@ -225,7 +229,8 @@ int phx_safety_url_scan(const char *t, size_t len, const phx_safety_url_opts *o,
                     phx_url_add(out, "markdown_image_exfiltration", 0.6, b - 1, e,
                                 "image URL with a query string");
             }
-            i = e;
+            if (e > from)
+                from = e;
             break;
         }
     }

@@ -16,14 +16,16 @@
 
 typedef struct phx_ph_alt {
     char *w;
+    uint32_t hash; /* of w (whole words only) */
     uint16_t len;
     uint8_t prefix;
 } phx_ph_alt;
 
 typedef struct phx_ph_elem {
-    phx_ph_alt *alts;
+    phx_ph_alt *alts; /* whole words first, sorted by hash (binary search), then stems */
     int nalts;
-    int gap; /* words that may be skipped before this element */
+    int nwhole; /* alts[0..nwhole) are whole words */
+    int gap;    /* words that may be skipped before this element */
 } phx_ph_elem;
 
 typedef struct phx_ph_pat {
@@ -99,6 +101,15 @@ static uint32_t phx_words_key(const char *w, size_t n)
     return phx_words_hash(w, n < 3 ? n : 3) & (PHX_WORDS_BUCKETS - 1);
 }
 
+/* Whole words before stems; whole words by hash. */
+static int phx_words_alt_cmp(const void *a, const void *b)
+{
+    const phx_ph_alt *x = a, *y = b;
+    if (x->prefix != y->prefix)
+        return x->prefix - y->prefix;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
 /* Parse one pattern into pat. */
 static int phx_words_parse(const char *src, phx_ph_pat *pat, char *err, size_t errlen)
 {
@@ -137,6 +148,7 @@ static int phx_words_parse(const char *src, phx_ph_pat *pat, char *err, size_t e
                 a[--n] = '\0';
             alt->w = strdup(a);
             alt->len = (uint16_t)n;
+            alt->hash = phx_words_hash(a, n);
             if (!alt->w)
                 goto err;
             if (n == 0 || (alt->prefix && n < 3)) {
@@ -148,6 +160,13 @@ static int phx_words_parse(const char *src, phx_ph_pat *pat, char *err, size_t e
     if (pat->ne == 0) {
         snprintf(err, errlen, "pattern \"%s\" is empty", src);
         goto err;
+    }
+    for (int i = 0; i < pat->ne; i++) {
+        phx_ph_elem *el = &pat->e[i];
+        qsort(el->alts, (size_t)el->nalts, sizeof(el->alts[0]), phx_words_alt_cmp);
+        el->nwhole = 0;
+        while (el->nwhole < el->nalts && !el->alts[el->nwhole].prefix)
+            el->nwhole++;
     }
     free(copy);
     return 0;
@@ -234,6 +253,7 @@ static int phx_words_push(phx_safety_words *w, const char *s, size_t n, size_t s
     memcpy(w->buf + w->blen, s, n);
     w->t[w->n].off = (uint32_t)w->blen;
     w->t[w->n].len = (uint16_t)n;
+    w->t[w->n].hash = phx_words_hash(s, n);
     w->t[w->n].start = start;
     w->t[w->n].end = end;
     w->n++;
@@ -326,12 +346,23 @@ void phx_safety_words_free(phx_safety_words *w)
     memset(w, 0, sizeof(*w));
 }
 
-static int phx_words_elem_ok(const phx_ph_elem *e, const char *s, size_t n)
+static int phx_words_elem_ok(const phx_ph_elem *e, const phx_safety_tok *t, const char *s)
 {
-    for (int i = 0; i < e->nalts; i++) {
+    size_t n = t->len;
+    int lo = 0, hi = e->nwhole;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (e->alts[mid].hash < t->hash)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int i = lo; i < e->nwhole && e->alts[i].hash == t->hash; i++)
+        if (n == e->alts[i].len && memcmp(s, e->alts[i].w, n) == 0)
+            return 1;
+    for (int i = e->nwhole; i < e->nalts; i++) {
         const phx_ph_alt *a = &e->alts[i];
-        if (a->prefix ? (n >= a->len && memcmp(s, a->w, a->len) == 0)
-                      : (n == a->len && memcmp(s, a->w, n) == 0))
+        if (n >= a->len && s[0] == a->w[0] && memcmp(s, a->w, a->len) == 0)
             return 1;
     }
     return 0;
@@ -344,7 +375,7 @@ static int phx_words_match_at(const phx_ph_pat *p, int ei, const phx_safety_word
     int gap = ei == 0 ? 0 : p->e[ei].gap;
     for (int k = 0; k <= gap && ti + k < w->n; k++) {
         const phx_safety_tok *t = &w->t[ti + k];
-        if (phx_words_elem_ok(&p->e[ei], w->buf + t->off, t->len)) {
+        if (phx_words_elem_ok(&p->e[ei], t, w->buf + t->off)) {
             int r = phx_words_match_at(p, ei + 1, w, ti + k + 1);
             if (r >= 0)
                 return r;

@@ -22,6 +22,7 @@
 typedef struct phx_safety_tok {
     uint32_t off; /* word bytes at words.buf + off */
     uint16_t len;
+    uint32_t hash;     /* of the word, to compare against pattern words cheaply */
     size_t start, end; /* span in folded text */
 } phx_safety_tok;
 
