@@ -59,6 +59,14 @@ static const phx_step_kind *phx_pool_find(const phx_pool_def *def, const char *k
     return NULL;
 }
 
+/* The task a step function of this thread is running (see pool.h). */
+static __thread const json_t *phx_pool_task_cur;
+
+const json_t *phx_pool_current_task(void)
+{
+    return phx_pool_task_cur;
+}
+
 static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox *out, phx_err *err)
 {
     (void)err;
@@ -82,7 +90,9 @@ static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox
                json_integer_value(dl) < phx_now_ms()) {
         phx_err_set(&serr, "deadline_exceeded", 0, "the job's deadline passed before the step ran");
     } else {
+        phx_pool_task_cur = task;
         output = k->run(t->def->app, t->state, json_object_get(task, "input"), &serr);
+        phx_pool_task_cur = NULL;
         if (!output && !serr.code[0])
             phx_err_set(&serr, "internal", 1, "step %s failed without a reason", kind);
     }

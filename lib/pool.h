@@ -39,6 +39,10 @@ typedef struct phx_pool_def {
 /* Fill ops for def (which must outlive the loop). */
 void phx_pool_ops(phx_worker_ops *ops, phx_pool_def *def);
 
+/* The task.v1 whose step the calling thread is running, for step functions that need more
+ * than the input (the tenant, for allow-lists and usage accounting); NULL outside a step. */
+const json_t *phx_pool_current_task(void);
+
 /* Build a result.v1 (exposed for tests and tools): output is consumed when not NULL. */
 json_t *phx_pool_result(const json_t *task, json_t *output, const phx_err *err, const char *worker,
                         long duration_ms);

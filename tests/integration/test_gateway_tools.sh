@@ -84,7 +84,24 @@ jq -cn '{steps: [{id:"p", kind:"tool.json_extract", input:{doc:{a:[1,2]}, pointe
 id=$(submit "$T/jx.json" "Authorization: Bearer $READ_ONLY_TOOLS")
 check "scope: json_extract allowed with jobs:submit only" 2 "$(reply "$id" | jq -r .outputs.p.value)"
 
-# --- 5. the signing secret never leaves the pool ------------------------------------------
+# --- 5. per-tenant host allow-lists and usage accounting -----------------------------------
+HOSTED=$("$PHX" keys create --tenant hosted --principal h --roles submitter 2>/dev/null)
+redis sadd phx:tenant:hosted:allow_hosts .example.org >/dev/null
+r=$(reply "$(submit "$T/hook.json" "Authorization: Bearer $HOSTED")")
+check "allow-list: host not listed -> forbidden_host" forbidden_host "$(jq -r .steps.send.error.code <<<"$r")"
+redis sadd phx:tenant:hosted:allow_hosts 127.0.0.1 >/dev/null
+r=$(reply "$(submit "$T/hook.json" "Authorization: Bearer $HOSTED")")
+check "allow-list: listed host delivered" succeeded "$(jq -r .status <<<"$r")"
+check "allow-list: other tenants have no list" succeeded "$(reply "$(submit "$T/hook.json")" | jq -r .status)"
+u=phx:usage:{hosted}:$(date -u +%Y%m%d)
+check "usage: webhook calls counted" 1 "$(redis hget "$u" tool.webhook:calls)"
+check "usage: webhook errors counted" 1 "$(redis hget "$u" tool.webhook:errors)"
+check "usage: bytes counted" 1 "$(( $(redis hget "$u" tool.webhook:bytes) > 0 ))"
+check "usage: calc counted" 2 "$(redis hget "$u" tool.calc:calls)"
+curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/tools.admin")/metrics" >"$T/metrics"
+check "usage: metric" 1 "$(grep -c '^phx_tool_calls_total{kind="tool.webhook",outcome="ok",tenant="hosted"} 1$' "$T/metrics")"
+
+# --- 6. the signing secret never leaves the pool ------------------------------------------
 sec=$(cat "$W/secret")
 check "secret: not in any log" 0 "$(cat "$PHX_VAR"/log/*.log | grep -c -F "$sec")"
 check "secret: not in replies or events" 0 "$(kcat -C -b "$KAFKA" -t phx.replies -t phx.events -o beginning -e -q 2>/dev/null | grep -c -F "$sec")"

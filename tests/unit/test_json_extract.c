@@ -1,6 +1,8 @@
-/* test_json_extract.c -- tool.json_extract (RFC 6901 pointers) and tool.webhook's signature,
- * driven by tables. The pointer rows are RFC 6901's own examples plus the error cases. */
+/* test_json_extract.c -- tool.json_extract (RFC 6901 pointers), tool.webhook's signature and
+ * the tenant host allow-list matching, driven by tables. The pointer rows are RFC 6901's own
+ * examples plus the error cases. */
 #include "../../workers/tools/json_extract.h"
+#include "../../workers/tools/tenancy.h"
 #include "../../workers/tools/webhook.h"
 
 #include <setjmp.h>
@@ -115,12 +117,32 @@ static void test_webhook_signature(void **state)
     assert_string_equal(sig, "v1=dc275b9b10940ba0d7c1290581d12308aeda04610e93d3230e209ba3c7b3f866");
 }
 
+/* Tenant allow-list entries: exact names, or ".suffix" for a domain and its subdomains. */
+static void test_host_match(void **state)
+{
+    (void)state;
+    const char *list[] = {"api.example.com", ".corp.test"};
+    static const struct {
+        const char *host;
+        int want;
+    } rows[] = {
+        {"api.example.com", 1},   {"API.Example.com", 1}, {"example.com", 0},
+        {"x.api.example.com", 0}, {"corp.test", 1},       {"a.b.corp.test", 1},
+        {"evilcorp.test", 0},     {"corp.test.evil", 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (phx_tenancy_host_match(rows[i].host, list, 2) != rows[i].want)
+            fail_msg("host %s: want %d", rows[i].host, rows[i].want);
+    assert_int_equal(phx_tenancy_host_match("any", NULL, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pointers),
         cmocka_unit_test(test_step),
         cmocka_unit_test(test_webhook_signature),
+        cmocka_unit_test(test_host_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "http_fetch.h"
 #include "json_extract.h"
 #include "pool.h"
+#include "tenancy.h"
 #include "webhook.h"
 
 #include <curl/curl.h>
@@ -45,32 +46,58 @@ static const phx_opt phx_tools_opts[] = {
      "by replacing the file); empty = tool.webhook fails with 'unavailable'."},
 };
 
-static json_t *phx_tools_calc(void *app, void *ts, const json_t *input, phx_err *err)
+/* The tools themselves, as (app, input) functions for phx_tenancy_run. */
+static json_t *phx_tools_calc_fn(void *app, const json_t *input, phx_err *err)
 {
     (void)app;
-    (void)ts;
     return phx_calc_step(input, err);
+}
+
+static json_t *phx_tools_fetch_fn(void *app, const json_t *input, phx_err *err)
+{
+    return phx_http_fetch(input, &((phx_tools_cfg *)app)->fetch, err);
+}
+
+static json_t *phx_tools_json_extract_fn(void *app, const json_t *input, phx_err *err)
+{
+    (void)app;
+    return phx_json_extract_step(input, err);
+}
+
+static json_t *phx_tools_webhook_fn(void *app, const json_t *input, phx_err *err)
+{
+    return phx_webhook_step(input, &((phx_tools_cfg *)app)->webhook, err);
+}
+
+/* Pool step functions: each call goes through the tenant's allow-list and accounting. */
+static json_t *phx_tools_calc(void *app, void *ts, const json_t *input, phx_err *err)
+{
+    return phx_tenancy_run(ts, "tool.calc", 0, phx_tools_calc_fn, app, input, err);
 }
 
 static json_t *phx_tools_fetch(void *app, void *ts, const json_t *input, phx_err *err)
 {
-    (void)ts;
-    phx_tools_cfg *cfg = app;
-    return phx_http_fetch(input, &cfg->fetch, err);
+    return phx_tenancy_run(ts, "tool.http_fetch", 1, phx_tools_fetch_fn, app, input, err);
 }
 
 static json_t *phx_tools_json_extract(void *app, void *ts, const json_t *input, phx_err *err)
 {
-    (void)app;
-    (void)ts;
-    return phx_json_extract_step(input, err);
+    return phx_tenancy_run(ts, "tool.json_extract", 0, phx_tools_json_extract_fn, app, input, err);
 }
 
 static json_t *phx_tools_webhook(void *app, void *ts, const json_t *input, phx_err *err)
 {
-    (void)ts;
-    phx_tools_cfg *cfg = app;
-    return phx_webhook_step(input, &cfg->webhook, err);
+    return phx_tenancy_run(ts, "tool.webhook", 1, phx_tools_webhook_fn, app, input, err);
+}
+
+static void *phx_tools_thread_init(void *app, phx_err *err)
+{
+    return phx_tenancy_new(&((phx_tools_cfg *)app)->common, err);
+}
+
+static void phx_tools_thread_free(void *ts)
+{
+    phx_tenancy_free(ts);
 }
 
 static const phx_step_kind phx_tools_kinds[] = {
@@ -110,7 +137,9 @@ int main(int argc, char **argv)
                         .pool = "tools",
                         .kinds = phx_tools_kinds,
                         .nkinds = (int)(sizeof(phx_tools_kinds) / sizeof(phx_tools_kinds[0])),
-                        .app = &cfg};
+                        .app = &cfg,
+                        .thread_init = phx_tools_thread_init,
+                        .thread_free = phx_tools_thread_free};
     phx_worker_ops ops;
     phx_pool_ops(&ops, &def);
     rc = phx_worker_main(&cfg.common, &ops);

@@ -1,0 +1,152 @@
+/* tenancy.c -- tenant allow-lists and usage accounting for phx-tools (see tenancy.h). */
+#include "tenancy.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis.h"
+#include "util.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct phx_tenancy {
+    phx_redis *r;
+};
+
+phx_tenancy *phx_tenancy_new(const phx_common *c, phx_err *err)
+{
+    phx_redis *r = phx_redis_new(c->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"),
+                                 (int)c->redis_timeout_ms, err);
+    if (!r)
+        return NULL;
+    phx_tenancy *t = calloc(1, sizeof(*t));
+    t->r = r;
+    return t;
+}
+
+void phx_tenancy_free(phx_tenancy *t)
+{
+    if (!t)
+        return;
+    phx_redis_free(t->r);
+    free(t);
+}
+
+int phx_tenancy_host_match(const char *host, const char *const *entries, size_t n)
+{
+    size_t hl = strlen(host);
+    for (size_t i = 0; i < n; i++) {
+        const char *e = entries[i];
+        size_t el = strlen(e);
+        if (strcasecmp(host, e) == 0)
+            return 1;
+        /* ".example.com" covers example.com and every name under it */
+        if (e[0] == '.' &&
+            ((hl >= el && strcasecmp(host + hl - el, e) == 0) || strcasecmp(host, e + 1) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* The URL's host (malloc'd), or NULL when the URL does not parse (the tool reports that). */
+static char *phx_tenancy_host(const json_t *input)
+{
+    const char *url = json_string_value(json_object_get(input, "url"));
+    if (!url)
+        return NULL;
+    CURLU *u = curl_url();
+    char *host = NULL, *out = NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        out = strdup(host);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return out;
+}
+
+/* 0 allowed; -1 with err (forbidden_host, or Redis unavailable -- retryable). */
+static int phx_tenancy_check_host(phx_tenancy *t, const char *tenant, const json_t *input,
+                                  phx_err *err)
+{
+    char *host = phx_tenancy_host(input);
+    if (!host)
+        return 0;
+    char key[300];
+    snprintf(key, sizeof(key), "phx:tenant:%s:allow_hosts", tenant);
+    redisReply *rep = phx_redis_cmd(t->r, err, "SMEMBERS %s", key);
+    if (!rep) {
+        free(host);
+        return -1;
+    }
+    int ok = rep->elements == 0;
+    if (!ok) {
+        const char **e = calloc(rep->elements, sizeof(*e));
+        for (size_t i = 0; i < rep->elements; i++)
+            e[i] = rep->element[i]->str;
+        ok = phx_tenancy_host_match(host, e, rep->elements);
+        free(e);
+    }
+    freeReplyObject(rep);
+    if (!ok)
+        phx_err_set(err, "forbidden_host", 0, "host %s is not on tenant %s's allow-list", host,
+                    tenant);
+    free(host);
+    return ok ? 0 : -1;
+}
+
+/* Bytes a tool moved, for the accounting: the response body it returned. */
+static long long phx_tenancy_bytes(const json_t *out)
+{
+    const char *b = json_string_value(json_object_get(out, "body"));
+    return b ? (long long)strlen(b) : 0;
+}
+
+static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *kind, int ok,
+                                long long bytes)
+{
+    char labels[300], key[300], day[16], f[160];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(day, sizeof(day), "%Y%m%d", &tm);
+    snprintf(labels, sizeof(labels), "kind=\"%s\",tenant=\"%s\",outcome=\"%s\"", kind, tenant,
+             ok ? "ok" : "error");
+    phx_metric_add(
+        phx_counter("phx_tool_calls_total", "Tool calls by kind, tenant and outcome.", labels), 1);
+    snprintf(labels, sizeof(labels), "kind=\"%s\",tenant=\"%s\"", kind, tenant);
+    phx_metric_add(phx_counter("phx_tool_bytes_total",
+                               "Response bytes tools returned, by kind and tenant.", labels),
+                   (double)bytes);
+    /* Best effort: a lost increment must not fail the step it counts. */
+    phx_err err;
+    snprintf(key, sizeof(key), "phx:usage:{%s}:%s", tenant, day);
+    snprintf(f, sizeof(f), "%s:%s", kind, ok ? "calls" : "errors");
+    redisReply *rep = phx_redis_cmd(t->r, &err, "HINCRBY %s %s 1", key, f);
+    if (rep)
+        freeReplyObject(rep);
+    if (ok && bytes > 0) {
+        snprintf(f, sizeof(f), "%s:bytes", kind);
+        if ((rep = phx_redis_cmd(t->r, &err, "HINCRBY %s %s %lld", key, f, bytes)))
+            freeReplyObject(rep);
+    }
+    if ((rep = phx_redis_cmd(t->r, &err, "EXPIRE %s %d", key, 35 * 86400)))
+        freeReplyObject(rep);
+}
+
+json_t *phx_tenancy_run(phx_tenancy *t, const char *kind, int host_checked,
+                        json_t *(*fn)(void *app, const json_t *input, phx_err *err), void *app,
+                        const json_t *input, phx_err *err)
+{
+    const json_t *task = phx_pool_current_task();
+    const char *tenant = json_string_value(json_object_get(task, "tenant"));
+    if (!t || !tenant)
+        return fn(app, input, err); /* outside the pool loop (tests): no tenant to apply */
+    json_t *out = NULL;
+    if (!host_checked || phx_tenancy_check_host(t, tenant, input, err) == 0)
+        out = fn(app, input, err);
+    if (strcmp(err->code, "redis_unavailable") != 0)
+        phx_tenancy_account(t, tenant, kind, out != NULL, out ? phx_tenancy_bytes(out) : 0);
+    return out;
+}
