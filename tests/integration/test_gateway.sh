@@ -80,9 +80,9 @@ r=$(api GET /v1/jobs '' -H "$(auth "$OTHER")")
 check "tenant: other tenant's listing has none of ours" 0 "$(body "$r" | jq "[.jobs[] | select(.job_id == \"$mine\")] | length")"
 
 # --- 4. API key lifecycle: list, expiry, revoke (all replicas: nothing caches), rotate -----
-SHORT=$(key --tenant default --principal short --roles reader --expires-in 1)
+SHORT=$(key --tenant default --principal short --roles reader --expires-in 3)
 check "keys: fresh key works" 200 "$(code "$(api GET /v1/jobs '' -H "$(auth "$SHORT")")")"
-sleep 1.2
+sleep 3.2
 r=$(api GET /v1/jobs '' -H "$(auth "$SHORT")")
 check "keys: expired key refused" 401 "$(code "$r")"
 check_contains "keys: says expired" "expired API key" "$r"
@@ -91,16 +91,15 @@ vid=$("$PHX" keys list --tenant default | jq -r 'select(.principal == "victim") 
 check "keys: list shows it active" active "$("$PHX" keys list | jq -r "select(.id == \"$vid\") | .state")"
 check "keys: list never shows secrets" "" "$("$PHX" keys list | grep -o 'phx_[0-9a-f]\{48\}' | head -1)"
 "$PHX" keys revoke "$vid" 2>/dev/null
-t0=$(date +%s%N)
+# Nothing caches a key, so "within 1 s" is "at the very next request", on every replica.
 r=$(api GET /v1/jobs '' -H "$(auth "$VICTIM")")
-check "keys: revoked key refused at the next request" 401 "$(code "$r")"
-check "keys: revocation effective within 1 s" 1 "$(( ($(date +%s%N) - t0) < 1000000000 ))"
+check "keys: revoked key refused at the very next request" 401 "$(code "$r")"
 OLD=$(key --tenant default --principal rot --roles reader)
 oid=$("$PHX" keys list | jq -r 'select(.principal == "rot") | .id')
-NEW=$("$PHX" keys rotate "$oid" --grace 1 2>/dev/null)
+NEW=$("$PHX" keys rotate "$oid" --grace 4 2>/dev/null)
 check "keys: rotated key works" 200 "$(code "$(api GET /v1/jobs '' -H "$(auth "$NEW")")")"
 check "keys: old key works during grace" 200 "$(code "$(api GET /v1/jobs '' -H "$(auth "$OLD")")")"
-sleep 1.2
+sleep 4.2
 check "keys: old key refused after grace" 401 "$(code "$(api GET /v1/jobs '' -H "$(auth "$OLD")")")"
 # The same lifecycle over HTTP, confined to the admin's tenant.
 printf '{"principal":"svc","roles":"submitter","expires_in_s":3600}' >"$T/newkey.json"
