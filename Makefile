@@ -140,6 +140,10 @@ bench-ingress: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench_ingress.sh $(BUILD)
 
+# LLM pool overhead against the fake OpenAI-compatible server (figures: docs/llm.md).
+bench-llm: all $(BUILD)/tests/fake_llm
+	@tests/bench/bench_llm.sh $(BUILD)
+
 # Full chaos run against the optimised build (tests/chaos/chaos.sh; CHAOS_JOBS, CHAOS_RATE).
 chaos: deps
 	@$(MAKE) --no-print-directory all

@@ -6,6 +6,7 @@
  * report per accepted message, bounded by message.timeout.ms, so the wait always ends. */
 #include "kafka.h"
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -23,6 +24,14 @@ struct phx_producer {
 
 struct phx_consumer {
     rd_kafka_t *rk;
+    /* Partitions rewound during the current pause, with the offset each was rewound to: a
+     * later message of the same partition is already covered and must not move it forward. */
+    struct {
+        char topic[128];
+        int32_t partition;
+        int64_t offset;
+    } rewound[64];
+    int nrewound;
 };
 
 /* A batch waiting for its delivery reports. */
@@ -338,6 +347,70 @@ void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg)
         phx_log_warn("kafka: storing offset %s[%d]@%lld: %s", rd_kafka_topic_name(msg->rkt),
                      msg->partition, (long long)msg->offset, rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void phx_consumer_pause_resume(phx_consumer *c, int pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) || !parts)
+        return;
+    if (parts->cnt > 0)
+        (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Was m's partition already rewound to an offset <= m's? Records it otherwise. */
+static int phx_consumer_rewound(phx_consumer *c, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    for (int i = 0; i < c->nrewound; i++) {
+        if (c->rewound[i].partition == m->partition && strcmp(c->rewound[i].topic, topic) == 0) {
+            if (c->rewound[i].offset <= m->offset)
+                return 1;
+            c->rewound[i].offset = m->offset;
+            return 0;
+        }
+    }
+    if (c->nrewound < 64) {
+        snprintf(c->rewound[c->nrewound].topic, sizeof(c->rewound[0].topic), "%s", topic);
+        c->rewound[c->nrewound].partition = m->partition;
+        c->rewound[c->nrewound++].offset = m->offset;
+    }
+    return 0;
+}
+
+void phx_consumer_pause_wait(phx_consumer *c, int64_t ms)
+{
+    int64_t end = phx_mono_ms() + ms;
+    for (;;) {
+        /* Again each round: a rebalance may have assigned partitions that are not paused. */
+        phx_consumer_pause_resume(c, 1);
+        int64_t left = end - phx_mono_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, (int)(left < 100 ? left : 100));
+        if (!m)
+            continue;
+        if (!m->err && !phx_consumer_rewound(c, m)) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)
+                ->offset = m->offset;
+            rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
+            if (e) {
+                phx_log_warn("kafka: rewinding %s[%d] to %lld: %s", rd_kafka_topic_name(m->rkt),
+                             m->partition, (long long)m->offset, rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+        rd_kafka_message_destroy(m);
+    }
+}
+
+void phx_consumer_resume(phx_consumer *c)
+{
+    phx_consumer_pause_resume(c, 0);
+    c->nrewound = 0;
 }
 
 void phx_consumer_commit(phx_consumer *c, int sync)

@@ -57,6 +57,14 @@ phx_consumer *phx_consumer_new(const char *brokers, const char *group, const cha
 rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int timeout_ms);
 /* Mark msg as processed: its offset+1 becomes committable. */
 void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg);
+/* Back-pressure while the message in hand cannot be finished (a dependency is down): pause
+ * every assigned partition, then wait up to ms while still serving the group protocol
+ * (heartbeats, rebalances, max.poll.interval), so the consumer keeps its membership without
+ * fetching or buffering anything. A message that still arrives (from a partition assigned
+ * meanwhile) is not dropped: its partition is rewound to it, so it comes again later. */
+void phx_consumer_pause_wait(phx_consumer *c, int64_t ms);
+/* Resume every assigned partition after phx_consumer_pause_wait. */
+void phx_consumer_resume(phx_consumer *c);
 /* Commit stored offsets: async unless sync is set. */
 void phx_consumer_commit(phx_consumer *c, int sync);
 /* Commit synchronously, leave the group, free. */

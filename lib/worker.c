@@ -143,7 +143,8 @@ out:
 }
 
 /* Handle one message until it is done or we are stopping. 1 if its offset may be stored. */
-static int phx_worker_one(phx_worker *w, void *tctx, const rd_kafka_message_t *m, phx_outbox *out)
+static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_kafka_message_t *m,
+                          phx_outbox *out)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     int stalled = 0, done = 0;
@@ -192,12 +193,17 @@ static int phx_worker_one(phx_worker *w, void *tctx, const rd_kafka_message_t *m
         }
         phx_log_warn("%s[%d]@%lld: %s (%s); retrying", topic, m->partition, (long long)m->offset,
                      err.message, err.code);
-        phx_worker_nap(w, phx_retry_delay(&phx_worker_stall, attempt + 1));
+        /* Back-pressure: stop fetching (pause) but stay in the group while we wait. */
+        int64_t end = phx_mono_ms() + phx_retry_delay(&phx_worker_stall, attempt + 1);
+        while (!atomic_load(&w->stop) && phx_mono_ms() < end)
+            phx_consumer_pause_wait(c, end - phx_mono_ms() < 200 ? end - phx_mono_ms() : 200);
         if (atomic_load(&w->stop))
             break;
     }
-    if (stalled)
+    if (stalled) {
         atomic_fetch_sub(&w->stalled, 1);
+        phx_consumer_resume(c);
+    }
     free(force_poison);
     return done;
 }
@@ -223,7 +229,7 @@ static void *phx_worker_consume_main(void *arg)
         phx_admin_heartbeat(w->admin);
         rd_kafka_message_t *m = phx_consumer_poll(c, 200);
         if (m) {
-            if (phx_worker_one(w, tctx, m, &out))
+            if (phx_worker_one(w, c, tctx, m, &out))
                 phx_consumer_store(c, m);
             rd_kafka_message_destroy(m);
         }

@@ -38,6 +38,9 @@ static const char phx_cli_usage[] =
     "      they are validated again there (still-bad input returns to the DLQ).\n"
     "  dlq purge\n"
     "      Move the purge mark to the end of phx.dlq (records go with Kafka retention).\n"
+    "  persona set NAME FILE|- | get NAME | list | delete NAME\n"
+    "      The LLM pool's personas (Redis hash phx:llm:personas), checked against\n"
+    "      schemas/llm-persona.v1.json before they are stored; phx-llm reads them per call.\n"
     "\n"
     "Environment: PHX_KAFKA_BROKERS (default 127.0.0.1:9092), PHX_REDIS_URL (default\n"
     "redis://127.0.0.1:6379/0), PHX_KAFKA_CONF_<property> for any librdkafka property.\n"
@@ -74,6 +77,8 @@ int main(int argc, char **argv)
         return phx_cli_keys(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "dlq") == 0)
         return phx_cli_dlq(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "persona") == 0)
+        return phx_cli_persona(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
     return PHX_EXIT_USAGE;
 }

@@ -202,6 +202,14 @@ check "phx status: unknown job exits 1" 1 $?
 "$PHX" status no-such-job --wait --timeout 1 >/dev/null 2>&1
 check "phx status --wait: timeout exits 3" 3 $?
 
+echo '{"system":"You are terse."}' | "$PHX" persona set terse -
+check "phx persona set: exit 0" 0 $?
+check "phx persona get" '{"system":"You are terse."}' "$("$PHX" persona get terse)"
+echo '{"nope":1}' | "$PHX" persona set bad - 2>/dev/null
+check "phx persona set: invalid persona exits 2" 2 $?
+"$PHX" persona delete terse
+check "phx persona delete: gone" 1 "$("$PHX" persona get terse >/dev/null 2>&1; echo $?)"
+
 # --- 10. HTTP API ----------------------------------------------------------------------------
 tmp=$PHX_VAR/http
 mkdir -p "$tmp"
