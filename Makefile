@@ -21,7 +21,7 @@ CC ?= cc
 PHX_EVAL_DIR ?= ../shared/eval
 export PHX_EVAL_DIR
 
-PKGS := rdkafka hiredis jansson libcurl libmicrohttpd libcrypto libseccomp icu-uc icu-i18n libjwt
+PKGS := rdkafka hiredis jansson libcurl libmicrohttpd libcrypto libseccomp icu-uc icu-i18n libjwt libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -109,7 +109,7 @@ $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libphx.a
 # --- packages ---------------------------------------------------------------------------
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-dev \
             libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev libicu-dev \
-            libjwt-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3
+            libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
