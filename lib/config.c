@@ -5,6 +5,7 @@
  * in the file are an error: a typo in a config file must not silently fall back to a default. */
 #include "config.h"
 #include "redact.h"
+#include "seal.h"
 #include "log.h"
 
 #include <errno.h>
@@ -183,6 +184,23 @@ int phx_common_apply(const char *proc, const phx_common *c, char *err, size_t er
     return 0;
 }
 
+/* Open a sealed secret file's content (consumed) with the key in PHX_SECRETS_KEY_FILE. */
+static char *phx_config_unseal(const char *path, char *sealed, char *err, size_t errlen)
+{
+    const char *kf = getenv("PHX_SECRETS_KEY_FILE");
+    unsigned char key[PHX_SEAL_KEY_LEN];
+    phx_err e;
+    char *plain = NULL;
+    if (!kf || !*kf)
+        snprintf(err, errlen, "secret file %s is sealed but PHX_SECRETS_KEY_FILE is not set", path);
+    else if (phx_seal_key_load(kf, key, &e) < 0 || !(plain = phx_unseal(key, sealed, &e)))
+        snprintf(err, errlen, "secret file %s: %s", path, e.message);
+    memset(key, 0, sizeof(key));
+    memset(sealed, 0, strlen(sealed));
+    free(sealed);
+    return plain;
+}
+
 char *phx_config_read_secret(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -203,6 +221,9 @@ char *phx_config_read_secret(const char *path, char *err, size_t errlen)
         free(buf);
         return NULL;
     }
+    if (strncmp(buf, PHX_SEAL_PREFIX, strlen(PHX_SEAL_PREFIX)) == 0 &&
+        !(buf = phx_config_unseal(path, buf, err, errlen)))
+        return NULL;
     phx_redact_add(buf); /* from now on this value never appears in a log line or result */
     return buf;
 }

@@ -24,6 +24,7 @@ int phx_cli_submit(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_status(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_keys(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_dlq(const phx_cli_env *env, int argc, char **argv);
+int phx_cli_secrets(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_persona(const phx_cli_env *env, int argc, char **argv);
 
 #endif

@@ -38,6 +38,9 @@ static const char phx_cli_usage[] =
     "      they are validated again there (still-bad input returns to the DLQ).\n"
     "  dlq purge\n"
     "      Move the purge mark to the end of phx.dlq (records go with Kafka retention).\n"
+    "  secrets keygen | secrets seal --key-file K [FILE] | secrets open --key-file K FILE\n"
+    "      Make a 256-bit key; seal a secret (from FILE or stdin) into the text a *_FILE\n"
+    "      option may name (opened with the key in PHX_SECRETS_KEY_FILE); open one to check.\n"
     "  persona set NAME FILE|- | get NAME | list | delete NAME\n"
     "      The LLM pool's personas (Redis hash phx:llm:personas), checked against\n"
     "      schemas/llm-persona.v1.json before they are stored; phx-llm reads them per call.\n"
@@ -77,6 +80,8 @@ int main(int argc, char **argv)
         return phx_cli_keys(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "dlq") == 0)
         return phx_cli_dlq(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "secrets") == 0)
+        return phx_cli_secrets(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "persona") == 0)
         return phx_cli_persona(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
