@@ -58,7 +58,7 @@ jq -cn --arg u "http://127.0.0.1:$RPORT/hook" '{steps: [
   {id:"send", kind:"tool.webhook", needs:["pick"],
    input:{url:$u, payload:{event:"done", total:"{{steps.sum.output.value}}"}}}]}' >"$T/hook.json"
 id=$(submit "$T/hook.json")
-r=$(reply "$id")
+r=$(reply "$id" 60) # the first job also waits for the consumer groups to form
 check "webhook: job succeeded" succeeded "$(jq -r .status <<<"$r")"
 check "webhook: receiver verified the signature" true "$(jq -r .outputs.send.body <<<"$r" | jq -r .verified)"
 check "webhook: body as sent" '{"event":"done","total":42}' "$(head -1 "$W/received" 2>/dev/null)"
