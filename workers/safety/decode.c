@@ -6,6 +6,7 @@
  * outermost span, because offsets inside decoded bytes mean nothing to the caller. */
 #include "decode.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,19 +84,31 @@ static int phx_dec_add(phx_dec_ctx *c, unsigned char *buf, size_t n, const char 
     return 0;
 }
 
-static int phx_dec_b64val(unsigned char ch)
+/* base64 digit values (standard and URL alphabets), -1 elsewhere; built once. */
+static signed char phx_dec_b64tab[256];
+static pthread_once_t phx_dec_once = PTHREAD_ONCE_INIT;
+
+static void phx_dec_b64init(void)
 {
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-')
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
+    for (int c = 0; c < 256; c++) {
+        int v = -1;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+' || c == '-')
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        phx_dec_b64tab[c] = (signed char)v;
+    }
+}
+
+static inline int phx_dec_b64val(unsigned char ch)
+{
+    return phx_dec_b64tab[ch];
 }
 
 static int phx_dec_hexval(unsigned char ch)
@@ -371,6 +384,7 @@ int phx_safety_decode(const char *text, size_t len, int max_depth, size_t max_by
 {
     if (max_depth < 1)
         return 0;
+    pthread_once(&phx_dec_once, phx_dec_b64init);
     phx_dec_ctx c = {out, max_depth, max_bytes};
     return phx_dec_run(&c, text, len, 1, 0, len);
 }

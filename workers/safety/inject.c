@@ -604,6 +604,12 @@ static double phx_inj_directive_share(const phx_inj_state *s)
  * operators ("({[HTMLsvg", "Sure],].["). Returns the largest number of such tokens in any
  * window of 30 space-separated tokens. Code has them too, which is why this is only a
  * framing signal (it raises a harmful request, it does not flag on its own). */
+static const unsigned char phx_inj_junk_sym[256] = {
+    ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1,  ['('] = 1, [')'] = 1, ['<'] = 1, ['>'] = 1,
+    ['$'] = 1, ['`'] = 1, ['|'] = 1, ['\\'] = 1, ['^'] = 1, ['~'] = 1, ['='] = 1, [';'] = 1,
+    ['@'] = 1, ['#'] = 1, ['%'] = 1, ['*'] = 1,  ['_'] = 1, ['"'] = 1,
+};
+
 static int phx_inj_junk_tokens(const phx_safety_norm *n)
 {
     int win[30] = {0}, sum = 0, best = 0, k = 0;
@@ -615,7 +621,7 @@ static int phx_inj_junk_tokens(const phx_safety_norm *n)
         int sym = 0, alpha = 0;
         while (i < n->len && t[i] != ' ') {
             char c = t[i++];
-            if (strchr("{}[]()<>$`|\\^~=;@#%*_\"", c))
+            if (phx_inj_junk_sym[(unsigned char)c])
                 sym++;
             else if (c >= 'a' && c <= 'z')
                 alpha++;
