@@ -140,6 +140,11 @@ bench-ingress: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench_ingress.sh $(BUILD)
 
+# Safety detection rates (held-out split) and scan speed on $(PHX_EVAL_DIR)/safety.
+eval-safety: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/bench/safety/run.sh
+
 # LLM pool overhead against the fake OpenAI-compatible server (figures: docs/llm.md).
 bench-llm: all $(BUILD)/tests/fake_llm
 	@tests/bench/bench_llm.sh $(BUILD)

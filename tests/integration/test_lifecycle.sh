@@ -36,6 +36,9 @@ check_contains "phx-devbroker --help: says dev only" "not" "$out"
 check "phx-devbroker bad option: exit 2" 2 $?
 
 # --- 2. SIGTERM drains: nothing lost, nothing done twice -----------------------------------
+# Step timeouts far beyond the restart, so any second attempt would come from the drain itself
+# (on a loaded machine the group rejoin alone can outlast the 30 s default).
+export PHX_STEP_TIMEOUT_MS=180000
 stack_up
 N=400
 ids=()

@@ -386,13 +386,27 @@ out:
     return rc;
 }
 
+/* Longer than any produce can take (message.timeout.ms is 30 s): a lease this old was held by
+ * a planner that died before its reply was confirmed. */
+#define PHX_REPLY_LEASE_MS 60000
+
+/* Is the final job j's reply owed by us now? Claims it (see phx_state_reply_claim) so that
+ * two actors -- a result and a timer, or two replicas -- never both send it. 1 yes. */
+static int phx_planner_reply_owed(phx_planner *p, phx_pjob *j, phx_err *err)
+{
+    if (strcmp(phx_jstr(j->hash, "reply_sent", "1"), "1") == 0)
+        return 0;
+    return phx_state_reply_claim(p->r, j->id, phx_now_ms(), PHX_REPLY_LEASE_MS, err);
+}
+
 /* A cancelled job (DELETE /v1/jobs/ID sets the state) dispatches nothing more; it owes one
  * "cancelled" reply, marked by reply_sent=0. Results of attempts still running are recorded
  * on their steps but change nothing else. */
 static int phx_planner_cancelled(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err)
 {
-    if (strcmp(phx_jstr(j->hash, "reply_sent", "1"), "0") != 0)
-        return 0;
+    int c = phx_planner_reply_owed(p, j, err);
+    if (c <= 0)
+        return c;
     /* Cancelled before the planner adopted it: the hash has no reply_to yet. */
     if (!json_object_get(j->hash, "reply_to") &&
         json_is_string(json_object_get(j->spec, "reply_to")))
@@ -471,10 +485,9 @@ static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *o
     if (strcmp(j->state, "cancelled") == 0)
         return phx_planner_cancelled(p, j, out, err);
     if (strcmp(j->state, "succeeded") == 0 || strcmp(j->state, "failed") == 0) {
-        /* Finished but the reply was never confirmed (we crashed in between): send again. */
-        if (strcmp(phx_jstr(j->hash, "reply_sent", "1"), "0") == 0)
-            return phx_planner_reply(p, j, out, err);
-        return 0;
+        /* Finished but the reply was never confirmed (its sender died): send it again. */
+        int c = phx_planner_reply_owed(p, j, err);
+        return c <= 0 ? c : phx_planner_reply(p, j, out, err);
     }
     if (strcmp(j->state, "running") != 0)
         return 0;
@@ -776,6 +789,18 @@ static phx_handle_rc phx_planner_handle(void *tctx, const phx_inmsg *in, phx_out
     return phx_planner_on_result(p, in, out, err);
 }
 
+/* Is job id's reply leased but not confirmed (after this tick's own outputs: no)? */
+static int phx_planner_reply_pending(phx_planner *p, const char *id, phx_err *err)
+{
+    char key[192];
+    phx_key_job(key, sizeof(key), id);
+    redisReply *rep = phx_redis_cmd(p->r, err, "HGET %s reply_sent", key);
+    int pending = rep && rep->type == REDIS_REPLY_STRING && rep->str[0] == 'p';
+    if (rep)
+        freeReplyObject(rep);
+    return pending;
+}
+
 /* Due members of a timer zset (at most 100 per tick, so one tick stays short). */
 static redisReply *phx_planner_due(phx_planner *p, const char *key, phx_err *err)
 {
@@ -851,9 +876,19 @@ static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
         if (rc < 0)
             goto err;
         /* Not running: cancelled (the canceller set the timer to now to wake us) or finished
-         * with a reply still owed; advance() sends what is owed and nothing else. */
-        if (rc == 0 && phx_planner_advance(p, jid, out, err) < 0)
-            goto err;
+         * with a reply still owed; advance() sends what is owed and nothing else. While
+         * another actor holds the reply lease, keep the timer: it is how a reply whose sender
+         * died gets sent after all. */
+        if (rc == 0) {
+            if (phx_planner_advance(p, jid, out, err) < 0)
+                goto err;
+            if (phx_planner_reply_pending(p, jid, err)) {
+                if (phx_planner_zadd(p, PHX_KEY_DEADLINES, phx_now_ms() + PHX_REPLY_LEASE_MS, jid,
+                                     err) < 0)
+                    goto err;
+                continue;
+            }
+        }
         if (rc == 1) {
             phx_pjob j;
             if (phx_pjob_load(p, jid, &j, err) <= 0 || phx_planner_reply(p, &j, out, err) < 0) {

@@ -79,6 +79,18 @@ static const phx_script phx_finish_script = {
                   "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[2]) end\n"
                   "return 1\n"};
 
+/* reply_sent: '0' owed, 'p<ms>' being sent since ms (a lease), '1' confirmed. A lease older
+ * than ARGV[2] ms means its holder died before confirming: the reply is owed again. */
+static const phx_script phx_reply_claim_script = {
+    "reply_claim", "local rs = redis.call('HGET', KEYS[1], 'reply_sent')\n"
+                   "if not rs or rs == '1' then return 0 end\n"
+                   "if rs ~= '0' then\n"
+                   "  local t = tonumber(string.sub(rs, 2)) or 0\n"
+                   "  if tonumber(ARGV[1]) - t < tonumber(ARGV[2]) then return 0 end\n"
+                   "end\n"
+                   "redis.call('HSET', KEYS[1], 'reply_sent', 'p' .. ARGV[1])\n"
+                   "return 1\n"};
+
 /* Keys of one job, built once per call. */
 typedef struct phx_jkeys {
     char job[192], steps[200], out[200];
@@ -204,5 +216,18 @@ int phx_state_job_finish(phx_redis *r, const char *job, const char *status, cons
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     const char *argv[] = {k.job, status, error_json ? error_json : "", now};
     redisReply *rep = phx_redis_eval(r, &phx_finish_script, 1, 4, argv, NULL, err);
+    return rep ? phx_state_int(rep) : -1;
+}
+
+int phx_state_reply_claim(phx_redis *r, const char *job, int64_t now_ms, int64_t lease_ms,
+                          phx_err *err)
+{
+    phx_jkeys k;
+    phx_jkeys_init(&k, job);
+    char now[32], lease[32];
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
+    const char *argv[] = {k.job, now, lease};
+    redisReply *rep = phx_redis_eval(r, &phx_reply_claim_script, 1, 3, argv, NULL, err);
     return rep ? phx_state_int(rep) : -1;
 }

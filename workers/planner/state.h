@@ -44,7 +44,15 @@ int phx_state_step_cas(phx_redis *r, const char *job, const char *step, const ch
                        const char *to, int expect_attempt, const char *error_json, int64_t now_ms,
                        phx_err *err);
 
-/* running -> succeeded|failed (with error JSON, may be NULL). 1 applied, 0 not, -1 error. */
+/* The reply of a final job is sent by exactly one actor at a time: finishing a job takes the
+ * reply lease (reply_sent 'p<ms>') in the same script, and anyone else who finds the reply
+ * unconfirmed must claim it: 1 claimed (send it), 0 someone holds a live lease or it was
+ * confirmed, -1 error. A lease older than lease_ms is a sender that died: claimable. */
+int phx_state_reply_claim(phx_redis *r, const char *job, int64_t now_ms, int64_t lease_ms,
+                          phx_err *err);
+
+/* running -> succeeded|failed (with error JSON, may be NULL), taking the reply lease.
+ * 1 applied, 0 not, -1 error. */
 int phx_state_job_finish(phx_redis *r, const char *job, const char *status, const char *error_json,
                          int64_t now_ms, phx_err *err);
 
