@@ -131,7 +131,7 @@ test-build: all $(UNIT_BINS) $(TOOL_BINS)
 
 # Sandbox overhead of phx-exec against a bare fork+exec and bubblewrap (docs/benchmarks-exec.md).
 bench-exec: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/libmods.a
 	@tests/bench/exec/run.sh $(BUILD)
 
 # phx-ingress: POST /v1/jobs with auth and rate limiting under wrk, req/s and p99
