@@ -36,14 +36,15 @@ s = http.server.HTTPServer(("127.0.0.1", 0), H)
 open(d + "/port", "w").write(str(s.server_port))
 s.serve_forever()
 PYEOF
-"$PY" "$W/receiver.py" "$W" &
-RECV=$!
-for _ in $(seq 50); do [ -s "$W/port" ] && break; sleep 0.1; done
-RPORT=$(cat "$W/port")
 export PHX_STACK_POOLS="planner tools"
 export PHX_WEBHOOK_SECRET_FILE=$W/secret PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32
 stack_up
+# The receiver starts after the stack, so a failed stack_up leaves no process behind.
+"$PY" "$W/receiver.py" "$W" &
+RECV=$!
 trap 'kill $RECV 2>/dev/null; rm -rf "$W"; stack_cleanup' EXIT
+for _ in $(seq 50); do [ -s "$W/port" ] && break; sleep 0.1; done
+RPORT=$(cat "$W/port")
 T=$PHX_VAR/tools
 mkdir -p "$T"
 A="Authorization: Bearer $PHX_API_KEY"
