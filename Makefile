@@ -104,7 +104,10 @@ $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libphx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
--include $(LIB_OBJS:.o=.d) $(MOD_OBJS:.o=.d)
+# Every object's header dependencies, mains included (a changed struct in a header must
+# rebuild every object that embeds it).
+ALL_OBJS := $(LIB_OBJS) $(patsubst %.c,$(BUILD)/obj/%.o,$(foreach p,$(PROGS),$(wildcard $(call prog_dir,$(p))/*.c)))
+-include $(ALL_OBJS:.o=.d)
 
 # --- packages ---------------------------------------------------------------------------
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-dev \

@@ -36,6 +36,7 @@ typedef struct phx_common {
     char *schema_dir;
     long redis_timeout_ms;
     long concurrency;
+    long shutdown_grace_ms;
 } phx_common;
 
 #define PHX_COMMON_OPTS(type)                                                                      \

@@ -22,3 +22,13 @@ void phx_err_clear(phx_err *err)
     if (err)
         memset(err, 0, sizeof(*err));
 }
+
+void phx_err_cause(phx_err *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->cause, sizeof(err->cause), fmt, ap);
+    va_end(ap);
+}

@@ -12,11 +12,14 @@ typedef struct phx_err {
     char code[48];     /* stable identifier, e.g. "invalid_input", "timeout" */
     char message[512]; /* human-readable, safe to show to the job's owner */
     int retryable;     /* 1 when trying the same thing again may succeed */
+    char cause[256];   /* what lay beneath, e.g. "curl: Connection refused" (may be empty) */
 } phx_err;
 
 /* Fill err (if not NULL) and return -1, so callers can write `return phx_err_set(...)`. */
 int phx_err_set(phx_err *err, const char *code, int retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void phx_err_clear(phx_err *err);
+/* Record the underlying cause of err (kept with the error into the step result and reply). */
+void phx_err_cause(phx_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

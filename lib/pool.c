@@ -38,9 +38,15 @@ json_t *phx_pool_result(const json_t *task, json_t *output, const phx_err *err, 
         snprintf(msg, sizeof(msg), "%s", err->message);
         phx_utf8_scrub(msg);
         json_object_set_new(r, "status", json_string("error"));
-        json_object_set_new(r, "error",
-                            json_pack("{s:s, s:s, s:b}", "code", err->code[0] ? err->code : "error",
-                                      "message", msg, "retryable", err->retryable));
+        json_t *e = json_pack("{s:s, s:s, s:b}", "code", err->code[0] ? err->code : "error",
+                              "message", msg, "retryable", err->retryable);
+        if (err->cause[0]) {
+            char cause[sizeof(err->cause)];
+            snprintf(cause, sizeof(cause), "%s", err->cause);
+            phx_utf8_scrub(cause);
+            json_object_set_new(e, "cause", json_string(cause));
+        }
+        json_object_set_new(r, "error", e);
     }
     /* A secret a tool or provider echoed (registered values, API keys, JWTs) stops here,
      * before it can reach Redis, replies and events. */

@@ -18,6 +18,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 struct phx_worker {
     const phx_common *common;
@@ -299,6 +301,23 @@ static int phx_worker_ready(void *ctx, char *why, size_t whylen)
     return phx_kafka_ping(phx_producer_handle(w->producer), 1000, why, whylen);
 }
 
+/* Join n threads within grace_ms in total. 0, or -1 when some thread is still running. */
+static int phx_worker_join_all(phx_wthread *threads, int n, long grace_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += grace_ms / 1000;
+    until.tv_nsec += (grace_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    for (int i = 0; i < n; i++)
+        if (pthread_timedjoin_np(threads[i].tid, NULL, &until) != 0)
+            return -1;
+    return 0;
+}
+
 int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
 {
     phx_worker w = {.common = common, .ops = ops};
@@ -356,10 +375,15 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
             atomic_store(&w.stop, 1);
         }
     }
-    for (int i = 0; i < nthreads; i++)
-        pthread_join(threads[i].tid, NULL);
-    if (ops->tick)
-        pthread_join(threads[nthreads].tid, NULL);
+    if (phx_worker_join_all(threads, nthreads + (ops->tick ? 1 : 0), common->shutdown_grace_ms) <
+        0) {
+        /* Past the grace period: hand the in-flight messages back. Their offsets were never
+         * stored, so the group redelivers them; exiting now is safe, waiting is not. */
+        phx_log_error("shutdown grace period (%ld ms) exceeded: exiting with in-flight work "
+                      "uncommitted; it will be redelivered",
+                      common->shutdown_grace_ms);
+        _exit(0);
+    }
     rc = atomic_load(&w.failed) ? 1 : 0;
     phx_log_info("stopped (exit %d)", rc);
 out:

@@ -38,6 +38,7 @@ unknown kind is rejected|[{"id":"a","kind":"magic.wand"}]|rejected|(.error.detai
 template outside needs is rejected|[{"id":"a","kind":"tool.calc","input":{"expr":"1"}},{"id":"b","kind":"tool.calc","input":{"expr":"{{steps.a.output.value}}"}}]|rejected|(.error.details | tostring | test("not in its needs"))
 missing template value fails the step|[{"id":"a","kind":"tool.calc","input":{"expr":"1"}},{"id":"b","kind":"tool.calc","input":{"expr":"{{steps.a.output.nope}}"},"needs":["a"]}]|failed|.steps.b.error.code == "template_unresolved"
 private address refused by http_fetch|[{"id":"f","kind":"tool.http_fetch","input":{"url":"http://169.254.169.254/latest/meta-data/"}}]|failed|.steps.f.error.code == "forbidden_address"
+transport failure keeps its cause|[{"id":"f","kind":"tool.http_fetch","input":{"url":"http://nonexistent.invalid/"},"retry":{"max_attempts":1}}]|failed|.steps.f.error.cause | test("libcurl error")
 EOF
 
 # --- 3. schema-invalid job: rejected reply AND a dead letter with the original bytes -----

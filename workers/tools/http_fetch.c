@@ -711,6 +711,8 @@ static void fetch_map_error(CURLcode rc, const fetch_ctx *ctx, const char *detai
         phx_err_set(err, "fetch_failed", 1, "transfer failed: %s", msg);
         break;
     }
+    /* Keep libcurl's own words as the cause: the code above is ours, this is what lay under. */
+    phx_err_cause(err, "libcurl error %d: %s", (int)rc, curl_easy_strerror(rc));
 }
 
 /* --- the step ----------------------------------------------------------------------------- */
