@@ -165,7 +165,20 @@ static void phx_planner_after_replied(void *tctx, const char *id)
     phx_key_out(ko, sizeof(ko), id);
     phx_err err;
     long ttl = p->cfg->job_ttl_s;
-    redisReply *rep = phx_redis_cmd(p->r, &err, "HSET %s reply_sent 1", kj);
+    /* The mark matters: without it the reply lease expires and the reply is sent again. So
+     * it is retried through a short outage (an open breaker fails fast; this waits it out),
+     * for about as long as a breaker stays open, before giving up to at-least-once. */
+    static const phx_retry_policy mark = {6, 100, 1600, 25};
+    redisReply *rep = NULL;
+    for (int attempt = 1; !(rep = phx_redis_cmd(p->r, &err, "HSET %s reply_sent 1", kj));
+         attempt++) {
+        if (!phx_retry_should(&mark, &err, attempt)) {
+            phx_logj(PHX_LOG_WARN, id, NULL,
+                     "reply confirmed but not marked (%s): it may be sent again", err.message);
+            break;
+        }
+        phx_sleep_ms(phx_retry_delay(&mark, attempt));
+    }
     if (rep)
         freeReplyObject(rep);
     const char *keys[] = {kj, ks, ko};
