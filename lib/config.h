@@ -78,6 +78,10 @@ typedef struct phx_common {
          offsetof(type, common.schema_dir),                                                        \
          "Directory of JSON Schemas overriding the ones built into the binary (empty = "           \
          "built-in)."},                                                                            \
+        {"PHX_SHUTDOWN_GRACE_MS", PHX_OPT_INT, "30000", 100, 3600000,                              \
+         offsetof(type, common.shutdown_grace_ms),                                                 \
+         "After SIGTERM, how long in-flight messages may take to finish. Past it the process "     \
+         "exits without committing them: they are handed back and redelivered."},                \
         {"PHX_REDIS_TIMEOUT_MS",                                                                   \
          PHX_OPT_INT,                                                                              \
          "2000",                                                                                   \

@@ -15,6 +15,7 @@ while IFS='|' read -r bin assign want; do
 done <<'EOF'
 phx-planner|PHX_CONCURRENCY=0|PHX_CONCURRENCY=0
 phx-planner|PHX_STEP_TIMEOUT_MS=soon|PHX_STEP_TIMEOUT_MS=soon
+phx-planner|PHX_SHUTDOWN_GRACE_MS=0|PHX_SHUTDOWN_GRACE_MS=0
 phx-planner|PHX_LOG_LEVEL=loud|PHX_LOG_LEVEL=loud
 phx-planner|PHX_REDIS_URL=http://x|PHX_REDIS_URL
 phx-planner|PHX_CONFIG_FILE=/nonexistent/phx.json|PHX_CONFIG_FILE
