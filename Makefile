@@ -127,7 +127,7 @@ deps:
 # instrumented too.
 TEST_BUILD := build/san
 test: deps
-	@$(MAKE) --no-print-directory test-build BUILD=$(TEST_BUILD) SAN=1
+	@$(MAKE) --no-print-directory -j$$(nproc) test-build BUILD=$(TEST_BUILD) SAN=1
 	@tests/run.sh $(TEST_BUILD)
 
 test-build: all $(UNIT_BINS) $(TOOL_BINS)

@@ -2,7 +2,7 @@
 # tests/chaos/chaos.sh -- submit jobs at a steady rate while processes, Redis and brokers fail,
 # then check the delivery guarantees: nothing lost, nothing applied twice, nothing stuck.
 #
-#   CHAOS_JOBS     jobs to submit (default 10000; `make test` runs 300)
+#   CHAOS_JOBS     jobs to submit (default 10000; `make test` runs 200)
 #   CHAOS_RATE     jobs per second (default 200)
 #   CHAOS_SECONDS  how long faults are injected (default: the submission time)
 #

@@ -41,7 +41,7 @@ check "phx-devbroker bad option: exit 2" 2 $?
 # (on a loaded machine the group rejoin alone can outlast the 30 s default).
 export PHX_STEP_TIMEOUT_MS=180000
 stack_up
-N=400
+N=250
 ids=()
 : >"$PHX_VAR/burst"
 for i in $(seq $N); do
