@@ -41,7 +41,7 @@ static const char phx_cli_usage[] =
     "  secrets keygen | secrets seal --key-file K [FILE] | secrets open --key-file K FILE\n"
     "      Make a 256-bit key; seal a secret (from FILE or stdin) into the text a *_FILE\n"
     "      option may name (opened with the key in PHX_SECRETS_KEY_FILE); open one to check.\n"
-    "  persona set NAME FILE|- | get NAME | list | delete NAME\n"
+    "  persona set NAME [--file] FILE|- | get NAME | list | delete NAME\n"
     "      The LLM pool's personas (Redis hash phx:llm:personas), checked against\n"
     "      schemas/llm-persona.v1.json before they are stored; phx-llm reads them per call.\n"
     "\n"

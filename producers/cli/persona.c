@@ -60,7 +60,7 @@ static char *phx_persona_load(const char *path)
 
 static int phx_persona_usage(void)
 {
-    fprintf(stderr, "usage: phx persona set NAME FILE|-\n"
+    fprintf(stderr, "usage: phx persona set NAME [--file] FILE|-\n"
                     "       phx persona get NAME\n"
                     "       phx persona list\n"
                     "       phx persona delete NAME\n");
@@ -72,6 +72,11 @@ int phx_cli_persona(const phx_cli_env *env, int argc, char **argv)
     if (argc < 2)
         return phx_persona_usage();
     const char *cmd = argv[1], *name = argc > 2 ? argv[2] : NULL;
+    /* `set NAME FILE` and `set NAME --file FILE` are the same command. */
+    if (strcmp(cmd, "set") == 0 && argc == 5 && strcmp(argv[3], "--file") == 0) {
+        argv[3] = argv[4];
+        argc = 4;
+    }
     int set = strcmp(cmd, "set") == 0 && argc == 4, list = strcmp(cmd, "list") == 0 && argc == 2;
     int get = strcmp(cmd, "get") == 0 && argc == 3, del = strcmp(cmd, "delete") == 0 && argc == 3;
     if (!(set || list || get || del))

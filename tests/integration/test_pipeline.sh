@@ -206,6 +206,9 @@ check "phx status --wait: timeout exits 3" 3 $?
 echo '{"system":"You are terse."}' | "$PHX" persona set terse -
 check "phx persona set: exit 0" 0 $?
 check "phx persona get" '{"system":"You are terse."}' "$("$PHX" persona get terse)"
+echo '{"system":"You are kind."}' >"$PHX_VAR/kind.json"
+"$PHX" persona set kind --file "$PHX_VAR/kind.json"
+check "phx persona set --file" '{"system":"You are kind."}' "$("$PHX" persona get kind)"
 echo '{"nope":1}' | "$PHX" persona set bad - 2>/dev/null
 check "phx persona set: invalid persona exits 2" 2 $?
 "$PHX" persona delete terse
