@@ -105,6 +105,12 @@ err:
     return NULL;
 }
 
+phx_redis *phx_redis_from_common(const phx_common *c, phx_err *err)
+{
+    return phx_redis_new(c->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"), (int)c->redis_timeout_ms,
+                         err);
+}
+
 void phx_redis_free(phx_redis *r)
 {
     if (!r)

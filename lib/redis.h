@@ -28,6 +28,10 @@ typedef struct phx_script {
  * again at every (re)connect, so a rotated password takes effect without a restart. */
 phx_redis *phx_redis_new(const char *url, const char *password_file, int timeout_ms, phx_err *err);
 void phx_redis_free(phx_redis *r);
+/* A client configured from a process's common options (PHX_REDIS_URL, PHX_REDIS_TIMEOUT_MS)
+ * and PHX_REDIS_PASSWORD_FILE: the one way long-running processes make their clients. */
+struct phx_common;
+phx_redis *phx_redis_from_common(const struct phx_common *c, phx_err *err);
 
 /* Run a command (printf-style, hiredis format). Returns the reply, or NULL with err filled:
  * code "redis_unavailable" (retryable) after failed reconnects, "redis_error" (not

@@ -335,8 +335,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
 
     if (!(w.schemas = phx_schemas_load(common->schema_dir, &err)) ||
         !(w.producer = phx_producer_new(common->kafka_brokers, &err)) ||
-        !(w.ready_redis = phx_redis_new(common->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"),
-                                        (int)common->redis_timeout_ms, &err))) {
+        !(w.ready_redis = phx_redis_from_common(common, &err))) {
         phx_log_error("start: %s", err.message);
         rc = 2;
         goto out;

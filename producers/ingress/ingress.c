@@ -39,8 +39,7 @@ phx_redis *phx_ingress_redis_get(phx_ingress *in, phx_err *err)
     } else {
         in->nmade++;
         pthread_mutex_unlock(&in->mu);
-        r = phx_redis_new(in->cfg->common.redis_url, getenv("PHX_REDIS_PASSWORD_FILE"),
-                          (int)in->cfg->common.redis_timeout_ms, err);
+        r = phx_redis_from_common(&in->cfg->common, err);
         if (r)
             return r;
         pthread_mutex_lock(&in->mu);

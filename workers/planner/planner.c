@@ -927,8 +927,7 @@ static void *phx_planner_thread_init(phx_worker *w, phx_err *err)
     p->w = w;
     p->cfg = phx_worker_app(w);
     const phx_common *c = phx_worker_common(w);
-    p->r = phx_redis_new(c->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"), (int)c->redis_timeout_ms,
-                         err);
+    p->r = phx_redis_from_common(c, err);
     if (!p->r) {
         free(p);
         return NULL;

@@ -91,8 +91,7 @@ static void *phx_safety_thread_init(void *app, phx_err *err)
         phx_err_set(err, "internal", 1, "out of memory");
         return NULL;
     }
-    t->r = phx_redis_new(a->cfg.common.redis_url, getenv("PHX_REDIS_PASSWORD_FILE"),
-                         (int)a->cfg.common.redis_timeout_ms, err);
+    t->r = phx_redis_from_common(&a->cfg.common, err);
     if (!t->r) {
         free(t);
         return NULL;

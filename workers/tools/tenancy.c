@@ -17,8 +17,7 @@ struct phx_tenancy {
 
 phx_tenancy *phx_tenancy_new(const phx_common *c, phx_err *err)
 {
-    phx_redis *r = phx_redis_new(c->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"),
-                                 (int)c->redis_timeout_ms, err);
+    phx_redis *r = phx_redis_from_common(c, err);
     if (!r)
         return NULL;
     phx_tenancy *t = calloc(1, sizeof(*t));
