@@ -461,3 +461,78 @@ const char *phx_kafka_header(const rd_kafka_message_t *m, const char *name, char
     buf[sz] = '\0';
     return buf;
 }
+
+rd_kafka_t *phx_kafka_reader(const char *brokers, const char *topic, const char *group,
+                             enum phx_read_from from, int64_t **hi, int *nparts, phx_err *err)
+{
+    char errstr[512];
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int64_t *marks = NULL;
+    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, err);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        phx_err_set(err, "bad_config", 0, "kafka consumer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (!e && (md->topic_cnt != 1 || md->topics[0].err))
+        e = md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (e) {
+        phx_err_set(err, "kafka_unavailable", 1, "topic %s: %s", topic, rd_kafka_err2str(e));
+        goto err;
+    }
+    int n = md->topics[0].partition_cnt;
+    marks = calloc((size_t)n, sizeof(*marks));
+    parts = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id);
+    if (from == PHX_READ_FROM_MARK && (e = rd_kafka_committed(rk, parts, 10000)))
+        phx_log_warn("kafka: mark of %s unreadable (%s); reading from the start", group,
+                     rd_kafka_err2str(e));
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t lo, h;
+        if ((e = rd_kafka_query_watermark_offsets(rk, topic, p->partition, &lo, &h, 10000))) {
+            phx_err_set(err, "kafka_unavailable", 1, "offsets of %s[%d]: %s", topic, p->partition,
+                        rd_kafka_err2str(e));
+            goto err;
+        }
+        if (p->partition >= 0 && p->partition < n)
+            marks[p->partition] = h;
+        if (from == PHX_READ_FROM_END)
+            p->offset = h;
+        else if (from == PHX_READ_FROM_START || p->offset < lo)
+            p->offset = lo; /* also: no mark committed yet (a negative logical offset) */
+    }
+    if ((e = rd_kafka_assign(rk, parts))) {
+        phx_err_set(err, "kafka_unavailable", 1, "assign %s: %s", topic, rd_kafka_err2str(e));
+        goto err;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_metadata_destroy(md);
+    if (hi) {
+        *hi = marks;
+        *nparts = n;
+    } else {
+        free(marks);
+    }
+    return rk;
+err:
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    free(marks);
+    rd_kafka_destroy(rk);
+    return NULL;
+}

@@ -75,6 +75,18 @@ rd_kafka_conf_t *phx_kafka_conf(const char *brokers, phx_err *err);
 /* Is the cluster reachable (metadata within timeout)? 0 yes. */
 int phx_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *why, size_t whylen);
 
+/* Where a reader starts in each partition: the end (only what arrives from now on), the start,
+ * or the committed offsets of its group (a mark; the start where there is none). */
+enum phx_read_from { PHX_READ_FROM_END, PHX_READ_FROM_START, PHX_READ_FROM_MARK };
+
+/* A consumer assigned (not subscribed: it joins no group) to every partition of topic at
+ * `from`, for tools that read a topic as a snapshot. group names the mark for
+ * PHX_READ_FROM_MARK (and is required by assign() anyway). When hi is not NULL it gets a
+ * malloc'd array, indexed by partition, of the high watermarks seen at open, and *nparts its
+ * length: reading up to them makes a consistent snapshot that always ends. */
+rd_kafka_t *phx_kafka_reader(const char *brokers, const char *topic, const char *group,
+                             enum phx_read_from from, int64_t **hi, int *nparts, phx_err *err);
+
 /* Header lookup on a consumed message; NULL when absent. Copies into buf. */
 const char *phx_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
                              size_t buflen);

@@ -31,70 +31,17 @@ typedef struct phx_dlq_filter {
 
 typedef int (*phx_dlq_visit_fn)(void *arg, const rd_kafka_message_t *m, json_t *letter);
 
-/* A consumer on every partition of phx.dlq from the purge mark; fills hi[] with the end. */
+/* A reader on every partition of phx.dlq from the purge mark (or the start); hi[] gets the
+ * snapshot's end. */
 static rd_kafka_t *phx_dlq_open(const phx_cli_env *env, int64_t **hi, int *nparts, int from_start)
 {
-    char errstr[512];
     phx_err err;
-    rd_kafka_conf_t *conf = phx_kafka_conf(env->brokers, &err);
-    if (!conf) {
+    rd_kafka_t *rk =
+        phx_kafka_reader(env->brokers, PHX_TOPIC_DLQ, PHX_DLQ_MARK_GROUP,
+                         from_start ? PHX_READ_FROM_START : PHX_READ_FROM_MARK, hi, nparts, &err);
+    if (!rk)
         fprintf(stderr, "phx dlq: %s\n", err.message);
-        return NULL;
-    }
-    rd_kafka_conf_set(conf, "group.id", PHX_DLQ_MARK_GROUP, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        fprintf(stderr, "phx dlq: %s\n", errstr);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, PHX_TOPIC_DLQ, NULL);
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    rd_kafka_topic_destroy(rkt);
-    if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "phx dlq: cannot read %s: %s\n", PHX_TOPIC_DLQ,
-                rd_kafka_err2str(e ? e : md->topics[0].err));
-        goto err;
-    }
-    *nparts = md->topics[0].partition_cnt;
-    *hi = calloc((size_t)*nparts, sizeof(**hi));
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(*nparts);
-    for (int i = 0; i < *nparts; i++)
-        rd_kafka_topic_partition_list_add(parts, PHX_TOPIC_DLQ, md->topics[0].partitions[i].id);
-    /* Where the purge mark is (committed offsets), unless the caller wants everything. */
-    if (!from_start && (e = rd_kafka_committed(rk, parts, 10000)))
-        fprintf(stderr, "phx dlq: purge mark unreadable (%s); listing from the start\n",
-                rd_kafka_err2str(e));
-    for (int i = 0; i < parts->cnt; i++) {
-        int64_t lo, h;
-        rd_kafka_topic_partition_t *p = &parts->elems[i];
-        if ((e = rd_kafka_query_watermark_offsets(rk, PHX_TOPIC_DLQ, p->partition, &lo, &h,
-                                                  10000))) {
-            fprintf(stderr, "phx dlq: offsets: %s\n", rd_kafka_err2str(e));
-            rd_kafka_topic_partition_list_destroy(parts);
-            goto err;
-        }
-        (*hi)[p->partition] = h;
-        if (from_start || p->offset < lo)
-            p->offset = lo;
-    }
-    rd_kafka_metadata_destroy(md);
-    e = rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (e) {
-        fprintf(stderr, "phx dlq: assign: %s\n", rd_kafka_err2str(e));
-        rd_kafka_destroy(rk);
-        return NULL;
-    }
     return rk;
-err:
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_destroy(rk);
-    return NULL;
 }
 
 static int phx_dlq_match(const phx_dlq_filter *f, const rd_kafka_message_t *m, json_t *letter)

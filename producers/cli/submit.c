@@ -71,66 +71,18 @@ static json_t *phx_cli_job(const char *buf, size_t len, const char *path)
     return job;
 }
 
-/* A consumer assigned to the end of every partition of topic. */
+/* A reader at the end of every partition of topic, taken before the job is published. */
 static rd_kafka_t *phx_cli_reply_consumer(const char *brokers, const char *topic)
 {
-    char errstr[512];
-    phx_err err;
-    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, &err);
-    if (!conf) {
-        fprintf(stderr, "phx submit: %s\n", err.message);
-        return NULL;
-    }
     /* assign() needs a group id, though nothing joins or commits: make it unique. */
     char group[64], gid[27];
     phx_id_new(gid);
     snprintf(group, sizeof(group), "phx-cli-wait-%s", gid);
-    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        fprintf(stderr, "phx submit: %s\n", errstr);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    rd_kafka_topic_destroy(rkt);
-    if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "phx submit: reply topic %s: %s\n", topic,
-                rd_kafka_err2str(e               ? e
-                                 : md->topic_cnt ? md->topics[0].err
-                                                 : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-        goto err;
-    }
-    rd_kafka_topic_partition_list_t *parts =
-        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
-        int32_t p = md->topics[0].partitions[i].id;
-        int64_t lo, hi;
-        if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))) {
-            fprintf(stderr, "phx submit: offsets of %s[%d]: %s\n", topic, p, rd_kafka_err2str(e));
-            rd_kafka_topic_partition_list_destroy(parts);
-            goto err;
-        }
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = hi;
-    }
-    rd_kafka_metadata_destroy(md);
-    e = rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (e) {
-        fprintf(stderr, "phx submit: assign: %s\n", rd_kafka_err2str(e));
-        rd_kafka_destroy(rk);
-        return NULL;
-    }
+    phx_err err;
+    rd_kafka_t *rk = phx_kafka_reader(brokers, topic, group, PHX_READ_FROM_END, NULL, NULL, &err);
+    if (!rk)
+        fprintf(stderr, "phx submit: reply topic %s\n", err.message);
     return rk;
-err:
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_destroy(rk);
-    return NULL;
 }
 
 /* Wait for the reply keyed id; print it. Returns the exit code. */
