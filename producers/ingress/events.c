@@ -55,6 +55,25 @@ static void phx_stream_push(phx_stream *s, const char *data, size_t n)
     }
 }
 
+/* Put bytes in front of everything queued (ev->mu held). The snapshot goes this way: live
+ * events that the tail thread delivered while the snapshot was being read must follow it,
+ * since clients (and the protocol's promise) expect the snapshot first. */
+static void phx_stream_unshift(phx_stream *s, const char *data, size_t n)
+{
+    char *nb = malloc(s->len - s->off + n);
+    memcpy(nb, data, n);
+    if (s->len > s->off)
+        memcpy(nb + n, s->buf + s->off, s->len - s->off);
+    free(s->buf);
+    s->buf = nb;
+    s->len = s->len - s->off + n;
+    s->off = 0;
+    if (s->suspended) {
+        s->suspended = 0;
+        MHD_resume_connection(s->conn);
+    }
+}
+
 static void phx_stream_finish(phx_stream *s)
 {
     s->done = 1;
@@ -329,7 +348,7 @@ void phx_events_stream(const phx_ctx *c, phx_answer *a)
     char *frame = malloc(cap);
     int n = snprintf(frame, cap, "event: snapshot\ndata: %s\n\n", data);
     pthread_mutex_lock(&ev->mu);
-    phx_stream_push(s, frame, (size_t)n);
+    phx_stream_unshift(s, frame, (size_t)n);
     if (final)
         s->done = 1;
     pthread_mutex_unlock(&ev->mu);
