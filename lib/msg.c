@@ -328,6 +328,15 @@ json_t *phx_event_new(const char *job_id, const char *tenant, const char *type, 
     return e;
 }
 
+void phx_job_kmsg(phx_kmsg *m, const char *id, const char *tenant, const char *body,
+                  const char *traceparent)
+{
+    *m = (phx_kmsg){.topic = PHX_TOPIC_JOBS, .key = id, .value = body, .len = strlen(body)};
+    m->hdrs[m->nhdrs++] = (phx_hdr){"phx-schema", "job.v1"};
+    m->hdrs[m->nhdrs++] = (phx_hdr){"phx-tenant", tenant};
+    m->hdrs[m->nhdrs++] = (phx_hdr){"traceparent", traceparent};
+}
+
 void phx_job_defaults(json_t *job)
 {
     if (!json_object_get(job, "schema"))

@@ -82,6 +82,12 @@ unsigned char *phx_base64_decode(const char *s, size_t *len);
  * Shared by every producer of jobs (ingress, CLI) so they cannot drift apart. */
 void phx_job_defaults(json_t *job);
 
+/* The phx.jobs message for job id (body: its JSON text), with the headers the planner and
+ * dashboards read (phx-schema, phx-tenant, traceparent). Every producer of jobs (ingress, CLI,
+ * phx-bench) builds it here so the envelope cannot drift; m borrows every string. */
+void phx_job_kmsg(phx_kmsg *m, const char *id, const char *tenant, const char *body,
+                  const char *traceparent);
+
 /* An event.v1 for job_id; detail may be NULL (it is consumed when given). */
 json_t *phx_event_new(const char *job_id, const char *tenant, const char *type, const char *step_id,
                       int attempt, json_t *detail);

@@ -25,6 +25,7 @@ struct phx_redis {
     int timeout_ms;
     phx_breaker *breaker; /* not owned */
     phx_metric *m_breaker;
+    phx_metric *m_cmds; /* round trips: what phx-bench divides by steps */
 };
 
 /* Reconnects: 20 ms, 40 ms, ... up to 1 s, +-50%, within the command's time budget. */
@@ -87,6 +88,9 @@ phx_redis *phx_redis_new(const char *url, const char *password_file, int timeout
 {
     phx_redis *r = calloc(1, sizeof(*r));
     r->timeout_ms = timeout_ms;
+    r->m_cmds =
+        phx_counter("phx_redis_commands_total",
+                    "Redis commands sent by this process (each one network round trip).", NULL);
     if (phx_redis_parse_url(r, url, err) < 0)
         goto err;
     if (password_file && *password_file) {
@@ -191,7 +195,9 @@ static redisReply *phx_redis_send(phx_redis *r, int argc, const char **argv, con
     redisReply *rep = NULL;
     for (int attempt = 1;; attempt++) {
         if (r->c || phx_redis_connect(r, why, sizeof(why)) == 0) {
-            if ((rep = redisCommandArgv(r->c, argc, argv, lens)))
+            rep = redisCommandArgv(r->c, argc, argv, lens);
+            phx_metric_add(r->m_cmds, 1);
+            if (rep)
                 break;
             snprintf(why, sizeof(why), "%s", r->c->errstr);
             phx_redis_drop(r);

@@ -172,10 +172,8 @@ int phx_cli_submit(const phx_cli_env *env, int argc, char **argv)
         goto fail;
     char tp[56];
     phx_traceparent_new(tp);
-    phx_kmsg m = {.topic = PHX_TOPIC_JOBS, .key = id, .value = body, .len = strlen(body)};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-schema", "job.v1"};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-tenant", tenant};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"traceparent", tp};
+    phx_kmsg m;
+    phx_job_kmsg(&m, id, tenant, body, tp);
     if (phx_produce_batch(p, &m, 1, &err) < 0)
         goto fail;
     if (!wait) {

@@ -137,10 +137,8 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
         phx_traceparent_child(in_tp, tp);
     else
         phx_traceparent_new(tp);
-    phx_kmsg m = {.topic = PHX_TOPIC_JOBS, .key = id, .value = spec, .len = strlen(spec)};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-schema", "job.v1"};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"phx-tenant", who->tenant};
-    m.hdrs[m.nhdrs++] = (phx_hdr){"traceparent", tp};
+    phx_kmsg m;
+    phx_job_kmsg(&m, id, who->tenant, spec, tp);
     if (phx_produce_batch(c->in->producer, &m, 1, &err) < 0) {
         phx_jobs_unsubmit(r, id, who->tenant, idem);
         goto unavailable;
