@@ -4,6 +4,7 @@
 #   make test       install missing packages, build with ASan+UBSan, run every test
 #   make demo       install, build, start the local stack, run examples/calc-chain.json
 #   make up|down|status   the local stack (ops/dev/stack), state under var/
+#   make bench      Phoenix against Celery 5 (phx-bench), figures into docs/benchmarks.md
 #   make chaos      10,000 jobs through injected faults (kill -9, Redis restart, broker down)
 #   make deps       apt-get install the Debian packages Phoenix needs, when missing
 #   make format     clang-format every C file in place
@@ -42,7 +43,7 @@ LDLIBS := $(PKG_LIBS) -lpthread -lm
 ALL_PROGS := phx-planner:workers/planner phx-tools:workers/tools phx-exec:workers/exec \
              phx-llm:workers/llm phx-safety:workers/safety phx-kb:workers/kb \
              phx-ingress:producers/ingress phx:producers/cli phx-devbroker:ops/devbroker \
-             phx-freeport:ops/dev/freeport
+             phx-freeport:ops/dev/freeport phx-bench:ops/bench
 prog_name = $(word 1,$(subst :, ,$(1)))
 prog_dir = $(word 2,$(subst :, ,$(1)))
 PROGS := $(foreach p,$(ALL_PROGS),$(if $(wildcard $(call prog_dir,$(p))/main.c),$(p)))
@@ -112,7 +113,8 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %.c,$(BUILD)/obj/%.o,$(foreach p,$(PROGS),$(w
 # --- packages ---------------------------------------------------------------------------
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-dev \
             libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev libicu-dev \
-            libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3
+            libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3 \
+            python3-celery python3-redis
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -151,6 +153,13 @@ eval-safety: deps
 # LLM pool overhead against the fake OpenAI-compatible server (figures: docs/llm.md).
 bench-llm: all $(BUILD)/tests/fake_llm
 	@tests/bench/bench_llm.sh $(BUILD)
+
+# Phoenix against Celery 5 side by side (tests/bench/pipeline/run.sh; BENCH_JOBS): phx-bench and
+# Celery's own workers on this machine; writes the pipeline section of docs/benchmarks.md and
+# docs/benchmarks-pipeline.svg. python3-celery and python3-redis (in DEB_PKGS) are its Celery.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/pipeline/run.sh $(BUILD)
 
 # Full chaos run against the optimised build (tests/chaos/chaos.sh; CHAOS_JOBS, CHAOS_RATE).
 chaos: deps
