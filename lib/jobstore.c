@@ -71,8 +71,8 @@ int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
 }
 
 /* Roles the planner must check a job against. A job stored by the ingress carries the roles
- * of the principal the ingress authenticated (in any state); a job that came straight to the topic naming a
- * principal gets that principal's registered roles; an unknown principal gets none. */
+ * of the principal the ingress authenticated (in any state); a job that came straight to the topic
+ * naming a principal gets that principal's registered roles; an unknown principal gets none. */
 int phx_jobstore_roles(phx_redis *r, const char *id, const char *tenant, const char *principal,
                        char **roles, phx_err *err)
 {
@@ -164,15 +164,21 @@ static json_t *phx_jobstore_json(const char *s)
     return v ? v : json_string(s);
 }
 
+json_t *phx_jobstore_hash_from(const redisReply *rep)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i + 1 < rep->elements; i += 2)
+        json_object_set_new(o, rep->element[i]->str,
+                            json_stringn(rep->element[i + 1]->str, rep->element[i + 1]->len));
+    return o;
+}
+
 static json_t *phx_jobstore_hash(phx_redis *r, const char *key, phx_err *err)
 {
     redisReply *rep = phx_redis_cmd(r, err, "HGETALL %s", key);
     if (!rep)
         return NULL;
-    json_t *o = json_object();
-    for (size_t i = 0; i + 1 < rep->elements; i += 2)
-        json_object_set_new(o, rep->element[i]->str,
-                            json_stringn(rep->element[i + 1]->str, rep->element[i + 1]->len));
+    json_t *o = phx_jobstore_hash_from(rep);
     freeReplyObject(rep);
     return o;
 }
@@ -201,8 +207,17 @@ json_t *phx_jobstore_view(phx_redis *r, const char *id, phx_err *err)
     phx_key_out(k, sizeof(k), id);
     if (!(out = phx_jobstore_hash(r, k, err)))
         goto done;
+    view = phx_jobstore_view_build(id, job, steps, out);
+done:
+    json_decref(job);
+    json_decref(steps);
+    json_decref(out);
+    return view;
+}
 
-    view = json_object();
+json_t *phx_jobstore_view_build(const char *id, json_t *job, json_t *steps, json_t *out)
+{
+    json_t *view = json_object();
     json_object_set_new(view, "job_id", json_string(id));
     json_object_set(view, "tenant", json_object_get(job, "tenant"));
     json_object_set(view, "state", json_object_get(job, "state"));
@@ -236,9 +251,5 @@ json_t *phx_jobstore_view(phx_redis *r, const char *id, phx_err *err)
     json_object_foreach(out, name, v)
         json_object_set_new(ov, name, phx_jobstore_json(json_string_value(v)));
     json_object_set_new(view, "outputs", ov);
-done:
-    json_decref(job);
-    json_decref(steps);
-    json_decref(out);
     return view;
 }

@@ -73,5 +73,10 @@ char *phx_jobstore_idem_claim(phx_redis *r, const char *tenant, const char *key,
 /* The job's status as JSON: {job_id, tenant, state, created_ms, finished_ms, steps: {id:
  * {state, attempts, error}}, outputs, error}. NULL with err code "not_found" when unknown. */
 json_t *phx_jobstore_view(phx_redis *r, const char *id, phx_err *err);
+/* The same view from hashes already read (HGETALL of the job, steps and outputs keys, e.g. in
+ * one pipeline with the write that finished the job). None of them is consumed. */
+json_t *phx_jobstore_view_build(const char *id, json_t *job, json_t *steps, json_t *out);
+/* An HGETALL reply as a JSON object of strings. */
+json_t *phx_jobstore_hash_from(const redisReply *rep);
 
 #endif

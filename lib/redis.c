@@ -181,26 +181,57 @@ err:
     return -1;
 }
 
-/* Send argv, reconnecting with backoff on I/O errors until the time budget is spent. */
-static redisReply *phx_redis_send(phx_redis *r, int argc, const char **argv, const size_t *lens,
-                                  phx_err *err)
+/* One command of a batch: argv and lengths. */
+typedef struct phx_redis_cmdbuf {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} phx_redis_cmdbuf;
+
+/* Write n commands, then read their n replies: one network round trip. 0, or -1 with why (the
+ * connection is dropped and every reply read so far freed). */
+static int phx_redis_exchange(phx_redis *r, int n, const phx_redis_cmdbuf *cmds, redisReply **rep,
+                              char *why, size_t whylen)
+{
+    int i = 0, got = 0;
+    for (; i < n; i++)
+        if (redisAppendCommandArgv(r->c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
+            goto err;
+    phx_metric_add(r->m_cmds, 1);
+    for (; got < n; got++) {
+        void *reply = NULL;
+        if (redisGetReply(r->c, &reply) != REDIS_OK || !reply)
+            goto err;
+        rep[got] = reply;
+    }
+    return 0;
+err:
+    snprintf(why, whylen, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
+    while (got > 0)
+        freeReplyObject(rep[--got]);
+    phx_redis_drop(r);
+    return -1;
+}
+
+/* Send a batch, reconnecting with backoff on I/O errors until the time budget is spent. After
+ * an I/O error the whole batch is sent again: every caller's commands are idempotent or
+ * compare-and-set (see redis.h). 0 with n replies, or -1 with err. */
+static int phx_redis_send_batch(phx_redis *r, int n, const phx_redis_cmdbuf *cmds, redisReply **rep,
+                                phx_err *err)
 {
     int64_t t0 = phx_mono_ms(), deadline = t0 + r->timeout_ms;
     char why[256] = "";
     int ticket = r->breaker ? phx_breaker_allow(r->breaker, t0) : PHX_BREAKER_NORMAL;
     if (ticket == PHX_BREAKER_DENIED) {
         phx_err_set(err, "redis_unavailable", 1, "redis: circuit breaker open");
-        return NULL;
+        return -1;
     }
-    redisReply *rep = NULL;
+    int ok = 0;
     for (int attempt = 1;; attempt++) {
-        if (r->c || phx_redis_connect(r, why, sizeof(why)) == 0) {
-            rep = redisCommandArgv(r->c, argc, argv, lens);
-            phx_metric_add(r->m_cmds, 1);
-            if (rep)
-                break;
-            snprintf(why, sizeof(why), "%s", r->c->errstr);
-            phx_redis_drop(r);
+        if ((r->c || phx_redis_connect(r, why, sizeof(why)) == 0) &&
+            phx_redis_exchange(r, n, cmds, rep, why, sizeof(why)) == 0) {
+            ok = 1;
+            break;
         }
         int64_t left = deadline - phx_mono_ms();
         if (left <= 0 || attempt >= phx_redis_reconnect.max_attempts)
@@ -211,12 +242,22 @@ static redisReply *phx_redis_send(phx_redis *r, int argc, const char **argv, con
     /* Error replies are answers: only a missing answer counts against the dependency. */
     if (r->breaker) {
         int64_t now = phx_mono_ms();
-        phx_breaker_record_timed(r->breaker, now, ticket, rep != NULL, now - t0);
+        phx_breaker_record_timed(r->breaker, now, ticket, ok, now - t0);
         phx_metric_set(r->m_breaker, phx_breaker_state(r->breaker, now));
     }
-    if (!rep)
+    if (!ok) {
         phx_err_set(err, "redis_unavailable", 1, "redis: %s", why);
-    return rep;
+        return -1;
+    }
+    return 0;
+}
+
+static redisReply *phx_redis_send(phx_redis *r, int argc, const char **argv, const size_t *lens,
+                                  phx_err *err)
+{
+    phx_redis_cmdbuf c = {argc, argv, lens};
+    redisReply *rep = NULL;
+    return phx_redis_send_batch(r, 1, &c, &rep, err) == 0 ? rep : NULL;
 }
 
 static redisReply *phx_redis_check(redisReply *rep, phx_err *err)
@@ -274,15 +315,13 @@ static void phx_redis_sha1(const char *src, char out[41])
         sprintf(out + 2 * i, "%02x", md[i]);
 }
 
-redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int argc,
-                           const char **argv, const size_t *lens, phx_err *err)
+/* argv for EVALSHA of s: av and lv hold argc + 3 entries; sha and nk are their buffers. */
+static void phx_redis_evalsha_argv(const phx_script *s, int nkeys, int argc, const char **argv,
+                                   const size_t *lens, const char **av, size_t *lv, char sha[41],
+                                   char nk[16])
 {
-    char sha[41], nk[16];
     phx_redis_sha1(s->src, sha);
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    int n = argc + 3;
-    const char **av = calloc((size_t)n, sizeof(*av));
-    size_t *lv = calloc((size_t)n, sizeof(*lv));
+    snprintf(nk, 16, "%d", nkeys);
     av[0] = "EVALSHA", lv[0] = 7;
     av[1] = sha, lv[1] = 40;
     av[2] = nk, lv[2] = strlen(nk);
@@ -290,14 +329,37 @@ redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int arg
         av[i + 3] = argv[i];
         lv[i + 3] = lens ? lens[i] : strlen(argv[i]);
     }
+}
+
+static int phx_redis_load(phx_redis *r, const phx_script *s, phx_err *err)
+{
+    const char *la[] = {"SCRIPT", "LOAD", s->src};
+    redisReply *rep = phx_redis_check(phx_redis_send(r, 3, la, NULL, err), err);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+static int phx_redis_noscript(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int argc,
+                           const char **argv, const size_t *lens, phx_err *err)
+{
+    char sha[41], nk[16];
+    int n = argc + 3;
+    const char **av = calloc((size_t)n, sizeof(*av));
+    size_t *lv = calloc((size_t)n, sizeof(*lv));
+    phx_redis_evalsha_argv(s, nkeys, argc, argv, lens, av, lv, sha, nk);
     redisReply *rep = phx_redis_send(r, n, av, lv, err);
-    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+    if (phx_redis_noscript(rep)) {
         freeReplyObject(rep);
-        const char *la[] = {"SCRIPT", "LOAD", s->src};
-        rep = phx_redis_check(phx_redis_send(r, 3, la, NULL, err), err);
-        if (!rep)
+        rep = NULL;
+        if (phx_redis_load(r, s, err) < 0)
             goto out;
-        freeReplyObject(rep);
         rep = phx_redis_send(r, n, av, lv, err);
     }
     rep = phx_redis_check(rep, err);
@@ -308,6 +370,75 @@ out:
     free(av);
     free(lv);
     return rep;
+}
+
+int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisReply **rep,
+                       phx_err *err)
+{
+    phx_redis_cmdbuf cmds[PHX_REDIS_PIPELINE_MAX];
+    char sha[PHX_REDIS_PIPELINE_MAX][41], nk[PHX_REDIS_PIPELINE_MAX][16];
+    int nscripts = 0, rc = -1, i;
+    if (n < 1 || n > PHX_REDIS_PIPELINE_MAX)
+        return phx_err_set(err, "bad_call", 0, "redis pipeline of %d commands", n);
+    for (i = 0; i < n; i++)
+        nscripts += calls[i].script != NULL;
+    if (nscripts > 1)
+        return phx_err_set(err, "bad_call", 0, "redis pipeline with %d scripts", nscripts);
+    memset(cmds, 0, sizeof(cmds));
+    for (i = 0; i < n; i++) {
+        const phx_redis_call *c = &calls[i];
+        int argc = c->argc + (c->script ? 3 : 0);
+        const char **av = calloc((size_t)argc, sizeof(*av));
+        size_t *lv = calloc((size_t)argc, sizeof(*lv));
+        if (c->script) {
+            phx_redis_evalsha_argv(c->script, c->nkeys, c->argc, c->argv, c->lens, av, lv, sha[i],
+                                   nk[i]);
+        } else {
+            for (int k = 0; k < argc; k++) {
+                av[k] = c->argv[k];
+                lv[k] = c->lens ? c->lens[k] : strlen(c->argv[k]);
+            }
+        }
+        cmds[i] = (phx_redis_cmdbuf){argc, av, lv};
+    }
+    if (phx_redis_send_batch(r, n, cmds, rep, err) < 0)
+        goto out;
+    /* A script unknown to this server (restarted, flushed) did not run, and neither did it
+     * change anything: load it and send it again with everything after it, so the commands
+     * that read what it wrote still see it. The earlier commands stand. */
+    for (i = 0; i < n && !phx_redis_noscript(rep[i]); i++)
+        ;
+    if (i < n) {
+        for (int k = i; k < n; k++)
+            freeReplyObject(rep[k]);
+        if (phx_redis_load(r, calls[i].script, err) < 0 ||
+            phx_redis_send_batch(r, n - i, cmds + i, rep + i, err) < 0) {
+            for (int k = 0; k < i; k++)
+                freeReplyObject(rep[k]);
+            goto out;
+        }
+    }
+    rc = 0;
+    for (i = 0; i < n; i++) {
+        if (rc == 0 && rep[i]->type == REDIS_REPLY_ERROR) {
+            phx_err_set(err, "redis_error", 0, "redis: %s%s%s", rep[i]->str,
+                        calls[i].script ? " in script " : "",
+                        calls[i].script ? calls[i].script->name : "");
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
+        for (i = 0; i < n; i++) {
+            freeReplyObject(rep[i]);
+            rep[i] = NULL;
+        }
+    }
+out:
+    for (i = 0; i < n; i++) {
+        free((void *)cmds[i].argv);
+        free((void *)cmds[i].lens);
+    }
+    return rc;
 }
 
 int phx_redis_ping(phx_redis *r, char *why, size_t whylen)

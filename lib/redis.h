@@ -42,6 +42,28 @@ redisReply *phx_redis_cmdv(phx_redis *r, phx_err *err, int argc, const char **ar
 /* EVALSHA script with nkeys keys then args (argv holds keys then args). */
 redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int argc,
                            const char **argv, const size_t *lens, phx_err *err);
+/* One command of a pipeline: EVALSHA of script (argv: nkeys keys, then its arguments), or, when
+ * script is NULL, the plain command argv. lens may be NULL (strlen of each). */
+typedef struct phx_redis_call {
+    const phx_script *script;
+    int nkeys;
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} phx_redis_call;
+
+#define PHX_REDIS_PIPELINE_MAX 16
+
+/* Send n (<= PHX_REDIS_PIPELINE_MAX) commands in one network round trip. Redis runs them in
+ * order, but other clients' commands may run between them (this is not MULTI), so each must
+ * be safe on its own: a compare-and-set script, an idempotent write, a read. At most one
+ * script per pipeline: after a lost connection or an unknown script the
+ * commands are sent again, which a second compare-and-set in the same batch could not
+ * survive. 0 with rep[0..n-1] filled (the caller frees each), or -1 with err (an error reply
+ * to any command fails the whole call, and no reply is returned). */
+int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisReply **rep,
+                       phx_err *err);
+
 /* Guard this client's calls with breaker b (shared by the process's clients; may be NULL).
  * While it is open, commands fail at once with "redis_unavailable" instead of waiting for
  * connect timeouts. */

@@ -34,6 +34,9 @@ typedef struct phx_pjob {
     json_t *hash; /* phx:job:{ID} fields */
     json_t *spec; /* the job as submitted */
     const char *state, *tenant, *trace;
+    /* Step states and outputs read in the same round trip as the write that preceded them
+     * (NULL: not read yet). The first pass of advance() takes them instead of reading again. */
+    json_t *steps, *outputs;
 } phx_pjob;
 
 static const char *phx_planner_schema_for(const char *topic)
@@ -60,24 +63,17 @@ static void phx_pjob_free(phx_pjob *j)
 {
     json_decref(j->hash);
     json_decref(j->spec);
+    json_decref(j->steps);
+    json_decref(j->outputs);
     memset(j, 0, sizeof(*j));
 }
 
-/* Load job id. 1 loaded, 0 unknown job, -1 error. */
-static int phx_pjob_load(phx_planner *p, const char *id, phx_pjob *j, phx_err *err)
+/* Job id from its hash (an HGETALL reply). 1 loaded, 0 unknown job. */
+static int phx_pjob_from(phx_pjob *j, const char *id, const redisReply *rep)
 {
-    char key[192];
     memset(j, 0, sizeof(*j));
     j->id = id;
-    phx_key_job(key, sizeof(key), id);
-    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
-    if (!rep)
-        return -1;
-    j->hash = json_object();
-    for (size_t i = 0; i + 1 < rep->elements; i += 2)
-        json_object_set_new(j->hash, rep->element[i]->str,
-                            json_stringn(rep->element[i + 1]->str, rep->element[i + 1]->len));
-    freeReplyObject(rep);
+    j->hash = phx_jobstore_hash_from(rep);
     if (json_object_size(j->hash) == 0)
         return 0;
     j->state = phx_jstr(j->hash, "state", "");
@@ -87,6 +83,31 @@ static int phx_pjob_load(phx_planner *p, const char *id, phx_pjob *j, phx_err *e
     if (!j->spec)
         j->spec = json_object();
     return 1;
+}
+
+/* Load job id. 1 loaded, 0 unknown job, -1 error. */
+static int phx_pjob_load(phx_planner *p, const char *id, phx_pjob *j, phx_err *err)
+{
+    char key[192];
+    memset(j, 0, sizeof(*j));
+    phx_key_job(key, sizeof(key), id);
+    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
+    if (!rep)
+        return -1;
+    int rc = phx_pjob_from(j, id, rep);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* HGETALL of job id's steps and outputs hashes, as pipeline calls (argv holds 4 entries). */
+static void phx_planner_read_calls(phx_redis_call *calls, const char **argv, char *ks, char *ko,
+                                   const char *id)
+{
+    phx_key_steps(ks, 200, id);
+    phx_key_out(ko, 200, id);
+    argv[0] = "HGETALL", argv[1] = ks, argv[2] = "HGETALL", argv[3] = ko;
+    calls[0] = (phx_redis_call){NULL, 0, 2, argv, NULL};
+    calls[1] = (phx_redis_call){NULL, 0, 2, argv + 2, NULL};
 }
 
 static const json_t *phx_pjob_step(const phx_pjob *j, const char *step_id)
@@ -169,32 +190,37 @@ static void phx_planner_after_replied(void *tctx, const char *id)
      * it is retried through a short outage (an open breaker fails fast; this waits it out),
      * for about as long as a breaker stays open, before giving up to at-least-once. */
     static const phx_retry_policy mark = {6, 100, 1600, 25};
-    redisReply *rep = NULL;
-    for (int attempt = 1; !(rep = phx_redis_cmd(p->r, &err, "HSET %s reply_sent 1", kj));
-         attempt++) {
+    /* The mark, the expiries and the deadline's removal are idempotent: one round trip,
+     * sent again whole on failure. */
+    char t[24];
+    snprintf(t, sizeof(t), "%ld", ttl);
+    const char *hset[] = {"HSET", kj, "reply_sent", "1"}, *ej[] = {"EXPIRE", kj, t},
+               *es[] = {"EXPIRE", ks, t}, *eo[] = {"EXPIRE", ko, t},
+               *zrem[] = {"ZREM", PHX_KEY_DEADLINES, id};
+    const phx_redis_call calls[] = {{NULL, 0, 4, hset, NULL},
+                                    {NULL, 0, 3, ej, NULL},
+                                    {NULL, 0, 3, es, NULL},
+                                    {NULL, 0, 3, eo, NULL},
+                                    {NULL, 0, 3, zrem, NULL}};
+    redisReply *rep[5];
+    for (int attempt = 1; phx_redis_pipeline(p->r, calls, 5, rep, &err) < 0; attempt++) {
         if (!phx_retry_should(&mark, &err, attempt)) {
             phx_logj(PHX_LOG_WARN, id, NULL,
                      "reply confirmed but not marked (%s): it may be sent again", err.message);
-            break;
+            return;
         }
         phx_sleep_ms(phx_retry_delay(&mark, attempt));
     }
-    if (rep)
-        freeReplyObject(rep);
-    const char *keys[] = {kj, ks, ko};
-    for (int i = 0; i < 3; i++) {
-        if ((rep = phx_redis_cmd(p->r, &err, "EXPIRE %s %ld", keys[i], ttl)))
-            freeReplyObject(rep);
-    }
-    if ((rep = phx_redis_cmd(p->r, &err, "ZREM %s %s", PHX_KEY_DEADLINES, id)))
-        freeReplyObject(rep);
+    for (int i = 0; i < 5; i++)
+        freeReplyObject(rep[i]);
 }
 
-/* Queue the reply (and its event) for a finished job, built from what Redis holds now. */
-static int phx_planner_reply(phx_planner *p, const phx_pjob *j, phx_outbox *out, phx_err *err)
+/* Queue the reply (and its event) for a finished job, built from what Redis holds now: view
+ * when the caller read it already (it is consumed), else read here. */
+static int phx_planner_reply_view(phx_planner *p, const phx_pjob *j, json_t *view, phx_outbox *out,
+                                  phx_err *err)
 {
-    json_t *view = phx_jobstore_view(p->r, j->id, err);
-    if (!view)
+    if (!view && !(view = phx_jobstore_view(p->r, j->id, err)))
         return -1;
     const char *state = phx_jstr(view, "state", "failed");
     json_t *reply = json_object();
@@ -219,13 +245,13 @@ static int phx_planner_reply(phx_planner *p, const phx_pjob *j, phx_outbox *out,
     return 0;
 }
 
-static json_t *phx_planner_outputs(phx_planner *p, const char *id, phx_err *err)
+static int phx_planner_reply(phx_planner *p, const phx_pjob *j, phx_outbox *out, phx_err *err)
 {
-    char key[200];
-    phx_key_out(key, sizeof(key), id);
-    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
-    if (!rep)
-        return NULL;
+    return phx_planner_reply_view(p, j, NULL, out, err);
+}
+
+static json_t *phx_planner_outputs_from(const redisReply *rep)
+{
     json_t *o = json_object();
     for (size_t i = 0; i + 1 < rep->elements; i += 2) {
         json_t *v =
@@ -233,22 +259,43 @@ static json_t *phx_planner_outputs(phx_planner *p, const char *id, phx_err *err)
         if (v)
             json_object_set_new(o, rep->element[i]->str, v);
     }
+    return o;
+}
+
+/* HGETALL key, decoded by from. */
+static json_t *phx_planner_hgetall(phx_planner *p, const char *key,
+                                   json_t *(*from)(const redisReply *), phx_err *err)
+{
+    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
+    if (!rep)
+        return NULL;
+    json_t *o = from(rep);
     freeReplyObject(rep);
     return o;
+}
+
+static json_t *phx_planner_outputs(phx_planner *p, const char *id, phx_err *err)
+{
+    char key[200];
+    phx_key_out(key, sizeof(key), id);
+    return phx_planner_hgetall(p, key, phx_planner_outputs_from, err);
 }
 
 static json_t *phx_planner_steps(phx_planner *p, const char *id, phx_err *err)
 {
     char key[200];
     phx_key_steps(key, sizeof(key), id);
-    redisReply *rep = phx_redis_cmd(p->r, err, "HGETALL %s", key);
-    if (!rep)
-        return NULL;
-    json_t *o = json_object();
-    for (size_t i = 0; i + 1 < rep->elements; i += 2)
-        json_object_set_new(o, rep->element[i]->str, json_string(rep->element[i + 1]->str));
-    freeReplyObject(rep);
-    return o;
+    return phx_planner_hgetall(p, key, phx_jobstore_hash_from, err);
+}
+
+/* Keep the steps and outputs a pipeline read (replies of phx_planner_read_calls) for the
+ * first pass of advance(). */
+static void phx_pjob_keep(phx_pjob *j, redisReply *steps, redisReply *outputs)
+{
+    json_decref(j->steps);
+    json_decref(j->outputs);
+    j->steps = phx_jobstore_hash_from(steps);
+    j->outputs = phx_planner_outputs_from(outputs);
 }
 
 static char *phx_planner_errjson(const char *code, const char *fmt, ...)
@@ -290,12 +337,22 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
     int64_t timeout = json_is_integer(t) ? json_integer_value(t) : p->cfg->step_timeout_ms;
     char member[256];
     snprintf(member, sizeof(member), "%s\t%s\t%d", j->id, sid, attempt + 1);
-    /* The timer goes in first: if we die between here and the task, it fires and repairs. */
-    if (phx_planner_zadd(p, PHX_KEY_TIMEOUTS, now + timeout, member, err) < 0)
+    /* The timer goes in first (Redis runs a pipeline in order): if we die between here and
+     * the task, it fires and repairs. One round trip for both. */
+    char at[32];
+    snprintf(at, sizeof(at), "%lld", (long long)(now + timeout));
+    const char *zadd[] = {"ZADD", PHX_KEY_TIMEOUTS, at, member};
+    phx_state_call dc;
+    phx_state_step_dispatch_call(&dc, j->id, sid, attempt, now);
+    phx_redis_call calls[] = {{NULL, 0, 4, zadd, NULL}, dc.call};
+    redisReply *rep[2];
+    int prc = phx_redis_pipeline(p->r, calls, 2, rep, err);
+    phx_state_call_free(&dc);
+    if (prc < 0)
         goto err;
-    int a = phx_state_step_dispatch(p->r, j->id, sid, attempt, now, err);
-    if (a < 0)
-        goto err;
+    int a = phx_state_int_reply(rep[1]);
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
     if (a == 0) { /* someone else moved it on */
         json_decref(input);
         return 0;
@@ -325,12 +382,15 @@ err:
 
 /* One pass over the steps; *changed when a transition happened, *done when all are final.
  * *failed gets the first failed/skipped step id (borrowed from spec). */
-static int phx_planner_pass(phx_planner *p, const phx_pjob *j, int *changed, int *done,
+static int phx_planner_pass(phx_planner *p, phx_pjob *j, int *changed, int *done,
                             const char **failed, phx_outbox *out, phx_err *err)
 {
-    json_t *sh = phx_planner_steps(p, j->id, err), *outputs = NULL;
-    if (!sh)
+    json_t *sh = j->steps, *outputs = j->outputs;
+    j->steps = j->outputs = NULL; /* read once: a later pass reads what it changed */
+    if (!sh && !(sh = phx_planner_steps(p, j->id, err))) {
+        json_decref(outputs);
         return -1;
+    }
     int rc = 0;
     size_t i;
     json_t *step;
@@ -532,14 +592,33 @@ static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *o
                                 phx_jstr(se, "code", "error"), phx_jstr(se, "message", ""));
         json_decref(se);
     }
-    int rc =
-        phx_state_job_finish(p->r, j->id, failed ? "failed" : "succeeded", e, phx_now_ms(), err);
+    /* Finish, and read what the reply is built from, in one round trip. */
+    phx_state_call fc;
+    phx_state_job_finish_call(&fc, j->id, failed ? "failed" : "succeeded", e, phx_now_ms());
+    const char *hj[] = {"HGETALL", fc.job}, *rargv[4];
+    char ks[200], ko[200];
+    phx_redis_call calls[4] = {fc.call, {NULL, 0, 2, hj, NULL}};
+    phx_planner_read_calls(calls + 2, rargv, ks, ko, j->id);
+    redisReply *rep[4];
+    int rc = phx_redis_pipeline(p->r, calls, 4, rep, err);
+    phx_state_call_free(&fc);
     free(e);
     if (rc < 0)
         return -1;
+    json_t *view = NULL;
+    if ((rc = phx_state_int_reply(rep[0])) == 1) {
+        json_t *hash = phx_jobstore_hash_from(rep[1]), *steps = phx_jobstore_hash_from(rep[2]),
+               *outs = phx_jobstore_hash_from(rep[3]);
+        view = phx_jobstore_view_build(j->id, hash, steps, outs);
+        json_decref(hash);
+        json_decref(steps);
+        json_decref(outs);
+    }
+    for (int i = 0; i < 4; i++)
+        freeReplyObject(rep[i]);
     if (rc == 0)
         return 0; /* another actor (deadline, replica) finished it and replies */
-    return phx_planner_reply(p, j, out, err);
+    return phx_planner_reply_view(p, j, view, out, err);
 }
 
 static int phx_planner_advance(phx_planner *p, const char *id, phx_outbox *out, phx_err *err)
@@ -680,22 +759,37 @@ static phx_handle_rc phx_planner_intake(phx_planner *p, const phx_inmsg *in, con
                       .now_ms = now,
                       .deadline_at = deadline_at,
                       .step_ids = ids};
-    rc = phx_state_job_create(p->r, &jn, &state, err);
+    /* One round trip: create (or find) the job, its deadline timer -- also after a
+     * duplicate: a redelivery must finish whatever the first attempt left -- and the job,
+     * steps and outputs as they are now, for advance(). */
+    phx_state_call cc;
+    phx_state_job_create_call(&cc, &jn);
+    char dl_at[32], ks[200], ko[200];
+    snprintf(dl_at, sizeof(dl_at), "%lld", (long long)deadline_at);
+    const char *zadd[] = {"ZADD", PHX_KEY_DEADLINES, dl_at, id}, *hj[] = {"HGETALL", cc.job};
+    const char *rargv[4];
+    phx_redis_call calls[5] = {cc.call, {NULL, 0, 4, zadd, NULL}, {NULL, 0, 2, hj, NULL}};
+    phx_planner_read_calls(calls + 3, rargv, ks, ko, id);
+    redisReply *rep[5];
+    rc = phx_redis_pipeline(p->r, calls, 5, rep, err);
+    phx_state_call_free(&cc);
     free(spec);
     json_decref(ids);
     if (rc < 0)
         return PHX_RETRY_LATER;
+    phx_pjob j;
+    rc = phx_state_job_create_reply(rep[0], &state);
+    int loaded = phx_pjob_from(&j, id, rep[2]);
+    phx_pjob_keep(&j, rep[3], rep[4]);
+    for (int i = 0; i < 5; i++)
+        freeReplyObject(rep[i]);
     if (rc == 0) {
         phx_logj(PHX_LOG_INFO, id, in->traceparent, "job id seen before (state %s)", state);
-        phx_pjob j = {.id = id, .tenant = tenant};
-        phx_planner_event(out, &j, "job.duplicate", NULL, 0, json_string(state));
+        phx_pjob d = {.id = id, .tenant = tenant};
+        phx_planner_event(out, &d, "job.duplicate", NULL, 0, json_string(state));
     }
     free(state);
-    /* Also after a duplicate: a redelivery must finish whatever the first attempt left. */
-    if (phx_planner_zadd(p, PHX_KEY_DEADLINES, deadline_at, id, err) < 0)
-        return PHX_RETRY_LATER;
-    phx_pjob j;
-    if (phx_pjob_load(p, id, &j, err) <= 0) {
+    if (rc < 0 || loaded <= 0) {
         phx_pjob_free(&j);
         return PHX_RETRY_LATER;
     }
@@ -743,14 +837,38 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     char *ej = error ? json_dumps(error, JSON_COMPACT) : NULL;
     const char *ns = NULL;
     int retryable = json_is_true(json_object_get(error, "retryable"));
-    rc = phx_state_step_result(p->r, id, sid, attempt, oj, ej, retryable,
-                               phx_planner_max_attempts(p, step), phx_now_ms(), &ns, err);
+    char member[256];
+    snprintf(member, sizeof(member), "%s\t%s\t%d", id, sid, attempt);
+    /* One round trip: the outcome, then (for a result) the attempt's timer, then the step
+     * states and outputs advance() needs. The timer may go before our outputs are confirmed:
+     * if they never are, this result message comes again and repairs (a timer fired by the
+     * tick, on the contrary, is removed only after its outputs are safe). */
+    phx_state_call rc_call;
+    phx_state_step_result_call(&rc_call, id, sid, attempt, oj, ej, retryable,
+                               phx_planner_max_attempts(p, step), phx_now_ms());
+    const char *zrem[] = {"ZREM", PHX_KEY_TIMEOUTS, member}, *rargv[4];
+    char ks[200], ko[200];
+    phx_redis_call calls[4] = {rc_call.call};
+    int n = 1;
+    if (!timer)
+        calls[n++] = (phx_redis_call){NULL, 0, 3, zrem, NULL};
+    phx_planner_read_calls(calls + n, rargv, ks, ko, id);
+    n += 2;
+    redisReply *rep[4];
+    rc = phx_redis_pipeline(p->r, calls, n, rep, err);
+    phx_state_call_free(&rc_call);
     free(oj);
     free(ej);
     if (rc < 0)
         goto out;
-    char member[256];
-    snprintf(member, sizeof(member), "%s\t%s\t%d", id, sid, attempt);
+    rc = phx_state_step_result_reply(rep[0], &ns);
+    phx_pjob_keep(&j, rep[n - 2], rep[n - 1]);
+    for (int i = 0; i < n; i++)
+        freeReplyObject(rep[i]);
+    if (rc < 0) {
+        rc = phx_err_set(err, "redis_error", 0, "step_result: unexpected reply");
+        goto out;
+    }
     char labels[128];
     snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", phx_jstr(step, "kind", ""),
              rc ? ns : "stale");
@@ -773,7 +891,8 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
         if (timer)
             phx_planner_event(out, &j, "step.timed_out", sid, attempt, NULL);
     }
-    phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
+    if (timer)
+        phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
     rc = phx_planner_advance_loaded(p, &j, out, err);
 out:
     phx_pjob_free(&j);

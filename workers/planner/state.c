@@ -91,47 +91,75 @@ static const phx_script phx_reply_claim_script = {
                    "redis.call('HSET', KEYS[1], 'reply_sent', 'p' .. ARGV[1])\n"
                    "return 1\n"};
 
-/* Keys of one job, built once per call. */
-typedef struct phx_jkeys {
-    char job[192], steps[200], out[200];
-} phx_jkeys;
-
-static void phx_jkeys_init(phx_jkeys *k, const char *id)
-{
-    phx_key_job(k->job, sizeof(k->job), id);
-    phx_key_steps(k->steps, sizeof(k->steps), id);
-    phx_key_out(k->out, sizeof(k->out), id);
-}
-
 static int phx_state_int(redisReply *rep)
 {
-    int v = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    int v = phx_state_int_reply(rep);
     freeReplyObject(rep);
     return v;
 }
 
-int phx_state_job_create(phx_redis *r, const phx_job_new *j, char **state, phx_err *err)
+int phx_state_int_reply(const redisReply *rep)
 {
-    phx_jkeys k;
-    phx_jkeys_init(&k, j->id);
+    return rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+}
+
+/* Run a prepared transition on its own. */
+static redisReply *phx_state_run(phx_redis *r, phx_state_call *c, phx_err *err)
+{
+    redisReply *rep =
+        phx_redis_eval(r, c->call.script, c->call.nkeys, c->call.argc, c->call.argv, NULL, err);
+    phx_state_call_free(c);
+    return rep;
+}
+
+void phx_state_call_free(phx_state_call *c)
+{
+    if (c->call.argv != c->argv)
+        free((void *)c->call.argv);
+    c->call.argv = NULL;
+}
+
+static void phx_state_keys(phx_state_call *c, const char *id)
+{
+    memset(c, 0, sizeof(*c));
+    phx_key_job(c->job, sizeof(c->job), id);
+    phx_key_steps(c->steps, sizeof(c->steps), id);
+    phx_key_out(c->out, sizeof(c->out), id);
+}
+
+void phx_state_job_create_call(phx_state_call *c, const phx_job_new *j)
+{
+    phx_state_keys(c, j->id);
     size_t nsteps = json_array_size(j->step_ids);
     int argc = 9 + (int)nsteps;
     const char **argv = calloc((size_t)argc, sizeof(*argv));
-    char now[32], dl[32];
-    snprintf(now, sizeof(now), "%lld", (long long)j->now_ms);
-    snprintf(dl, sizeof(dl), "%lld", (long long)j->deadline_at);
-    argv[0] = k.job, argv[1] = k.steps;
+    snprintf(c->now, sizeof(c->now), "%lld", (long long)j->now_ms);
+    snprintf(c->m, sizeof(c->m), "%lld", (long long)j->deadline_at);
+    argv[0] = c->job, argv[1] = c->steps;
     argv[2] = j->tenant, argv[3] = j->principal, argv[4] = j->reply_to, argv[5] = j->spec;
-    argv[6] = now, argv[7] = dl, argv[8] = j->trace;
+    argv[6] = c->now, argv[7] = c->m, argv[8] = j->trace;
     for (size_t i = 0; i < nsteps; i++)
         argv[9 + i] = json_string_value(json_array_get(j->step_ids, i));
-    redisReply *rep = phx_redis_eval(r, &phx_create_script, 2, argc, argv, NULL, err);
-    free(argv);
-    if (!rep)
+    c->call = (phx_redis_call){&phx_create_script, 2, argc, argv, NULL};
+}
+
+int phx_state_job_create_reply(const redisReply *rep, char **state)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
         return -1;
-    int created = (int)rep->element[0]->integer;
     if (state)
         *state = strdup(rep->element[1]->str);
+    return (int)rep->element[0]->integer;
+}
+
+int phx_state_job_create(phx_redis *r, const phx_job_new *j, char **state, phx_err *err)
+{
+    phx_state_call c;
+    phx_state_job_create_call(&c, j);
+    redisReply *rep = phx_state_run(r, &c, err);
+    if (!rep)
+        return -1;
+    int created = phx_state_job_create_reply(rep, state);
     freeReplyObject(rep);
     return created;
 }
@@ -139,56 +167,77 @@ int phx_state_job_create(phx_redis *r, const phx_job_new *j, char **state, phx_e
 int phx_state_job_reject(phx_redis *r, const char *id, const char *tenant, const char *spec,
                          const char *error_json, int64_t now_ms, phx_err *err)
 {
-    phx_jkeys k;
-    phx_jkeys_init(&k, id);
-    char now[32];
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {k.job, tenant, spec, error_json, now, "604800"};
+    phx_state_call c;
+    phx_state_keys(&c, id);
+    snprintf(c.now, sizeof(c.now), "%lld", (long long)now_ms);
+    const char *argv[] = {c.job, tenant, spec, error_json, c.now, "604800"};
     redisReply *rep = phx_redis_eval(r, &phx_reject_script, 1, 6, argv, NULL, err);
     return rep ? phx_state_int(rep) : -1;
+}
+
+void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char *step,
+                                  int expect_attempt, int64_t now_ms)
+{
+    phx_state_keys(c, job);
+    snprintf(c->a, sizeof(c->a), "%d", expect_attempt);
+    snprintf(c->now, sizeof(c->now), "%lld", (long long)now_ms);
+    c->argv[0] = c->steps, c->argv[1] = step, c->argv[2] = c->a, c->argv[3] = c->now;
+    c->call = (phx_redis_call){&phx_dispatch_script, 1, 4, c->argv, NULL};
 }
 
 int phx_state_step_dispatch(phx_redis *r, const char *job, const char *step, int expect_attempt,
                             int64_t now_ms, phx_err *err)
 {
-    phx_jkeys k;
-    phx_jkeys_init(&k, job);
-    char a[16], now[32];
-    snprintf(a, sizeof(a), "%d", expect_attempt);
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {k.steps, step, a, now};
-    redisReply *rep = phx_redis_eval(r, &phx_dispatch_script, 1, 4, argv, NULL, err);
+    phx_state_call c;
+    phx_state_step_dispatch_call(&c, job, step, expect_attempt, now_ms);
+    redisReply *rep = phx_state_run(r, &c, err);
     return rep ? phx_state_int(rep) : -1;
+}
+
+void phx_state_step_result_call(phx_state_call *c, const char *job, const char *step, int attempt,
+                                const char *output_json, const char *error_json, int retryable,
+                                int max_attempts, int64_t now_ms)
+{
+    phx_state_keys(c, job);
+    snprintf(c->a, sizeof(c->a), "%d", attempt);
+    snprintf(c->m, sizeof(c->m), "%d", max_attempts);
+    snprintf(c->now, sizeof(c->now), "%lld", (long long)now_ms);
+    const char *argv[] = {c->steps,
+                          c->out,
+                          step,
+                          c->a,
+                          output_json ? output_json : "",
+                          error_json ? error_json : "",
+                          retryable ? "1" : "0",
+                          c->m,
+                          c->now};
+    memcpy(c->argv, argv, sizeof(argv));
+    c->call = (phx_redis_call){&phx_result_script, 2, 9, c->argv, NULL};
+}
+
+int phx_state_step_result_reply(const redisReply *rep, const char **new_state)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
+        return -1;
+    const char *ns = rep->element[1]->str;
+    *new_state = strcmp(ns, "succeeded") == 0    ? "succeeded"
+                 : strcmp(ns, "retry_wait") == 0 ? "retry_wait"
+                 : strcmp(ns, "failed") == 0     ? "failed"
+                                                 : "other";
+    return (int)rep->element[0]->integer;
 }
 
 int phx_state_step_result(phx_redis *r, const char *job, const char *step, int attempt,
                           const char *output_json, const char *error_json, int retryable,
                           int max_attempts, int64_t now_ms, const char **new_state, phx_err *err)
 {
-    phx_jkeys k;
-    phx_jkeys_init(&k, job);
-    char a[16], m[16], now[32];
-    snprintf(a, sizeof(a), "%d", attempt);
-    snprintf(m, sizeof(m), "%d", max_attempts);
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {k.steps,
-                          k.out,
-                          step,
-                          a,
-                          output_json ? output_json : "",
-                          error_json ? error_json : "",
-                          retryable ? "1" : "0",
-                          m,
-                          now};
-    redisReply *rep = phx_redis_eval(r, &phx_result_script, 2, 9, argv, NULL, err);
+    phx_state_call c;
+    phx_state_step_result_call(&c, job, step, attempt, output_json, error_json, retryable,
+                               max_attempts, now_ms);
+    redisReply *rep = phx_state_run(r, &c, err);
     if (!rep)
         return -1;
-    int applied = (int)rep->element[0]->integer;
-    const char *ns = rep->element[1]->str;
-    *new_state = strcmp(ns, "succeeded") == 0    ? "succeeded"
-                 : strcmp(ns, "retry_wait") == 0 ? "retry_wait"
-                 : strcmp(ns, "failed") == 0     ? "failed"
-                                                 : "other";
+    int applied = phx_state_step_result_reply(rep, new_state);
     freeReplyObject(rep);
     return applied;
 }
@@ -197,37 +246,42 @@ int phx_state_step_cas(phx_redis *r, const char *job, const char *step, const ch
                        const char *to, int expect_attempt, const char *error_json, int64_t now_ms,
                        phx_err *err)
 {
-    phx_jkeys k;
-    phx_jkeys_init(&k, job);
-    char a[16], now[32];
-    snprintf(a, sizeof(a), "%d", expect_attempt);
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {k.steps, step, from, to, a, error_json ? error_json : "", now};
+    phx_state_call c;
+    phx_state_keys(&c, job);
+    snprintf(c.a, sizeof(c.a), "%d", expect_attempt);
+    snprintf(c.now, sizeof(c.now), "%lld", (long long)now_ms);
+    const char *argv[] = {c.steps, step, from, to, c.a, error_json ? error_json : "", c.now};
     redisReply *rep = phx_redis_eval(r, &phx_cas_script, 1, 7, argv, NULL, err);
     return rep ? phx_state_int(rep) : -1;
+}
+
+void phx_state_job_finish_call(phx_state_call *c, const char *job, const char *status,
+                               const char *error_json, int64_t now_ms)
+{
+    phx_state_keys(c, job);
+    snprintf(c->now, sizeof(c->now), "%lld", (long long)now_ms);
+    c->argv[0] = c->job, c->argv[1] = status, c->argv[2] = error_json ? error_json : "";
+    c->argv[3] = c->now;
+    c->call = (phx_redis_call){&phx_finish_script, 1, 4, c->argv, NULL};
 }
 
 int phx_state_job_finish(phx_redis *r, const char *job, const char *status, const char *error_json,
                          int64_t now_ms, phx_err *err)
 {
-    phx_jkeys k;
-    phx_jkeys_init(&k, job);
-    char now[32];
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {k.job, status, error_json ? error_json : "", now};
-    redisReply *rep = phx_redis_eval(r, &phx_finish_script, 1, 4, argv, NULL, err);
+    phx_state_call c;
+    phx_state_job_finish_call(&c, job, status, error_json, now_ms);
+    redisReply *rep = phx_state_run(r, &c, err);
     return rep ? phx_state_int(rep) : -1;
 }
 
 int phx_state_reply_claim(phx_redis *r, const char *job, int64_t now_ms, int64_t lease_ms,
                           phx_err *err)
 {
-    phx_jkeys k;
-    phx_jkeys_init(&k, job);
-    char now[32], lease[32];
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-    const char *argv[] = {k.job, now, lease};
+    phx_state_call c;
+    phx_state_keys(&c, job);
+    snprintf(c.now, sizeof(c.now), "%lld", (long long)now_ms);
+    snprintf(c.m, sizeof(c.m), "%lld", (long long)lease_ms);
+    const char *argv[] = {c.job, c.now, c.m};
     redisReply *rep = phx_redis_eval(r, &phx_reply_claim_script, 1, 3, argv, NULL, err);
     return rep ? phx_state_int(rep) : -1;
 }

@@ -19,6 +19,31 @@ typedef struct phx_job_new {
     json_t *step_ids; /* array of strings */
 } phx_job_new;
 
+/* A transition prepared to run inside a pipeline (phx_redis_pipeline) next to the reads and
+ * timer writes that go with it, so that one network round trip carries them all: fill it with
+ * a phx_state_*_call, send c.call, decode the reply with the matching phx_state_*_reply (same
+ * meaning as the function's return), then phx_state_call_free. */
+typedef struct phx_state_call {
+    char job[192], steps[200], out[200];
+    char a[16], m[32], now[32];
+    const char *argv[10];
+    phx_redis_call call;
+} phx_state_call;
+
+void phx_state_call_free(phx_state_call *c);
+void phx_state_job_create_call(phx_state_call *c, const phx_job_new *j);
+int phx_state_job_create_reply(const redisReply *rep, char **state);
+void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char *step,
+                                  int expect_attempt, int64_t now_ms);
+void phx_state_step_result_call(phx_state_call *c, const char *job, const char *step, int attempt,
+                                const char *output_json, const char *error_json, int retryable,
+                                int max_attempts, int64_t now_ms);
+int phx_state_step_result_reply(const redisReply *rep, const char **new_state);
+void phx_state_job_finish_call(phx_state_call *c, const char *job, const char *status,
+                               const char *error_json, int64_t now_ms);
+/* An integer reply (dispatch, finish) as the int the function would return. */
+int phx_state_int_reply(const redisReply *rep);
+
 /* Create (or adopt a "submitted") job as running. Returns 1 created, 0 it existed (*state
  * gets its state, malloc'd), -1 error. */
 int phx_state_job_create(phx_redis *r, const phx_job_new *j, char **state, phx_err *err);

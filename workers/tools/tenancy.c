@@ -118,20 +118,23 @@ static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *
     phx_metric_add(phx_counter("phx_tool_bytes_total",
                                "Response bytes tools returned, by kind and tenant.", labels),
                    (double)bytes);
-    /* Best effort: a lost increment must not fail the step it counts. */
+    /* Best effort: a lost increment must not fail the step it counts. One round trip. */
     phx_err err;
+    char fb[160], nb[32];
     snprintf(key, sizeof(key), "phx:usage:{%s}:%s", tenant, day);
     snprintf(f, sizeof(f), "%s:%s", kind, ok ? "calls" : "errors");
-    redisReply *rep = phx_redis_cmd(t->r, &err, "HINCRBY %s %s 1", key, f);
-    if (rep)
-        freeReplyObject(rep);
-    if (ok && bytes > 0) {
-        snprintf(f, sizeof(f), "%s:bytes", kind);
-        if ((rep = phx_redis_cmd(t->r, &err, "HINCRBY %s %s %lld", key, f, bytes)))
-            freeReplyObject(rep);
-    }
-    if ((rep = phx_redis_cmd(t->r, &err, "EXPIRE %s %d", key, 35 * 86400)))
-        freeReplyObject(rep);
+    snprintf(fb, sizeof(fb), "%s:bytes", kind);
+    snprintf(nb, sizeof(nb), "%lld", bytes);
+    const char *calls_inc[] = {"HINCRBY", key, f, "1"}, *bytes_inc[] = {"HINCRBY", key, fb, nb},
+               *expire[] = {"EXPIRE", key, "3024000"}; /* 35 days */
+    phx_redis_call calls[3] = {{NULL, 0, 4, calls_inc, NULL}, {NULL, 0, 3, expire, NULL}};
+    int n = 2;
+    if (ok && bytes > 0)
+        calls[n++] = (phx_redis_call){NULL, 0, 4, bytes_inc, NULL};
+    redisReply *rep[3];
+    if (phx_redis_pipeline(t->r, calls, n, rep, &err) == 0)
+        for (int i = 0; i < n; i++)
+            freeReplyObject(rep[i]);
 }
 
 json_t *phx_tenancy_run(phx_tenancy *t, const char *kind, int host_checked,

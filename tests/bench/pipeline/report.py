@@ -199,6 +199,22 @@ def main():
                "", "Kafka messages per job by topic: "
                + ", ".join(f"{k} {v:.1f}" for k, v in
                            sorted(pmax.get("kafka_msgs_per_job_by_topic", {}).items())) + "."]
+    base = runs.get("phoenix-base-max")
+    if base:
+        md += ["", "Before and after a change (BENCH_BASE_BIN: the same maximum-throughput test "
+               "against a stack of the earlier binaries, in the same run):", "",
+               "| | before | after | after/before |", "|---|---|---|---|"]
+        for name, key, fmt in (("jobs/s", "jobs_per_s", "{:.1f}"),
+                               ("Redis round trips per step", "redis_round_trips_per_step",
+                                "{:.2f}"),
+                               ("Redis commands per job", "redis_cmds_per_job", "{:.1f}")):
+            b, n = base.get(key, 0), pmax.get(key, 0)
+            md.append(f"| {name} | {fmt.format(b)} | {fmt.format(n)} | {ratio(n, b)} |")
+        for name, key in (("p50 ms", "p50"), ("p99 ms", "p99")):
+            b, n = base["latency_ms"][key], pmax["latency_ms"][key]
+            md.append(f"| {name} | {b:.1f} | {n:.1f} | {ratio(n, b)} |")
+        b, n = total_cpu(base), total_cpu(pmax)
+        md.append(f"| CPU s per 1,000 jobs | {b:.2f} | {n:.2f} | {ratio(n, b)} |")
     mix = runs.get("phoenix-mix")
     if mix:
         md += ["", f"Job mix (chain:6, dag:2, exec:2; closed loop, 64 in flight): "

@@ -10,7 +10,9 @@
 # loop at 25/50/75 % of their own maximum for the throughput-latency curve.
 #
 # Environment: BENCH_JOBS (jobs per run, default 2000), BENCH_OUT (where the raw JSON reports
-# go, default a temp dir), BENCH_DOC (default docs/benchmarks.md).
+# go, default a temp dir), BENCH_DOC (default docs/benchmarks.md), BENCH_BASE_BIN (binaries of
+# an earlier build: when set, their stack runs the same maximum-throughput test first, and the
+# report shows before and after side by side -- how a change to the planner is judged).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=${1:-build}
@@ -96,6 +98,13 @@ phx_stack() { # phx_stack CONCURRENCY: a fresh stack (stops the previous one)
 
 tune phoenix phx_stack "2 8" bench
 best_phx_c=$BEST_C
+if [ -n "${BENCH_BASE_BIN:-}" ]; then
+    log "phoenix baseline ($BENCH_BASE_BIN) PHX_CONCURRENCY=$best_phx_c: closed loop, $JOBS chains"
+    PHX_BIN=$BENCH_BASE_BIN phx_stack "$best_phx_c"
+    bench --warmup 200 --jobs "$JOBS" --concurrency 64 --label phoenix-base-max \
+        --json "$OUT/phoenix-base-max.json" | tee -a "$OUT/report.txt"
+    phx_stack "$best_phx_c"
+fi
 log "phoenix: job mix chain:6,dag:2,exec:2, closed loop"
 bench --jobs "$((JOBS / 2))" --concurrency 64 --mix chain:6,dag:2,exec:2 --label phoenix-mix \
     --json "$OUT/phx-mix.json" | tee -a "$OUT/report.txt"
