@@ -40,6 +40,14 @@ check "open loop: all 30 answered once" "30 30 0 0 open" \
 # 30 jobs due over 1 s: the run cannot be shorter than the schedule.
 check "open loop: follows the schedule" true "$(jq '.elapsed_s >= 0.96' "$OUT-open.json" 2>/dev/null)"
 
+# Pipelined scripts after the server forgot them (a restart, a SCRIPT FLUSH): the planner's
+# pipelines load the script and send it again with the reads behind it, so jobs still finish.
+redis script flush >/dev/null
+"$BENCH" --no-progress --jobs 10 --concurrency 5 --mix chain:1,dag:1 --json "$OUT-flush.json" \
+    >"$OUT-flush.txt" 2>&1
+check "after SCRIPT FLUSH: all 10 answered correctly" "0 10 0 0" \
+    "$(jq -r '"\(.lost) \(.succeeded) \(.wrong) \(.duplicates)"' "$OUT-flush.json" 2>/dev/null)"
+
 "$BENCH" --jobs 5 --mix chain:1,magic:2 >/dev/null 2>&1
 check "bad --mix: usage error" 2 $?
 PHX_KAFKA_BROKERS= PHX_VAR=/nonexistent "$BENCH" --jobs 5 >/dev/null 2>&1
