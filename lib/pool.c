@@ -137,6 +137,11 @@ static void *phx_pool_thread_init(phx_worker *w, phx_err *err)
     return t;
 }
 
+void *phx_pool_thread_state(void *tctx)
+{
+    return ((phx_pool_thread *)tctx)->state;
+}
+
 static void phx_pool_thread_free(void *tctx)
 {
     phx_pool_thread *t = tctx;

@@ -39,6 +39,10 @@ typedef struct phx_pool_def {
 /* Fill ops for def (which must outlive the loop). */
 void phx_pool_ops(phx_worker_ops *ops, phx_pool_def *def);
 
+/* The pool's per-thread state (what def->thread_init made) from the loop's thread context, for
+ * a pool that adds its own tick to the ops phx_pool_ops filled. */
+void *phx_pool_thread_state(void *tctx);
+
 /* The task.v1 whose step the calling thread is running, for step functions that need more
  * than the input (the tenant, for allow-lists and usage accounting); NULL outside a step. */
 const json_t *phx_pool_current_task(void);

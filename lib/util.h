@@ -24,6 +24,9 @@ void phx_utf8_scrub(char *s);
 /* 1 if s is a valid job/step id: 1..128 of [A-Za-z0-9._:-]. No braces, so the Redis hash tag
  * {ID} can never be broken by an id. */
 int phx_id_valid(const char *s);
+/* 1 if s is a valid name of a stored object (persona, kb collection): 1..64 of
+ * [A-Za-z0-9._-] -- safe inside Redis keys and file names. */
+int phx_name_valid(const char *s);
 
 /* Parse a listen address "HOST:PORT" or "[V6]:PORT" (empty host = 127.0.0.1) into ss.
  * 0, or -1 with a message naming what (e.g. "PHX_INGRESS_ADDR"). */

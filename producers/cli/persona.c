@@ -7,26 +7,13 @@
 #include "cli.h"
 #include "msg.h"
 #include "redis.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PHX_PERSONAS_KEY "phx:llm:personas"
-
-static int phx_persona_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    if (n < 1 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
 
 /* Read and validate the persona in path; compact JSON (malloc'd) or NULL (reported). */
 static char *phx_persona_load(const char *path)
@@ -81,7 +68,7 @@ int phx_cli_persona(const phx_cli_env *env, int argc, char **argv)
     int get = strcmp(cmd, "get") == 0 && argc == 3, del = strcmp(cmd, "delete") == 0 && argc == 3;
     if (!(set || list || get || del))
         return phx_persona_usage();
-    if (name && !phx_persona_name_ok(name)) {
+    if (name && !phx_name_valid(name)) {
         fprintf(stderr, "phx persona: name must match [A-Za-z0-9._-]{1,64}\n");
         return PHX_EXIT_USAGE;
     }

@@ -4,7 +4,7 @@
  * validation. No network, no Redis. */
 #include "../../lib/breaker.h"
 #include "../../workers/llm/chat.h"
-#include "../../workers/llm/lexical.h"
+#include "lexical.h"
 #include "../../workers/llm/plan.h"
 #include "../../workers/llm/provider.h"
 #include "schemas_embedded.h"

@@ -1,4 +1,5 @@
-/* lexical.c -- signed feature hashing embedder (see lexical.h). */
+/* lexical.c -- signed feature hashing embedder (see lexical.h); in lib/ because phx-llm (llm.embed)
+ * and phx-kb (texts stored without vectors) must embed identically. */
 #include "lexical.h"
 
 #include <ctype.h>
