@@ -26,5 +26,6 @@ int phx_cli_keys(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_dlq(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_secrets(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_persona(const phx_cli_env *env, int argc, char **argv);
+int phx_cli_kb(const phx_cli_env *env, int argc, char **argv);
 
 #endif

@@ -44,6 +44,10 @@ static const char phx_cli_usage[] =
     "  persona set NAME [--file] FILE|- | get NAME | list | delete NAME\n"
     "      The LLM pool's personas (Redis hash phx:llm:personas), checked against\n"
     "      schemas/llm-persona.v1.json before they are stored; phx-llm reads them per call.\n"
+    "  kb create NAME --dim N [--metric cosine|dot|l2] [--capacity N] [--ttl S]\n"
+    "            [--policy score|lru|lfu|none] | kb list | kb stats NAME\n"
+    "      Knowledge base collections for phx-kb (docs/kb.md): create one (its dimension and\n"
+    "      metric are fixed), list them with their record counts, or show one's counts.\n"
     "\n"
     "Environment: PHX_KAFKA_BROKERS (default 127.0.0.1:9092), PHX_REDIS_URL (default\n"
     "redis://127.0.0.1:6379/0), PHX_KAFKA_CONF_<property> for any librdkafka property.\n"
@@ -84,6 +88,8 @@ int main(int argc, char **argv)
         return phx_cli_secrets(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "persona") == 0)
         return phx_cli_persona(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "kb") == 0)
+        return phx_cli_kb(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
     return PHX_EXIT_USAGE;
 }

@@ -1,0 +1,222 @@
+/* test_kb.c -- phx-kb's pure parts: the record format (CRC32C, round trip, every kind of
+ * damage detected), metadata filters, and the in-memory index (put/replace/delete keep the
+ * id map consistent; exact search equals a brute-force ranking on a fixed seed). */
+#include "../../workers/kb/filter.h"
+#include "../../workers/kb/index.h"
+#include "kbrec.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static void test_crc32c_known(void **st)
+{
+    (void)st;
+    /* The check value of CRC-32C (Castagnoli) over "123456789". */
+    assert_int_equal(phx_crc32c(0, "123456789", 9), 0xE3069283u);
+    /* Incremental == one shot (the record CRC is computed in two pieces). */
+    uint32_t c = phx_crc32c(0, "1234", 4);
+    assert_int_equal(phx_crc32c(c, "56789", 5), 0xE3069283u);
+}
+
+static unsigned char *make_rec(const char *id, size_t *len)
+{
+    float v[3] = {0.5f, -1.25f, 3.0f};
+    phx_kb_rec r = {.dim = 3,
+                    .created_ms = 1000,
+                    .updated_ms = 2000,
+                    .expires_ms = 0,
+                    .importance = 0.75f,
+                    .text = "hello",
+                    .text_len = 5,
+                    .meta = "{\"a\":1}",
+                    .meta_len = 7};
+    return phx_kb_rec_encode(id, &r, v, len);
+}
+
+static void test_record_roundtrip(void **st)
+{
+    (void)st;
+    size_t len;
+    unsigned char *b = make_rec("doc1", &len);
+    phx_kb_rec r;
+    char why[160];
+    assert_int_equal(phx_kb_rec_decode("doc1", b, len, &r, why, sizeof(why)), 0);
+    assert_int_equal(r.dim, 3);
+    assert_int_equal(r.updated_ms, 2000);
+    assert_true(r.importance == 0.75f);
+    assert_memory_equal(r.text, "hello", 5);
+    assert_memory_equal(r.meta, "{\"a\":1}", 7);
+    float f;
+    memcpy(&f, r.vec + 4, 4);
+    assert_true(f == -1.25f);
+    free(b);
+}
+
+static void test_record_damage(void **st)
+{
+    (void)st;
+    size_t len;
+    unsigned char *b = make_rec("doc1", &len);
+    phx_kb_rec r;
+    char why[160];
+    /* Every single-bit flip anywhere is caught. */
+    for (size_t i = 0; i < len; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            b[i] ^= (unsigned char)(1 << bit);
+            assert_int_equal(phx_kb_rec_decode("doc1", b, len, &r, why, sizeof(why)), -1);
+            b[i] ^= (unsigned char)(1 << bit);
+        }
+    /* The same bytes under another id, truncated, or with bytes appended. */
+    assert_int_equal(phx_kb_rec_decode("doc2", b, len, &r, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "crc mismatch"));
+    assert_int_equal(phx_kb_rec_decode("doc1", b, len - 1, &r, why, sizeof(why)), -1);
+    assert_int_equal(phx_kb_rec_decode("doc1", b, 10, &r, why, sizeof(why)), -1);
+    free(b);
+}
+
+static void test_filters(void **st)
+{
+    (void)st;
+    json_t *meta = json_pack("{s:s, s:i, s:b}", "lang", "en", "year", 2022, "draft", 0);
+    struct {
+        const char *f;
+        int match;
+    } cases[] = {
+        {"{}", 1},
+        {"{\"lang\": \"en\"}", 1},
+        {"{\"lang\": \"de\"}", 0},
+        {"{\"year\": 2022.0}", 1},
+        {"{\"year\": {\"$gte\": 2020, \"$lt\": 2023}}", 1},
+        {"{\"year\": {\"$gt\": 2022}}", 0},
+        {"{\"lang\": {\"$in\": [\"fr\", \"en\"]}}", 1},
+        {"{\"lang\": {\"$ne\": \"en\"}}", 0},
+        {"{\"missing\": {\"$ne\": 1}}", 1},
+        {"{\"missing\": 1}", 0},
+        {"{\"draft\": false, \"lang\": \"en\"}", 1},
+        {"{\"lang\": {\"$gt\": \"de\"}}", 1},
+        {"{\"year\": {\"$gt\": \"a\"}}", 0}, /* number vs string: not ordered, no match */
+    };
+    phx_err err;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *f = json_loads(cases[i].f, 0, NULL);
+        assert_non_null(f);
+        assert_int_equal(phx_kb_filter_check(f, &err), 0);
+        if (phx_kb_filter_match(f, meta) != cases[i].match)
+            fail_msg("filter %s: want %d", cases[i].f, cases[i].match);
+        json_decref(f);
+    }
+    const char *bad[] = {"[]",
+                         "{\"a\": {\"$regex\": \"x\"}}",
+                         "{\"a\": {}}",
+                         "{\"a\": {\"$in\": 3}}",
+                         "{\"a\": {\"$gt\": true}}",
+                         "{\"a\": [1]}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *f = json_loads(bad[i], 0, NULL);
+        phx_err_clear(&err);
+        if (phx_kb_filter_check(f, &err) != -1 || strcmp(err.code, "invalid_input") != 0)
+            fail_msg("filter %s should be refused", bad[i]);
+        json_decref(f);
+    }
+    json_decref(meta);
+}
+
+/* Put n random unit vectors (fixed seed) into x under ids "v<i>". */
+static void fill(phx_kb_index *x, float *all, int n, int dim, unsigned seed)
+{
+    srand(seed);
+    for (int i = 0; i < n; i++) {
+        double norm = 0;
+        for (int d = 0; d < dim; d++) {
+            all[i * dim + d] = (float)rand() / (float)RAND_MAX - 0.5f;
+            norm += all[i * dim + d] * all[i * dim + d];
+        }
+        for (int d = 0; d < dim; d++)
+            all[i * dim + d] /= (float)sqrt(norm);
+        char id[16];
+        snprintf(id, sizeof(id), "v%d", i);
+        phx_kb_rec r = {.dim = (uint32_t)dim, .text = "", .importance = 0.5f};
+        size_t len;
+        unsigned char *b = phx_kb_rec_encode(id, &r, all + i * dim, &len);
+        phx_kb_rec dec;
+        char why[64];
+        assert_int_equal(phx_kb_rec_decode(id, b, len, &dec, why, sizeof(why)), 0);
+        phx_kb_index_put(x, id, &dec);
+        free(b);
+    }
+}
+
+static void test_index_search_exact(void **st)
+{
+    (void)st;
+    enum { N = 2000, DIM = 37, K = 10 }; /* 37: exercises the non-multiple-of-8 tail */
+    phx_kb_index x;
+    phx_kb_index_init(&x, DIM);
+    float *all = malloc(sizeof(float) * N * DIM);
+    fill(&x, all, N, DIM, 42);
+    assert_int_equal(x.n, N);
+    /* Delete every third, then check each survivor's id still maps to its own vector. */
+    for (int i = 0; i < N; i += 3) {
+        char id[16];
+        snprintf(id, sizeof(id), "v%d", i);
+        assert_int_equal(phx_kb_index_del(&x, id), 1);
+        assert_int_equal(phx_kb_index_del(&x, id), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "v%d", i);
+        long s = phx_kb_index_find(&x, id);
+        if (i % 3 == 0) {
+            assert_int_equal(s, -1);
+            continue;
+        }
+        assert_true(s >= 0);
+        assert_memory_equal(x.vecs + (size_t)s * DIM, all + i * DIM, sizeof(float) * DIM);
+    }
+    /* Search = brute force over the survivors. */
+    const float *q = all + 1 * DIM;
+    phx_kb_hit hits[K];
+    size_t scanned;
+    size_t n = phx_kb_index_search(&x, PHX_KB_COSINE, q, K, NULL, -INFINITY, 0, hits, &scanned);
+    assert_int_equal(n, K);
+    assert_int_equal(scanned, x.n);
+    assert_string_equal(x.items[hits[0].slot].id, "v1");
+    for (size_t i = 1; i < n; i++)
+        assert_true(hits[i - 1].score >= hits[i].score);
+    /* Nothing left out scores above the k-th. */
+    int above = 0;
+    for (size_t s = 0; s < x.n; s++) {
+        double dot = 0;
+        for (int d = 0; d < DIM; d++)
+            dot += (double)q[d] * x.vecs[s * DIM + d];
+        above += dot > hits[K - 1].score + 1e-5;
+    }
+    assert_int_equal(above, K - 1);
+    /* min_score and expiry are honoured. */
+    n = phx_kb_index_search(&x, PHX_KB_COSINE, q, K, NULL, 0.99, 0, hits, &scanned);
+    assert_int_equal(n, 1);
+    x.items[phx_kb_index_find(&x, "v1")].expires_ms = 5;
+    n = phx_kb_index_search(&x, PHX_KB_COSINE, q, K, NULL, 0.99, 10, hits, &scanned);
+    assert_int_equal(n, 0);
+    n = phx_kb_index_search(&x, PHX_KB_L2, q, 1, NULL, -INFINITY, 0, hits, &scanned);
+    assert_true(hits[0].score <= 0);
+    phx_kb_index_free(&x);
+    free(all);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c_known),       cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_record_damage),      cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_index_search_exact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

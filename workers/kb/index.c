@@ -1,0 +1,242 @@
+/* index.c -- in-memory vectors and exact top-k search (see index.h). */
+#include "index.h"
+#include "filter.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* GCC vector extensions: 8 floats per operation, lowered to SSE or AVX as the target allows,
+ * without intrinsics tied to one instruction set. Eight independent accumulator lanes also
+ * break the add dependency chain a scalar loop would serialise on. */
+typedef float phx_v8f __attribute__((vector_size(32)));
+
+float phx_kb_dot(const float *a, const float *b, int dim)
+{
+    phx_v8f acc = {0}, va, vb;
+    int i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        memcpy(&va, a + i, sizeof(va));
+        memcpy(&vb, b + i, sizeof(vb));
+        acc += va * vb;
+    }
+    float s = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+    for (; i < dim; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+float phx_kb_l2sq(const float *a, const float *b, int dim)
+{
+    phx_v8f acc = {0}, va, vb, d;
+    int i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        memcpy(&va, a + i, sizeof(va));
+        memcpy(&vb, b + i, sizeof(vb));
+        d = va - vb;
+        acc += d * d;
+    }
+    float s = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+    for (; i < dim; i++)
+        s += (a[i] - b[i]) * (a[i] - b[i]);
+    return s;
+}
+
+/* FNV-1a: ids are short and attacker-chosen only by authorised writers. */
+static uint64_t phx_kb_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void phx_kb_index_init(phx_kb_index *x, int dim)
+{
+    memset(x, 0, sizeof(*x));
+    x->dim = dim;
+}
+
+static void phx_kb_item_clear(phx_kb_item *it)
+{
+    free(it->id);
+    free(it->text);
+    json_decref(it->meta);
+    memset(it, 0, sizeof(*it));
+}
+
+void phx_kb_index_free(phx_kb_index *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        phx_kb_item_clear(&x->items[i]);
+    free(x->vecs);
+    free(x->items);
+    free(x->buckets);
+    free(x->next);
+    memset(x, 0, sizeof(*x));
+}
+
+static void phx_kb_link(phx_kb_index *x, size_t slot)
+{
+    size_t b = phx_kb_hash(x->items[slot].id) % x->nbuckets;
+    x->next[slot] = x->buckets[b];
+    x->buckets[b] = (int32_t)slot;
+}
+
+static void phx_kb_unlink(phx_kb_index *x, size_t slot)
+{
+    size_t b = phx_kb_hash(x->items[slot].id) % x->nbuckets;
+    int32_t *p = &x->buckets[b];
+    while (*p != (int32_t)slot)
+        p = &x->next[*p];
+    *p = x->next[slot];
+}
+
+static void phx_kb_grow(phx_kb_index *x)
+{
+    size_t cap = x->cap ? x->cap * 2 : 64;
+    x->vecs = realloc(x->vecs, cap * (size_t)x->dim * sizeof(float));
+    x->items = realloc(x->items, cap * sizeof(*x->items));
+    x->next = realloc(x->next, cap * sizeof(*x->next));
+    x->cap = cap;
+    /* Rehash with a load factor of at most 1. */
+    free(x->buckets);
+    x->nbuckets = cap;
+    x->buckets = malloc(cap * sizeof(*x->buckets));
+    for (size_t i = 0; i < cap; i++)
+        x->buckets[i] = -1;
+    for (size_t i = 0; i < x->n; i++)
+        phx_kb_link(x, i);
+}
+
+long phx_kb_index_find(const phx_kb_index *x, const char *id)
+{
+    if (!x->nbuckets)
+        return -1;
+    for (int32_t s = x->buckets[phx_kb_hash(id) % x->nbuckets]; s >= 0; s = x->next[s])
+        if (strcmp(x->items[s].id, id) == 0)
+            return s;
+    return -1;
+}
+
+void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
+{
+    long s = phx_kb_index_find(x, id);
+    phx_kb_item *it;
+    if (s < 0) {
+        if (x->n == x->cap)
+            phx_kb_grow(x);
+        s = (long)x->n++;
+        it = &x->items[s];
+        memset(it, 0, sizeof(*it));
+        it->id = strdup(id);
+        phx_kb_link(x, (size_t)s);
+    } else {
+        it = &x->items[s];
+        free(it->text);
+        json_decref(it->meta);
+    }
+    it->text = strndup(rec->text, rec->text_len);
+    it->meta = rec->meta_len ? json_loadb(rec->meta, rec->meta_len, 0, NULL) : NULL;
+    it->importance = rec->importance;
+    it->created_ms = rec->created_ms;
+    it->updated_ms = rec->updated_ms;
+    it->expires_ms = rec->expires_ms;
+    it->crc = rec->crc;
+    float *v = x->vecs + (size_t)s * (size_t)x->dim;
+    for (int i = 0; i < x->dim; i++) {
+        const unsigned char *p = rec->vec + 4 * i;
+        uint32_t u =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        memcpy(&v[i], &u, 4);
+    }
+}
+
+int phx_kb_index_del(phx_kb_index *x, const char *id)
+{
+    long s = phx_kb_index_find(x, id);
+    if (s < 0)
+        return 0;
+    size_t last = x->n - 1;
+    phx_kb_unlink(x, (size_t)s);
+    phx_kb_item_clear(&x->items[s]);
+    if ((size_t)s != last) {
+        phx_kb_unlink(x, last);
+        x->items[s] = x->items[last];
+        memcpy(x->vecs + (size_t)s * (size_t)x->dim, x->vecs + last * (size_t)x->dim,
+               (size_t)x->dim * sizeof(float));
+        phx_kb_link(x, (size_t)s);
+    }
+    x->n--;
+    return 1;
+}
+
+/* A min-heap of size k on score keeps the best k seen so far: its root is the one to beat. */
+static void phx_kb_heap_down(phx_kb_hit *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l].score < h[m].score)
+            m = l;
+        if (r < n && h[r].score < h[m].score)
+            m = r;
+        if (m == i)
+            return;
+        phx_kb_hit t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void phx_kb_heap_up(phx_kb_hit *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p].score <= h[i].score)
+            return;
+        phx_kb_hit t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+static int phx_kb_hit_cmp(const void *a, const void *b)
+{
+    float x = ((const phx_kb_hit *)a)->score, y = ((const phx_kb_hit *)b)->score;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, size_t k,
+                           const json_t *filter, double min_score, int64_t now_ms, phx_kb_hit *out,
+                           size_t *scanned)
+{
+    size_t n = 0, seen = 0;
+    if (k == 0)
+        return 0;
+    for (size_t i = 0; i < x->n; i++) {
+        const phx_kb_item *it = &x->items[i];
+        if (it->expires_ms && it->expires_ms <= now_ms)
+            continue;
+        if (filter && !phx_kb_filter_match(filter, it->meta))
+            continue;
+        const float *v = x->vecs + i * (size_t)x->dim;
+        float s =
+            metric == PHX_KB_L2 ? -sqrtf(phx_kb_l2sq(q, v, x->dim)) : phx_kb_dot(q, v, x->dim);
+        seen++;
+        if (s < min_score)
+            continue;
+        if (n < k) {
+            out[n] = (phx_kb_hit){i, s};
+            phx_kb_heap_up(out, n++);
+        } else if (s > out[0].score) {
+            out[0] = (phx_kb_hit){i, s};
+            phx_kb_heap_down(out, n, 0);
+        }
+    }
+    qsort(out, n, sizeof(*out), phx_kb_hit_cmp);
+    if (scanned)
+        *scanned = seen;
+    return n;
+}

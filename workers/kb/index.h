@@ -1,0 +1,62 @@
+/* index.h -- one collection's in-memory copy: contiguous float32 vectors and exact search.
+ *
+ * Vectors sit in one array (slot i at vecs[i*dim]) so an exact search is a single sequential
+ * pass over memory -- what the hardware prefetcher and SIMD units are best at; items (id,
+ * text, metadata, timestamps) sit in a parallel array. Ids map to slots through a chained hash
+ * table. A delete moves the last slot into the hole, so the arrays stay dense and the scan
+ * never skips tombstones.
+ *
+ * Not thread-safe: the collection's rwlock (store.h) guards it. */
+#ifndef PHX_KB_INDEX_H
+#define PHX_KB_INDEX_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbrec.h"
+
+typedef struct phx_kb_item {
+    char *id, *text;
+    json_t *meta; /* parsed metadata object, for filters and hits */
+    float importance;
+    int64_t created_ms, updated_ms, expires_ms;
+    uint32_t crc; /* the stored record's CRC: identifies the version a prune decided on */
+} phx_kb_item;
+
+typedef struct phx_kb_index {
+    int dim;
+    size_t n, cap;
+    float *vecs;
+    phx_kb_item *items;
+    int32_t *buckets, *next; /* id hash chains over slots; -1 ends a chain */
+    size_t nbuckets;
+} phx_kb_index;
+
+typedef struct phx_kb_hit {
+    size_t slot;
+    float score;
+} phx_kb_hit;
+
+void phx_kb_index_init(phx_kb_index *x, int dim);
+void phx_kb_index_free(phx_kb_index *x);
+/* The slot of id, or -1. */
+long phx_kb_index_find(const phx_kb_index *x, const char *id);
+/* Insert or replace id from a verified record (its dim must be x->dim); meta is parsed here. */
+void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec);
+/* Remove id; 1 if it was there. */
+int phx_kb_index_del(phx_kb_index *x, const char *id);
+
+/* The k best slots for query q (dim floats; unit length for cosine) by metric: cosine and dot
+ * score by dot product, l2 by minus the Euclidean distance (higher is better everywhere).
+ * Items expired at now_ms, failing filter (may be NULL) or scoring below min_score are
+ * skipped. out holds k; returns how many were found, best first. *scanned gets the number of
+ * vectors scored. */
+size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, size_t k,
+                           const json_t *filter, double min_score, int64_t now_ms, phx_kb_hit *out,
+                           size_t *scanned);
+
+float phx_kb_dot(const float *a, const float *b, int dim);
+float phx_kb_l2sq(const float *a, const float *b, int dim);
+
+#endif

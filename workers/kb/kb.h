@@ -1,0 +1,49 @@
+/* kb.h -- what the phx-kb modules share: the process state, a collection's in-memory state and
+ * the per-thread state.
+ *
+ * Redis is the source of truth (kbrec.h has the key layout). Each replica keeps every
+ * collection it has been asked about in memory (index.h) and keeps it current from the
+ * collection's change log (store.h): before a search it catches up with the log, so a search
+ * sees every write acknowledged before it started, on any replica. */
+#ifndef PHX_KB_H
+#define PHX_KB_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "redis.h"
+
+enum phx_kb_embedder { PHX_KB_EMBED_NONE = 0, PHX_KB_EMBED_LEXICAL = 1 };
+
+typedef struct phx_kb_coll {
+    char name[65];
+    char gen[40]; /* the collection's creation id: a re-created collection is a new one */
+    int dim, metric, policy;
+    long capacity, ttl_s;
+    pthread_mutex_t sync_mu; /* one catch-up with the log at a time */
+    pthread_rwlock_t lock;   /* guards idx: searches read, catch-ups write */
+    phx_kb_index idx;
+    char last_id[48];   /* the last log entry applied */
+    long long last_seq; /* its sequence number (a gap means the log was trimmed past us) */
+    int loaded;
+} phx_kb_coll;
+
+typedef struct phx_kb_app {
+    const struct phx_common *common;
+    long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, max_ttl_s;
+    int embedder, embed_dim;
+    char worker[128];   /* host:pid, the owner of pruning leases */
+    pthread_mutex_t mu; /* guards the collection table (not the collections) */
+    phx_kb_coll **colls;
+    int ncolls, capcolls;
+} phx_kb_app;
+
+typedef struct phx_kb_thread {
+    phx_kb_app *app;
+    phx_redis *r;
+    int64_t next_prune_ms; /* tick thread only */
+} phx_kb_thread;
+
+#endif

@@ -1,0 +1,170 @@
+/* main.c -- phx-kb: the knowledge base pool (kb.upsert, kb.search, kb.delete, kb.prune).
+ *
+ * Wires configuration and per-thread state (a Redis connection) to the pool loop, and adds a
+ * tick that keeps every collection's in-memory copy current (so the first search after a
+ * start or a quiet spell finds it warm) and runs the periodic pruner. */
+#include "config.h"
+#include "log.h"
+#include "pool.h"
+#include "prune.h"
+#include "steps.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct phx_kb_cfg {
+    phx_common common;
+    char *embedder;
+    long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, sync_ms;
+} phx_kb_cfg;
+
+#define CFG phx_kb_cfg
+static const phx_opt phx_kb_opts[] = {
+    PHX_COMMON_OPTS(CFG),
+    {"PHX_KB_EMBEDDER", PHX_OPT_STR, "lexical", 0, 0, offsetof(CFG, embedder),
+     "How texts stored or searched without a vector are embedded: lexical (the local "
+     "feature-hashing embedder llm.embed uses without a provider, at the collection's "
+     "dimension; lexical, not semantic) or none (such items fail with no_embedder, not "
+     "retryable)."},
+    {"PHX_KB_MAX_ITEMS", PHX_OPT_INT, "256", 1, 100000, offsetof(CFG, max_items),
+     "Items in one kb.upsert (and ids in one kb.delete)."},
+    {"PHX_KB_MAX_TEXT", PHX_OPT_INT, "65536", 1, 16777216, offsetof(CFG, max_text),
+     "Bytes of one item's text or of a search query."},
+    {"PHX_KB_MAX_META", PHX_OPT_INT, "4096", 2, 1048576, offsetof(CFG, max_meta),
+     "Bytes of one item's metadata as compact JSON."},
+    {"PHX_KB_MAX_K", PHX_OPT_INT, "1000", 1, 100000, offsetof(CFG, max_k),
+     "Largest k of a kb.search."},
+    {"PHX_KB_LOG_MAXLEN", PHX_OPT_INT, "100000", 1000, 100000000, offsetof(CFG, log_maxlen),
+     "Entries kept in each collection's change log (approximately); a replica further behind "
+     "rebuilds from the records."},
+    {"PHX_KB_PRUNE_INTERVAL_MS", PHX_OPT_INT, "60000", 100, 86400000,
+     offsetof(CFG, prune_interval_ms),
+     "Period of the pruner (TTL expiry, capacity): each collection is pruned once per period by "
+     "one replica (a Redis lease)."},
+    {"PHX_KB_SYNC_MS", PHX_OPT_INT, "500", 10, 60000, offsetof(CFG, sync_ms),
+     "Background catch-up period with the change logs (searches always catch up first)."},
+};
+
+static json_t *phx_kb_run_upsert(void *app, void *ts, const json_t *in, phx_err *err)
+{
+    (void)app;
+    return phx_kb_upsert_step(ts, in, err);
+}
+
+static json_t *phx_kb_run_search(void *app, void *ts, const json_t *in, phx_err *err)
+{
+    (void)app;
+    return phx_kb_search_step(ts, in, err);
+}
+
+static json_t *phx_kb_run_delete(void *app, void *ts, const json_t *in, phx_err *err)
+{
+    (void)app;
+    return phx_kb_delete_step(ts, in, err);
+}
+
+static json_t *phx_kb_run_prune(void *app, void *ts, const json_t *in, phx_err *err)
+{
+    (void)app;
+    return phx_kb_prune_step(ts, in, err);
+}
+
+static const phx_step_kind phx_kb_kinds[] = {
+    {"kb.upsert", phx_kb_run_upsert},
+    {"kb.search", phx_kb_run_search},
+    {"kb.delete", phx_kb_run_delete},
+    {"kb.prune", phx_kb_run_prune},
+};
+
+static void *phx_kb_thread_init(void *appv, phx_err *err)
+{
+    phx_kb_app *app = appv;
+    phx_redis *r = phx_redis_from_common(app->common, err);
+    if (!r)
+        return NULL;
+    phx_kb_thread *t = calloc(1, sizeof(*t));
+    t->app = app;
+    t->r = r;
+    return t;
+}
+
+static void phx_kb_thread_free(void *ts)
+{
+    phx_kb_thread *t = ts;
+    if (!t)
+        return;
+    phx_redis_free(t->r);
+    free(t);
+}
+
+/* Catch up with every collection; every so often, prune what this replica's lease wins. */
+static int phx_kb_tick(void *tctx, phx_outbox *out, phx_err *err)
+{
+    (void)out;
+    phx_kb_thread *t = phx_pool_thread_state(tctx);
+    if (phx_kb_sync_all(t->app, t->r, err) < 0)
+        return -1;
+    int64_t now = phx_mono_ms();
+    if (now >= t->next_prune_ms) {
+        long every = t->app->prune_interval_ms / 4;
+        t->next_prune_ms = now + (every < 100 ? 100 : every);
+        if (phx_kb_prune_due(t->app, t->r, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    phx_kb_cfg cfg = {0};
+    phx_kb_app app = {0};
+    size_t n = sizeof(phx_kb_opts) / sizeof(phx_kb_opts[0]);
+    phx_config_start(argc, argv, "phx-kb",
+                     "phx-kb: the knowledge base pool. Consumes phx.tasks.kb and runs kb.upsert, "
+                     "kb.search, kb.delete and kb.prune on vector collections kept in Redis "
+                     "(created with phx kb create), searching an in-memory copy that follows "
+                     "each collection's change log; reports to phx.results.",
+                     phx_kb_opts, n, &cfg, &cfg.common);
+    int rc = 2;
+    if (strcmp(cfg.embedder, "lexical") == 0) {
+        app.embedder = PHX_KB_EMBED_LEXICAL;
+    } else if (strcmp(cfg.embedder, "none") == 0) {
+        app.embedder = PHX_KB_EMBED_NONE;
+    } else {
+        fprintf(stderr, "phx-kb: configuration error: PHX_KB_EMBEDDER=%s: use lexical or none\n",
+                cfg.embedder);
+        goto out;
+    }
+    app.common = &cfg.common;
+    app.max_items = cfg.max_items;
+    app.max_text = cfg.max_text;
+    app.max_meta = cfg.max_meta;
+    app.max_k = cfg.max_k;
+    app.log_maxlen = cfg.log_maxlen;
+    app.prune_interval_ms = cfg.prune_interval_ms;
+    char host[64] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(app.worker, sizeof(app.worker), "%s:%d", host, (int)getpid());
+    pthread_mutex_init(&app.mu, NULL);
+    phx_pool_def def = {.proc = "phx-kb",
+                        .pool = "kb",
+                        .kinds = phx_kb_kinds,
+                        .nkinds = (int)(sizeof(phx_kb_kinds) / sizeof(phx_kb_kinds[0])),
+                        .app = &app,
+                        .thread_init = phx_kb_thread_init,
+                        .thread_free = phx_kb_thread_free};
+    phx_worker_ops ops;
+    phx_pool_ops(&ops, &def);
+    ops.tick = phx_kb_tick;
+    ops.tick_ms = (int)cfg.sync_ms;
+    rc = phx_worker_main(&cfg.common, &ops);
+    phx_kb_app_free(&app);
+    pthread_mutex_destroy(&app.mu);
+out:
+    phx_config_free(phx_kb_opts, n, &cfg);
+    return rc;
+}
