@@ -73,7 +73,10 @@ def svg(series, path):
         o.append(f'<line x1="{L}" y1="{y:.1f}" x2="{W - R}" y2="{y:.1f}" stroke="#ddd"/>')
         o.append(f'<text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">{d:g}</text>')
         d *= 10
-    step = 10 ** math.floor(math.log10(xmax / 2)) if xmax > 2 else 1
+    # About six ticks at 1, 2 or 5 times a power of ten.
+    raw = xmax / 6
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     v = 0.0
     while v <= xmax:
         x = X(v)
