@@ -119,6 +119,27 @@ static int phx_dag_ref_step(const char *ref, size_t len, char *id, size_t idlen,
     return 0;
 }
 
+typedef struct phx_dag_refstep {
+    void (*fn)(const char *step_id, void *arg);
+    void *arg;
+} phx_dag_refstep;
+
+static void phx_dag_ref_step_cb(const char *ref, size_t len, void *arg)
+{
+    phx_dag_refstep *rs = arg;
+    char id[128];
+    const char *path;
+    size_t pathlen;
+    if (phx_dag_ref_step(ref, len, id, sizeof(id), &path, &pathlen) == 0)
+        rs->fn(id, rs->arg);
+}
+
+void phx_dag_ref_steps(const json_t *v, void (*fn)(const char *step_id, void *arg), void *arg)
+{
+    phx_dag_refstep rs = {fn, arg};
+    phx_dag_walk_refs(v, phx_dag_ref_step_cb, &rs);
+}
+
 typedef struct phx_dag_refcheck {
     const phx_dag *g;
     int step;

@@ -26,4 +26,8 @@ int phx_dag_check(const json_t *steps, json_t **reasons);
  * err (code "template_unresolved", not retryable) when a referenced value is missing. */
 json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err);
 
+/* Call fn(step_id, arg) for every well-formed {{steps.ID.output...}} reference in strings under
+ * v (once per occurrence; malformed templates are skipped: phx_dag_check reports them). */
+void phx_dag_ref_steps(const json_t *v, void (*fn)(const char *step_id, void *arg), void *arg);
+
 #endif

@@ -36,6 +36,9 @@
 #define PHX_KEY_TIMEOUTS  "phx:timeouts"
 #define PHX_KEY_DEADLINES "phx:deadlines"
 #define PHX_IDEM_TTL_S    86400
+/* Safety policy documents (schemas/policy.v1.json), by tenant or name: the safety pool reads
+ * them all, the planner reads their `gates`. */
+#define PHX_KEY_SAFETY_POLICY "phx:safety:policy:"
 
 void phx_key_job(char *buf, size_t n, const char *id);
 void phx_key_steps(char *buf, size_t n, const char *id);

@@ -38,6 +38,8 @@ done | awk '{s += $1} END {printf "%.3f", s / NR * 1000}')
 # --- through the pool ------------------------------------------------------------------------
 export PHX_LLM_BASE_URL=http://127.0.0.1:$FPORT/v1 PHX_LLM_MODEL=m PHX_CONCURRENCY=${BENCH_CONCURRENCY:-2}
 export PHX_STACK_POOLS="planner llm" PHX_LOG_LEVEL=warn
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 stack_up
 trap 'stack_cleanup; kill $FAKE_PID; rm -rf "$WORK"' EXIT
 steps='[{"id":"c","kind":"llm.chat","input":{"messages":[{"role":"user","content":"benchmark prompt with a few words"}],"max_tokens":16}}]'

@@ -6,6 +6,8 @@
 # Server-Sent Events stream of a real job.
 . "$(dirname "$0")/lib.sh"
 export PHX_STACK_POOLS="planner tools"
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 export PHX_INGRESS_CONN_TIMEOUT_S=2 PHX_INGRESS_MAX_CONN_PER_IP=64
 stack_up
 

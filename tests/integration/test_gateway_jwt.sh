@@ -85,6 +85,8 @@ PYEOF
 mint() { "$PY" "$K/mint.py" "$1" "$K" "${2:-{\}}"; }
 
 export PHX_STACK_POOLS="planner tools"
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 export PHX_JWT_KEYS_FILE=$K/keys.json PHX_JWT_ISSUER=https://idp.test PHX_JWT_AUDIENCE=phoenix
 export PHX_JWT_LEEWAY_S=5
 stack_up

@@ -37,6 +37,8 @@ open(d + "/port", "w").write(str(s.server_port))
 s.serve_forever()
 PYEOF
 export PHX_STACK_POOLS="planner tools"
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 export PHX_WEBHOOK_SECRET_FILE=$W/secret PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32
 stack_up
 # The receiver starts after the stack, so a failed stack_up leaves no process behind.

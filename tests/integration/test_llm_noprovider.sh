@@ -28,6 +28,8 @@ check_contains "phx-llm --help: documents budgets" PHX_LLM_TENANT_DAILY_TOKENS "
 # --- 2. the pool without a provider ----------------------------------------------------------
 unset PHX_LLM_BASE_URL PHX_LLM_MODEL PHX_LLM_API_KEY_FILE PHX_LLM_PROVIDERS PHX_LLM_EMBED_MODEL
 export PHX_STACK_POOLS="planner llm"
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 stack_up
 run_job() { job "$1" "$2" | kafka_put phx.jobs "$1"; reply "$1" 30; }
 

@@ -6,6 +6,8 @@
 # Only the planner and the tools pool: section 7 plays the exec pool itself, and section 8
 # relies on nobody answering phx.tasks.exec.
 export PHX_STACK_POOLS="planner tools"
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 stack_up
 
 # --- 1. the contract example, published with kcat exactly as in the docs -----------------

@@ -18,6 +18,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 [ -x "$PHX_BIN/phx-exec" ] || { not_ok "phx-exec built" "$PHX_BIN/phx-exec missing"; exit 1; }
 export PHX_STACK_POOLS="planner exec"
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 export PHX_CONCURRENCY=2
 stack_up
 # lib.sh's EXIT trap reports failures but keeps the script's exit status: make them count.

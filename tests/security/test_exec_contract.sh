@@ -12,6 +12,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 [ -x "$PHX_BIN/phx-exec" ] || { not_ok "phx-exec built" "$PHX_BIN/phx-exec missing"; exit 1; }
 export PHX_STACK_POOLS="planner exec"
+# No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
+export PHX_SAFETY_GATES=false
 # Small maximums, so capping is observable.
 export PHX_EXEC_MAX_OUTPUT_KB=8 PHX_EXEC_MAX_WALL_MS=2000
 stack_up

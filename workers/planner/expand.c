@@ -1,6 +1,7 @@
 /* expand.c -- planning goal-only jobs (see expand.h). */
 #include "expand.h"
 #include "dag.h"
+#include "gates.h"
 #include "jobstore.h"
 #include "rbac.h"
 
@@ -36,8 +37,9 @@ int phx_plan_check(const phx_schema *job_schema, const json_t *job, const json_t
         json_array_append_new(rs, json_string("the plan has no steps"));
         goto out;
     }
-    /* The whole job as it would run: the plan step followed by the plan. */
-    json_t *steps = json_deep_copy(json_object_get(job, "steps"));
+    /* The whole job as it would run: the plan step followed by the plan (the job's safety
+     * gates left out: they are the planner's, not the client's, and the schema refuses them). */
+    json_t *steps = phx_gates_strip(json_object_get(job, "steps"));
     json_array_extend(steps, plan);
     json_t *candidate = json_pack("{s:s, s:O, s:o}", "schema", "job.v1", "id",
                                   json_object_get(job, "id"), "steps", steps);
@@ -88,12 +90,11 @@ static const phx_script phx_expand_script = {
                    "end\n"
                    "return 1\n"};
 
-int phx_plan_expand(phx_redis *r, const char *id, const json_t *job, const json_t *output,
+int phx_plan_expand(phx_redis *r, const char *id, const json_t *job, const json_t *plan,
                     phx_err *err)
 {
-    json_t *plan = json_object_get(json_object_get(output, "plan"), "steps");
     json_t *spec = json_deep_copy(job);
-    json_array_extend(json_object_get(spec, "steps"), plan);
+    json_array_extend(json_object_get(spec, "steps"), (json_t *)plan);
     char *text = json_dumps(spec, JSON_COMPACT);
     char kj[192], ks[200];
     phx_key_job(kj, sizeof(kj), id);

@@ -27,9 +27,10 @@ json_t *phx_plan_initial_steps(const json_t *job, unsigned scopes);
 int phx_plan_check(const phx_schema *job_schema, const json_t *job, const json_t *output,
                    unsigned scopes, json_t **reasons);
 
-/* Append the plan's steps to job id (spec and steps hash) unless done before. 1 appended, 0
- * already expanded or no longer running, -1 error. */
-int phx_plan_expand(phx_redis *r, const char *id, const json_t *job, const json_t *output,
+/* Append steps (the checked plan, with its safety gates woven in: gates.h) to job id (spec and
+ * steps hash) unless done before. 1 appended, 0 already expanded or no longer running, -1
+ * error. */
+int phx_plan_expand(phx_redis *r, const char *id, const json_t *job, const json_t *steps,
                     phx_err *err);
 
 #endif

@@ -18,6 +18,11 @@ static const phx_opt phx_planner_opts[] = {
      "Base backoff of a step with no retry policy; doubled per attempt, +-25% jitter."},
     {"PHX_JOB_TTL_S", PHX_OPT_INT, "604800", 60, 31536000, offsetof(CFG, job_ttl_s),
      "How long a finished job stays readable in Redis (GET /v1/jobs/ID, phx status)."},
+    {"PHX_SAFETY_GATES", PHX_OPT_BOOL, "true", 0, 0, offsetof(CFG, safety_gates),
+     "Weave safety gates (safety.scan steps before exec.run, tool.http_fetch and llm steps, "
+     "and on model output) into every job, as the tenant's safety policy `gates` says "
+     "(docs/safety.md). false only for a deployment without a phx-safety pool: jobs with "
+     "such steps would otherwise wait for gates nobody runs."},
 };
 
 int main(int argc, char **argv)

@@ -10,6 +10,7 @@
 #include "planner.h"
 #include "dag.h"
 #include "expand.h"
+#include "gates.h"
 #include "retry.h"
 #include "jobstore.h"
 #include "log.h"
@@ -324,7 +325,13 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
     json_t *input_tpl = json_object_get(step, "input");
     phx_err rerr;
     phx_err_clear(&rerr);
-    json_t *input = input_tpl ? phx_dag_render(input_tpl, outputs, &rerr) : json_object();
+    /* A plan gate's input is the plan itself, templates and all: data, not to be rendered. */
+    const char *gate_on = phx_jstr(phx_gates_of(step), "on", "");
+    json_t *input = !input_tpl                     ? json_object()
+                    : strcmp(gate_on, "plan") == 0 ? json_deep_copy(input_tpl)
+                                                   : phx_dag_render(input_tpl, outputs, &rerr);
+    if (input)
+        phx_gates_redact_input(json_object_get(j->spec, "steps"), sid, input, outputs);
     if (!input) {
         char *e = phx_planner_errjson(rerr.code, "%s", rerr.message);
         int rc = phx_state_step_cas(p->r, j->id, sid, "pending", "failed", -1, e, now, err);
@@ -380,10 +387,40 @@ err:
     return -1;
 }
 
+/* A gate that finished (gates.h): 1 if it blocked the job, else 0 after applying an output
+ * redaction it asked for (idempotent: an already redacted output is left alone), -1 error. */
+static int phx_planner_gate_done(phx_planner *p, const phx_pjob *j, const json_t *gate,
+                                 json_t *outputs, phx_err *err)
+{
+    const char *gid = phx_jstr(gate, "id", "");
+    const char *v = phx_gates_verdict(outputs, gid);
+    if (v && strcmp(v, "block") == 0)
+        return 1;
+    json_t *red = phx_gates_redact_output(gate, outputs);
+    if (!red)
+        return 0;
+    const char *sid = phx_jstr(phx_gates_of(gate), "step", "");
+    char key[200];
+    phx_key_out(key, sizeof(key), j->id);
+    char *text = json_dumps(red, JSON_COMPACT);
+    redisReply *rep = phx_redis_cmd(p->r, err, "HSET %s %s %s", key, sid, text);
+    free(text);
+    if (!rep) {
+        json_decref(red);
+        return -1;
+    }
+    freeReplyObject(rep);
+    json_object_set_new(outputs, sid, red);
+    phx_logj(PHX_LOG_INFO, j->id, j->trace, "gate %s redacted the output of step %s", gid, sid);
+    return 0;
+}
+
 /* One pass over the steps; *changed when a transition happened, *done when all are final.
- * *failed gets the first failed/skipped step id (borrowed from spec). */
+ * *failed gets the first failed/skipped step id, *blocked the first gate that said block
+ * (both borrowed from spec; a block ends the pass: nothing more may be dispatched). */
 static int phx_planner_pass(phx_planner *p, phx_pjob *j, int *changed, int *done,
-                            const char **failed, phx_outbox *out, phx_err *err)
+                            const char **failed, const char **blocked, phx_outbox *out,
+                            phx_err *err)
 {
     json_t *sh = j->steps, *outputs = j->outputs;
     j->steps = j->outputs = NULL; /* read once: a later pass reads what it changed */
@@ -394,14 +431,26 @@ static int phx_planner_pass(phx_planner *p, phx_pjob *j, int *changed, int *done
     int rc = 0;
     size_t i;
     json_t *step;
-    *changed = 0, *done = 1, *failed = NULL;
+    *changed = 0, *done = 1, *failed = NULL, *blocked = NULL;
     int64_t now = phx_now_ms();
     json_array_foreach(json_object_get(j->spec, "steps"), i, step)
     {
         const char *sid = phx_jstr(step, "id", "");
         const char *st = phx_jstr(sh, sid, "pending");
-        if (strcmp(st, "succeeded") == 0)
+        if (strcmp(st, "succeeded") == 0) {
+            if (!phx_gates_of(step))
+                continue;
+            if (!outputs && !(outputs = phx_planner_outputs(p, j->id, err)))
+                goto err;
+            int g = phx_planner_gate_done(p, j, step, outputs, err);
+            if (g < 0)
+                goto err;
+            if (g > 0) {
+                *blocked = sid;
+                goto out;
+            }
             continue;
+        }
         if (strcmp(st, "failed") == 0 || strcmp(st, "skipped") == 0) {
             if (!*failed)
                 *failed = sid;
@@ -504,6 +553,31 @@ static int phx_planner_scopes(phx_planner *p, const char *id, const json_t *job,
     return 0;
 }
 
+/* Weave the safety gates the tenant's policy asks for into steps (gates.h). all: the job's
+ * steps once these are added, or NULL when steps are the whole job. plan: also review them
+ * as a plan. New reference, or NULL on a Redis error. */
+static json_t *phx_planner_gates(phx_planner *p, const char *tenant, const json_t *steps,
+                                 const json_t *all, int plan, phx_err *err)
+{
+    if (!p->cfg->safety_gates || (!plan && !phx_gates_wanted(steps)))
+        return json_deep_copy(steps);
+    phx_gates g;
+    if (phx_gates_load(p->r, tenant, 1, &g, err) < 0)
+        return NULL;
+    return phx_gates_weave(steps, all, &g, plan);
+}
+
+/* The plan of goal job j, gated: reviewed as a plan, and each step guarded like a client's. */
+static json_t *phx_planner_gate_plan(phx_planner *p, const phx_pjob *j, const json_t *plan,
+                                     phx_err *err)
+{
+    json_t *all = json_deep_copy(json_object_get(j->spec, "steps"));
+    json_array_extend(all, (json_t *)plan);
+    json_t *woven = phx_planner_gates(p, j->tenant, plan, all, 1, err);
+    json_decref(all);
+    return woven;
+}
+
 /* A goal job whose "plan" step succeeded: check the plan and run it, or fail the job.
  * 0 nothing to do yet, 1 the job moved on (expanded or failed), -1 error. */
 static int phx_planner_expand(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_err *err)
@@ -527,8 +601,11 @@ static int phx_planner_expand(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_
     const json_t *output = json_object_get(outputs, PHX_PLAN_STEP_ID);
     const phx_schema *js = phx_schema_set_get(phx_worker_schemas(p->w), "job.v1");
     int rc = 1;
+    json_t *woven = NULL;
     if (phx_plan_check(js, j->spec, output, scopes, &reasons) == 0) {
-        if (phx_plan_expand(p->r, id, j->spec, output, err) < 0) {
+        woven = phx_planner_gate_plan(
+            p, j, json_object_get(json_object_get(output, "plan"), "steps"), err);
+        if (!woven || phx_plan_expand(p->r, id, j->spec, woven, err) < 0) {
             rc = -1;
         } else {
             /* Run the plan with the new spec: reload and advance. */
@@ -547,9 +624,39 @@ static int phx_planner_expand(phx_planner *p, phx_pjob *j, phx_outbox *out, phx_
         phx_logj(PHX_LOG_INFO, id, j->trace, "plan refused");
         rc = f < 0 ? -1 : f == 0 ? 1 : phx_planner_reply(p, j, out, err) < 0 ? -1 : 1;
     }
+    json_decref(woven);
     json_decref(reasons);
     json_decref(outputs);
     return rc;
+}
+
+/* A gate said block: the job ends `rejected`, its error carrying the gate's findings. */
+static int phx_planner_blocked(phx_planner *p, phx_pjob *j, const char *gid, phx_outbox *out,
+                               phx_err *err)
+{
+    json_t *outputs = phx_planner_outputs(p, j->id, err);
+    if (!outputs)
+        return -1;
+    const json_t *gate = phx_gates_of(phx_pjob_step(j, gid));
+    const char *guarded = phx_jstr(gate, "step", "");
+    char msg[512];
+    if (*guarded)
+        snprintf(msg, sizeof(msg), "safety gate %s blocked step %s", gid, guarded);
+    else
+        snprintf(msg, sizeof(msg), "safety gate %s blocked the plan", gid);
+    json_t *go = json_object_get(outputs, gid);
+    json_t *e = json_pack("{s:s, s:s, s:{s:s, s:O*, s:O*}}", "code", "safety_blocked", "message",
+                          msg, "details", "gate", gid, "score", json_object_get(go, "score"),
+                          "findings", json_object_get(go, "findings"));
+    char *ej = json_dumps(e, JSON_COMPACT);
+    int rc = phx_state_job_finish(p->r, j->id, "rejected", ej, phx_now_ms(), err);
+    free(ej);
+    json_decref(e);
+    json_decref(outputs);
+    if (rc <= 0)
+        return rc; /* another actor finished it (and replies) */
+    phx_logj(PHX_LOG_INFO, j->id, j->trace, "%s", msg);
+    return phx_planner_reply(p, j, out, err);
 }
 
 /* Move job j forward as far as its state allows (see the file comment). */
@@ -557,7 +664,8 @@ static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *o
 {
     if (strcmp(j->state, "cancelled") == 0)
         return phx_planner_cancelled(p, j, out, err);
-    if (strcmp(j->state, "succeeded") == 0 || strcmp(j->state, "failed") == 0) {
+    if (strcmp(j->state, "succeeded") == 0 || strcmp(j->state, "failed") == 0 ||
+        strcmp(j->state, "rejected") == 0) {
         /* Finished but the reply was never confirmed (its sender died): send it again. */
         int c = phx_planner_reply_owed(p, j, err);
         return c <= 0 ? c : phx_planner_reply(p, j, out, err);
@@ -570,11 +678,13 @@ static int phx_planner_advance_loaded(phx_planner *p, phx_pjob *j, phx_outbox *o
             return rc < 0 ? -1 : 0; /* expanded (and advanced) or the job failed */
     }
     int changed = 1, done = 0;
-    const char *failed = NULL;
-    for (int pass = 0; changed && pass < 300; pass++) {
-        if (phx_planner_pass(p, j, &changed, &done, &failed, out, err) < 0)
+    const char *failed = NULL, *blocked = NULL;
+    for (int pass = 0; changed && !blocked && pass < 300; pass++) {
+        if (phx_planner_pass(p, j, &changed, &done, &failed, &blocked, out, err) < 0)
             return -1;
     }
+    if (blocked)
+        return phx_planner_blocked(p, j, blocked, out, err);
     if (!done)
         return 0;
     char *e = NULL;
@@ -700,7 +810,11 @@ static int phx_planner_authorize(phx_planner *p, const json_t *body, json_t **re
     return rc == 0;
 }
 
-/* Take in a job (body: as received, or with its planning step added). */
+static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, const json_t *body,
+                                       phx_outbox *out, phx_err *err);
+
+/* Take in a job (body: as received, or with its planning step added): check it, weave its
+ * safety gates, store it and start it. */
 static phx_handle_rc phx_planner_intake(phx_planner *p, const phx_inmsg *in, const json_t *body,
                                         phx_outbox *out, phx_err *err)
 {
@@ -739,7 +853,24 @@ static phx_handle_rc phx_planner_intake(phx_planner *p, const phx_inmsg *in, con
         }
         free(owner);
     }
+    json_t *gated = phx_planner_gates(p, tenant, steps, NULL, 0, err);
+    if (!gated)
+        return PHX_RETRY_LATER;
+    json_t *stored = json_deep_copy(body);
+    json_object_set_new(stored, "steps", gated);
+    phx_handle_rc hrc = phx_planner_store(p, in, stored, out, err);
+    json_decref(stored);
+    return hrc;
+}
 
+/* Store a checked job (first sight) and advance it (also on a redelivery). */
+static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, const json_t *body,
+                                       phx_outbox *out, phx_err *err)
+{
+    const char *id = phx_jstr(body, "id", "");
+    const char *tenant = phx_jstr(body, "tenant", "default");
+    json_t *steps = json_object_get(body, "steps");
+    int rc;
     int64_t now = phx_now_ms();
     json_t *sub = json_object_get(body, "submitted_ms"), *dl = json_object_get(body, "deadline_ms");
     int64_t start = json_is_integer(sub) ? json_integer_value(sub) : now;
@@ -887,6 +1018,16 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
             phx_planner_event(out, &j,
                               strcmp(ns, "succeeded") == 0 ? "step.succeeded" : "step.failed", sid,
                               attempt, error ? json_deep_copy(error) : NULL);
+        }
+        const json_t *gate = phx_gates_of(step);
+        if (gate) {
+            char gl[128];
+            snprintf(gl, sizeof(gl), "on=\"%s\",verdict=\"%s\"", phx_jstr(gate, "on", ""),
+                     strcmp(ns, "succeeded") == 0 ? phx_jstr(output, "verdict", "unknown") : ns);
+            phx_planner_count("phx_safety_gate_outcomes_total",
+                              "Safety gate results by what they guard (input, output, plan) and "
+                              "verdict (or failed / retry_wait when the scan itself failed).",
+                              gl);
         }
         if (timer)
             phx_planner_event(out, &j, "step.timed_out", sid, attempt, NULL);

@@ -18,6 +18,7 @@ typedef struct phx_planner_cfg {
     long retry_max_attempts; /* default when a step gives no retry policy */
     long retry_backoff_ms;
     long job_ttl_s; /* how long finished jobs stay readable in Redis */
+    int safety_gates; /* weave safety gates into jobs (gates.h) */
 } phx_planner_cfg;
 
 /* The worker-loop callbacks; ops.app must point at the phx_planner_cfg. */

@@ -12,9 +12,10 @@
 #define PHX_SAFETY_STORE_H
 
 #include "policy.h"
+#include "jobstore.h"
 #include "redis.h"
 
-#define PHX_SAFETY_POLICY_KEY     "phx:safety:policy:"
+#define PHX_SAFETY_POLICY_KEY     PHX_KEY_SAFETY_POLICY
 #define PHX_SAFETY_POLICY_VERSION "phx:safety:policy:version"
 
 typedef struct phx_safety_store phx_safety_store;
