@@ -73,9 +73,14 @@ static const phx_script phx_cas_script = {
     "  redis.call('HSET', KEYS[1], ARGV[1] .. ':t1', ARGV[6]) end\n"
     "return 1\n"};
 
+/* The winner of the finish also takes the reply lease, in the same step: without it the
+ * reply is marked owed ('0') while the winner's reply is still in flight, and any other actor
+ * that advances the job meanwhile (a late result, a timeout of another attempt, a replica)
+ * claims the "owed" reply and sends it a second time. */
 static const phx_script phx_finish_script = {
     "job_finish", "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end\n"
-                  "redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_ms', ARGV[3])\n"
+                  "redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_ms', ARGV[3],\n"
+                  "  'reply_sent', 'p' .. ARGV[3])\n"
                   "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[2]) end\n"
                   "return 1\n"};
 
