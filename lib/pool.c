@@ -1,5 +1,6 @@
 /* pool.c -- task -> step function -> result (see pool.h). */
 #include "pool.h"
+#include "rbac.h"
 #include "redact.h"
 #include "log.h"
 #include "metrics.h"
@@ -92,6 +93,14 @@ static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox
         /* Not poison: the planner must learn the step failed, or the job would hang. */
         phx_err_set(&serr, "unknown_kind", 0, "pool %s does not run step kind %s", t->def->pool,
                     kind);
+    } else if (!phx_rbac_kind_allowed(phx_rbac_scopes_from_json(json_object_get(task, "scopes")),
+                                      kind)) {
+        /* The planner checked the principal already; this catches a task that reached the
+         * topic some other way (or a planner bug) before it acts on anyone's behalf. A task
+         * without scopes may run only kinds that need none. */
+        phx_err_set(&serr, "forbidden", 0,
+                    "step kind %s needs scope %s, which the task does not carry", kind,
+                    phx_rbac_scope_name(phx_rbac_kind_scope(kind)));
     } else if (json_is_integer(dl) && json_integer_value(dl) > 0 &&
                json_integer_value(dl) < phx_now_ms()) {
         phx_err_set(&serr, "deadline_exceeded", 0, "the job's deadline passed before the step ran");

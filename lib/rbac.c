@@ -132,6 +132,26 @@ json_t *phx_rbac_scopes_json(unsigned scopes)
     return a;
 }
 
+unsigned phx_rbac_scopes_from_json(const json_t *names)
+{
+    unsigned scopes = 0;
+    size_t k;
+    json_t *n;
+    json_array_foreach(names, k, n)
+    {
+        for (unsigned i = 0; json_is_string(n) && i < PHX_RBAC_NSCOPES; i++)
+            if (strcmp(json_string_value(n), phx_rbac_scope_names[i]) == 0)
+                scopes |= 1u << i;
+    }
+    return scopes;
+}
+
+int phx_rbac_kind_allowed(unsigned scopes, const char *kind)
+{
+    unsigned need = phx_rbac_kind_scope(kind);
+    return (scopes & PHX_SCOPE_ADMIN) || !need || (scopes & need) == need;
+}
+
 int phx_rbac_check_steps(const json_t *steps, unsigned scopes, json_t **reasons)
 {
     *reasons = NULL;
@@ -146,9 +166,9 @@ int phx_rbac_check_steps(const json_t *steps, unsigned scopes, json_t **reasons)
     json_array_foreach(steps, i, s)
     {
         const char *kind = json_string_value(json_object_get(s, "kind"));
-        unsigned need = kind ? phx_rbac_kind_scope(kind) : 0;
-        if (!need || (scopes & need))
+        if (!kind || phx_rbac_kind_allowed(scopes, kind))
             continue;
+        unsigned need = phx_rbac_kind_scope(kind);
         if (!*reasons)
             *reasons = json_array();
         char msg[300];

@@ -35,6 +35,11 @@ unsigned phx_rbac_kind_scope(const char *kind);
 const char *phx_rbac_scope_name(unsigned scope);
 /* Scopes as a JSON array of names. */
 json_t *phx_rbac_scopes_json(unsigned scopes);
+/* Scopes named in a JSON array (as phx_rbac_scopes_json writes them; unknown names grant
+ * nothing). */
+unsigned phx_rbac_scopes_from_json(const json_t *names);
+/* 1 if scopes may run a step of kind (admin may run anything). */
+int phx_rbac_kind_allowed(unsigned scopes, const char *kind);
 /* Check every step of steps (a job's array) against scopes. 0 allowed; -1 with *reasons a
  * new array of one string per refused step. */
 int phx_rbac_check_steps(const json_t *steps, unsigned scopes, json_t **reasons);

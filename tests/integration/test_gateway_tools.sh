@@ -104,6 +104,24 @@ check "usage: calc counted" 2 "$(redis hget "$u" tool.calc:calls)"
 curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/tools.admin")/metrics" >"$T/metrics"
 check "usage: metric" 1 "$(grep -c '^phx_tool_calls_total{kind="tool.webhook",outcome="ok",tenant="hosted"} 1$' "$T/metrics")"
 
+# --- 5b. pools re-check the scope a task carries (a task put straight on the topic) -------
+# name | scopes JSON (or "none") | expected error code on phx.results ("" = ran)
+while IFS='|' read -r name scopes want; do
+    [ -z "$name" ] && continue
+    jid=$(uid forged)
+    jq -cn --arg j "$jid" --argjson sc "$scopes" \
+        '{schema:"task.v1",job_id:$j,step_id:"f",attempt:1,kind:"tool.http_fetch",tenant:"default",
+          input:{url:"http://169.254.169.254/"}} + (if $sc == null then {} else {scopes:$sc} end)' |
+        kafka_put phx.tasks.tools "$jid"
+    res=$(kafka_get phx.results "$jid" 20 | head -n1)
+    check "task scopes: $name" "$want" "$(jq -r '.error.code // ""' <<<"$res")"
+done <<'EOF2'
+no scopes: refused|null|forbidden
+scopes without tools:http: refused|["jobs:submit","llm:use"]|forbidden
+tools:http: runs (and meets the address check)|["jobs:submit","tools:http"]|forbidden_address
+admin: runs|["admin"]|forbidden_address
+EOF2
+
 # --- 6. the signing secret never leaves the pool ------------------------------------------
 sec=$(cat "$W/secret")
 check "secret: not in any log" 0 "$(cat "$PHX_VAR"/log/*.log | grep -c -F "$sec")"

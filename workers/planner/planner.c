@@ -373,6 +373,8 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
     json_object_set_new(task, "input", input);
     json_object_set_new(task, "tenant", json_string(j->tenant));
     json_object_set_new(task, "principal", json_string(phx_jstr(j->hash, "principal", "")));
+    if (json_is_array(json_object_get(j->spec, "scopes")))
+        json_object_set(task, "scopes", json_object_get(j->spec, "scopes"));
     json_object_set_new(task, "timeout_ms", json_integer(timeout));
     json_object_set_new(task, "deadline_at_ms",
                         json_integer(strtoll(phx_jstr(j->hash, "deadline_at", "0"), NULL, 10)));
@@ -795,17 +797,21 @@ static void phx_planner_on_invalid(void *tctx, const phx_inmsg *in, const json_t
 }
 
 /* RBAC, again: jobs can reach phx.jobs without the ingress. Every step kind must be allowed
- * by the roles of the job's principal (lib/rbac.c, the table the ingress uses). 1 allowed,
- * 0 refused (*reasons says why), -1 error. */
-static int phx_planner_authorize(phx_planner *p, const json_t *body, json_t **reasons, phx_err *err)
+ * by the roles of the job's principal (lib/rbac.c, the table the ingress uses). 1 allowed
+ * (*scopes: the principal's, every scope for a job without one), 0 refused (*reasons says
+ * why), -1 error. */
+static int phx_planner_authorize(phx_planner *p, const json_t *body, unsigned *scopes,
+                                 json_t **reasons, phx_err *err)
 {
     char *roles = NULL;
     *reasons = NULL;
+    *scopes = PHX_SCOPE_ALL;
     int rc = phx_jobstore_roles(p->r, phx_jstr(body, "id", ""), phx_jstr(body, "tenant", "default"),
                                 phx_jstr(body, "principal", NULL), &roles, err);
     if (rc <= 0)
         return rc < 0 ? -1 : 1; /* no principal: an operator trusted by the Kafka ACLs */
-    rc = phx_rbac_check_steps(json_object_get(body, "steps"), phx_rbac_scopes(roles), reasons);
+    *scopes = phx_rbac_scopes(roles);
+    rc = phx_rbac_check_steps(json_object_get(body, "steps"), *scopes, reasons);
     free(roles);
     return rc == 0;
 }
@@ -829,7 +835,8 @@ static phx_handle_rc phx_planner_intake(phx_planner *p, const phx_inmsg *in, con
         json_decref(reasons);
         return rc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
     }
-    if ((rc = phx_planner_authorize(p, body, &reasons, err)) <= 0) {
+    unsigned scopes;
+    if ((rc = phx_planner_authorize(p, body, &scopes, &reasons, err)) <= 0) {
         if (rc == 0)
             rc = phx_planner_reject(p, body, "forbidden",
                                     "the job's principal lacks a scope its steps need", reasons,
@@ -858,6 +865,8 @@ static phx_handle_rc phx_planner_intake(phx_planner *p, const phx_inmsg *in, con
         return PHX_RETRY_LATER;
     json_t *stored = json_deep_copy(body);
     json_object_set_new(stored, "steps", gated);
+    /* Every task carries the principal's scopes; each pool checks its step's (lib/pool.c). */
+    json_object_set_new(stored, "scopes", phx_rbac_scopes_json(scopes));
     phx_handle_rc hrc = phx_planner_store(p, in, stored, out, err);
     json_decref(stored);
     return hrc;
