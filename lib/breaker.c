@@ -1,7 +1,10 @@
 /* breaker.c -- circuit breaker state machine (see breaker.h). */
 #include "breaker.h"
+#include "log.h"
+#include "metrics.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void phx_breaker_init(phx_breaker *b, const phx_breaker_cfg *cfg)
@@ -14,6 +17,29 @@ void phx_breaker_init(phx_breaker *b, const phx_breaker_cfg *cfg)
     if (b->cfg.probes < 1)
         b->cfg.probes = 1;
     b->state = PHX_BREAKER_CLOSED;
+}
+
+void phx_breaker_name(phx_breaker *b, const char *name)
+{
+    snprintf(b->name, sizeof(b->name), "%s", name ? name : "");
+}
+
+/* A state change, reported after the mutex is released: a counter an alert can follow and a
+ * log line an operator can read (an open breaker is a warning; the way back is news). Only
+ * named breakers report, so a label never holds an unbounded value. */
+static void phx_breaker_report(phx_breaker *b, int from, int to)
+{
+    if (from == to || !b->name[0])
+        return;
+    char esc[128], labels[192];
+    phx_metrics_escape_label(esc, sizeof(esc), b->name);
+    snprintf(labels, sizeof(labels), "breaker=\"%s\",to=\"%s\"", esc, phx_breaker_state_name(to));
+    phx_metric_add(phx_counter("phx_breaker_transitions_total",
+                               "Circuit breaker state changes, by breaker and new state.", labels),
+                   1);
+    phx_logj(to == PHX_BREAKER_OPEN ? PHX_LOG_WARN : PHX_LOG_INFO, NULL, NULL,
+             "breaker %s: %s -> %s", b->name, phx_breaker_state_name(from),
+             phx_breaker_state_name(to));
 }
 
 void phx_breaker_destroy(phx_breaker *b)
@@ -51,6 +77,7 @@ int phx_breaker_allow(phx_breaker *b, int64_t now_ms)
 {
     int t = PHX_BREAKER_DENIED;
     pthread_mutex_lock(&b->mu);
+    int from = b->state;
     phx_breaker_advance(b, now_ms);
     if (b->state == PHX_BREAKER_CLOSED) {
         t = PHX_BREAKER_NORMAL;
@@ -58,7 +85,9 @@ int phx_breaker_allow(phx_breaker *b, int64_t now_ms)
         b->probes_inflight++;
         t = PHX_BREAKER_PROBE;
     }
+    int to = b->state;
     pthread_mutex_unlock(&b->mu);
+    phx_breaker_report(b, from, to);
     return t;
 }
 
@@ -107,6 +136,7 @@ void phx_breaker_record_timed(phx_breaker *b, int64_t now_ms, int ticket, int ok
     if (ticket == PHX_BREAKER_DENIED)
         return;
     pthread_mutex_lock(&b->mu);
+    int from = b->state;
     if (ticket == PHX_BREAKER_PROBE) {
         if (b->state == PHX_BREAKER_HALF_OPEN) {
             b->probes_inflight--;
@@ -121,7 +151,9 @@ void phx_breaker_record_timed(phx_breaker *b, int64_t now_ms, int ticket, int ok
         phx_breaker_count(b, now_ms, ok, slow);
     }
     /* A normal request finishing after the breaker opened tells nothing new: ignored. */
+    int to = b->state;
     pthread_mutex_unlock(&b->mu);
+    phx_breaker_report(b, from, to);
 }
 
 void phx_breaker_release(phx_breaker *b, int ticket)
@@ -137,9 +169,11 @@ void phx_breaker_release(phx_breaker *b, int ticket)
 int phx_breaker_state(phx_breaker *b, int64_t now_ms)
 {
     pthread_mutex_lock(&b->mu);
+    int from = b->state;
     phx_breaker_advance(b, now_ms);
     int s = b->state;
     pthread_mutex_unlock(&b->mu);
+    phx_breaker_report(b, from, s);
     return s;
 }
 

@@ -40,6 +40,7 @@ typedef struct phx_breaker_cfg {
 
 typedef struct phx_breaker {
     pthread_mutex_t mu;
+    char name[48]; /* "" until phx_breaker_name: transitions are reported only when named */
     phx_breaker_cfg cfg;
     int state;
     int64_t open_until;
@@ -55,6 +56,10 @@ enum phx_breaker_ticket { PHX_BREAKER_DENIED = 0, PHX_BREAKER_NORMAL = 1, PHX_BR
 
 void phx_breaker_init(phx_breaker *b, const phx_breaker_cfg *cfg);
 void phx_breaker_destroy(phx_breaker *b);
+/* Name the breaker ("redis", "llm:openai"): from then on every state change is counted in
+ * phx_breaker_transitions_total{breaker,to} and logged (a warning when it opens). The name
+ * is a metric label: keep it to a fixed set per process. */
+void phx_breaker_name(phx_breaker *b, const char *name);
 /* May a request go now? Returns a ticket (DENIED when open, or half-open with all probe slots
  * taken). */
 int phx_breaker_allow(phx_breaker *b, int64_t now_ms);

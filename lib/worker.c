@@ -329,6 +329,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     pthread_mutex_init(&w.ready_mu, NULL);
     phx_metrics_set_process(ops->proc);
     phx_breaker_init(&w.redis_breaker, &phx_worker_redis_breaker_cfg);
+    phx_breaker_name(&w.redis_breaker, "redis");
 
     sigset_t sigs;
     phx_signals_block(&sigs);

@@ -3,8 +3,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 
 #include "../../lib/breaker.h"
+#include "../../lib/metrics.h"
 #include "../../lib/retry.h"
 
 static void test_retry_delay(void **state)
@@ -45,6 +47,7 @@ static void test_breaker_cycle(void **state)
         .window_ms = 10000, .min_requests = 4, .failure_pct = 50, .open_ms = 1000, .probes = 2};
     phx_breaker b;
     phx_breaker_init(&b, &cfg);
+    phx_breaker_name(&b, "unit");
     int64_t t = 1000000;
     for (int i = 0; i < 3; i++) /* below min_requests: stays closed whatever happens */
         phx_breaker_record(&b, t, phx_breaker_allow(&b, t), 0);
@@ -67,6 +70,18 @@ static void test_breaker_cycle(void **state)
     t += 1300;
     phx_breaker_record(&b, t, phx_breaker_allow(&b, t), 0);
     assert_int_equal(phx_breaker_state(&b, t), PHX_BREAKER_OPEN);
+    /* Every transition was counted once: open, half-open, closed, open, half-open, open. */
+    const char *help = "Circuit breaker state changes, by breaker and new state.";
+    const struct {
+        const char *to;
+        double n;
+    } want[] = {{"open", 3}, {"half_open", 2}, {"closed", 1}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "breaker=\"unit\",to=\"%s\"", want[i].to);
+        assert_true(phx_metric_value(phx_counter("phx_breaker_transitions_total", help, labels)) ==
+                    want[i].n);
+    }
     phx_breaker_destroy(&b);
 }
 

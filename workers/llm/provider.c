@@ -123,6 +123,9 @@ int phx_llm_chain_add(phx_llm_chain *c, const json_t *spec, const phx_llm_defaul
     pthread_mutex_init(&p->key_mu, NULL);
     atomic_init(&p->inflight, 0);
     phx_breaker_init(&p->breaker, &d->breaker);
+    char bname[sizeof(p->breaker.name)];
+    snprintf(bname, sizeof(bname), "llm:%s", p->name);
+    phx_breaker_name(&p->breaker, bname);
     c->n++; /* from here on phx_llm_chain_free cleans p up */
     if (p->timeout_ms < 1 || p->max_concurrency < 1 || p->max_retries < 0 || p->max_tokens < 1)
         return phx_err_set(err, "bad_config", 0,
