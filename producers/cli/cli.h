@@ -27,5 +27,10 @@ int phx_cli_dlq(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_secrets(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_persona(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_kb(const phx_cli_env *env, int argc, char **argv);
+/* kb backup and restore (kbbackup.c): exit codes as above. */
+struct phx_redis;
+struct phx_err;
+int phx_cli_kb_backup(struct phx_redis *r, const char *name, const char *path, struct phx_err *err);
+int phx_cli_kb_restore(struct phx_redis *r, const char *path, struct phx_err *err);
 
 #endif

@@ -27,7 +27,10 @@ static int phx_cli_kb_usage(void)
     fprintf(stderr, "usage: phx kb create NAME --dim N [--metric cosine|dot|l2] [--capacity N]\n"
                     "                     [--ttl SECONDS] [--policy score|lru|lfu|none]\n"
                     "       phx kb list\n"
-                    "       phx kb stats NAME\n");
+                    "       phx kb stats NAME\n"
+                    "       phx kb drop NAME\n"
+                    "       phx kb backup NAME FILE\n"
+                    "       phx kb restore FILE\n");
     return PHX_EXIT_USAGE;
 }
 
@@ -100,6 +103,35 @@ static int phx_cli_kb_create(phx_redis *r, int argc, char **argv, phx_err *err)
     return PHX_EXIT_OK;
 }
 
+/* Delete every key of the collection, settings first (replicas stop serving it at their next
+ * catch-up), then leave the collection set. */
+static int phx_cli_kb_drop(phx_redis *r, const char *name, phx_err *err)
+{
+    static const char *const parts[] = {
+        "meta", "rec",        "hits",           "seen",       "ttl",      "log",
+        "seq",  "quarantine", "quarantine:why", "prune_lock", "prune_due"};
+    long long gone = 0;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        char key[160];
+        phx_kb_key(key, sizeof(key), name, parts[i]);
+        redisReply *rep = phx_redis_cmd(r, err, "DEL %s", key);
+        if (!rep)
+            return PHX_EXIT_INFRA;
+        if (i == 0)
+            gone = rep->integer;
+        freeReplyObject(rep);
+    }
+    redisReply *rep = phx_redis_cmd(r, err, "SREM %s %s", PHX_KB_COLLECTIONS, name);
+    if (!rep)
+        return PHX_EXIT_INFRA;
+    freeReplyObject(rep);
+    if (!gone) {
+        fprintf(stderr, "phx kb drop: no collection %s\n", name);
+        return PHX_EXIT_FAILED;
+    }
+    return PHX_EXIT_OK;
+}
+
 /* An integer reply of cmd on collection name's key part, or -1. */
 static long long phx_cli_kb_count(phx_redis *r, const char *cmd, const char *name, const char *part,
                                   phx_err *err)
@@ -166,9 +198,12 @@ int phx_cli_kb(const phx_cli_env *env, int argc, char **argv)
     int create = strcmp(cmd, "create") == 0 && argc >= 3,
         list = strcmp(cmd, "list") == 0 && argc == 2;
     int stats = strcmp(cmd, "stats") == 0 && argc == 3;
-    if (!(create || list || stats))
+    int drop = strcmp(cmd, "drop") == 0 && argc == 3;
+    int backup = strcmp(cmd, "backup") == 0 && argc == 4;
+    int restore = strcmp(cmd, "restore") == 0 && argc == 3;
+    if (!(create || list || stats || drop || backup || restore))
         return phx_cli_kb_usage();
-    if ((create || stats) && !phx_kb_name_valid(argv[2])) {
+    if ((create || stats || drop || backup) && !phx_kb_name_valid(argv[2])) {
         fprintf(stderr, "phx kb: collection name must match [A-Za-z0-9._-]{1,64}\n");
         return PHX_EXIT_USAGE;
     }
@@ -180,6 +215,12 @@ int phx_cli_kb(const phx_cli_env *env, int argc, char **argv)
         goto out;
     if (create) {
         rc = phx_cli_kb_create(r, argc - 2, argv + 2, &err);
+    } else if (drop) {
+        rc = phx_cli_kb_drop(r, argv[2], &err);
+    } else if (backup) {
+        rc = phx_cli_kb_backup(r, argv[2], argv[3], &err);
+    } else if (restore) {
+        rc = phx_cli_kb_restore(r, argv[2], &err);
     } else if (stats) {
         json_t *o = phx_cli_kb_describe(r, argv[2], 1, &err);
         if (!o && err.code[0])

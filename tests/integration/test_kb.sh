@@ -6,8 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 
 # Steps get 2 minutes: under the sanitizers on a loaded 2-core machine a step can queue for long.
+# PHX_KB_HNSW_MIN=150: collection "many" (200 items) is searched through its HNSW graph.
 export PHX_STACK_POOLS="planner kb" PHX_KB_PRUNE_INTERVAL_MS=1000 PHX_KB_SYNC_MS=100 \
-    PHX_STEP_TIMEOUT_MS=120000
+    PHX_STEP_TIMEOUT_MS=120000 PHX_KB_HNSW_MIN=150
 stack_up
 
 # The first job waits for the consumer groups to form (slow on a loaded machine).
@@ -156,9 +157,13 @@ for _ in $(seq 100); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; do
 "$ROOT/ops/dev/stack" up >/dev/null 2>&1
 check "redis restart (AOF): every record back" 200 "$(redis HLEN 'phx:kb:{kb:many}:rec')"
 steps='[{"id":"m","kind":"kb.search","input":{"collection":"many","vector":[1,0],"k":1000}},
+        {"id":"x","kind":"kb.search","input":{"collection":"many","vector":[1,0],"k":5,"exact":true}},
+        {"id":"h","kind":"kb.search","input":{"collection":"many","vector":[1,0],"k":5,"ef":50}},
         {"id":"v","kind":"kb.search","input":{"collection":"vec","vector":[0,1,0,0],"k":10}}]'
 id=$(uid restart); job "$id" "$steps" | kafka_put phx.jobs "$id"; r=$(reply "$id" 120)
 check "worker kill -9 + redis restart: search sees all 200" 200 "$(jq '.outputs.m.hits | length' <<<"$r")"
+check "hnsw: a large collection is searched through its graph" "hnsw exact" "$(jq -r '"\(.outputs.m.method) \(.outputs.x.method)"' <<<"$r")"
+check "hnsw: same top 5 as the exact scan" "$(jq -c '[.outputs.x.hits[].id]' <<<"$r")" "$(jq -c '[.outputs.h.hits[].id]' <<<"$r")"
 check "corrupt: not served after the rebuild" '["a"]' "$(jq -c '[.outputs.v.hits[].id]' <<<"$r")"
 check "corrupt: quarantined, the good ones not" "1 0 0" "$(redis HLEN 'phx:kb:{kb:vec}:quarantine') $(redis HEXISTS 'phx:kb:{kb:vec}:rec' c) $(redis HLEN 'phx:kb:{kb:many}:quarantine')"
 check_contains "corrupt: reported with the reason" "crc mismatch" "$(redis HGET 'phx:kb:{kb:vec}:quarantine:why' c)"

@@ -2,6 +2,7 @@
  * damage detected), metadata filters, and the in-memory index (put/replace/delete keep the
  * id map consistent; exact search equals a brute-force ranking on a fixed seed). */
 #include "../../workers/kb/filter.h"
+#include "../../workers/kb/hnsw.h"
 #include "../../workers/kb/index.h"
 #include "kbrec.h"
 
@@ -211,12 +212,153 @@ static void test_index_search_exact(void **st)
     free(all);
 }
 
+/* Recall@10 of HNSW against exact search on a fixed seed: uniform and clustered data, then again
+ * after deleting a tenth (deleted nodes must never be returned). */
+static double hnsw_recall(const float *all, int n, int dim, const uint8_t *gone,
+                          const phx_kb_hnsw *h, int nq, unsigned seed)
+{
+    enum { K = 10 };
+    srand(seed);
+    double hit = 0;
+    phx_kb_ann got[100];
+    for (int qi = 0; qi < nq; qi++) {
+        const float *q = all + (size_t)(rand() % n) * dim;
+        /* Exact top K among live vectors (by dot product: they are unit length). */
+        int best[K];
+        float bs[K];
+        for (int i = 0; i < K; i++)
+            best[i] = -1, bs[i] = -1e30f;
+        for (int i = 0; i < n; i++) {
+            if (gone && gone[i])
+                continue;
+            float s = phx_kb_dot(q, all + (size_t)i * dim, dim);
+            if (s <= bs[K - 1])
+                continue;
+            int j = K - 1;
+            while (j > 0 && bs[j - 1] < s)
+                bs[j] = bs[j - 1], best[j] = best[j - 1], j--;
+            bs[j] = s, best[j] = i;
+        }
+        size_t m = phx_kb_hnsw_search(h, q, 100, got);
+        for (size_t i = 0; i < m; i++)
+            if (gone && gone[got[i].node])
+                fail_msg("deleted node %d returned", got[i].node);
+        for (int i = 0; i < K; i++)
+            for (size_t j = 0; j < m && j < K; j++)
+                if (got[j].node == best[i])
+                    hit++;
+    }
+    return hit / (nq * K);
+}
+
+static void test_hnsw_recall(void **st)
+{
+    (void)st;
+    enum { N = 6000, DIM = 32, NQ = 200 };
+    float *all = malloc(sizeof(float) * N * DIM);
+    for (int clustered = 0; clustered <= 1; clustered++) {
+        srand(7 + clustered);
+        float centres[20][DIM];
+        for (int c = 0; c < 20; c++)
+            for (int d = 0; d < DIM; d++)
+                centres[c][d] = (float)rand() / (float)RAND_MAX - 0.5f;
+        for (int i = 0; i < N; i++) {
+            double norm = 0;
+            for (int d = 0; d < DIM; d++) {
+                float x = (float)rand() / (float)RAND_MAX - 0.5f;
+                all[i * DIM + d] = clustered ? centres[i % 20][d] + 0.15f * x : x;
+                norm += all[i * DIM + d] * all[i * DIM + d];
+            }
+            for (int d = 0; d < DIM; d++)
+                all[i * DIM + d] /= (float)sqrt(norm);
+        }
+        phx_kb_hnsw *h = phx_kb_hnsw_new(DIM, PHX_KB_COSINE, 16, 100, 42);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(phx_kb_hnsw_add(h, all + i * DIM), i);
+        double r = hnsw_recall(all, N, DIM, NULL, h, NQ, 99);
+        print_message("hnsw recall@10 %s: %.3f\n", clustered ? "clustered" : "uniform", r);
+        assert_true(r >= 0.95);
+        uint8_t *gone = calloc(N, 1);
+        /* A random tenth (not whole clusters: a region deleted outright is what the index's
+         * rebuild at PHX_KB_HNSW_REBUILD_PCT is for). */
+        size_t ndel = 0;
+        for (int i = 0; i < N; i++)
+            if (rand() % 10 == 0) {
+                gone[i] = 1;
+                phx_kb_hnsw_delete(h, i);
+                ndel++;
+            }
+        assert_int_equal(phx_kb_hnsw_deleted(h), ndel);
+        r = hnsw_recall(all, N, DIM, gone, h, NQ, 100);
+        print_message("hnsw recall@10 %s after deletes: %.3f\n",
+                      clustered ? "clustered" : "uniform", r);
+        assert_true(r >= 0.95);
+        free(gone);
+        phx_kb_hnsw_free(h);
+    }
+    free(all);
+}
+
+/* The index with a graph: built at the threshold, kept through replace and delete (a deleted
+ * id is never returned), and a selective filter falls back to the exact scan. */
+static void test_index_ann(void **st)
+{
+    (void)st;
+    enum { N = 3000, DIM = 16, K = 5 };
+    phx_kb_index x;
+    phx_kb_index_init(&x, DIM);
+    phx_kb_ann_cfg cfg = {
+        .min = 1000, .M = 12, .efc = 100, .rebuild_pct = 30, .metric = PHX_KB_COSINE};
+    phx_kb_index_set_ann(&x, &cfg);
+    float *all = malloc(sizeof(float) * N * DIM);
+    fill(&x, all, N, DIM, 5);
+    assert_non_null(x.ann);
+    phx_kb_hit hits[K];
+    size_t scanned;
+    const char *method;
+    size_t n = phx_kb_index_query(&x, PHX_KB_COSINE, all + 7 * DIM, K, NULL, -INFINITY, 0, 64, hits,
+                                  &scanned, &method);
+    assert_string_equal(method, "hnsw");
+    assert_int_equal(n, K);
+    assert_string_equal(x.items[hits[0].slot].id, "v7");
+    assert_true(hits[0].score > 0.999f);
+    /* Deleting most of the collection forces a graph rebuild on the way; v7 itself goes. */
+    for (int i = 0; i < N; i++)
+        if (i % 3 != 0 || i == 7) {
+            char id[16];
+            snprintf(id, sizeof(id), "v%d", i);
+            assert_int_equal(phx_kb_index_del(&x, id), 1);
+        }
+    assert_true(phx_kb_hnsw_deleted(x.ann) * 100 <= phx_kb_hnsw_size(x.ann) * 30);
+    n = phx_kb_index_query(&x, PHX_KB_COSINE, all + 7 * DIM, K, NULL, -INFINITY, 0, 64, hits,
+                           &scanned, &method);
+    assert_int_equal(n, K);
+    for (size_t i = 0; i < n; i++) {
+        int num = atoi(x.items[hits[i].slot].id + 1);
+        assert_true(num % 3 == 0 && num != 7);
+    }
+    /* A filter no graph candidate satisfies: the exact scan answers. */
+    json_t *f = json_loads("{\"missing\": 1}", 0, NULL);
+    n = phx_kb_index_query(&x, PHX_KB_COSINE, all + 9 * DIM, K, f, -INFINITY, 0, 64, hits, &scanned,
+                           &method);
+    assert_int_equal(n, 0);
+    assert_string_equal(method, "exact");
+    json_decref(f);
+    /* ef = 0 means exact. */
+    phx_kb_index_query(&x, PHX_KB_COSINE, all + 9 * DIM, K, NULL, -INFINITY, 0, 0, hits, &scanned,
+                       &method);
+    assert_string_equal(method, "exact");
+    phx_kb_index_free(&x);
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c_known),       cmocka_unit_test(test_record_roundtrip),
         cmocka_unit_test(test_record_damage),      cmocka_unit_test(test_filters),
-        cmocka_unit_test(test_index_search_exact),
+        cmocka_unit_test(test_index_search_exact), cmocka_unit_test(test_hnsw_recall),
+        cmocka_unit_test(test_index_ann),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,8 +65,56 @@ static void phx_kb_item_clear(phx_kb_item *it)
     memset(it, 0, sizeof(*it));
 }
 
+void phx_kb_index_set_ann(phx_kb_index *x, const phx_kb_ann_cfg *cfg)
+{
+    x->ann_cfg = *cfg;
+}
+
+/* (Re)build the graph from every item: at the threshold, and when too many nodes are dead. */
+static void phx_kb_ann_build(phx_kb_index *x)
+{
+    phx_kb_hnsw_free(x->ann);
+    x->ann = phx_kb_hnsw_new(x->dim, x->ann_cfg.metric, x->ann_cfg.M, x->ann_cfg.efc, 42);
+    if (x->node_cap < x->cap) {
+        x->node_cap = x->cap;
+        x->node_slot = realloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        x->items[i].node = phx_kb_hnsw_add(x->ann, x->vecs + i * (size_t)x->dim);
+        x->node_slot[x->items[i].node] = (int32_t)i;
+    }
+}
+
+/* Add slot s to the graph (when there is one). */
+static void phx_kb_ann_add(phx_kb_index *x, size_t s)
+{
+    if (!x->ann) {
+        x->items[s].node = -1;
+        if (x->ann_cfg.min > 0 && x->n >= x->ann_cfg.min)
+            phx_kb_ann_build(x);
+        return;
+    }
+    int32_t node = phx_kb_hnsw_add(x->ann, x->vecs + s * (size_t)x->dim);
+    if ((size_t)node >= x->node_cap) {
+        x->node_cap = x->node_cap ? x->node_cap * 2 : 1024;
+        x->node_slot = realloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
+    }
+    x->node_slot[node] = (int32_t)s;
+    x->items[s].node = node;
+}
+
+static void phx_kb_ann_del(phx_kb_index *x, int32_t node)
+{
+    if (!x->ann || node < 0)
+        return;
+    phx_kb_hnsw_delete(x->ann, node);
+    x->node_slot[node] = -1;
+}
+
 void phx_kb_index_free(phx_kb_index *x)
 {
+    phx_kb_hnsw_free(x->ann);
+    free(x->node_slot);
     for (size_t i = 0; i < x->n; i++)
         phx_kb_item_clear(&x->items[i]);
     free(x->vecs);
@@ -135,6 +183,7 @@ void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
         it = &x->items[s];
         free(it->text);
         json_decref(it->meta);
+        phx_kb_ann_del(x, it->node);
     }
     it->text = strndup(rec->text, rec->text_len);
     it->meta = rec->meta_len ? json_loadb(rec->meta, rec->meta_len, 0, NULL) : NULL;
@@ -150,6 +199,7 @@ void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
             (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         memcpy(&v[i], &u, 4);
     }
+    phx_kb_ann_add(x, (size_t)s);
 }
 
 int phx_kb_index_del(phx_kb_index *x, const char *id)
@@ -158,6 +208,7 @@ int phx_kb_index_del(phx_kb_index *x, const char *id)
     if (s < 0)
         return 0;
     size_t last = x->n - 1;
+    phx_kb_ann_del(x, x->items[s].node);
     phx_kb_unlink(x, (size_t)s);
     phx_kb_item_clear(&x->items[s]);
     if ((size_t)s != last) {
@@ -166,8 +217,13 @@ int phx_kb_index_del(phx_kb_index *x, const char *id)
         memcpy(x->vecs + (size_t)s * (size_t)x->dim, x->vecs + last * (size_t)x->dim,
                (size_t)x->dim * sizeof(float));
         phx_kb_link(x, (size_t)s);
+        if (x->ann && x->items[s].node >= 0)
+            x->node_slot[x->items[s].node] = (int32_t)s;
     }
     x->n--;
+    if (x->ann && phx_kb_hnsw_deleted(x->ann) * 100 >
+                      phx_kb_hnsw_size(x->ann) * (size_t)x->ann_cfg.rebuild_pct)
+        phx_kb_ann_build(x);
     return 1;
 }
 
@@ -238,5 +294,44 @@ size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, si
     qsort(out, n, sizeof(*out), phx_kb_hit_cmp);
     if (scanned)
         *scanned = seen;
+    return n;
+}
+
+size_t phx_kb_index_query(const phx_kb_index *x, int metric, const float *q, size_t k,
+                          const json_t *filter, double min_score, int64_t now_ms, size_t ef,
+                          phx_kb_hit *out, size_t *scanned, const char **method)
+{
+    if (!x->ann || ef == 0 || k == 0) {
+        *method = "exact";
+        return phx_kb_index_search(x, metric, q, k, filter, min_score, now_ms, out, scanned);
+    }
+    size_t beam = ef > k ? ef : k;
+    if (filter)
+        beam *= 4; /* filtered-out candidates take places in the beam */
+    phx_kb_ann *cand = malloc(sizeof(*cand) * beam);
+    size_t nc = phx_kb_hnsw_search(x->ann, q, beam, cand), n = 0;
+    int skipped = 0;
+    for (size_t i = 0; i < nc && n < k; i++) {
+        int32_t slot = x->node_slot[cand[i].node];
+        const phx_kb_item *it = &x->items[slot];
+        if ((it->expires_ms && it->expires_ms <= now_ms) ||
+            (filter && !phx_kb_filter_match(filter, it->meta))) {
+            skipped = 1;
+            continue;
+        }
+        float sc = metric == PHX_KB_L2 ? -sqrtf(cand[i].dist) : -cand[i].dist;
+        if (sc < min_score)
+            break; /* candidates come nearest first: the rest score lower still */
+        out[n++] = (phx_kb_hit){(size_t)slot, sc};
+    }
+    free(cand);
+    /* Fewer than k although items were skipped: the graph's beam ran out before the filter
+     * was satisfied, so the exact scan decides. */
+    if (n < k && skipped && x->n > n) {
+        *method = "exact";
+        return phx_kb_index_search(x, metric, q, k, filter, min_score, now_ms, out, scanned);
+    }
+    *scanned = nc;
+    *method = "hnsw";
     return n;
 }

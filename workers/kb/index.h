@@ -14,7 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hnsw.h"
 #include "kbrec.h"
+
+/* When a collection gets an HNSW graph beside its exact scan. */
+typedef struct phx_kb_ann_cfg {
+    size_t min;      /* build the graph once the collection holds this many items (0 = never) */
+    int M, efc;      /* graph degree and construction beam */
+    int rebuild_pct; /* rebuild the graph when this % of its nodes are deleted */
+    int metric;
+} phx_kb_ann_cfg;
 
 typedef struct phx_kb_item {
     char *id, *text;
@@ -22,6 +31,7 @@ typedef struct phx_kb_item {
     float importance;
     int64_t created_ms, updated_ms, expires_ms;
     uint32_t crc; /* the stored record's CRC: identifies the version a prune decided on */
+    int32_t node; /* its HNSW node, or -1 */
 } phx_kb_item;
 
 typedef struct phx_kb_index {
@@ -31,6 +41,10 @@ typedef struct phx_kb_index {
     phx_kb_item *items;
     int32_t *buckets, *next; /* id hash chains over slots; -1 ends a chain */
     size_t nbuckets;
+    phx_kb_ann_cfg ann_cfg;
+    phx_kb_hnsw *ann;   /* NULL below ann_cfg.min items */
+    int32_t *node_slot; /* HNSW node -> slot (-1 once deleted) */
+    size_t node_cap;
 } phx_kb_index;
 
 typedef struct phx_kb_hit {
@@ -39,6 +53,8 @@ typedef struct phx_kb_hit {
 } phx_kb_hit;
 
 void phx_kb_index_init(phx_kb_index *x, int dim);
+/* Give x an HNSW graph once it holds cfg->min items (call right after init). */
+void phx_kb_index_set_ann(phx_kb_index *x, const phx_kb_ann_cfg *cfg);
 void phx_kb_index_free(phx_kb_index *x);
 /* The slot of id, or -1. */
 long phx_kb_index_find(const phx_kb_index *x, const char *id);
@@ -55,6 +71,13 @@ int phx_kb_index_del(phx_kb_index *x, const char *id);
 size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, size_t k,
                            const json_t *filter, double min_score, int64_t now_ms, phx_kb_hit *out,
                            size_t *scanned);
+
+/* Like phx_kb_index_search, but through the HNSW graph when there is one and ef > 0 (beam
+ * max(ef, k), wider with a filter). Hits the graph cannot fill (a selective filter, expired
+ * items) fall back to the exact scan. *method gets "hnsw" or "exact". */
+size_t phx_kb_index_query(const phx_kb_index *x, int metric, const float *q, size_t k,
+                          const json_t *filter, double min_score, int64_t now_ms, size_t ef,
+                          phx_kb_hit *out, size_t *scanned, const char **method);
 
 float phx_kb_dot(const float *a, const float *b, int dim);
 float phx_kb_l2sq(const float *a, const float *b, int dim);

@@ -27,17 +27,23 @@ typedef struct phx_kb_coll {
     phx_kb_index idx;
     char last_id[48];   /* the last log entry applied */
     long long last_seq; /* its sequence number (a gap means the log was trimmed past us) */
+    phx_kb_ann_cfg ann; /* when this collection gets an HNSW graph */
     int loaded;
+    int gone; /* dropped or re-created in Redis: this copy serves nothing */
 } phx_kb_coll;
 
 typedef struct phx_kb_app {
     const struct phx_common *common;
     long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, max_ttl_s;
     int embedder, embed_dim;
+    phx_kb_ann_cfg ann; /* metric filled per collection */
+    long hnsw_ef;       /* default search beam */
     char worker[128];   /* host:pid, the owner of pruning leases */
     pthread_mutex_t mu; /* guards the collection table (not the collections) */
     phx_kb_coll **colls;
     int ncolls, capcolls;
+    phx_kb_coll **retired; /* dropped while in use; freed at exit */
+    int nretired, capretired;
 } phx_kb_app;
 
 typedef struct phx_kb_thread {

@@ -20,6 +20,7 @@ typedef struct phx_kb_cfg {
     phx_common common;
     char *embedder;
     long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, sync_ms;
+    long hnsw_min, hnsw_m, hnsw_efc, hnsw_ef, hnsw_rebuild_pct;
 } phx_kb_cfg;
 
 #define CFG phx_kb_cfg
@@ -45,6 +46,17 @@ static const phx_opt phx_kb_opts[] = {
      offsetof(CFG, prune_interval_ms),
      "Period of the pruner (TTL expiry, capacity): each collection is pruned once per period by "
      "one replica (a Redis lease)."},
+    {"PHX_KB_HNSW_MIN", PHX_OPT_INT, "10000", 0, 1000000000, offsetof(CFG, hnsw_min),
+     "Collections with at least this many items get an HNSW graph and search through it "
+     "(approximate); smaller ones are scanned exactly. 0 = never build graphs."},
+    {"PHX_KB_HNSW_M", PHX_OPT_INT, "16", 4, 128, offsetof(CFG, hnsw_m),
+     "HNSW: neighbours per node per layer (twice as many on the bottom layer)."},
+    {"PHX_KB_HNSW_EF_CONSTRUCTION", PHX_OPT_INT, "200", 8, 4096, offsetof(CFG, hnsw_efc),
+     "HNSW: candidates considered when a node is inserted (build quality vs time)."},
+    {"PHX_KB_HNSW_EF", PHX_OPT_INT, "64", 1, 10000, offsetof(CFG, hnsw_ef),
+     "HNSW: default search beam (recall vs speed); a kb.search may set its own ef, or exact."},
+    {"PHX_KB_HNSW_REBUILD_PCT", PHX_OPT_INT, "30", 1, 100, offsetof(CFG, hnsw_rebuild_pct),
+     "HNSW: rebuild a collection's graph when this percentage of its nodes are deleted."},
     {"PHX_KB_SYNC_MS", PHX_OPT_INT, "500", 10, 60000, offsetof(CFG, sync_ms),
      "Background catch-up period with the change logs (searches always catch up first)."},
 };
@@ -146,6 +158,11 @@ int main(int argc, char **argv)
     app.max_k = cfg.max_k;
     app.log_maxlen = cfg.log_maxlen;
     app.prune_interval_ms = cfg.prune_interval_ms;
+    app.ann = (phx_kb_ann_cfg){.min = (size_t)cfg.hnsw_min,
+                               .M = (int)cfg.hnsw_m,
+                               .efc = (int)cfg.hnsw_efc,
+                               .rebuild_pct = (int)cfg.hnsw_rebuild_pct};
+    app.hnsw_ef = cfg.hnsw_ef;
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);
     snprintf(app.worker, sizeof(app.worker), "%s:%d", host, (int)getpid());

@@ -175,6 +175,17 @@ int phx_kb_prune_due(phx_kb_app *app, phx_redis *r, phx_err *err)
     pthread_mutex_unlock(&app->mu);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
+        /* Catching up first also notices a dropped collection (and retires it): no lease is
+         * taken in the name of a collection that is gone. */
+        phx_err e;
+        phx_err_clear(&e);
+        if (phx_kb_sync(app, cs[i], r, &e) < 0) {
+            if (e.retryable) {
+                *err = e;
+                rc = -1;
+            }
+            continue;
+        }
         char kdue[160];
         phx_kb_key(kdue, sizeof(kdue), cs[i]->name, "prune_due");
         redisReply *rep =

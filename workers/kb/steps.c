@@ -255,8 +255,8 @@ out:
 
 json_t *phx_kb_search_step(phx_kb_thread *t, const json_t *in, phx_err *err)
 {
-    static const char *const fields[] = {"collection", "query",     "vector", "k",
-                                         "filter",     "min_score", NULL};
+    static const char *const fields[] = {"collection", "query", "vector", "k", "filter",
+                                         "min_score",  "ef",    "exact",  NULL};
     phx_kb_coll *c = phx_kb_input_coll(t, in, err);
     if (!c || phx_kb_fields(in, "kb.search", fields, err) < 0)
         return NULL;
@@ -283,9 +283,23 @@ json_t *phx_kb_search_step(phx_kb_thread *t, const json_t *in, phx_err *err)
         phx_err_set(err, "invalid_input", 0, "min_score must be a number");
         return NULL;
     }
+    json_t *jef = json_object_get(in, "ef"), *jexact = json_object_get(in, "exact");
+    if (jef &&
+        (!json_is_integer(jef) || json_integer_value(jef) < 1 || json_integer_value(jef) > 10000)) {
+        phx_err_set(err, "invalid_input", 0, "ef must be an integer in [1, 10000]");
+        return NULL;
+    }
+    if (jexact && !json_is_boolean(jexact)) {
+        phx_err_set(err, "invalid_input", 0, "exact must be a boolean");
+        return NULL;
+    }
     if (phx_kb_filter_check(filter, err) < 0)
         return NULL;
     size_t k = jk ? (size_t)json_integer_value(jk) : 10;
+    size_t ef = json_is_true(jexact) ? 0
+                : jef                ? (size_t)json_integer_value(jef)
+                                     : (size_t)t->app->hnsw_ef;
+    const char *method = "exact";
     double min_score = ms ? json_number_value(ms) : -INFINITY;
     float *q = malloc(sizeof(float) * (size_t)c->dim);
     phx_kb_hit *hits = calloc(k, sizeof(*hits));
@@ -299,8 +313,8 @@ json_t *phx_kb_search_step(phx_kb_thread *t, const json_t *in, phx_err *err)
         goto done;
     size_t scanned = 0;
     pthread_rwlock_rdlock(&c->lock);
-    size_t n = phx_kb_index_search(&c->idx, c->metric, q, k, filter, min_score, phx_now_ms(), hits,
-                                   &scanned);
+    size_t n = phx_kb_index_query(&c->idx, c->metric, q, k, filter, min_score, phx_now_ms(), ef,
+                                  hits, &scanned, &method);
     json_t *arr = json_array();
     const char **ids = calloc(n + 1, sizeof(*ids));
     for (size_t i = 0; i < n; i++) {
@@ -316,8 +330,8 @@ json_t *phx_kb_search_step(phx_kb_thread *t, const json_t *in, phx_err *err)
     phx_err terr;
     phx_kb_touch(c, t->r, ids, (int)n, &terr);
     free(ids);
-    out = json_pack("{s:o, s:I, s:s}", "hits", arr, "scanned", (json_int_t)scanned, "method",
-                    "exact");
+    out =
+        json_pack("{s:o, s:I, s:s}", "hits", arr, "scanned", (json_int_t)scanned, "method", method);
 done:
     free(q);
     free(hits);

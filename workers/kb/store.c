@@ -105,24 +105,38 @@ static const phx_script phx_kb_mark_lua = {
     "return {s, id}\n",
 };
 
+/* KEYS meta log; ARGV gen last_id count. The log entries after last_id, or {0} when the
+ * collection was dropped or re-created (its gen changed): checked in the same round trip. */
+static const phx_script phx_kb_poll_lua = {
+    "kb_poll",
+    "if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return {0} end\n"
+    "return {1, redis.call('XREAD', 'COUNT', ARGV[3], 'STREAMS', KEYS[2], ARGV[2])}\n",
+};
+
 static phx_metric *phx_kb_corrupt_metric(void)
 {
     return phx_counter("phx_kb_corrupt_records_total",
                        "Records that failed their check on load and were quarantined.", NULL);
 }
 
+static void phx_kb_coll_free(phx_kb_coll *c)
+{
+    phx_kb_index_free(&c->idx);
+    pthread_mutex_destroy(&c->sync_mu);
+    pthread_rwlock_destroy(&c->lock);
+    free(c);
+}
+
 void phx_kb_app_free(phx_kb_app *app)
 {
-    for (int i = 0; i < app->ncolls; i++) {
-        phx_kb_coll *c = app->colls[i];
-        phx_kb_index_free(&c->idx);
-        pthread_mutex_destroy(&c->sync_mu);
-        pthread_rwlock_destroy(&c->lock);
-        free(c);
-    }
+    for (int i = 0; i < app->ncolls; i++)
+        phx_kb_coll_free(app->colls[i]);
+    for (int i = 0; i < app->nretired; i++)
+        phx_kb_coll_free(app->retired[i]);
     free(app->colls);
-    app->colls = NULL;
-    app->ncolls = app->capcolls = 0;
+    free(app->retired);
+    app->colls = app->retired = NULL;
+    app->ncolls = app->capcolls = app->nretired = app->capretired = 0;
 }
 
 static long phx_kb_field_long(const redisReply *h, const char *name, long def)
@@ -142,7 +156,7 @@ static const char *phx_kb_field(const redisReply *h, const char *name)
 }
 
 /* Read collection name's settings from its meta hash into a new phx_kb_coll. */
-static phx_kb_coll *phx_kb_coll_load(phx_redis *r, const char *name, phx_err *err)
+static phx_kb_coll *phx_kb_coll_load(phx_kb_app *app, phx_redis *r, const char *name, phx_err *err)
 {
     char key[160];
     phx_kb_key(key, sizeof(key), name, "meta");
@@ -175,6 +189,9 @@ static phx_kb_coll *phx_kb_coll_load(phx_redis *r, const char *name, phx_err *er
     pthread_mutex_init(&c->sync_mu, NULL);
     pthread_rwlock_init(&c->lock, NULL);
     phx_kb_index_init(&c->idx, c->dim);
+    c->ann = app->ann;
+    c->ann.metric = metric;
+    phx_kb_index_set_ann(&c->idx, &c->ann);
 out:
     freeReplyObject(h);
     return c;
@@ -196,7 +213,7 @@ phx_kb_coll *phx_kb_coll_get(phx_kb_app *app, phx_redis *r, const char *name, ph
     pthread_mutex_unlock(&app->mu);
     /* Load outside the table lock (a Redis round trip); a racing loader may win, then its
      * copy is kept and ours dropped. */
-    phx_kb_coll *c = phx_kb_coll_load(r, name, err);
+    phx_kb_coll *c = phx_kb_coll_load(app, r, name, err);
     if (!c)
         return NULL;
     pthread_mutex_lock(&app->mu);
@@ -204,10 +221,7 @@ phx_kb_coll *phx_kb_coll_get(phx_kb_app *app, phx_redis *r, const char *name, ph
         if (strcmp(app->colls[i]->name, name) == 0) {
             phx_kb_coll *won = app->colls[i];
             pthread_mutex_unlock(&app->mu);
-            phx_kb_index_free(&c->idx);
-            pthread_mutex_destroy(&c->sync_mu);
-            pthread_rwlock_destroy(&c->lock);
-            free(c);
+            phx_kb_coll_free(c);
             return won;
         }
     if (app->ncolls == app->capcolls) {
@@ -303,6 +317,7 @@ static int phx_kb_rebuild(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err
 
     phx_kb_index idx;
     phx_kb_index_init(&idx, c->dim);
+    phx_kb_index_set_ann(&idx, &c->ann);
     char cursor[32] = "0";
     do {
         redisReply *s = phx_redis_cmd(r, err, "HSCAN %s %s COUNT 1000", krec, cursor);
@@ -331,21 +346,29 @@ static int phx_kb_rebuild(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err
 }
 
 /* Apply one batch of log entries; 1 when more may follow, 0 when caught up, -1 on error,
- * 2 when a gap was found (the caller rebuilds). */
+ * 2 when a gap was found (the caller rebuilds), 3 when the collection is gone. */
 static int phx_kb_follow(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err *err)
 {
-    char klog[160], krec[160];
+    char klog[160], krec[160], kmeta[160], count[16];
     phx_kb_key(klog, sizeof(klog), c->name, "log");
     phx_kb_key(krec, sizeof(krec), c->name, "rec");
+    phx_kb_key(kmeta, sizeof(kmeta), c->name, "meta");
     enum { BATCH = 512 };
-    redisReply *x = phx_redis_cmd(r, err, "XREAD COUNT %d STREAMS %s %s", BATCH, klog, c->last_id);
+    snprintf(count, sizeof(count), "%d", BATCH);
+    const char *pa[5] = {kmeta, klog, c->gen, c->last_id, count};
+    redisReply *x = phx_redis_eval(r, &phx_kb_poll_lua, 2, 5, pa, NULL, err);
     if (!x)
         return -1;
-    if (x->type != REDIS_REPLY_ARRAY || x->elements == 0) {
+    if (x->type != REDIS_REPLY_ARRAY || x->elements == 0 || x->element[0]->integer == 0) {
+        freeReplyObject(x);
+        return 3;
+    }
+    if (x->elements < 2 || x->element[1]->type != REDIS_REPLY_ARRAY ||
+        x->element[1]->elements == 0) {
         freeReplyObject(x);
         return 0;
     }
-    const redisReply *ents = x->element[0]->element[1];
+    const redisReply *ents = x->element[1]->element[0]->element[1];
     size_t n = ents->elements;
     /* Entries: [id, [seq, S, op, put|del, id, ID]]. Fetch the puts' records in one HMGET. */
     const char **argv = calloc(n + 2, sizeof(*argv));
@@ -413,11 +436,41 @@ out:
     return rc;
 }
 
+/* The collection was dropped or re-created: serve nothing from this copy and take it out of
+ * the table, so the next use loads the collection afresh. The struct itself is kept (other
+ * threads may hold it) on the retired list until exit. */
+static void phx_kb_retire(phx_kb_app *app, phx_kb_coll *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    phx_kb_index_free(&c->idx);
+    phx_kb_index_init(&c->idx, c->dim);
+    c->gone = 1;
+    pthread_rwlock_unlock(&c->lock);
+    pthread_mutex_lock(&app->mu);
+    for (int i = 0; i < app->ncolls; i++)
+        if (app->colls[i] == c) {
+            app->colls[i] = app->colls[--app->ncolls];
+            if (app->nretired == app->capretired) {
+                app->capretired = app->capretired ? app->capretired * 2 : 4;
+                app->retired =
+                    realloc(app->retired, (size_t)app->capretired * sizeof(*app->retired));
+            }
+            app->retired[app->nretired++] = c;
+            break;
+        }
+    pthread_mutex_unlock(&app->mu);
+    phx_log_info("kb %s: dropped or re-created in Redis; this copy is discarded", c->name);
+}
+
 int phx_kb_sync(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err *err)
 {
     int rc = 0;
     pthread_mutex_lock(&c->sync_mu);
     for (int rounds = 0;; rounds++) {
+        if (c->gone) {
+            rc = 3;
+            break;
+        }
         if (!c->loaded || rc == 2) {
             if (phx_kb_rebuild(app, c, r, err) < 0) {
                 rc = -1;
@@ -425,10 +478,15 @@ int phx_kb_sync(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err *err)
             }
         }
         rc = phx_kb_follow(app, c, r, err);
-        if (rc <= 0 || rounds > 10000)
+        if (rc == 3)
+            phx_kb_retire(app, c);
+        if (rc <= 0 || rc == 3 || rounds > 10000)
             break;
     }
     pthread_mutex_unlock(&c->sync_mu);
+    if (rc == 3)
+        return phx_err_set(err, "no_collection", 0,
+                           "collection %s was dropped or re-created while in use", c->name);
     return rc < 0 ? -1 : 0;
 }
 
@@ -449,7 +507,11 @@ int phx_kb_sync_all(phx_kb_app *app, phx_redis *r, phx_err *err)
             }
             continue;
         }
-        rc = phx_kb_sync(app, c, r, err);
+        /* A collection dropped meanwhile is not a failure of the tick. */
+        if (phx_kb_sync(app, c, r, &e) < 0 && e.retryable) {
+            *err = e;
+            rc = -1;
+        }
     }
     freeReplyObject(m);
     return rc;
