@@ -59,7 +59,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
+.PHONY: bench-kb bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 # pkg-config answers nothing when any one package is missing: say so instead of failing later
@@ -144,6 +144,19 @@ bench-exec: deps
 bench-ingress: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench_ingress.sh $(BUILD)
+
+# phx-kb's exact scan and HNSW against faiss on the same data (docs/benchmarks-kb.md). Installs
+# python3-faiss for itself (only the benchmark needs it). BENCH_KB_N, BENCH_KB_DIM, BENCH_KB_Q.
+bench-kb: deps
+	@dpkg -s python3-faiss >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  --no-install-recommends python3-faiss; }
+	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_kb
+	@tests/bench/kb/run.sh $(BUILD)
+
+$(BUILD)/tests/bench_kb: tests/bench/kb/bench_kb.c $(BUILD)/libmods.a $(BUILD)/libphx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Safety detection rates (held-out split) and scan speed on $(PHX_EVAL_DIR)/safety.
 eval-safety: deps

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""faiss_bench.py -- the faiss side of `make bench-kb`: IndexFlatIP and IndexHNSWFlat (M=16,
+efConstruction=200, one thread, like phx-kb's one thread per search) on the files bench_kb
+wrote (base.f32, queries.f32, and truth.i32 = phx-kb's exact top 10 as ground truth).
+usage: faiss_bench.py N DIM Q DATA DIR  -> one JSON line per measurement"""
+import json
+import resource
+import sys
+import time
+
+import faiss
+import numpy as np
+
+n, dim, nq, data, d = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+faiss.omp_set_num_threads(1)
+base = np.fromfile(f"{d}/base.f32", dtype=np.float32).reshape(n, dim)
+qs = np.fromfile(f"{d}/queries.f32", dtype=np.float32).reshape(nq, dim)
+truth = np.fromfile(f"{d}/truth.i32", dtype=np.int32).reshape(nq, 10)
+
+
+def recall(ids):
+    return sum(len(set(ids[i][:10]) & set(truth[i])) for i in range(nq)) / (nq * 10)
+
+
+flat = faiss.IndexFlatIP(dim)
+flat.add(base)
+t0 = time.perf_counter()
+for i in range(nq):  # one query at a time, as phx-kb answers them
+    flat.search(qs[i : i + 1], 10)
+te = time.perf_counter() - t0
+print(json.dumps({"engine": "faiss", "index": "IndexFlatIP", "n": n, "dim": dim, "data": data,
+                  "vectors_per_s": round(n * nq / te), "qps": round(nq / te, 1)}))
+
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+h = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
+h.hnsw.efConstruction = 200
+h.add(base)
+tb = time.perf_counter() - t0
+print(json.dumps({"engine": "faiss", "index": "IndexHNSWFlat", "n": n, "dim": dim, "data": data,
+                  "build_s": round(tb, 2)}))
+for ef in (16, 32, 64, 128, 256, 512):
+    h.hnsw.efSearch = ef
+    ids = np.zeros((nq, 10), dtype=np.int64)
+    t0 = time.perf_counter()
+    for i in range(nq):
+        _, ids[i : i + 1] = h.search(qs[i : i + 1], 10)
+    ts = time.perf_counter() - t0
+    print(json.dumps({"engine": "faiss", "index": "IndexHNSWFlat", "n": n, "data": data, "ef": ef,
+                      "qps": round(nq / ts, 1), "recall10": round(recall(ids), 4)}))
