@@ -15,6 +15,13 @@ cat >"$W/receiver.py" <<'PYEOF'
 import hashlib, hmac, http.server, sys, time
 d = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        # /hop redirects to the same server under another name (see the allow-list section)
+        if self.path == "/hop":
+            self.send_response(302)
+            self.send_header("Location", "http://localhost:%d/final" % self.server.server_port)
+            self.end_headers(); return
+        self.send_response(200); self.end_headers(); self.wfile.write(b"final")
     def do_POST(self):
         if self.path == "/redirect":
             self.send_response(302); self.send_header("Location", "http://169.254.169.254/latest/")
@@ -39,7 +46,8 @@ PYEOF
 export PHX_STACK_POOLS="planner tools"
 # No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
 export PHX_SAFETY_GATES=false
-export PHX_WEBHOOK_SECRET_FILE=$W/secret PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32
+# ::1 too: "localhost" may resolve to it first (the receiver listens on 127.0.0.1 only).
+export PHX_WEBHOOK_SECRET_FILE=$W/secret PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32,::1/128
 stack_up
 # The receiver starts after the stack, so a failed stack_up leaves no process behind.
 "$PY" "$W/receiver.py" "$W" &
@@ -95,6 +103,13 @@ check "allow-list: host not listed -> forbidden_host" forbidden_host "$(jq -r .s
 redis sadd phx:tenant:hosted:allow_hosts 127.0.0.1 >/dev/null
 r=$(reply "$(submit "$T/hook.json" "Authorization: Bearer $HOSTED")")
 check "allow-list: listed host delivered" succeeded "$(jq -r .status <<<"$r")"
+# A listed host cannot redirect the fetch to an unlisted one (here: the same server, named
+# localhost, which the list does not hold); a tenant without a list follows it.
+jq -cn --arg u "http://127.0.0.1:$RPORT/hop" '{steps: [{id:"f", kind:"tool.http_fetch", input:{url:$u}}]}' >"$T/hop.json"
+r=$(reply "$(submit "$T/hop.json" "Authorization: Bearer $HOSTED")")
+check "allow-list: redirect to an unlisted host -> forbidden_host" forbidden_host "$(jq -r .steps.f.error.code <<<"$r")"
+r=$(reply "$(submit "$T/hop.json")")
+check "allow-list: no list, redirect followed" "200 final" "$(jq -r '"\(.outputs.f.status) \(.outputs.f.body)"' <<<"$r")"
 check "allow-list: other tenants have no list" succeeded "$(reply "$(submit "$T/hook.json")" | jq -r .status)"
 u=phx:usage:{hosted}:$(date -u +%Y%m%d)
 check "usage: webhook calls counted" 1 "$(redis hget "$u" tool.webhook:calls)"

@@ -61,6 +61,9 @@ typedef struct fetch_ctx {
     size_t header_bytes;
 
     int oom;
+    const phx_fetch_hosts *hosts; /* host rule for every request, or NULL */
+    CURL *h;
+    char refused_host[256]; /* set when the host rule refused a request */
 } fetch_ctx;
 
 /* --- addresses and the policy ------------------------------------------------------------- */
@@ -316,6 +319,28 @@ static curl_socket_t fetch_opensocket(void *clientp, curlsocktype purpose, struc
     if (!a.family || !inet_ntop(a.family, a.b, ctx->refused_addr, sizeof(ctx->refused_addr)))
         snprintf(ctx->refused_addr, sizeof(ctx->refused_addr), "?");
     return CURL_SOCKET_BAD;
+}
+
+/* The host rule, run before each request is sent -- the first and every redirect (libcurl's
+ * effective URL is the one about to be requested). Redirects are where a listed host could
+ * hand the fetch to an unlisted one, and the address check alone would let a public one by. */
+static int fetch_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                        int local_port)
+{
+    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    fetch_ctx *ctx = clientp;
+    char *eff = NULL, *host = NULL;
+    int ok = 0;
+    CURLU *u = curl_url();
+    if (u && curl_easy_getinfo(ctx->h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff &&
+        curl_url_set(u, CURLUPART_URL, eff, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        ok = ctx->hosts->allowed(ctx->hosts->arg, host);
+    if (!ok)
+        snprintf(ctx->refused_host, sizeof(ctx->refused_host), "%s", host ? host : "?");
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
 static size_t fetch_on_body(char *data, size_t size, size_t nmemb, void *userp)
@@ -678,6 +703,11 @@ static void fetch_map_error(CURLcode rc, const fetch_ctx *ctx, const char *detai
                     ctx->refused_reason);
         return;
     }
+    if (ctx->refused_host[0]) {
+        phx_err_set(err, "forbidden_host", 0, "host %s is not allowed for this fetch (redirect)",
+                    ctx->refused_host);
+        return;
+    }
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         phx_err_set(err, "timeout", 1, "timed out: %s", msg);
@@ -718,6 +748,12 @@ static void fetch_map_error(CURLcode rc, const fetch_ctx *ctx, const char *detai
 /* --- the step ----------------------------------------------------------------------------- */
 
 json_t *phx_http_fetch(const json_t *input, const phx_fetch_cfg *cfg, phx_err *err)
+{
+    return phx_http_fetch_hosts(input, cfg, NULL, err);
+}
+
+json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
+                             const phx_fetch_hosts *hosts, phx_err *err)
 {
     fetch_ctx *ctx = NULL;
     CURL *h = NULL;
@@ -809,6 +845,12 @@ json_t *phx_http_fetch(const json_t *input, const phx_fetch_cfg *cfg, phx_err *e
     bad |= curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK; /* ignore *_proxy env vars */
     bad |= curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, fetch_opensocket) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, ctx) != CURLE_OK;
+    ctx->h = h;
+    ctx->hosts = hosts && hosts->allowed ? hosts : NULL;
+    if (ctx->hosts) {
+        bad |= curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, fetch_prereq) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_PREREQDATA, ctx) != CURLE_OK;
+    }
     bad |= curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;

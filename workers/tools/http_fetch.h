@@ -62,6 +62,8 @@ int phx_fetch_ip_allowed(const char *ip, const char *allow_cidrs, const char **r
  * Errors (err->code, retryable):
  *   invalid_input       0  bad url/scheme/method/headers/body/timeout_ms
  *   forbidden_address   0  a connection to a refused address, or a redirect to a non-http(s) URL
+ *   forbidden_host      0  a request (a redirect, with phx_http_fetch_hosts) to a host the
+ *                          rule refuses
  *   too_many_redirects  0  more than cfg->max_redirects
  *   invalid_config      0  cfg->allow_cidrs does not parse
  *   tls_failed          0  certificate or TLS handshake failure
@@ -71,5 +73,18 @@ int phx_fetch_ip_allowed(const char *ip, const char *allow_cidrs, const char **r
  *   fetch_failed        1  the transfer broke off (reset, empty reply, ...)
  *   internal            1  out of memory or an unexpected libcurl error */
 json_t *phx_http_fetch(const json_t *input, const phx_fetch_cfg *cfg, phx_err *err);
+
+/* A host rule applied to every request of a fetch, the first and each redirect: allowed(arg,
+ * host) returns 1 to go on. A refusal ends the fetch with forbidden_host (not retryable). The
+ * tools pool passes the tenant's allow-list here (tenancy.h), so a listed host cannot redirect
+ * the fetch to an unlisted one. */
+typedef struct phx_fetch_hosts {
+    int (*allowed)(void *arg, const char *host);
+    void *arg;
+} phx_fetch_hosts;
+
+/* phx_http_fetch with a host rule (hosts may be NULL: no rule). */
+json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
+                             const phx_fetch_hosts *hosts, phx_err *err);
 
 #endif

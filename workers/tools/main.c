@@ -47,25 +47,30 @@ static const phx_opt phx_tools_opts[] = {
 };
 
 /* The tools themselves, as (app, input) functions for phx_tenancy_run. */
-static json_t *phx_tools_calc_fn(void *app, const json_t *input, phx_err *err)
+static json_t *phx_tools_calc_fn(void *app, phx_tenancy *t, const json_t *input, phx_err *err)
 {
-    (void)app;
+    (void)app, (void)t;
     return phx_calc_step(input, err);
 }
 
-static json_t *phx_tools_fetch_fn(void *app, const json_t *input, phx_err *err)
+/* The tenant's allow-list also judges every redirect of the fetch. */
+static json_t *phx_tools_fetch_fn(void *app, phx_tenancy *t, const json_t *input, phx_err *err)
 {
-    return phx_http_fetch(input, &((phx_tools_cfg *)app)->fetch, err);
+    phx_fetch_hosts hosts = {phx_tenancy_host_allowed, t};
+    return phx_http_fetch_hosts(input, &((phx_tools_cfg *)app)->fetch, t ? &hosts : NULL, err);
 }
 
-static json_t *phx_tools_json_extract_fn(void *app, const json_t *input, phx_err *err)
+static json_t *phx_tools_json_extract_fn(void *app, phx_tenancy *t, const json_t *input,
+                                         phx_err *err)
 {
-    (void)app;
+    (void)app, (void)t;
     return phx_json_extract_step(input, err);
 }
 
-static json_t *phx_tools_webhook_fn(void *app, const json_t *input, phx_err *err)
+/* No redirects are followed by a webhook (webhook.c), so the first host is the only one. */
+static json_t *phx_tools_webhook_fn(void *app, phx_tenancy *t, const json_t *input, phx_err *err)
 {
+    (void)t;
     return phx_webhook_step(input, &((phx_tools_cfg *)app)->webhook, err);
 }
 

@@ -13,6 +13,7 @@
 
 struct phx_tenancy {
     phx_redis *r;
+    redisReply *hosts; /* the current call's allow-list (SMEMBERS), NULL outside a call */
 };
 
 phx_tenancy *phx_tenancy_new(const phx_common *c, phx_err *err)
@@ -65,29 +66,32 @@ static char *phx_tenancy_host(const json_t *input)
     return out;
 }
 
-/* 0 allowed; -1 with err (forbidden_host, or Redis unavailable -- retryable). */
+int phx_tenancy_host_allowed(void *tv, const char *host)
+{
+    phx_tenancy *t = tv;
+    if (!t || !t->hosts || t->hosts->elements == 0)
+        return 1; /* no list: any host (the address rules still apply) */
+    const char **e = calloc(t->hosts->elements, sizeof(*e));
+    for (size_t i = 0; i < t->hosts->elements; i++)
+        e[i] = t->hosts->element[i]->str;
+    int ok = phx_tenancy_host_match(host, e, t->hosts->elements);
+    free(e);
+    return ok;
+}
+
+/* Load the tenant's allow-list into t for this call and check the URL's host. 0 allowed; -1
+ * with err (forbidden_host, or Redis unavailable -- retryable). */
 static int phx_tenancy_check_host(phx_tenancy *t, const char *tenant, const json_t *input,
                                   phx_err *err)
 {
-    char *host = phx_tenancy_host(input);
-    if (!host)
-        return 0;
     char key[300];
     snprintf(key, sizeof(key), "phx:tenant:%s:allow_hosts", tenant);
-    redisReply *rep = phx_redis_cmd(t->r, err, "SMEMBERS %s", key);
-    if (!rep) {
-        free(host);
+    if (!(t->hosts = phx_redis_cmd(t->r, err, "SMEMBERS %s", key)))
         return -1;
-    }
-    int ok = rep->elements == 0;
-    if (!ok) {
-        const char **e = calloc(rep->elements, sizeof(*e));
-        for (size_t i = 0; i < rep->elements; i++)
-            e[i] = rep->element[i]->str;
-        ok = phx_tenancy_host_match(host, e, rep->elements);
-        free(e);
-    }
-    freeReplyObject(rep);
+    char *host = phx_tenancy_host(input);
+    if (!host)
+        return 0; /* the tool reports the bad URL */
+    int ok = phx_tenancy_host_allowed(t, host);
     if (!ok)
         phx_err_set(err, "forbidden_host", 0, "host %s is not on tenant %s's allow-list", host,
                     tenant);
@@ -138,16 +142,19 @@ static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *
 }
 
 json_t *phx_tenancy_run(phx_tenancy *t, const char *kind, int host_checked,
-                        json_t *(*fn)(void *app, const json_t *input, phx_err *err), void *app,
-                        const json_t *input, phx_err *err)
+                        json_t *(*fn)(void *app, phx_tenancy *t, const json_t *input, phx_err *err),
+                        void *app, const json_t *input, phx_err *err)
 {
     const json_t *task = phx_pool_current_task();
     const char *tenant = json_string_value(json_object_get(task, "tenant"));
     if (!t || !tenant)
-        return fn(app, input, err); /* outside the pool loop (tests): no tenant to apply */
+        return fn(app, NULL, input, err); /* outside the pool loop (tests): no tenant */
     json_t *out = NULL;
     if (!host_checked || phx_tenancy_check_host(t, tenant, input, err) == 0)
-        out = fn(app, input, err);
+        out = fn(app, t, input, err);
+    if (t->hosts)
+        freeReplyObject(t->hosts);
+    t->hosts = NULL;
     if (strcmp(err->code, "redis_unavailable") != 0)
         phx_tenancy_account(t, tenant, kind, out != NULL, out ? phx_tenancy_bytes(out) : 0);
     return out;
