@@ -4,6 +4,7 @@
  * uses the same names as the environment so there is one vocabulary in the docs. Unknown keys
  * in the file are an error: a typo in a config file must not silently fall back to a default. */
 #include "config.h"
+#include "trace.h"
 #include "redact.h"
 #include "seal.h"
 #include "log.h"
@@ -181,7 +182,8 @@ int phx_common_apply(const char *proc, const phx_common *c, char *err, size_t er
         return -1;
     }
     phx_log_init(proc, lvl);
-    return 0;
+    return phx_trace_init(proc, c->otlp_endpoint, c->otlp_timeout_ms, c->otlp_queue_spans, err,
+                          errlen);
 }
 
 /* Open a sealed secret file's content (consumed) with the key in PHX_SECRETS_KEY_FILE. */

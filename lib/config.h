@@ -37,6 +37,9 @@ typedef struct phx_common {
     long redis_timeout_ms;
     long concurrency;
     long shutdown_grace_ms;
+    char *otlp_endpoint;
+    long otlp_timeout_ms;
+    long otlp_queue_spans;
 } phx_common;
 
 #define PHX_COMMON_OPTS(type)                                                                      \
@@ -82,6 +85,16 @@ typedef struct phx_common {
          offsetof(type, common.shutdown_grace_ms),                                                 \
          "After SIGTERM, how long in-flight messages may take to finish. Past it the process "     \
          "exits without committing them: they are handed back and redelivered."},                \
+        {"PHX_OTLP_ENDPOINT", PHX_OPT_STR, "", 0, 0, offsetof(type, common.otlp_endpoint),         \
+         "OTLP/HTTP JSON traces URL of a collector, e.g. http://127.0.0.1:4318/v1/traces; spans "  \
+         "are batched and posted in the background (empty = spans only go to the log)."},         \
+        {"PHX_OTLP_TIMEOUT_MS", PHX_OPT_INT, "2000", 10, 60000,                                    \
+         offsetof(type, common.otlp_timeout_ms),                                                   \
+         "Bound on one post to the trace collector; a slower post drops its batch (counted)."},    \
+        {"PHX_OTLP_QUEUE_SPANS", PHX_OPT_INT, "4096", 16, 1000000,                                 \
+         offsetof(type, common.otlp_queue_spans),                                                  \
+         "Spans held for export while the collector is slow; beyond it new spans are dropped "     \
+         "(phx_trace_spans_dropped_total) rather than slowing the work down."},                    \
         {"PHX_REDIS_TIMEOUT_MS",                                                                   \
          PHX_OPT_INT,                                                                              \
          "2000",                                                                                   \

@@ -6,6 +6,8 @@
  * report per accepted message, bounded by message.timeout.ms, so the wait always ends. */
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
+#include "trace.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -193,8 +195,36 @@ static int phx_kafka_err_retryable(rd_kafka_resp_err_t e)
              e == RD_KAFKA_RESP_ERR__INVALID_ARG || e == RD_KAFKA_RESP_ERR__FATAL);
 }
 
+/* A produce's span and metrics: latency to the last delivery report, failures by whether they
+ * are retryable. */
+static int phx_produce_observe(phx_span *sp, int64_t t0_ms, rd_kafka_resp_err_t e, int retryable)
+{
+    phx_metric_observe(phx_histogram("phx_kafka_produce_duration_seconds",
+                                     "Kafka produce latency: a batch until every delivery report.",
+                                     NULL, NULL, 0),
+                       (double)(phx_mono_ms() - t0_ms) / 1000.0);
+    if (e) {
+        phx_metric_add(phx_counter("phx_kafka_produce_errors_total",
+                                   "Kafka produce batches that failed, by retryability.",
+                                   retryable ? "retryable=\"true\"" : "retryable=\"false\""),
+                       1);
+        phx_span_fail(sp, "%s", rd_kafka_err2str(e));
+    }
+    phx_span_end(sp);
+    return e ? -1 : 0;
+}
+
 int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err)
 {
+    phx_span sp;
+    sp.active = 0;
+    int64_t t0 = phx_mono_ms();
+    if (n > 0 && phx_span_call(&sp, "kafka produce", PHX_SPAN_PRODUCER)) {
+        snprintf(sp.name, sizeof(sp.name), "kafka produce %s%s", msgs[0].topic,
+                 n > 1 ? " (+more)" : "");
+        phx_span_set(&sp, "messaging.system", "kafka");
+        phx_span_set(&sp, "messaging.batch.message_count", "%d", n);
+    }
     phx_kbatch b = {.pending = 0, .first_err = 0};
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
@@ -238,9 +268,9 @@ int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err
 
     rd_kafka_resp_err_t e = enq_err ? enq_err : b.first_err;
     if (e)
-        return phx_err_set(err, "kafka_produce", phx_kafka_err_retryable(e), "kafka produce: %s",
-                           rd_kafka_err2str(e));
-    return 0;
+        phx_err_set(err, "kafka_produce", phx_kafka_err_retryable(e), "kafka produce: %s",
+                    rd_kafka_err2str(e));
+    return phx_produce_observe(&sp, t0, e, e ? phx_kafka_err_retryable(e) : 1);
 }
 
 void phx_producer_free(phx_producer *p, int timeout_ms)

@@ -6,6 +6,7 @@
  * Every message passes through the redaction layer (redact.h) first. */
 #include "log.h"
 #include "redact.h"
+#include "trace.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -46,16 +47,31 @@ static void phx_log_set_str(json_t *o, const char *key, const char *val)
     json_object_set_new(o, key, s ? s : json_string("(invalid utf-8)"));
 }
 
-void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
-              ...)
+/* trace_id, or the thread's current span when NULL: a traceparent becomes trace_id + span_id. */
+static void phx_log_trace(json_t *o, const char *trace_id)
 {
-    if (lvl < phx_log_cfg.min)
+    char cur[56];
+    if (!trace_id && phx_trace_current(cur) == 0)
+        trace_id = cur;
+    if (!trace_id)
         return;
+    if (strlen(trace_id) == 55 && trace_id[2] == '-' && trace_id[35] == '-' &&
+        trace_id[52] == '-') {
+        char t[33], s[17];
+        snprintf(t, sizeof(t), "%.32s", trace_id + 3);
+        snprintf(s, sizeof(s), "%.16s", trace_id + 36);
+        phx_log_set_str(o, "trace_id", t);
+        phx_log_set_str(o, "span_id", s);
+    } else {
+        phx_log_set_str(o, "trace_id", trace_id);
+    }
+}
+
+static void phx_log_emit(enum phx_log_level lvl, const char *job_id, const char *trace_id,
+                         json_t *extra, const char *fmt, va_list ap)
+{
     char msg[2048], ts[40];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     phx_redact_buf(msg, sizeof(msg)); /* callers cannot always know what text carries */
 
     struct timespec now;
@@ -71,10 +87,13 @@ void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, 
     json_object_set_new(o, "proc", json_string(phx_log_cfg.proc));
     phx_utf8_scrub(msg);
     json_object_set_new(o, "msg", json_string(msg));
+    if (!job_id && !trace_id)
+        job_id = phx_trace_current_job();
     if (job_id)
         phx_log_set_str(o, "job_id", job_id);
-    if (trace_id)
-        phx_log_set_str(o, "trace_id", trace_id);
+    phx_log_trace(o, trace_id);
+    if (extra)
+        json_object_update(o, extra);
     char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(o);
     if (!line)
@@ -84,4 +103,27 @@ void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, 
     ssize_t w = write(STDERR_FILENO, line, len + 1);
     (void)w;
     free(line);
+}
+
+void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
+              ...)
+{
+    if (lvl < phx_log_cfg.min)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    phx_log_emit(lvl, job_id, trace_id, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id, json_t *extra,
+                    const char *fmt, ...)
+{
+    if (lvl >= phx_log_cfg.min) {
+        va_list ap;
+        va_start(ap, fmt);
+        phx_log_emit(lvl, job_id, trace_id, extra, fmt, ap);
+        va_end(ap);
+    }
+    json_decref(extra);
 }

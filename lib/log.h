@@ -1,7 +1,10 @@
 /* log.h -- JSON-lines logging to stderr.
  *
  * One JSON object per line so log shippers need no parsing rules: ts (RFC 3339, ms), level,
- * proc, msg, and job_id / trace_id when the caller has them. Secrets must never be passed in;
+ * proc, msg, and job_id / trace_id / span_id when the caller has them. A trace_id argument may
+ * be a whole W3C traceparent: it is logged as trace_id and span_id. Without one, a line logged
+ * inside a span (trace.h) carries that span's ids, so every line of a hop can be joined to its
+ * trace. Secrets must never be passed in;
  * as a second line of defence every message is redacted (redact.h): configured secret values,
  * API keys, JWTs and Bearer credentials become "[REDACTED]". */
 #ifndef PHX_LOG_H
@@ -15,6 +18,11 @@ int phx_log_level_parse(const char *s, enum phx_log_level *out);
 
 void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
               ...) __attribute__((format(printf, 4, 5)));
+
+/* phx_logj with extra top-level fields (extra is consumed; may be NULL): the span records. */
+#include <jansson.h>
+void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id, json_t *extra,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #define phx_log_debug(...) phx_logj(PHX_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 #define phx_log_info(...)  phx_logj(PHX_LOG_INFO, NULL, NULL, __VA_ARGS__)

@@ -1,6 +1,7 @@
 /* msg.c -- envelope helpers (see msg.h). */
 #include "msg.h"
 #include "schemas_embedded.h"
+#include "trace.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -165,11 +166,18 @@ void phx_outbox_add(phx_outbox *ob, const char *topic, const char *key, json_t *
         m->hdrs[m->nhdrs++] = (phx_hdr){"phx-schema", phx_outbox_own(ob, strdup(schema))};
     if (tenant)
         m->hdrs[m->nhdrs++] = (phx_hdr){"phx-tenant", phx_outbox_own(ob, strdup(tenant))};
-    if (traceparent) {
-        char tp[56];
-        phx_traceparent_child(traceparent, tp);
+    /* The context passed on is the sender's span itself (the hop span, or the span a timer
+     * stored with the job), so the next hop's span is its child and the trace stays one tree. */
+    char tp[56];
+    int has_tp = 1;
+    if (traceparent && phx_traceparent_valid(traceparent))
+        snprintf(tp, sizeof(tp), "%s", traceparent);
+    else if (traceparent)
+        phx_traceparent_new(tp);
+    else
+        has_tp = phx_trace_current(tp) == 0;
+    if (has_tp)
         m->hdrs[m->nhdrs++] = (phx_hdr){"traceparent", phx_outbox_own(ob, strdup(tp))};
-    }
     if (attempt > 0) {
         char a[16];
         snprintf(a, sizeof(a), "%d", attempt);

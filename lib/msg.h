@@ -62,7 +62,9 @@ void phx_outbox_after(phx_outbox *ob, phx_after_fn fn, const char *arg);
 void phx_outbox_run_after(phx_outbox *ob, void *tctx);
 
 /* Add a JSON message (value is consumed: its reference is stolen). Headers: phx-schema from
- * value's "schema", phx-tenant and traceparent when given, phx-attempt when > 0. */
+ * value's "schema", phx-tenant when given, phx-attempt when > 0, and traceparent: the given
+ * one (the sender's span; an invalid one starts a new trace), else the thread's current span
+ * (trace.h), else none. */
 void phx_outbox_add(phx_outbox *ob, const char *topic, const char *key, json_t *value,
                     const char *tenant, const char *traceparent, int attempt);
 void phx_outbox_reset(phx_outbox *ob);

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "retry.h"
+#include "trace.h"
 #include "util.h"
 
 #include <openssl/sha.h>
@@ -26,7 +27,56 @@ struct phx_redis {
     phx_breaker *breaker; /* not owned */
     phx_metric *m_breaker;
     phx_metric *m_cmds; /* round trips: what phx-bench divides by steps */
+    /* Latency series by command, looked up once per client (the registry lookup locks). */
+    struct {
+        char cmd[20];
+        phx_metric *dur;
+    } m_cmd[24];
+    int nm_cmd;
 };
+
+/* The latency histogram of command cmd (bounded: command names come from the source code, and
+ * anything unexpected is counted as "other"; a batch of several commands is "pipeline"). */
+static phx_metric *phx_redis_cmd_metric(phx_redis *r, const char *cmd, size_t len)
+{
+    char name[20];
+    size_t n = 0;
+    for (; n < len && n + 1 < sizeof(name); n++) {
+        char ch = cmd[n];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')))
+            break;
+        name[n] = (char)(ch | 0x20);
+    }
+    name[n] = '\0';
+    if (n == 0 || n < len)
+        snprintf(name, sizeof(name), "other");
+    for (int i = 0; i < r->nm_cmd; i++)
+        if (strcmp(r->m_cmd[i].cmd, name) == 0)
+            return r->m_cmd[i].dur;
+    char labels[64];
+    snprintf(labels, sizeof(labels), "command=\"%s\"", name);
+    phx_metric *m =
+        phx_histogram("phx_redis_command_duration_seconds",
+                      "Redis call latency (reconnects included), by command; a batch of several "
+                      "commands in one round trip is command=\"pipeline\".",
+                      labels, NULL, 0);
+    if (r->nm_cmd < (int)(sizeof(r->m_cmd) / sizeof(r->m_cmd[0]))) {
+        snprintf(r->m_cmd[r->nm_cmd].cmd, sizeof(r->m_cmd[0].cmd), "%s", name);
+        r->m_cmd[r->nm_cmd++].dur = m;
+    }
+    return m;
+}
+
+static void phx_redis_count_error(const char *kind)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "kind=\"%s\"", kind);
+    phx_metric_add(phx_counter("phx_redis_errors_total",
+                               "Redis commands that failed: unavailable (no answer within the "
+                               "timeout, or breaker open) or error_reply.",
+                               labels),
+                   1);
+}
 
 /* Reconnects: 20 ms, 40 ms, ... up to 1 s, +-50%, within the command's time budget. */
 static const phx_retry_policy phx_redis_reconnect = {6, 20, 1000, 50};
@@ -217,13 +267,30 @@ err:
  * an I/O error the whole batch is sent again: every caller's commands are idempotent or
  * compare-and-set (see redis.h). 0 with n replies, or -1 with err. */
 static int phx_redis_send_batch(phx_redis *r, int n, const phx_redis_cmdbuf *cmds, redisReply **rep,
-                                phx_err *err)
+                                const char *script, phx_err *err)
 {
     int64_t t0 = phx_mono_ms(), deadline = t0 + r->timeout_ms;
     char why[256] = "";
+    /* One span and one latency sample per round trip: "redis GET", "redis EVALSHA name", or
+     * "redis pipeline" for a batch. */
+    const char *cmd = n == 1 ? cmds[0].argv[0] : "pipeline";
+    size_t cmdlen = n == 1 && cmds[0].lens ? cmds[0].lens[0] : strlen(cmd);
+    phx_span sp;
+    if (phx_span_call(&sp, "redis", PHX_SPAN_CLIENT)) {
+        snprintf(sp.name, sizeof(sp.name), "redis %.*s%s%s", (int)(cmdlen < 20 ? cmdlen : 20), cmd,
+                 script ? " " : "", script ? script : "");
+        phx_span_set(&sp, "db.system", "redis");
+        if (n > 1)
+            phx_span_set(&sp, "db.redis.commands", "%d", n);
+    }
+    struct timespec ts0, ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
     int ticket = r->breaker ? phx_breaker_allow(r->breaker, t0) : PHX_BREAKER_NORMAL;
     if (ticket == PHX_BREAKER_DENIED) {
         phx_err_set(err, "redis_unavailable", 1, "redis: circuit breaker open");
+        phx_redis_count_error("unavailable");
+        phx_span_fail(&sp, "circuit breaker open");
+        phx_span_end(&sp);
         return -1;
     }
     int ok = 0;
@@ -245,19 +312,32 @@ static int phx_redis_send_batch(phx_redis *r, int n, const phx_redis_cmdbuf *cmd
         phx_breaker_record_timed(r->breaker, now, ticket, ok, now - t0);
         phx_metric_set(r->m_breaker, phx_breaker_state(r->breaker, now));
     }
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    phx_metric_observe(phx_redis_cmd_metric(r, cmd, cmdlen),
+                       (double)(ts1.tv_sec - ts0.tv_sec) + (ts1.tv_nsec - ts0.tv_nsec) / 1e9);
     if (!ok) {
         phx_err_set(err, "redis_unavailable", 1, "redis: %s", why);
+        phx_redis_count_error("unavailable");
+        phx_span_fail(&sp, "%s", why);
+        phx_span_end(&sp);
         return -1;
     }
+    for (int i = 0; i < n; i++) {
+        if (rep[i]->type == REDIS_REPLY_ERROR && strncmp(rep[i]->str, "NOSCRIPT", 8) != 0) {
+            phx_redis_count_error("error_reply");
+            phx_span_fail(&sp, "%s", rep[i]->str);
+        }
+    }
+    phx_span_end(&sp);
     return 0;
 }
 
 static redisReply *phx_redis_send(phx_redis *r, int argc, const char **argv, const size_t *lens,
-                                  phx_err *err)
+                                  const char *script, phx_err *err)
 {
     phx_redis_cmdbuf c = {argc, argv, lens};
     redisReply *rep = NULL;
-    return phx_redis_send_batch(r, 1, &c, &rep, err) == 0 ? rep : NULL;
+    return phx_redis_send_batch(r, 1, &c, &rep, script, err) == 0 ? rep : NULL;
 }
 
 static redisReply *phx_redis_check(redisReply *rep, phx_err *err)
@@ -273,7 +353,7 @@ static redisReply *phx_redis_check(redisReply *rep, phx_err *err)
 redisReply *phx_redis_cmdv(phx_redis *r, phx_err *err, int argc, const char **argv,
                            const size_t *lens)
 {
-    return phx_redis_check(phx_redis_send(r, argc, argv, lens, err), err);
+    return phx_redis_check(phx_redis_send(r, argc, argv, lens, NULL, err), err);
 }
 
 redisReply *phx_redis_cmd(phx_redis *r, phx_err *err, const char *fmt, ...)
@@ -334,7 +414,7 @@ static void phx_redis_evalsha_argv(const phx_script *s, int nkeys, int argc, con
 static int phx_redis_load(phx_redis *r, const phx_script *s, phx_err *err)
 {
     const char *la[] = {"SCRIPT", "LOAD", s->src};
-    redisReply *rep = phx_redis_check(phx_redis_send(r, 3, la, NULL, err), err);
+    redisReply *rep = phx_redis_check(phx_redis_send(r, 3, la, NULL, NULL, err), err);
     if (!rep)
         return -1;
     freeReplyObject(rep);
@@ -354,13 +434,13 @@ redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int arg
     const char **av = calloc((size_t)n, sizeof(*av));
     size_t *lv = calloc((size_t)n, sizeof(*lv));
     phx_redis_evalsha_argv(s, nkeys, argc, argv, lens, av, lv, sha, nk);
-    redisReply *rep = phx_redis_send(r, n, av, lv, err);
+    redisReply *rep = phx_redis_send(r, n, av, lv, s->name, err);
     if (phx_redis_noscript(rep)) {
         freeReplyObject(rep);
         rep = NULL;
         if (phx_redis_load(r, s, err) < 0)
             goto out;
-        rep = phx_redis_send(r, n, av, lv, err);
+        rep = phx_redis_send(r, n, av, lv, s->name, err);
     }
     rep = phx_redis_check(rep, err);
     if (!rep)
@@ -401,7 +481,11 @@ int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisRe
         }
         cmds[i] = (phx_redis_cmdbuf){argc, av, lv};
     }
-    if (phx_redis_send_batch(r, n, cmds, rep, err) < 0)
+    const char *script = NULL;
+    for (i = 0; i < n; i++)
+        if (calls[i].script)
+            script = calls[i].script->name;
+    if (phx_redis_send_batch(r, n, cmds, rep, script, err) < 0)
         goto out;
     /* A script unknown to this server (restarted, flushed) did not run, and neither did it
      * change anything: load it and send it again with everything after it, so the commands
@@ -412,7 +496,7 @@ int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisRe
         for (int k = i; k < n; k++)
             freeReplyObject(rep[k]);
         if (phx_redis_load(r, calls[i].script, err) < 0 ||
-            phx_redis_send_batch(r, n - i, cmds + i, rep + i, err) < 0) {
+            phx_redis_send_batch(r, n - i, cmds + i, rep + i, script, err) < 0) {
             for (int k = 0; k < i; k++)
                 freeReplyObject(rep[k]);
             goto out;

@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "redis.h"
 #include "retry.h"
+#include "trace.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -99,7 +100,7 @@ static phx_handle_rc phx_worker_process(phx_worker *w, void *tctx, const rd_kafk
                                         phx_outbox *out, phx_err *err)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    char reason[512], tpbuf[128], tp[56];
+    char reason[512], tp[56];
     char *key = m->key ? strndup(m->key, m->key_len) : NULL;
     phx_handle_rc rc = PHX_POISON;
 
@@ -108,10 +109,9 @@ static phx_handle_rc phx_worker_process(phx_worker *w, void *tctx, const rd_kafk
         phx_err_set(err, "invalid_message", 0, "%s", reason);
         goto out;
     }
-    const char *hdr = phx_kafka_header(m, "traceparent", tpbuf, sizeof(tpbuf));
-    if (phx_traceparent_valid(hdr))
-        snprintf(tp, sizeof(tp), "%s", hdr);
-    else
+    /* The hop span phx_worker_one started (from the header, or a new trace): what this
+     * message's outputs carry on. */
+    if (phx_trace_current(tp) < 0)
         phx_traceparent_new(tp);
     phx_inmsg in = {.raw = m, .topic = topic, .key = key, .body = body, .traceparent = tp};
 
@@ -149,8 +149,21 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
                           phx_outbox *out)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    int stalled = 0, done = 0;
-    char *force_poison = NULL;
+    int stalled = 0, done = 0, retries = 0;
+    char *force_poison = NULL, tpbuf[128], name[160];
+    /* One span per message: the hop. Redis, Kafka and outward calls inside are its children. */
+    phx_span sp;
+    snprintf(name, sizeof(name), "%s process %s", w->ops->proc, topic);
+    phx_span_start(&sp, name, PHX_SPAN_CONSUMER,
+                   phx_kafka_header(m, "traceparent", tpbuf, sizeof(tpbuf)));
+    if (m->key && m->key_len < sizeof(sp.job_id)) {
+        char job[sizeof(sp.job_id)];
+        snprintf(job, sizeof(job), "%.*s", (int)m->key_len, (const char *)m->key);
+        phx_span_job(&sp, job);
+    }
+    phx_span_set(&sp, "messaging.destination.name", "%s", topic);
+    phx_span_set(&sp, "messaging.kafka.partition", "%d", (int)m->partition);
+    phx_span_set(&sp, "messaging.kafka.offset", "%lld", (long long)m->offset);
     for (int attempt = 0; !done; attempt++) {
         phx_err err;
         phx_err_clear(&err);
@@ -173,6 +186,9 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
                                              labels, NULL, 0),
                                (double)(phx_mono_ms() - t0) / 1000.0);
             phx_worker_count(topic, rc == PHX_POISON ? "poison" : "ok");
+            phx_span_set(&sp, "phx.outcome", "%s", rc == PHX_POISON ? "poison" : "ok");
+            if (rc == PHX_POISON)
+                phx_span_fail(&sp, "dead-lettered: %s", err.message);
             done = 1;
             break;
         }
@@ -189,6 +205,7 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
         }
         /* A dependency failed: the message stays ours, we retry it after a pause. */
         phx_worker_count(topic, "retried");
+        retries++;
         if (!stalled) {
             stalled = 1;
             atomic_fetch_add(&w->stalled, 1);
@@ -207,6 +224,11 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
         phx_consumer_resume(c);
     }
     free(force_poison);
+    if (retries)
+        phx_span_set(&sp, "phx.retries", "%d", retries);
+    if (!done)
+        phx_span_fail(&sp, "stopped before the message was done; it will be redelivered");
+    phx_span_end(&sp);
     return done;
 }
 
@@ -387,6 +409,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     rc = atomic_load(&w.failed) ? 1 : 0;
     phx_log_info("stopped (exit %d)", rc);
 out:
+    phx_trace_shutdown(2000);
     phx_admin_stop(w.admin);
     phx_producer_free(w.producer, 10000);
     phx_redis_free(w.ready_redis);

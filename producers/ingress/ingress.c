@@ -20,6 +20,7 @@
 #include "msg.h"
 #include "ratelimit.h"
 #include "rbac.h"
+#include "trace.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -410,7 +411,18 @@ static enum MHD_Result phx_ingress_handle(void *cls, struct MHD_Connection *conn
         return rq->too_slow ? MHD_NO : MHD_YES;
     }
     phx_answer a = {0};
+    /* The request's span (a child of the caller's traceparent, if any): what the job
+     * published here carries on, so the whole pipeline hangs under it. */
+    phx_span sp;
+    char name[96];
+    snprintf(name, sizeof(name), "%s %s", method, phx_ingress_route_label(method, url));
+    phx_span_start(&sp, name, PHX_SPAN_SERVER,
+                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"));
     phx_ingress_route(in, conn, method, url, rq, &a);
+    phx_span_set(&sp, "http.response.status_code", "%d", a.status);
+    if (a.status >= 500)
+        phx_span_fail(&sp, "HTTP %d", a.status);
+    phx_span_end(&sp);
     phx_ingress_observe(method, url, rq, a.status);
     return phx_ingress_send(conn, &a);
 }

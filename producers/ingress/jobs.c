@@ -9,6 +9,7 @@
 #include "log.h"
 #include "msg.h"
 #include "rbac.h"
+#include "trace.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -132,10 +133,7 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
         goto out;
     }
     char tp[56];
-    const char *in_tp = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "traceparent");
-    if (phx_traceparent_valid(in_tp))
-        phx_traceparent_child(in_tp, tp);
-    else
+    if (phx_trace_current(tp) < 0) /* the request's span (a child of the caller's context) */
         phx_traceparent_new(tp);
     phx_kmsg m;
     phx_job_kmsg(&m, id, who->tenant, spec, tp);

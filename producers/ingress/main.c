@@ -3,6 +3,7 @@
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
+#include "trace.h"
 #include "msg.h"
 #include "util.h"
 
@@ -110,6 +111,7 @@ out:
     phx_ingress_stop(in);
     phx_admin_stop(admin);
     phx_producer_free(producer, 10000);
+    phx_trace_shutdown(2000);
     phx_schema_set_free(schemas);
     phx_config_free(phx_ingress_opts, n, &cfg);
     return rc;

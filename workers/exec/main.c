@@ -13,7 +13,9 @@
 #include "config.h"
 #include "exec.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
+#include "trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +92,31 @@ static void phx_exec_thread_free(void *ts)
 static json_t *phx_exec_run_step(void *app, void *ts, const json_t *input, phx_err *err)
 {
     phx_exec_main_cfg *cfg = app;
-    return phx_exec_step(&cfg->sb, ts, input, err);
+    phx_span sp;
+    phx_span_call(&sp, "sandbox run", PHX_SPAN_INTERNAL);
+    json_t *out = phx_exec_step(&cfg->sb, ts, input, err);
+    /* Outcomes, not exit codes, as the label: a bounded set an alert can name. */
+    const char *outcome = !out                                               ? "error"
+                          : json_is_true(json_object_get(out, "timed_out"))  ? "timeout"
+                          : json_is_true(json_object_get(out, "oom_killed")) ? "oom_killed"
+                          : json_integer_value(json_object_get(out, "exit_code")) == 0
+                              ? "ok"
+                              : "nonzero_exit";
+    char labels[64];
+    snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
+    phx_metric_add(phx_counter("phx_exec_sandbox_runs_total",
+                               "Sandbox runs by outcome: ok, nonzero_exit, timeout, oom_killed, "
+                               "error (the sandbox could not run the code).",
+                               labels),
+                   1);
+    phx_span_set(&sp, "phx.exec.outcome", "%s", outcome);
+    if (out)
+        phx_span_set(&sp, "phx.exec.exit_code", "%lld",
+                     (long long)json_integer_value(json_object_get(out, "exit_code")));
+    else
+        phx_span_fail(&sp, "%s", err->message);
+    phx_span_end(&sp);
+    return out;
 }
 
 static const phx_step_kind phx_exec_kinds[] = {

@@ -6,6 +6,7 @@
 #include "provider.h"
 #include "config.h"
 #include "log.h"
+#include "trace.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -327,10 +328,19 @@ static long phx_llm_http_post(CURL *curl, phx_llm_provider *p, const char *path,
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, phx_llm_on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    phx_span sp;
+    if (phx_span_call(&sp, "http POST", PHX_SPAN_CLIENT))
+        phx_span_set(&sp, "url.path", "%s", path);
     *cc = curl_easy_perform(curl);
     long status = 0;
     if (*cc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    phx_span_set(&sp, "http.response.status_code", "%ld", status);
+    if (*cc != CURLE_OK)
+        phx_span_fail(&sp, "%s", curl_easy_strerror(*cc));
+    else if (status >= 400)
+        phx_span_fail(&sp, "HTTP %ld", status);
+    phx_span_end(&sp);
     /* The header list held the key: scrub libcurl's copies before freeing them. */
     for (struct curl_slist *s = hdrs; s; s = s->next)
         explicit_bzero(s->data, strlen(s->data));

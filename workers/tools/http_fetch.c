@@ -14,6 +14,7 @@
  * time; response headers are kept within FETCH_MAX_RESP_HEADERS / FETCH_MAX_RESP_HDR_BYTES and
  * the rest dropped, as they are only informational for the agent. */
 #include "http_fetch.h"
+#include "trace.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -879,11 +880,22 @@ json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
         goto out;
     }
 
+    phx_span sp;
+    if (phx_span_call(&sp, "http", PHX_SPAN_CLIENT)) {
+        snprintf(sp.name, sizeof(sp.name), "http %s", post ? "POST" : "GET");
+        phx_span_set(&sp, "server.address", "%s", host);
+    }
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && ctx->truncated && !ctx->oom)) {
         fetch_map_error(rc, ctx, errbuf, err);
+        phx_span_fail(&sp, "%s", curl_easy_strerror(rc));
+        phx_span_end(&sp);
         goto out;
     }
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    phx_span_set(&sp, "http.response.status_code", "%ld", code);
+    phx_span_end(&sp);
     res = fetch_result(h, ctx, err);
 
 out:
