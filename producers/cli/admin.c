@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static phx_redis *phx_cli_redis(const phx_cli_env *env)
+phx_redis *phx_cli_redis(const phx_cli_env *env)
 {
     phx_err err;
     phx_redis *r = phx_redis_new(env->redis_url, getenv("PHX_REDIS_PASSWORD_FILE"), 5000, &err);

@@ -19,6 +19,18 @@ typedef struct phx_cli_env {
 } phx_cli_env;
 
 void phx_cli_env_load(phx_cli_env *env);
+/* A Redis client for env (PHX_REDIS_PASSWORD_FILE honoured); NULL after printing why. */
+#include "redis.h"
+phx_redis *phx_cli_redis(const phx_cli_env *env);
+
+/* Visit every message of a snapshot reader (phx_kafka_reader with hi) below its high watermarks
+ * (scan.c). fn returns 0 to go on, 1 to stop, -1 on error. 0, or -1 on error or when timeout_ms
+ * passed first (a message naming `what` is printed). */
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+typedef int (*phx_cli_visit_fn)(void *arg, const rd_kafka_message_t *m);
+int phx_cli_snapshot_scan(rd_kafka_t *rk, const int64_t *hi, int nparts, int timeout_ms,
+                          const char *what, phx_cli_visit_fn fn, void *arg);
 
 int phx_cli_submit(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_status(const phx_cli_env *env, int argc, char **argv);
@@ -32,5 +44,6 @@ struct phx_redis;
 struct phx_err;
 int phx_cli_kb_backup(struct phx_redis *r, const char *name, const char *path, struct phx_err *err);
 int phx_cli_kb_restore(struct phx_redis *r, const char *path, struct phx_err *err);
+int phx_cli_trace(const phx_cli_env *env, int argc, char **argv);
 
 #endif

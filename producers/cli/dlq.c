@@ -57,6 +57,28 @@ static int phx_dlq_match(const phx_dlq_filter *f, const rd_kafka_message_t *m, j
     return 1;
 }
 
+typedef struct phx_dlq_scan_ctx {
+    const phx_dlq_filter *f;
+    phx_dlq_visit_fn fn;
+    void *arg;
+    long seen;
+} phx_dlq_scan_ctx;
+
+static int phx_dlq_scan_one(void *arg, const rd_kafka_message_t *m)
+{
+    phx_dlq_scan_ctx *x = arg;
+    if (x->f->limit > 0 && x->seen >= x->f->limit)
+        return 1;
+    json_t *letter = json_loadb(m->payload, m->len, 0, NULL);
+    int rc = 0;
+    if (letter && phx_dlq_match(x->f, m, letter)) {
+        x->seen++;
+        rc = x->fn(x->arg, m, letter) < 0 ? -1 : 0;
+    }
+    json_decref(letter);
+    return rc;
+}
+
 /* Visit every matching letter up to the snapshot's end. Returns letters visited, -1 error. */
 static long phx_dlq_scan(const phx_cli_env *env, const phx_dlq_filter *f, phx_dlq_visit_fn fn,
                          void *arg)
@@ -66,52 +88,12 @@ static long phx_dlq_scan(const phx_cli_env *env, const phx_dlq_filter *f, phx_dl
     rd_kafka_t *rk = phx_dlq_open(env, &hi, &nparts, 0);
     if (!rk)
         return -1;
-    long seen = 0, rc = 0;
-    int64_t deadline = phx_mono_ms() + 30000;
-    /* Progress is tracked by offsets, not by "end of partition" events: a partition that starts
-     * at its end is done before any message arrives. */
-    int64_t *next = calloc((size_t)nparts, sizeof(*next));
-    rd_kafka_topic_partition_list_t *pos = NULL;
-    rd_kafka_assignment(rk, &pos);
-    for (int i = 0; pos && i < pos->cnt; i++)
-        next[pos->elems[i].partition] = pos->elems[i].offset;
-    rd_kafka_topic_partition_list_destroy(pos);
-    for (;;) {
-        int pending = 0;
-        for (int i = 0; i < nparts; i++)
-            pending += next[i] < hi[i];
-        if (!pending || (f->limit > 0 && seen >= f->limit))
-            break;
-        if (phx_mono_ms() > deadline) {
-            fprintf(stderr, "phx dlq: timed out reading %s\n", PHX_TOPIC_DLQ);
-            rc = -1;
-            break;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
-        if (!m)
-            continue;
-        if (m->err) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        next[m->partition] = m->offset + 1;
-        json_t *letter =
-            m->offset < hi[m->partition] ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
-        if (letter && phx_dlq_match(f, m, letter)) {
-            seen++;
-            if (fn(arg, m, letter) < 0)
-                rc = -1;
-        }
-        json_decref(letter);
-        rd_kafka_message_destroy(m);
-        if (rc < 0)
-            break;
-    }
-    free(next);
+    phx_dlq_scan_ctx x = {.f = f, .fn = fn, .arg = arg};
+    int rc = phx_cli_snapshot_scan(rk, hi, nparts, 30000, PHX_TOPIC_DLQ, phx_dlq_scan_one, &x);
     free(hi);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    return rc < 0 ? -1 : seen;
+    return rc < 0 ? -1 : x.seen;
 }
 
 static int phx_dlq_print_line(void *arg, const rd_kafka_message_t *m, json_t *l)

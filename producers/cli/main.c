@@ -18,6 +18,11 @@ static const char phx_cli_usage[] =
     "  status JOB_ID [--wait] [--timeout S]\n"
     "      Print the job's state, steps and outputs from Redis. --wait polls until the job\n"
     "      is final (exit 0 only if it succeeded).\n"
+    "  trace JOB_ID [--json] [--timeout S]\n"
+    "      The job's timeline: its events (phx.events) and the pools' results (phx.results:\n"
+    "      status, duration, worker) in time order, then per step its state, attempts, time\n"
+    "      from first dispatch to last result and workers; state and trace id from Redis.\n"
+    "      --timeout S bounds the topic reads (default 30).\n"
     "  keys create [--tenant T] [--principal P] [--roles R] [--expires-in S]\n"
     "      Create an API key for the ingress (stored hashed in Redis) and print it once (its\n"
     "      id goes to stderr). Defaults: tenant \"default\", principal \"cli\", roles \"admin\"\n"
@@ -84,6 +89,8 @@ int main(int argc, char **argv)
         return phx_cli_submit(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)
         return phx_cli_status(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "trace") == 0)
+        return phx_cli_trace(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "keys") == 0)
         return phx_cli_keys(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "dlq") == 0)

@@ -49,7 +49,7 @@ export PHX_OTLP_ENDPOINT=http://127.0.0.1:$(cat "$C/port")/v1/traces
 export PHX_OTLP_QUEUE_SPANS=64 PHX_OTLP_TIMEOUT_MS=20000
 export PHX_STACK_POOLS="planner tools"
 stack_up
-trap 'echo ok >"$C/mode"; stack_cleanup; kill $COLL 2>/dev/null; rm -rf "$C"' EXIT
+trap 'echo ok >"$C/mode"; "$ROOT/ops/dev/stack" down >/dev/null 2>&1; kill $COLL 2>/dev/null; rm -rf "$C"; stack_cleanup' EXIT
 A="Authorization: Bearer $PHX_API_KEY"
 
 # spans of trace T, one OTLP span per line with its service: {svc, id, parent, name, trace}
@@ -126,3 +126,23 @@ full=$(metric planner 'phx_trace_spans_dropped_total{reason="queue_full"}')
 check "collector hung: queue_full drops counted" true "$(awk -v a="${full:-0}" 'BEGIN { print (a > 0) ? "true" : "false" }')"
 check "collector hung: planner still ready" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(admin_port planner)/readyz")"
 echo ok >"$C/mode"
+
+# --- 4. phx trace: the timeline of the first job from Redis, phx.events and phx.results ------
+T=$("$PHX" trace "$ID" --json)
+check "phx trace: exit 0" 0 $?
+check "phx trace: trace id from Redis" true "$(jq --arg t "$TRACE" '.trace_id == $t' <<<"$T")"
+check "phx trace: job state" succeeded "$(jq -r .job.state <<<"$T")"
+check "phx trace: events in order" "job.accepted step.dispatched step.succeeded step.dispatched step.succeeded job.succeeded" \
+    "$(jq -r '[.timeline[] | select(.source == "event") | .type] | join(" ")' <<<"$T")"
+check "phx trace: one ok result per step" "a:ok b:ok" \
+    "$(jq -r '[.timeline[] | select(.type == "result") | "\(.step):\(.status)"] | sort | join(" ")' <<<"$T")"
+check "phx trace: step b after a" true "$(jq '.steps.b.first_dispatch_ms >= .steps.a.last_result_ms' <<<"$T")"
+check_contains "phx trace: worker named" "tools/" "$(jq -r '.steps.a.workers[0]' <<<"$T")"
+txt=$("$PHX" trace "$ID")
+sed 's/^/# /' <<<"$txt"
+check_contains "phx trace: text timeline" "job.accepted" "$txt"
+check_contains "phx trace: text steps" "attempts 1" "$txt"
+"$PHX" trace no-such-job-here >/dev/null 2>&1
+check "phx trace: unknown job exits 1" 1 $?
+"$PHX" trace 'bad{id' >/dev/null 2>&1
+check "phx trace: bad id exits 2" 2 $?
