@@ -28,28 +28,36 @@ static int phx_cli_final(const char *state)
                      strcmp(state, "rejected") == 0 || strcmp(state, "cancelled") == 0);
 }
 
+int phx_cli_job_args(int argc, char **argv, const char *flag, int *flag_set, int *timeout_s,
+                     const char **id)
+{
+    /* Short forms too: -w / -j (the flag's first letter) and -t. */
+    const struct option opts[] = {{flag, no_argument, NULL, flag[0]},
+                                  {"timeout", required_argument, NULL, 't'},
+                                  {NULL, 0, NULL, 0}};
+    char shorts[4] = {flag[0], 't', ':', '\0'};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+        if (c == flag[0])
+            *flag_set = 1;
+        else if (c != 't' || (*timeout_s = atoi(optarg)) <= 0)
+            return -1;
+    }
+    if (optind != argc - 1 || !phx_id_valid(argv[optind]))
+        return -1;
+    *id = argv[optind];
+    return 0;
+}
+
 int phx_cli_status(const phx_cli_env *env, int argc, char **argv)
 {
-    static const struct option opts[] = {{"wait", no_argument, NULL, 'w'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
-    int wait = 0, timeout_s = 60, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "wt:", opts, NULL)) != -1) {
-        if (c == 'w') {
-            wait = 1;
-        } else if (c == 't' && (timeout_s = atoi(optarg)) > 0) {
-            continue;
-        } else {
-            optind = -1;
-            break;
-        }
-    }
-    if (optind != argc - 1 || !phx_id_valid(argv[optind])) {
+    int wait = 0, timeout_s = 60;
+    const char *id;
+    if (phx_cli_job_args(argc, argv, "wait", &wait, &timeout_s, &id) < 0) {
         fprintf(stderr, "usage: phx status JOB_ID [--wait] [--timeout S]\n");
         return PHX_EXIT_USAGE;
     }
-    const char *id = argv[optind];
     phx_redis *r = phx_cli_redis(env);
     if (!r)
         return PHX_EXIT_USAGE;

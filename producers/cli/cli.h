@@ -22,6 +22,9 @@ void phx_cli_env_load(phx_cli_env *env);
 /* A Redis client for env (PHX_REDIS_PASSWORD_FILE honoured); NULL after printing why. */
 #include "redis.h"
 phx_redis *phx_cli_redis(const phx_cli_env *env);
+/* Parse "JOB_ID [--FLAG] [--timeout S]" (argv[0] is the subcommand): 0, or -1 on bad usage. */
+int phx_cli_job_args(int argc, char **argv, const char *flag, int *flag_set, int *timeout_s,
+                     const char **id);
 
 /* Visit every message of a snapshot reader (phx_kafka_reader with hi) below its high watermarks
  * (scan.c). fn returns 0 to go on, 1 to stop, -1 on error. 0, or -1 on error or when timeout_ms

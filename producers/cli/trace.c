@@ -17,7 +17,6 @@
 #include "msg.h"
 #include "util.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,26 +230,12 @@ static void phx_trace_print(const char *id, json_t *view, const char *trace, jso
 
 int phx_cli_trace(const phx_cli_env *env, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
-    int as_json = 0, timeout_s = 30, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "jt:", opts, NULL)) != -1) {
-        if (c == 'j') {
-            as_json = 1;
-        } else if (c == 't' && (timeout_s = atoi(optarg)) > 0) {
-            continue;
-        } else {
-            optind = -1;
-            break;
-        }
-    }
-    if (optind != argc - 1 || !phx_id_valid(argv[optind])) {
+    int as_json = 0, timeout_s = 30;
+    const char *id;
+    if (phx_cli_job_args(argc, argv, "json", &as_json, &timeout_s, &id) < 0) {
         fprintf(stderr, "usage: phx trace JOB_ID [--json] [--timeout S]\n");
         return PHX_EXIT_USAGE;
     }
-    const char *id = argv[optind];
     phx_redis *r = phx_cli_redis(env);
     if (!r)
         return PHX_EXIT_USAGE;
