@@ -79,8 +79,9 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 S=$(spans_of "$TRACE" | jq -s .)
-check "planner hops: job + 2 results" 3 "$(jq '[.[] | select(.svc == "phx-planner" and (.name | startswith("phx-planner process")))] | length' <<<"$S")"
-check "tools hops: 2 tasks" 2 "$(jq '[.[] | select(.svc == "phx-tools" and (.name | startswith("phx-tools process")))] | length' <<<"$S")"
+# (at least: a redelivered message is one more hop of the same trace)
+check "planner hops: job + 2 results" true "$(jq '[.[] | select(.svc == "phx-planner" and (.name | startswith("phx-planner process")))] | length >= 3' <<<"$S")"
+check "tools hops: 2 tasks" true "$(jq '[.[] | select(.svc == "phx-tools" and (.name | startswith("phx-tools process")))] | length >= 2' <<<"$S")"
 check "ingress span is the caller's child" "$CALLER" "$(jq -r '.[] | select(.svc == "phx-ingress" and .name == "POST /v1/jobs") | .parent' <<<"$S")"
 check "every other span has its parent in the trace" 0 \
     "$(jq --arg c "$CALLER" '[.[].id] as $ids | [.[] | select(.parent != $c and (.parent as $p | $ids | index($p) | not))] | length' <<<"$S")"
@@ -134,9 +135,12 @@ check "phx trace: trace id from Redis" true "$(jq --arg t "$TRACE" '.trace_id ==
 check "phx trace: job state" succeeded "$(jq -r .job.state <<<"$T")"
 check "phx trace: events in order" "job.accepted step.dispatched step.succeeded step.dispatched step.succeeded job.succeeded" \
     "$(jq -r '[.timeline[] | select(.source == "event") | .type] | join(" ")' <<<"$T")"
-check "phx trace: one ok result per step" "a:ok b:ok" \
-    "$(jq -r '[.timeline[] | select(.type == "result") | "\(.step):\(.status)"] | sort | join(" ")' <<<"$T")"
-check "phx trace: step b after a" true "$(jq '.steps.b.first_dispatch_ms >= .steps.a.last_result_ms' <<<"$T")"
+# A rebalance while the stack settles can redeliver a task (at-least-once): a step may show
+# two results, the planner applied one.
+check "phx trace: an ok result per step" "a:ok b:ok" \
+    "$(jq -r '[.timeline[] | select(.type == "result") | "\(.step):\(.status)"] | unique | join(" ")' <<<"$T")"
+check "phx trace: step b dispatched after a's result" true \
+    "$(jq '.steps.b.first_dispatch_ms >= ([.timeline[] | select(.type == "result" and .step == "a") | .ts_ms] | min)' <<<"$T")"
 check_contains "phx trace: worker named" "tools/" "$(jq -r '.steps.a.workers[0]' <<<"$T")"
 txt=$("$PHX" trace "$ID")
 sed 's/^/# /' <<<"$txt"
