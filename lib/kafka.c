@@ -5,6 +5,7 @@
  * by the producer's poll thread) counts down and signals. librdkafka guarantees exactly one
  * report per accepted message, bounded by message.timeout.ms, so the wait always ends. */
 #include "kafka.h"
+#include "kafka_metrics.h"
 #include "log.h"
 #include "metrics.h"
 #include "trace.h"
@@ -122,8 +123,14 @@ static void phx_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, c
 static void *phx_producer_poll_main(void *arg)
 {
     phx_producer *p = arg;
-    while (!atomic_load(&p->stop))
+    phx_metric *queued = phx_gauge("phx_kafka_producer_queue_messages",
+                                   "Messages (and requests) in the producer's queue, not yet "
+                                   "confirmed by the brokers.",
+                                   NULL);
+    while (!atomic_load(&p->stop)) {
         rd_kafka_poll(p->rk, 100);
+        phx_metric_set(queued, rd_kafka_outq_len(p->rk));
+    }
     return NULL;
 }
 
@@ -297,6 +304,7 @@ static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         rd_kafka_assign(rk, parts);
     } else {
         phx_log_info("kafka: revoked %d partitions", parts->cnt);
+        phx_kafka_lag_forget(parts);
         rd_kafka_commit(rk, NULL, 0);
         rd_kafka_assign(rk, NULL);
     }
@@ -323,11 +331,14 @@ phx_consumer *phx_consumer_new(const char *brokers, const char *group, const cha
         /* Low latency per hop: a real broker answers a fetch as soon as data arrives, so this
          * only bounds idle polling (and librdkafka's mock cluster does not long-poll at all:
          * with the 500 ms default every hop there would wait up to half a second). */
-        phx_kafka_default(conf, "fetch.wait.max.ms", "20", err) < 0) {
+        phx_kafka_default(conf, "fetch.wait.max.ms", "20", err) < 0 ||
+        /* Consumer lag per partition comes from these reports (kafka_metrics.h). */
+        phx_kafka_default(conf, "statistics.interval.ms", "5000", err) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_rebalance_cb(conf, phx_consumer_rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, phx_kafka_stats_cb);
     rd_kafka_conf_set_log_cb(conf, phx_kafka_log_cb);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!rk) {

@@ -48,11 +48,18 @@ struct phx_metric {
     _Atomic uint64_t *buckets; /* histogram: per-bucket (not cumulative) counts, nbounds long */
 };
 
+/* A label value admitted by phx_metrics_bounded_value. */
+struct phx_bounded {
+    struct phx_bounded *next;
+    char *set, *value;
+};
+
 static struct {
     pthread_mutex_t mu;
     struct phx_family *families;
     char proc[64]; /* "" until phx_metrics_set_process() */
-} phx_reg = {PTHREAD_MUTEX_INITIALIZER, NULL, ""};
+    struct phx_bounded *bounded;
+} phx_reg = {PTHREAD_MUTEX_INITIALIZER, NULL, "", NULL};
 
 static const double phx_default_buckets[] = {.001, .0025, .005, .01, .025, .05, .1,
                                              .25,  .5,    1,    2.5, 5,    10};
@@ -145,6 +152,26 @@ static void phx_metrics_check_name(enum phx_mtype type, const char *name, const 
         (phx_metrics_ends(name, "_bucket") || phx_metrics_ends(name, "_count") ||
          phx_metrics_ends(name, "_sum")))
         phx_metrics_die("histogram \"%s\" must not end in _bucket, _count or _sum", name);
+}
+
+void phx_metrics_bounded_value(const char *set, const char *value, int max, char *out,
+                               size_t outlen)
+{
+    int n = 0, found = 0;
+    pthread_mutex_lock(&phx_reg.mu);
+    for (struct phx_bounded *b = phx_reg.bounded; b && !found; b = b->next)
+        if (strcmp(b->set, set) == 0 && (n++, strcmp(b->value, value) == 0))
+            found = 1;
+    if (!found && n < max) {
+        struct phx_bounded *b = phx_metrics_alloc(sizeof(*b));
+        b->set = phx_metrics_strdup(set);
+        b->value = phx_metrics_strdup(value);
+        b->next = phx_reg.bounded;
+        phx_reg.bounded = b;
+        found = 1;
+    }
+    pthread_mutex_unlock(&phx_reg.mu);
+    phx_metrics_escape_label(out, outlen, found ? value : "other");
 }
 
 size_t phx_metrics_escape_label(char *out, size_t outlen, const char *value)

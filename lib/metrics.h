@@ -66,4 +66,10 @@ void phx_metrics_set_process(const char *proc);
  * snprintf); out is always NUL-terminated when outlen > 0. */
 size_t phx_metrics_escape_label(char *out, size_t outlen, const char *value);
 
+/* A label value that comes from data (a tenant) with bounded cardinality: the first max
+ * distinct values seen under set keep their name, every later one becomes "other". out gets the
+ * value escaped for a label set (see phx_metrics_escape_label). */
+void phx_metrics_bounded_value(const char *set, const char *value, int max, char *out,
+                               size_t outlen);
+
 #endif

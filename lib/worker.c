@@ -30,7 +30,9 @@ struct phx_worker {
     phx_admin *admin;
     atomic_int stop;
     atomic_int stalled; /* threads currently backing off on a failed dependency */
-    atomic_int failed;  /* a thread could not start: exit 1 */
+    atomic_int busy;    /* threads handling a message (the bulkhead's use) */
+    phx_metric *m_busy, *m_stalled;
+    atomic_int failed; /* a thread could not start: exit 1 */
     pthread_mutex_t ready_mu;
     phx_redis *ready_redis; /* the admin thread's own connection, for /readyz */
     phx_breaker redis_breaker;
@@ -186,6 +188,13 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
                                              labels, NULL, 0),
                                (double)(phx_mono_ms() - t0) / 1000.0);
             phx_worker_count(topic, rc == PHX_POISON ? "poison" : "ok");
+            for (int i = 0; i < out->n; i++)
+                if (strcmp(out->msgs[i].topic, PHX_TOPIC_DLQ) == 0)
+                    phx_metric_add(phx_counter("phx_dlq_messages_total",
+                                               "Messages dead-lettered to phx.dlq, by the topic "
+                                               "they were consumed from.",
+                                               labels),
+                                   1);
             phx_span_set(&sp, "phx.outcome", "%s", rc == PHX_POISON ? "poison" : "ok");
             if (rc == PHX_POISON)
                 phx_span_fail(&sp, "dead-lettered: %s", err.message);
@@ -208,7 +217,7 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
         retries++;
         if (!stalled) {
             stalled = 1;
-            atomic_fetch_add(&w->stalled, 1);
+            phx_metric_set(w->m_stalled, atomic_fetch_add(&w->stalled, 1) + 1);
         }
         phx_log_warn("%s[%d]@%lld: %s (%s); retrying", topic, m->partition, (long long)m->offset,
                      err.message, err.code);
@@ -220,7 +229,7 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
             break;
     }
     if (stalled) {
-        atomic_fetch_sub(&w->stalled, 1);
+        phx_metric_set(w->m_stalled, atomic_fetch_sub(&w->stalled, 1) - 1);
         phx_consumer_resume(c);
     }
     free(force_poison);
@@ -253,9 +262,11 @@ static void *phx_worker_consume_main(void *arg)
         phx_admin_heartbeat(w->admin);
         rd_kafka_message_t *m = phx_consumer_poll(c, 200);
         if (m) {
+            phx_metric_set(w->m_busy, atomic_fetch_add(&w->busy, 1) + 1);
             if (phx_worker_one(w, c, tctx, m, &out))
                 phx_consumer_store(c, m);
             rd_kafka_message_destroy(m);
+            phx_metric_set(w->m_busy, atomic_fetch_sub(&w->busy, 1) - 1);
         }
         if (phx_mono_ms() - last_commit >= 200) {
             phx_consumer_commit(c, 0);
@@ -350,6 +361,16 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     phx_wthread *threads = calloc((size_t)nthreads + 1, sizeof(*threads));
     pthread_mutex_init(&w.ready_mu, NULL);
     phx_metrics_set_process(ops->proc);
+    /* Saturation of the pool's bulkhead: busy / threads (PHX_CONCURRENCY). */
+    phx_metric_set(phx_gauge("phx_worker_threads",
+                             "Consumer threads (PHX_CONCURRENCY): the bound on in-flight messages.",
+                             NULL),
+                   (double)nthreads);
+    w.m_busy =
+        phx_gauge("phx_worker_busy_threads", "Consumer threads handling a message now.", NULL);
+    w.m_stalled =
+        phx_gauge("phx_worker_stalled_threads",
+                  "Consumer threads backing off on a failed dependency (Redis, Kafka).", NULL);
     phx_breaker_init(&w.redis_breaker, &phx_worker_redis_breaker_cfg);
     phx_breaker_name(&w.redis_breaker, "redis");
 

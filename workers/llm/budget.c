@@ -136,6 +136,16 @@ int phx_llm_budget_reserve(phx_redis *r, const phx_llm_ctx *ctx, long default_li
                                ctx->tenant, limit, used, tokens);
         }
         b->tenant = 1;
+        if (limit > 0) {
+            char t[160], labels[200];
+            phx_metrics_bounded_value("tenant", ctx->tenant, 50, t, sizeof(t));
+            snprintf(labels, sizeof(labels), "tenant=\"%s\"", t);
+            phx_metric_set(phx_gauge("phx_llm_tenant_budget_used_ratio",
+                                     "Share of the tenant's daily token budget used or reserved "
+                                     "(as of its last LLM call; 1 = exhausted).",
+                                     labels),
+                           (double)used / (double)limit);
+        }
     }
     return 0;
 }

@@ -60,6 +60,16 @@ static void phx_planner_count(const char *name, const char *help, const char *la
     phx_metric_add(phx_counter(name, help, labels), 1);
 }
 
+/* Jobs by final state and tenant; tenants come from data, so at most 50 keep their name. */
+static void phx_planner_count_job(const char *state, const char *tenant)
+{
+    char t[160], labels[220];
+    phx_metrics_bounded_value("tenant", tenant && *tenant ? tenant : "unknown", 50, t, sizeof(t));
+    snprintf(labels, sizeof(labels), "state=\"%s\",tenant=\"%s\"", state, t);
+    phx_planner_count("phx_jobs_finished_total", "Jobs that reached a final state, by tenant.",
+                      labels);
+}
+
 static void phx_pjob_free(phx_pjob *j)
 {
     json_decref(j->hash);
@@ -141,6 +151,12 @@ static int64_t phx_planner_backoff(const phx_planner *p, const json_t *step, int
 static void phx_planner_event(phx_outbox *out, const phx_pjob *j, const char *type,
                               const char *step, int attempt, json_t *detail)
 {
+    char labels[64]; /* type is one of event.v1's enum: bounded */
+    snprintf(labels, sizeof(labels), "type=\"%s\"", type);
+    phx_planner_count("phx_planner_events_total",
+                      "Lifecycle events the planner emitted (job.accepted, step.dispatched, "
+                      "step.retry_scheduled, step.timed_out, ...), by type.",
+                      labels);
     phx_outbox_add(out, PHX_TOPIC_EVENTS, j->id,
                    phx_event_new(j->id, j->tenant, type, step, attempt, detail), j->tenant,
                    j->trace, attempt);
@@ -239,9 +255,7 @@ static int phx_planner_reply_view(phx_planner *p, const phx_pjob *j, json_t *vie
     snprintf(type, sizeof(type), "job.%s", state);
     phx_planner_event(out, j, type, NULL, 0, NULL);
     phx_outbox_after(out, phx_planner_after_replied, j->id);
-    char labels[64];
-    snprintf(labels, sizeof(labels), "state=\"%s\"", state);
-    phx_planner_count("phx_jobs_finished_total", "Jobs that reached a final state.", labels);
+    phx_planner_count_job(state, j->tenant);
     json_decref(view);
     return 0;
 }
@@ -778,8 +792,7 @@ static int phx_planner_reject(phx_planner *p, const json_t *body, const char *co
     phx_outbox_add(out, topic_ok ? reply_to : PHX_TOPIC_REPLIES, id, reply, tenant, NULL, 0);
     phx_pjob j = {.id = id, .tenant = tenant};
     phx_planner_event(out, &j, "job.rejected", NULL, 0, json_string(message));
-    phx_planner_count("phx_jobs_finished_total", "Jobs that reached a final state.",
-                      "state=\"rejected\"");
+    phx_planner_count_job("rejected", tenant);
     phx_logj(PHX_LOG_INFO, id, NULL, "job rejected: %s", message);
     return 1;
 }
