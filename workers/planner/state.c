@@ -31,8 +31,12 @@ static const phx_script phx_reject_script = {
     "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
     "return 1\n"};
 
+/* KEYS: steps, job. The job must still be running: a cancel (or a deadline, or a gate's
+ * block) that lands between advance() reading the job and this dispatch stops the task here,
+ * in the same atomic step, instead of sending one more attempt of a finished job. */
 static const phx_script phx_dispatch_script = {
     "step_dispatch",
+    "if redis.call('HGET', KEYS[2], 'state') ~= 'running' then return 0 end\n"
     "local st = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "local a = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':attempt') or '0')\n"
     "if (st ~= 'pending' and st ~= 'retry_wait') or a ~= tonumber(ARGV[2]) then return 0 end\n"
@@ -186,8 +190,9 @@ void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char
     phx_state_keys(c, job);
     snprintf(c->a, sizeof(c->a), "%d", expect_attempt);
     snprintf(c->now, sizeof(c->now), "%lld", (long long)now_ms);
-    c->argv[0] = c->steps, c->argv[1] = step, c->argv[2] = c->a, c->argv[3] = c->now;
-    c->call = (phx_redis_call){&phx_dispatch_script, 1, 4, c->argv, NULL};
+    c->argv[0] = c->steps, c->argv[1] = c->job, c->argv[2] = step, c->argv[3] = c->a;
+    c->argv[4] = c->now;
+    c->call = (phx_redis_call){&phx_dispatch_script, 2, 5, c->argv, NULL};
 }
 
 int phx_state_step_dispatch(phx_redis *r, const char *job, const char *step, int expect_attempt,
