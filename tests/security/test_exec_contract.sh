@@ -75,6 +75,20 @@ check "example exec-sh: succeeded with exit code 3" "3 false" \
     "$(jq -r '"\(.outputs.pipeline.exit_code) \(.outputs.pipeline.truncated)"' <<<"$out")"
 check "example exec-sh: stdout" "      3 red" "$(jq -r '.outputs.pipeline.stdout' <<<"$out" | head -n1)"
 
+# --- 2b. cancel kills a running program (DELETE /v1/jobs/ID) --------------------------------
+jq -cn '{steps: [{id:"x",kind:"exec.run",timeout_ms:90000,
+                  input:{lang:"sh",code:"sleep 40; echo finished",limits:{wall_ms:50000}}}]}' >"$PHX_VAR/slow-exec.json"
+r=$(api POST /v1/jobs "$PHX_VAR/slow-exec.json" -H "Authorization: Bearer $PHX_API_KEY")
+cid=$(cut -d' ' -f2- <<<"$r" | jq -r .job_id)
+for _ in $(seq 100); do [ "$(redis hget "phx:job:{$cid}:steps" x)" = dispatched ] && break; sleep 0.1; done
+sleep 1 # let the sandbox start the program
+check "cancel exec: 202" 202 "$(api DELETE "/v1/jobs/$cid" '' -H "Authorization: Bearer $PHX_API_KEY" | cut -d' ' -f1)"
+res=$(kafka_get phx.results "$cid" 20 | head -n1)
+check "cancel exec: the run was killed as cancelled" "true SIGKILL" \
+    "$(jq -r '"\(.output.cancelled) \(.output.signal)"' <<<"$res")"
+check "cancel exec: killed long before its 40 s" 1 "$(jq -r '.output.duration_ms < 15000' <<<"$res" | grep -c true)"
+check "cancel exec: reply cancelled" cancelled "$(reply "$cid" 20 | jq -r .status)"
+
 # --- 3. metrics ----------------------------------------------------------------------------
 m=$(curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/exec.admin")/metrics")
 check_contains "metrics: exec.run steps counted" 'phx_steps_total{kind="exec.run",outcome="ok"}' "$m"

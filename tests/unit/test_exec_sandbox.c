@@ -40,7 +40,7 @@ static json_t *run(const char *lang, const char *code, const char *limits)
     if (limits)
         json_object_set_new(in, "limits", json_loads(limits, 0, NULL));
     phx_err err;
-    json_t *out = phx_exec_step(&sb, cg, in, &err);
+    json_t *out = phx_exec_step(&sb, cg, in, NULL, NULL, &err);
     json_decref(in);
     if (!out)
         fail_msg("run failed: %s: %s", err.code, err.message);
@@ -227,7 +227,7 @@ static void test_files_and_disk_limit(void **state)
                            "files", "in.txt", "hello\n");
     json_object_set_new(in, "limits", json_pack("{s:i}", "disk_mb", 2));
     phx_err err;
-    json_t *o = phx_exec_step(&sb, cg, in, &err);
+    json_t *o = phx_exec_step(&sb, cg, in, NULL, NULL, &err);
     assert_non_null(o);
     assert_string_not_equal(field(o, "stdout"), "hello\nrc=0\n");
     assert_non_null(strstr(field(o, "stdout"), "hello\n"));

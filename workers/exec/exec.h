@@ -70,12 +70,17 @@ typedef struct phx_exec_req {
     phx_exec_file files[PHX_EXEC_MAX_FILES];
     int nfiles;
     phx_exec_limits lim;
+    /* Asked about twice a second while the program runs (may be NULL): 1 ends the run at
+     * once, as a kill of the whole namespace. The pool asks whether the job was cancelled. */
+    int (*cancelled)(void *arg);
+    void *cancel_arg;
 } phx_exec_req;
 
 typedef struct phx_exec_result {
     int exit_code; /* exit status, or 128 + signal when killed (shell convention) */
     int signo;     /* the signal that ended the program, 0 when it exited */
     int timed_out;
+    int cancelled; /* killed because req->cancelled said so */
     int oom_killed;
     int truncated;
     long duration_ms, cpu_ms, max_rss_kb;
@@ -210,8 +215,8 @@ void phx_exec_sandbox_free(phx_exec_sandbox *sb);
 int phx_exec_run(const phx_exec_sandbox *sb, phx_exec_cg *cg, const phx_exec_req *req,
                  phx_exec_result *res, phx_err *err);
 
-/* The whole step: parse, run, output. */
+/* The whole step: parse, run, output. cancelled/cancel_arg: see phx_exec_req (may be NULL). */
 json_t *phx_exec_step(const phx_exec_sandbox *sb, phx_exec_cg *cg, const json_t *input,
-                      phx_err *err);
+                      int (*cancelled)(void *arg), void *cancel_arg, phx_err *err);
 
 #endif

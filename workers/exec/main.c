@@ -12,6 +12,8 @@
  * cgroup subtree. */
 #include "config.h"
 #include "exec.h"
+#include "redis.h"
+#include "jobstore.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -78,15 +80,50 @@ static const phx_opt phx_exec_opts[] = {
 };
 #define PHX_EXEC_NOPTS (sizeof(phx_exec_opts) / sizeof(phx_exec_opts[0]))
 
-static void *phx_exec_thread_init(void *app, phx_err *err)
-{
-    (void)app;
-    return phx_exec_cg_new(err);
-}
+/* A worker thread's own: its cgroup, and a Redis connection to notice a cancelled job. */
+typedef struct phx_exec_thread {
+    phx_exec_cg *cg;
+    phx_redis *r;
+} phx_exec_thread;
 
 static void phx_exec_thread_free(void *ts)
 {
-    phx_exec_cg_free(ts);
+    phx_exec_thread *t = ts;
+    phx_exec_cg_free(t->cg);
+    phx_redis_free(t->r);
+    free(t);
+}
+
+static void *phx_exec_thread_init(void *app, phx_err *err)
+{
+    phx_exec_main_cfg *cfg = app;
+    phx_exec_thread *t = calloc(1, sizeof(*t));
+    if (!t || !(t->cg = phx_exec_cg_new(err)) ||
+        !(t->r = phx_redis_from_common(&cfg->common, err))) {
+        if (t)
+            phx_exec_thread_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Was the running step's job cancelled (DELETE /v1/jobs/ID)? Then the run is killed rather
+ * than left to burn its wall time for nobody. A Redis error is a "no": the step's own limits
+ * still end it. */
+static int phx_exec_job_cancelled(void *arg)
+{
+    phx_exec_thread *t = arg;
+    const char *job = json_string_value(json_object_get(phx_pool_current_task(), "job_id"));
+    if (!job)
+        return 0;
+    char key[192];
+    phx_key_job(key, sizeof(key), job);
+    phx_err err;
+    redisReply *rep = phx_redis_cmd(t->r, &err, "HGET %s state", key);
+    int c = rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "cancelled") == 0;
+    if (rep)
+        freeReplyObject(rep);
+    return c;
 }
 
 static json_t *phx_exec_run_step(void *app, void *ts, const json_t *input, phx_err *err)
@@ -94,9 +131,11 @@ static json_t *phx_exec_run_step(void *app, void *ts, const json_t *input, phx_e
     phx_exec_main_cfg *cfg = app;
     phx_span sp;
     phx_span_call(&sp, "sandbox run", PHX_SPAN_INTERNAL);
-    json_t *out = phx_exec_step(&cfg->sb, ts, input, err);
+    phx_exec_thread *t = ts;
+    json_t *out = phx_exec_step(&cfg->sb, t->cg, input, phx_exec_job_cancelled, t, err);
     /* Outcomes, not exit codes, as the label: a bounded set an alert can name. */
     const char *outcome = !out                                               ? "error"
+                          : json_is_true(json_object_get(out, "cancelled"))  ? "cancelled"
                           : json_is_true(json_object_get(out, "timed_out"))  ? "timeout"
                           : json_is_true(json_object_get(out, "oom_killed")) ? "oom_killed"
                           : json_integer_value(json_object_get(out, "exit_code")) == 0
@@ -106,7 +145,7 @@ static json_t *phx_exec_run_step(void *app, void *ts, const json_t *input, phx_e
     snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
     phx_metric_add(phx_counter("phx_exec_sandbox_runs_total",
                                "Sandbox runs by outcome: ok, nonzero_exit, timeout, oom_killed, "
-                               "error (the sandbox could not run the code).",
+                               "cancelled, error (the sandbox could not run the code).",
                                labels),
                    1);
     phx_span_set(&sp, "phx.exec.outcome", "%s", outcome);
@@ -130,7 +169,7 @@ static int phx_exec_selftest(phx_exec_main_cfg *cfg, phx_err *err)
     if (!cg)
         return -1;
     json_t *in = json_pack("{s:s, s:s}", "lang", "sh", "code", "echo ok");
-    json_t *out = phx_exec_step(&cfg->sb, cg, in, err);
+    json_t *out = phx_exec_step(&cfg->sb, cg, in, NULL, NULL, err);
     int rc = -1;
     if (out && json_integer_value(json_object_get(out, "exit_code")) == 0 &&
         strcmp(json_string_value(json_object_get(out, "stdout")), "ok\n") == 0)

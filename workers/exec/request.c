@@ -195,6 +195,8 @@ json_t *phx_exec_result_json(const phx_exec_result *res)
     json_object_set_new(o, "stdout", phx_exec_text(res->out, res->out_len));
     json_object_set_new(o, "stderr", phx_exec_text(res->err, res->err_len));
     json_object_set_new(o, "timed_out", json_boolean(res->timed_out));
+    if (res->cancelled)
+        json_object_set_new(o, "cancelled", json_true());
     json_object_set_new(o, "oom_killed", json_boolean(res->oom_killed));
     json_object_set_new(o, "truncated", json_boolean(res->truncated));
     json_object_set_new(o, "duration_ms", json_integer(res->duration_ms));

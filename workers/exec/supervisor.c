@@ -304,10 +304,23 @@ static int phx_exec_stream_read(phx_exec_stream *s, int *truncated)
 }
 
 /* The I/O loop: until the program is gone and both pipes are closed. */
-static void phx_exec_wait(phx_exec_run_fds *f, phx_exec_cg *cg, const phx_exec_limits *lim,
+#define PHX_EXEC_CANCEL_CHECK_MS 500
+
+/* Is it time to ask whether the run is cancelled, and is it? (At most twice a second: the
+ * question costs the pool a Redis round trip.) */
+static int phx_exec_cancel_due(const phx_exec_req *req, int64_t now, int64_t *next)
+{
+    if (!req->cancelled || now < *next)
+        return 0;
+    *next = now + PHX_EXEC_CANCEL_CHECK_MS;
+    return req->cancelled(req->cancel_arg);
+}
+
+static void phx_exec_wait(phx_exec_run_fds *f, phx_exec_cg *cg, const phx_exec_req *req,
                           phx_exec_stream *st, phx_exec_result *res, int64_t t0)
 {
-    int64_t deadline = t0 + lim->wall_ms;
+    const phx_exec_limits *lim = &req->lim;
+    int64_t deadline = t0 + lim->wall_ms, cancel_check = t0 + PHX_EXEC_CANCEL_CHECK_MS;
     int exited = 0, killed = 0;
     int64_t exited_at = 0;
     fcntl(f->out[0], F_SETFL, O_NONBLOCK);
@@ -352,6 +365,8 @@ static void phx_exec_wait(phx_exec_run_fds *f, phx_exec_cg *cg, const phx_exec_l
         now = phx_mono_ms();
         if (!exited && now >= deadline) {
             res->timed_out = 1;
+        } else if (!exited && phx_exec_cancel_due(req, now, &cancel_check)) {
+            res->cancelled = 1;
         } else if (!exited) {
             long cpu = phx_exec_cg_cpu_ms(cg);
             if (cpu < 0 || cpu <= lim->cpu_ms)
@@ -430,7 +445,7 @@ int phx_exec_run(const phx_exec_sandbox *sb, phx_exec_cg *cg, const phx_exec_req
         goto kill;
     }
 
-    phx_exec_wait(&f, cg, &req->lim, st, res, t0);
+    phx_exec_wait(&f, cg, req, st, res, t0);
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
@@ -504,12 +519,14 @@ void phx_exec_sandbox_free(phx_exec_sandbox *sb)
 }
 
 json_t *phx_exec_step(const phx_exec_sandbox *sb, phx_exec_cg *cg, const json_t *input,
-                      phx_err *err)
+                      int (*cancelled)(void *arg), void *cancel_arg, phx_err *err)
 {
     phx_exec_req req;
     phx_exec_result res;
     if (phx_exec_req_parse(input, sb->cfg, &req, err) < 0)
         return NULL;
+    req.cancelled = cancelled;
+    req.cancel_arg = cancel_arg;
     if (phx_exec_run(sb, cg, &req, &res, err) < 0)
         return NULL;
     json_t *out = phx_exec_result_json(&res);
