@@ -292,8 +292,20 @@ json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const cha
     phx_utf8_scrub(r);
     json_object_set_new(d, "reason", json_string(r));
     free(r);
-    if (errors)
+    /* The letter must itself fit in a Kafka message: a letter the broker refuses would be
+     * retried for ever and wedge its partition (found by `phx redteam`). So the validator's
+     * errors are capped, and so are the original bytes: kept whole (replayable) up to
+     * PHX_DLQ_KEEP_BYTES, else only their start, size and hash. */
+    size_t nerr = json_array_size(errors);
+    if (nerr > PHX_DLQ_MAX_ERRORS) {
+        json_t *few = json_array();
+        for (size_t i = 0; i < PHX_DLQ_MAX_ERRORS; i++)
+            json_array_append(few, json_array_get(errors, i));
+        json_object_set_new(d, "errors", few);
+        json_object_set_new(d, "errors_truncated", json_integer((json_int_t)nerr));
+    } else if (errors) {
         json_object_set(d, "errors", (json_t *)errors);
+    }
     json_object_set_new(d, "topic", json_string(rd_kafka_topic_name(m->rkt)));
     json_object_set_new(d, "partition", json_integer(m->partition));
     json_object_set_new(d, "offset", json_integer(m->offset));
@@ -305,11 +317,23 @@ json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const cha
     } else {
         json_object_set_new(d, "key", json_null());
     }
-    char *b64 = phx_base64_encode(m->payload ? m->payload : "", m->len);
+    size_t keep = m->len > PHX_DLQ_KEEP_BYTES ? PHX_DLQ_TEXT_BYTES : m->len;
+    char *b64 = phx_base64_encode(m->payload ? m->payload : "", keep);
     json_object_set_new(d, "payload_b64", json_string(b64));
     free(b64);
-    /* The text form is for humans reading the DLQ; the base64 form is what replay uses. */
-    json_t *text = m->payload ? json_stringn(m->payload, m->len) : NULL;
+    if (keep < m->len) {
+        char sha[65];
+        phx_sha256_hex(m->payload, m->len, sha);
+        json_object_set_new(d, "payload_truncated", json_true());
+        json_object_set_new(d, "payload_bytes", json_integer((json_int_t)m->len));
+        json_object_set_new(d, "payload_sha256", json_string(sha));
+    }
+    /* The text form is for humans reading the DLQ; the base64 form is what replay uses. Not
+     * with a NUL byte: "\u0000" in the letter would make JSON readers without JSON_ALLOW_NUL
+     * (phx dlq among them) drop the whole letter. */
+    json_t *text = m->payload && m->len <= PHX_DLQ_TEXT_BYTES && !memchr(m->payload, 0, m->len)
+                       ? json_stringn(m->payload, m->len)
+                       : NULL;
     if (text)
         json_object_set_new(d, "payload", text);
     json_object_set_new(d, "consumer", json_string(consumer));

@@ -70,8 +70,14 @@ void phx_outbox_add(phx_outbox *ob, const char *topic, const char *key, json_t *
 void phx_outbox_reset(phx_outbox *ob);
 void phx_outbox_free(phx_outbox *ob);
 
-/* A dead letter for message m: original bytes (base64, and as text when UTF-8), where it
- * came from, why it was refused. errors may be NULL (it is not consumed). */
+/* A dead letter for message m: original bytes (base64, and as text when UTF-8 and at most
+ * PHX_DLQ_TEXT_BYTES), where it came from, why it was refused. errors may be NULL (it is not
+ * consumed; at most PHX_DLQ_MAX_ERRORS are kept). Bytes over PHX_DLQ_KEEP_BYTES are not kept
+ * whole -- the letter must stay under the broker's message size -- only their first
+ * PHX_DLQ_TEXT_BYTES, with payload_truncated, payload_bytes and payload_sha256. */
+#define PHX_DLQ_KEEP_BYTES (512 * 1024)
+#define PHX_DLQ_TEXT_BYTES (64 * 1024)
+#define PHX_DLQ_MAX_ERRORS 50
 json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const char *reason,
                     const json_t *errors);
 

@@ -125,6 +125,12 @@ static int phx_dlq_replay_one(void *arg, const rd_kafka_message_t *m, json_t *l)
     const char *topic = json_string_value(json_object_get(l, "topic"));
     const char *b64 = json_string_value(json_object_get(l, "payload_b64"));
     size_t len = 0;
+    if (json_is_true(json_object_get(l, "payload_truncated"))) {
+        fprintf(stderr, "phx dlq: %d:%lld kept only the start of its %lld bytes; not replayable\n",
+                m->partition, (long long)m->offset,
+                (long long)json_integer_value(json_object_get(l, "payload_bytes")));
+        return 0;
+    }
     unsigned char *raw = b64 ? phx_base64_decode(b64, &len) : NULL;
     if (!topic || !raw) {
         fprintf(stderr, "phx dlq: %d:%lld has no original topic or payload; skipped\n",

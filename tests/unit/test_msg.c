@@ -131,12 +131,62 @@ static void test_ids(void **state)
     assert_string_equal(s, "ok ?? bad \xc3\xa9 good");
 }
 
+/* A dead letter must fit in a Kafka message whatever it carries: big originals keep only
+ * their start, size and hash; long schema error lists are capped. */
+static void test_dlq_bounded(void **state)
+{
+    (void)state;
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, "phx.jobs", NULL);
+    size_t big = 1024 * 1024 + 10;
+    char *payload = malloc(big);
+    memset(payload, 'x', big);
+    rd_kafka_message_t m = {.rkt = t, .payload = payload, .len = big, .key = "k1", .key_len = 2};
+    json_t *errors = json_array();
+    for (int i = 0; i < 400; i++)
+        json_array_append_new(errors, json_string("/steps/0: some long validation error text"));
+    json_t *d = phx_dlq_new(&m, "g", "message larger than 1 MiB", errors);
+    char *s = json_dumps(d, JSON_COMPACT);
+    assert_true(strlen(s) < 200 * 1024);
+    assert_true(json_is_true(json_object_get(d, "payload_truncated")));
+    assert_int_equal(json_integer_value(json_object_get(d, "payload_bytes")), (json_int_t)big);
+    assert_int_equal(strlen(json_string_value(json_object_get(d, "payload_sha256"))), 64);
+    assert_null(json_object_get(d, "payload"));
+    assert_int_equal(json_array_size(json_object_get(d, "errors")), PHX_DLQ_MAX_ERRORS);
+    assert_int_equal(json_integer_value(json_object_get(d, "errors_truncated")), 400);
+    free(s);
+    json_decref(d);
+    /* A small original is kept whole, as bytes and as text. */
+    m.len = 5;
+    d = phx_dlq_new(&m, "g", "bad", NULL);
+    assert_null(json_object_get(d, "payload_truncated"));
+    assert_string_equal(json_string_value(json_object_get(d, "payload")), "xxxxx");
+    assert_string_equal(json_string_value(json_object_get(d, "payload_b64")), "eHh4eHg=");
+    json_decref(d);
+    /* A NUL byte keeps the letter loadable by any JSON reader: no text form. */
+    payload[2] = 0;
+    d = phx_dlq_new(&m, "g", "bad", NULL);
+    assert_null(json_object_get(d, "payload"));
+    s = json_dumps(d, JSON_COMPACT);
+    json_t *back = json_loads(s, 0, NULL);
+    assert_non_null(back);
+    json_decref(back);
+    free(s);
+    json_decref(d);
+    json_decref(errors);
+    free(payload);
+    rd_kafka_topic_destroy(t);
+    rd_kafka_destroy(rk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kind_pool), cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_base64),    cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_ids),       cmocka_unit_test(test_dlq_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
