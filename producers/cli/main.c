@@ -1,6 +1,7 @@
 /* main.c -- phx: command dispatch and usage. */
 #include "cli.h"
 #include "log.h"
+#include "redteam.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,21 @@ static const char phx_cli_usage[] =
     "      Write a collection to FILE (versioned, a CRC per record, SHA-256 of the file), or\n"
     "      restore one after verifying the whole file (a damaged file is refused; an existing\n"
     "      collection is never overwritten). A progress bar on a terminal.\n"
+    "  redteam [--suites exec,safety,ssrf,auth,payload] [--quick] [--json] [--timeout S]\n"
+    "          [--verbose]\n"
+    "      Attack the deployment through phx.jobs and the HTTP ingress and print a scorecard\n"
+    "      (docs/security.md, \"Red team\"). Exit 1 on any escape or a safety detection rate\n"
+    "      outside its bound, 3 when a case could not be decided. Settings: PHX_INGRESS_URL,\n"
+    "      PHX_REDTEAM_API_KEY (an admin key; enables key replay, scope and payload cases),\n"
+    "      PHX_REDTEAM_API_KEY_B (an admin key of another tenant: cross-tenant cases),\n"
+    "      PHX_REDTEAM_TENANT (tenant of its Kafka jobs, default redteam), PHX_REDTEAM_DIR\n"
+    "      (attack programs, default ops/redteam), PHX_REDTEAM_EXEC_ONLY (a comma-separated\n"
+    "      subset of them, by name), PHX_EVAL_DIR (safety corpus, default\n"
+    "      ../shared/eval), PHX_REDTEAM_SAFETY_PER_FILE (records per corpus file, default 40),\n"
+    "      PHX_REDTEAM_SAFETY_MIN_RATE (default 0.40), PHX_REDTEAM_SAFETY_MAX_FPR (default\n"
+    "      0.05), PHX_REDTEAM_TOPICS (payload suite topics, default phx.jobs, phx.results and\n"
+    "      phx.tasks.tools|exec|llm|safety), PHX_REDTEAM_BAIT_ADDR (HOST:PORT http_fetch\n"
+    "      may reach, for the redirect cases).\n"
     "\n"
     "Environment: PHX_KAFKA_BROKERS (default 127.0.0.1:9092), PHX_REDIS_URL (default\n"
     "redis://127.0.0.1:6379/0), PHX_KAFKA_CONF_<property> for any librdkafka property.\n"
@@ -101,6 +117,8 @@ int main(int argc, char **argv)
         return phx_cli_persona(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "kb") == 0)
         return phx_cli_kb(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "redteam") == 0)
+        return phx_cli_redteam(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
     return PHX_EXIT_USAGE;
 }

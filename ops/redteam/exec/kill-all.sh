@@ -1,0 +1,4 @@
+# check: .stdout == "after kill -1\n"
+kill -9 -1 2>/dev/null
+kill -9 1 2>/dev/null
+echo "after kill -1"

@@ -1,0 +1,5 @@
+# check: true and (.stdout | test("mount: killed SIGSYS")) and (.stdout | test("umount2: killed SIGSYS")) and (.stdout | test("pivot_root: killed SIGSYS")) and (.stdout | test("chroot: killed SIGSYS"))
+probe("mount", lambda: sc(165, ctypes.cast(ctypes.c_char_p(b"none"), ctypes.c_void_p).value, ctypes.cast(ctypes.c_char_p(b"/tmp"), ctypes.c_void_p).value, ctypes.cast(ctypes.c_char_p(b"tmpfs"), ctypes.c_void_p).value, 0, 0))
+probe("umount2", lambda: sc(166, ctypes.cast(ctypes.c_char_p(b"/usr"), ctypes.c_void_p).value, 2))
+probe("pivot_root", lambda: sc(155, ctypes.cast(ctypes.c_char_p(b"/tmp"), ctypes.c_void_p).value, ctypes.cast(ctypes.c_char_p(b"/tmp"), ctypes.c_void_p).value))
+probe("chroot", lambda: sc(161, ctypes.cast(ctypes.c_char_p(b"/tmp"), ctypes.c_void_p).value))

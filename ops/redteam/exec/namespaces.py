@@ -1,0 +1,6 @@
+# check: true and (.stdout | test("unshare: killed SIGSYS")) and (.stdout | test("setns: killed SIGSYS")) and (.stdout | test("clone_newuser: blocked EPERM")) and (.stdout | test("clone_newnet: blocked EPERM")) and (.stdout | test("clone3: blocked ENOSYS"))
+probe("unshare", lambda: sc(272, 0x10000000))
+probe("setns", lambda: sc(308, 0, 0))
+probe("clone_newuser", lambda: sc(56, 0x10000000 | 17, 0, 0, 0, 0))
+probe("clone_newnet", lambda: sc(56, 0x40000000 | 17, 0, 0, 0, 0))
+probe("clone3", lambda: sc(435, 0, 0))

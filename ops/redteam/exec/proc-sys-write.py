@@ -1,0 +1,5 @@
+# check: (.stdout | test("SUCCEEDED") | not) and (.stdout | test("proc_sys_hostname: blocked"))
+probe("proc_sys_hostname", lambda: try_open("/proc/sys/kernel/hostname", "w"))
+probe("proc_sys_core_pattern", lambda: try_open("/proc/sys/kernel/core_pattern", "w"))
+probe("proc_sys_vm", lambda: try_open("/proc/sys/vm/drop_caches", "w"))
+probe("sysrq", lambda: try_open("/proc/sysrq-trigger", "w"))
