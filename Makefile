@@ -2,6 +2,7 @@
 #
 #   make            build every binary into build/bin/
 #   make test       install missing packages, build with ASan+UBSan, run every test
+#   make fuzz       libFuzzer targets (tests/fuzz) for FUZZ_SECONDS each (default 60)
 #   make demo       install, build, start the local stack, run examples/calc-chain.json
 #   make up|down|status   the local stack (ops/dev/stack), state under var/
 #   make bench      Phoenix against Celery 5 (phx-bench), figures into docs/benchmarks.md
@@ -37,6 +38,13 @@ else
 CFLAGS += -O2
 endif
 LDLIBS := $(PKG_LIBS) -lpthread -lm
+# FUZZ=1 (with SAN=1): clang with libFuzzer's coverage instrumentation, for tests/fuzz.
+# -Wno-missing-field-initializers: libseccomp's SCMP_A0..A5 macros initialise a struct
+# positionally without its last field, which clang (unlike GCC) reports at our call sites.
+ifeq ($(FUZZ),1)
+CC := clang
+CFLAGS += -fsanitize=fuzzer-no-link -Wno-unknown-warning-option -Wno-missing-field-initializers
+endif
 
 # program name -> source directory. A program is built once its directory has a main.c, so a
 # pool under construction does not break the build of the others.
@@ -58,8 +66,10 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: bench-kb bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
+.PHONY: fuzz fuzz-build bench-kb bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 # pkg-config answers nothing when any one package is missing: say so instead of failing later
@@ -105,6 +115,10 @@ $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libphx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libmods.a $(BUILD)/libphx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Every object's header dependencies, mains included (a changed struct in a header must
 # rebuild every object that embeds it).
 ALL_OBJS := $(LIB_OBJS) $(patsubst %.c,$(BUILD)/obj/%.o,$(foreach p,$(PROGS),$(wildcard $(call prog_dir,$(p))/*.c)))
@@ -114,7 +128,8 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %.c,$(BUILD)/obj/%.o,$(foreach p,$(PROGS),$(w
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-dev \
             libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev libicu-dev \
             libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3 \
-            python3-celery python3-redis prometheus
+            python3-celery python3-redis prometheus \
+            clang
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -130,9 +145,19 @@ deps:
 TEST_BUILD := build/san
 test: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) test-build BUILD=$(TEST_BUILD) SAN=1
+	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build BUILD=$(FUZZ_BUILD) SAN=1 FUZZ=1
 	@tests/run.sh $(TEST_BUILD)
 
 test-build: all $(UNIT_BINS) $(TOOL_BINS)
+
+# libFuzzer targets for the parsers that read hostile input (tests/fuzz/, docs/security.md):
+# `make fuzz` runs each for FUZZ_SECONDS on its seed corpus; `make test` runs a short pass.
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 60
+fuzz-build: $(FUZZ_BINS)
+fuzz: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build BUILD=$(FUZZ_BUILD) SAN=1 FUZZ=1
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # Sandbox overhead of phx-exec against a bare fork+exec and bubblewrap (docs/benchmarks-exec.md).
 bench-exec: deps

@@ -210,13 +210,13 @@ static int phx_dec_escapes(phx_dec_ctx *c, const char *t, size_t len, int depth,
                 return -1;
             size_t k = 0;
             for (size_t p = s; p < e;) {
-                if (mark == '%' && t[p] == '%' && p + 2 < e + 1 &&
+                if (mark == '%' && t[p] == '%' && p + 2 < e &&
                     phx_dec_hexval((unsigned char)t[p + 1]) >= 0 &&
                     phx_dec_hexval((unsigned char)t[p + 2]) >= 0) {
                     b[k++] = (unsigned char)(phx_dec_hexval((unsigned char)t[p + 1]) * 16 +
                                              phx_dec_hexval((unsigned char)t[p + 2]));
                     p += 3;
-                } else if (mark == 'x' && t[p] == '\\' && p + 3 < e + 1 && t[p + 1] == 'x' &&
+                } else if (mark == 'x' && t[p] == '\\' && p + 3 < e && t[p + 1] == 'x' &&
                            phx_dec_hexval((unsigned char)t[p + 2]) >= 0 &&
                            phx_dec_hexval((unsigned char)t[p + 3]) >= 0) {
                     b[k++] = (unsigned char)(phx_dec_hexval((unsigned char)t[p + 2]) * 16 +
