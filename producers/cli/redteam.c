@@ -126,20 +126,19 @@ json_t *rt_run_jobs(const rt_ctx *c, json_t *jobs, int timeout_s)
     size_t n = json_array_size(jobs), i;
     phx_kmsg *msgs = calloc(n ? n : 1, sizeof(*msgs));
     char **bodies = calloc(n ? n : 1, sizeof(*bodies));
+    char(*tps)[56] = calloc(n ? n : 1, sizeof(*tps));
     for (i = 0; i < n; i++) {
         json_t *j = json_array_get(jobs, i);
         bodies[i] = json_dumps(j, JSON_COMPACT);
-        msgs[i] = (phx_kmsg){.topic = PHX_TOPIC_JOBS,
-                             .key = json_string_value(json_object_get(j, "id")),
-                             .value = bodies[i],
-                             .len = strlen(bodies[i])};
-        msgs[i].hdrs[msgs[i].nhdrs++] = (phx_hdr){"phx-schema", "job.v1"};
-        msgs[i].hdrs[msgs[i].nhdrs++] = (phx_hdr){"phx-tenant", c->tenant};
+        phx_traceparent_new(tps[i]);
+        phx_job_kmsg(&msgs[i], json_string_value(json_object_get(j, "id")), c->tenant, bodies[i],
+                     tps[i]);
     }
     int rc = n ? phx_produce_batch(p, msgs, (int)n, &err) : 0;
     for (i = 0; i < n; i++)
         free(bodies[i]);
     free(bodies);
+    free(tps);
     free(msgs);
     if (rc < 0)
         goto err;
