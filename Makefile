@@ -3,6 +3,8 @@
 #   make            build every binary into build/bin/
 #   make test       install missing packages, build with ASan+UBSan, run every test
 #   make fuzz       libFuzzer targets (tests/fuzz) for FUZZ_SECONDS each (default 60)
+#   make analyze    static analysis (cppcheck), clean on the tree
+#   make deps-report  linked libraries and Debian packages, with pending (security) updates
 #   make demo       install, build, start the local stack, run examples/calc-chain.json
 #   make up|down|status   the local stack (ops/dev/stack), state under var/
 #   make bench      Phoenix against Celery 5 (phx-bench), figures into docs/benchmarks.md
@@ -69,7 +71,7 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: fuzz fuzz-build bench-kb bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
+.PHONY: analyze deps-report fuzz fuzz-build bench-kb bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 # pkg-config answers nothing when any one package is missing: say so instead of failing later
@@ -129,7 +131,7 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-
             libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev libicu-dev \
             libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3 \
             python3-celery python3-redis prometheus \
-            clang
+            clang cppcheck
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -158,6 +160,22 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build BUILD=$(FUZZ_BUILD) SAN=1 FUZZ=1
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Static analysis: cppcheck's warning and portability checks on every C file of the tree; exit
+# 1 on any finding. False positives are suppressed inline (`// cppcheck-suppress ID`) with the
+# reason on the line above; docs/security.md has the rules.
+analyze:
+	@cppcheck -q --std=c11 --enable=warning,portability --inline-suppr --error-exitcode=1 \
+	  -D_GNU_SOURCE -Ilib --include=ops/analyze/cppcheck.h --suppress=missingIncludeSystem \
+	  --template='{file}:{line}: {severity}: {message} [{id}]' -j$$(nproc) \
+	  lib producers workers ops tests/unit tests/tools tests/fuzz tests/bench
+	@echo "make analyze: cppcheck clean"
+
+# Every linked library and DEB_PKGS package with its Debian version, flagging pending updates
+# (exit 1 on a pending security update); the update process is in docs/security.md.
+deps-report: all
+	@[ "$$(id -u)" != 0 ] || apt-get update -qq || echo "deps-report: apt-get update failed; using the current lists" >&2
+	@ops/analyze/deps-report.sh $(BUILD)/bin $(DEB_PKGS)
 
 # Sandbox overhead of phx-exec against a bare fork+exec and bubblewrap (docs/benchmarks-exec.md).
 bench-exec: deps

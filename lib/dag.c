@@ -2,6 +2,7 @@
  *
  * Graphs are small (the schema caps a job at 256 steps), so the checks use plain arrays and
  * O(n^2) lookups: clearer than hash maps, and fast enough by orders of magnitude. */
+#include "util.h"
 #include "dag.h"
 #include "msg.h"
 
@@ -346,7 +347,7 @@ static json_t *phx_dag_render_string(const char *s, const json_t *outputs, phx_e
         size_t clen = (size_t)(chunk_end - p);
         if (n + clen + tlen + 1 > cap) {
             cap = (n + clen + tlen + 1) * 2;
-            buf = realloc(buf, cap);
+            buf = phx_xrealloc(buf, cap);
         }
         memcpy(buf + n, p, clen);
         n += clen;

@@ -4,6 +4,7 @@
  * first, so a secret that contains another is removed whole), then the built-in shapes. It is
  * O(length x secrets), which is fine for log lines and step results and for the handful of
  * secrets a process holds. */
+#include "util.h"
 #include "redact.h"
 
 #include <ctype.h>
@@ -32,7 +33,7 @@ void phx_redact_add(const char *secret)
             return;
         }
     }
-    phx_redact_vals = realloc(phx_redact_vals, (phx_redact_n + 1) * sizeof(*phx_redact_vals));
+    phx_redact_vals = phx_xrealloc(phx_redact_vals, (phx_redact_n + 1) * sizeof(*phx_redact_vals));
     phx_redact_vals[phx_redact_n++] = strdup(secret);
     qsort(phx_redact_vals, phx_redact_n, sizeof(*phx_redact_vals), phx_redact_longer);
     pthread_rwlock_unlock(&phx_redact_lock);
@@ -119,7 +120,7 @@ static char *phx_redact_run(const char *s, int *count)
         size_t need = o + addn + (n ? strlen(PHX_REDACTED) : 0) + 1;
         if (need > cap) {
             cap = need + len;
-            out = realloc(out, cap);
+            out = phx_xrealloc(out, cap);
         }
         memcpy(out + o, add, addn);
         o += addn;

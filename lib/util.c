@@ -1,6 +1,7 @@
 /* util.c -- see util.h. */
 #include "util.h"
 
+#include <unistd.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -229,4 +230,17 @@ void phx_signals_block(sigset_t *set)
     pthread_sigmask(SIG_BLOCK, set, NULL);
     /* A peer closing a socket (or a pipe to our stdout) must be an error return, not death. */
     signal(SIGPIPE, SIG_IGN);
+}
+
+void *phx_xrealloc(void *p, size_t n)
+{
+    void *np = realloc(p, n ? n : 1);
+    if (!np) {
+        static const char msg[] = "phoenix: out of memory; aborting\n";
+        if (write(2, msg, sizeof(msg) - 1) < 0) {
+            /* nothing left to report with */
+        }
+        abort();
+    }
+    return np;
 }

@@ -40,6 +40,11 @@ int phx_addr_parse(const char *what, const char *addr, struct sockaddr_storage *
 #include <signal.h>
 void phx_signals_block(sigset_t *set);
 
+/* realloc that does not return on failure: it logs "out of memory" and aborts. For buffers
+ * whose growth failing leaves nothing sensible to do (a process that cannot allocate a few
+ * KiB cannot answer anyone), so that no caller writes through a NULL or leaks the old block. */
+void *phx_xrealloc(void *p, size_t n);
+
 /* Random jitter in [0, max) from a thread-local PRNG seeded from getrandom. */
 uint64_t phx_rand_u64(void);
 

@@ -60,8 +60,9 @@ static void rt_expect(rt_suite *s, const char *name, long got, const long *want)
 static long rt_with(const rt_ctx *c, const char *method, const char *path, const char *auth,
                     const char *body, char **answer)
 {
-    char h[4096];
-    snprintf(h, sizeof(h), "Authorization: %s", auth);
+    char h[4096] = "";
+    if (auth)
+        snprintf(h, sizeof(h), "Authorization: %s", auth);
     const char *hs[] = {h, "Content-Type: application/json", NULL};
     return rt_http(c, method, path, auth ? hs : hs + 1, body, body ? strlen(body) : 0, answer);
 }

@@ -9,6 +9,7 @@
  * only mean something when the exec pool runs on the same host (the local stack). --quick
  * leaves out the resource bombs (the programs with a `# limits:` line), which take seconds;
  * PHX_REDTEAM_EXEC_ONLY names the programs to run. */
+#include "util.h"
 #include "redteam.h"
 
 #include <dirent.h>
@@ -52,7 +53,7 @@ static char *rt_subst(const char *s, const char *const *vars)
         }
         size_t add = rep ? strlen(rep) : 1;
         if (n + add + 1 > cap)
-            out = realloc(out, cap = (n + add + 1) * 2);
+            out = phx_xrealloc(out, cap = (n + add + 1) * 2);
         memcpy(out + n, rep ? rep : s, add);
         n += add;
         s += rep ? skip : 1;
@@ -131,7 +132,7 @@ int rt_suite_exec(const rt_ctx *c, rt_suite *s)
             closedir(d);
         return 0;
     }
-    char *names[256];
+    char *names[256] = {0};
     int nn = 0;
     struct dirent *e;
     while ((e = readdir(d)) && nn < 256) {

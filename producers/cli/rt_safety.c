@@ -10,6 +10,7 @@
  * PHX_REDTEAM_SAFETY_MAX_FPR. A group outside its bound fails the run (exit 1) and is shown as
  * "BELOW TARGET"; a group of fewer than 20 texts (--quick) is shown but not judged. A scan that
  * errs or never answers is undecided. */
+#include "util.h"
 #include "redteam.h"
 #include "msg.h"
 
@@ -37,7 +38,7 @@ static void rt_texts_add(rt_texts *t, const char *text, const char *group, const
                          int benign)
 {
     if (t->n == t->cap)
-        t->v = realloc(t->v, (t->cap = t->cap ? t->cap * 2 : 64) * sizeof(*t->v));
+        t->v = phx_xrealloc(t->v, (t->cap = t->cap ? t->cap * 2 : 64) * sizeof(*t->v));
     t->v[t->n++] = (rt_text){strdup(text), strdup(group), strdup(role), benign};
 }
 

@@ -3,6 +3,7 @@
  * The sealed text goes to stdout so it can be redirected into the file a process names in a
  * *_FILE option; the plaintext comes from a file or stdin, never from the command line (where
  * it would land in shell history and the process table). */
+#include "util.h"
 #include "cli.h"
 #include "seal.h"
 
@@ -19,7 +20,7 @@ static char *phx_secrets_read(FILE *f, size_t *n)
     while ((r = fread(buf + *n, 1, cap - *n - 1, f)) > 0) {
         *n += r;
         if (*n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
+            buf = phx_xrealloc(buf, cap *= 2);
     }
     while (*n > 0 && (buf[*n - 1] == '\n' || buf[*n - 1] == '\r'))
         (*n)--;

@@ -33,7 +33,7 @@ static char *phx_cli_read(const char *path, size_t *len)
             break;
         }
         if (n == cap)
-            buf = realloc(buf, cap *= 2);
+            buf = phx_xrealloc(buf, cap *= 2);
     }
     if (f != stdin)
         fclose(f);

@@ -357,7 +357,7 @@ static enum MHD_Result phx_ingress_send(struct MHD_Connection *conn, phx_answer 
     if (!resp) {
         char *body = json_dumps(a->json, JSON_COMPACT);
         size_t len = strlen(body);
-        body = realloc(body, len + 2);
+        body = phx_xrealloc(body, len + 2);
         body[len++] = '\n';
         resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(resp, "Content-Type", a->ctype);

@@ -275,7 +275,7 @@ static char *phx_jwt_roles(jwt_t *j)
         const char *r = json_string_value(e);
         if (!r || strchr(r, ','))
             continue;
-        out = realloc(out, len + strlen(r) + 2);
+        out = phx_xrealloc(out, len + strlen(r) + 2);
         len += (size_t)sprintf(out + len, "%s%s", len ? "," : "", r);
     }
     json_decref(v);

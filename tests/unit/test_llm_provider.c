@@ -101,7 +101,8 @@ static int setup(void **st)
     snprintf(portf, sizeof(portf), "%s/port", tmpdir);
     fake_pid = fork();
     if (fake_pid == 0) {
-        freopen("/dev/null", "w", stdout);
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(127);
         execl(fake, fake, "--port-file", portf, "--key-file", key_srv, "--dim", "8", (char *)NULL);
         _exit(127);
     }
@@ -202,7 +203,7 @@ static int chat(phx_llm_chain *c, const char *model, const char *text, long dead
 typedef struct fault_case {
     const char *name;
     const char *rules;
-    const char *want; /* provider name, or error code */
+    const char *want;    /* provider name, or error code */
     long hits_a, hits_b; /* requests each provider must see (negative: at least -n) */
     long min_ms, max_ms;
 } fault_case;

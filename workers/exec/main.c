@@ -183,16 +183,26 @@ static int phx_exec_selftest(phx_exec_main_cfg *cfg, phx_err *err)
     return rc;
 }
 
+/* One limit by name, not the struct walked as an array of longs (undefined behaviour, and a
+ * field of another type added later would be silently mangled). */
+static void phx_exec_cap(long *def, long max)
+{
+    if (*def > max)
+        *def = max;
+}
+
 static int phx_exec_check(phx_exec_main_cfg *cfg, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
     /* A default above its maximum is capped like a request's limit would be: lowering only
      * PHX_EXEC_MAX_* (the common case: a stricter pool) must not need the default too. */
-    long *d = &cfg->def.wall_ms, *m = &cfg->max.wall_ms;
-    for (size_t i = 0; i < sizeof(phx_exec_limits) / sizeof(long); i++)
-        if (d[i] > m[i])
-            d[i] = m[i];
+    phx_exec_cap(&cfg->def.wall_ms, cfg->max.wall_ms);
+    phx_exec_cap(&cfg->def.cpu_ms, cfg->max.cpu_ms);
+    phx_exec_cap(&cfg->def.memory_mb, cfg->max.memory_mb);
+    phx_exec_cap(&cfg->def.pids, cfg->max.pids);
+    phx_exec_cap(&cfg->def.output_kb, cfg->max.output_kb);
+    phx_exec_cap(&cfg->def.disk_mb, cfg->max.disk_mb);
     cfg->exec = (phx_exec_cfg){
         .def = cfg->def,
         .max = cfg->max,

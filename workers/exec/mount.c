@@ -155,6 +155,9 @@ static int phx_exec_mount_binds(const phx_exec_plan *p, const char **stage)
 static int phx_exec_mount_dev(const char **stage)
 {
     static const char *const nodes[] = {"null", "zero", "urandom"};
+    /* What *stage names must outlive this function (the caller reports it after a failure),
+     * so it points at these, never at a local buffer (found by cppcheck). */
+    static const char *const stages[] = {"/dev/null", "/dev/zero", "/dev/urandom"};
     char src[64], dst[64];
     *stage = "/dev";
     if (mkdir(PHX_EXEC_NEWROOT "/dev", 0755) < 0)
@@ -162,7 +165,7 @@ static int phx_exec_mount_dev(const char **stage)
     for (size_t i = 0; i < 3; i++) {
         snprintf(src, sizeof(src), "/dev/%s", nodes[i]);
         snprintf(dst, sizeof(dst), PHX_EXEC_NEWROOT "/dev/%s", nodes[i]);
-        *stage = src;
+        *stage = stages[i];
         /* A device node works only on a mount without nodev: these binds are the only ones. */
         if (phx_exec_touch(dst) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0)
             return -1;

@@ -283,6 +283,8 @@ static int phx_exec_stream_read(phx_exec_stream *s, int *truncated)
     char scratch[16384];
     for (;;) {
         size_t room = s->cap - s->len;
+        /* scratch is only ever written (read(2) fills it, the bytes are dropped). */
+        // cppcheck-suppress legacyUninitvar
         char *dst = room ? s->buf + s->len : scratch;
         ssize_t n = read(*s->fd, dst, room ? room : sizeof(scratch));
         if (n < 0 && errno == EINTR)

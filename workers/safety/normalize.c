@@ -226,6 +226,7 @@ static int phx_norm_fold_pass(const char *src, size_t len, phx_safety_norm *o, p
         UChar32 c;
         U8_NEXT((const uint8_t *)src, i, n, c);
         char tmp[32];
+        tmp[0] = 0; /* one byte, so no reader can ever see garbage (and cppcheck agrees) */
         size_t tn = 0;
         int ascii = 0;
         if (c < 0) {
@@ -374,7 +375,7 @@ static int phx_norm_join_pass(phx_safety_norm *o, phx_norm_buf *in, phx_norm_buf
             while (k < n && phx_norm_alpha(t[k]) && (k + 1 >= n || !phx_norm_alnum(t[k + 1]))) {
                 count++;
                 end = k + 1;
-                size_t s = k + 1, m = s;
+                size_t s = end, m = s; /* the separators after this letter */
                 while (m < n && !phx_norm_alnum(t[m]) && m - s < 3 && t[m] != '\n')
                     m++;
                 if (m == s || m >= n || !phx_norm_alpha(t[m]))

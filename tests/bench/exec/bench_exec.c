@@ -52,7 +52,8 @@ static double run_child(char *const argv[])
     double t0 = now_us();
     pid_t pid = fork();
     if (pid == 0) {
-        freopen("/dev/null", "w", stdout);
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(127);
         execv(argv[0], argv);
         _exit(127);
     }
