@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_fuzz.sh -- a short libFuzzer pass over every parser that reads hostile input (envelope
 # and schema validator, JWT, safety normaliser/decoders/scan, calc, config file): the saved
-# regression inputs once, then PHX_FUZZ_TEST_SECONDS (default 4) of fuzzing each from the seed
+# regression inputs once, then PHX_FUZZ_TEST_SECONDS (default 3) of fuzzing each from the seed
 # corpus. `make test` builds the targets (build/fuzz, clang + ASan/UBSan); `make fuzz` is the
 # long run. Any crash, leak, timeout or sanitizer report fails.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,4 +10,4 @@ if ! ls "$FUZZ_BUILD"/fuzz/fuzz_* >/dev/null 2>&1; then
     echo "# SKIPPED: no fuzz targets in $FUZZ_BUILD/fuzz (make fuzz-build BUILD=build/fuzz SAN=1 FUZZ=1)"
     exit 0
 fi
-exec "$ROOT/tests/fuzz/run.sh" "$FUZZ_BUILD" "${PHX_FUZZ_TEST_SECONDS:-4}"
+exec "$ROOT/tests/fuzz/run.sh" "$FUZZ_BUILD" "${PHX_FUZZ_TEST_SECONDS:-3}"
