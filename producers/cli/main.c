@@ -71,7 +71,7 @@ static const char phx_cli_usage[] =
     "      ../shared/eval), PHX_REDTEAM_SAFETY_PER_FILE (records per corpus file, default 40),\n"
     "      PHX_REDTEAM_SAFETY_MIN_RATE (default 0.40), PHX_REDTEAM_SAFETY_MAX_FPR (default\n"
     "      0.05), PHX_REDTEAM_TOPICS (payload suite topics, default phx.jobs, phx.results and\n"
-    "      phx.tasks.tools|exec|llm|safety), PHX_REDTEAM_BAIT_ADDR (HOST:PORT http_fetch\n"
+    "      phx.tasks.tools|exec|llm|safety|kb), PHX_REDTEAM_BAIT_ADDR (HOST:PORT http_fetch\n"
     "      may reach, for the redirect cases).\n"
     "\n"
     "Environment: PHX_KAFKA_BROKERS (default 127.0.0.1:9092), PHX_REDIS_URL (default\n"

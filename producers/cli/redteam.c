@@ -426,9 +426,8 @@ int phx_cli_redteam(const phx_cli_env *env, int argc, char **argv)
     ctx.tenant = rt_env("PHX_REDTEAM_TENANT", "redteam");
     ctx.corpus_dir = rt_env("PHX_REDTEAM_DIR", "ops/redteam");
     ctx.eval_dir = rt_env("PHX_EVAL_DIR", "../shared/eval");
-    /* phx.tasks.kb joins the list once that pool exists. */
     ctx.topics = rt_env("PHX_REDTEAM_TOPICS", "phx.jobs,phx.results,phx.tasks.tools,phx.tasks.exec,"
-                                              "phx.tasks.llm,phx.tasks.safety");
+                                              "phx.tasks.llm,phx.tasks.safety,phx.tasks.kb");
     ctx.bait_addr = rt_env("PHX_REDTEAM_BAIT_ADDR", NULL);
     ctx.safety_per_file = (int)strtol(rt_env("PHX_REDTEAM_SAFETY_PER_FILE", "40"), NULL, 10);
     ctx.safety_min_rate = rt_env_double("PHX_REDTEAM_SAFETY_MIN_RATE", 0.40);
