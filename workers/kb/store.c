@@ -243,6 +243,8 @@ static void phx_kb_del_keys(phx_kb_keys *k, const char *coll)
 {
     static const char *const parts[] = {"rec", "log", "seq", "ttl", "hits", "seen", "quarantine"};
     for (int i = 0; i < 7; i++) {
+        /* k->k[i] is phx_kb_key's output buffer: written, not read (cppcheck assumes a read). */
+        // cppcheck-suppress uninitvar
         phx_kb_key(k->k[i], sizeof(k->k[i]), coll, parts[i]);
         k->p[i] = k->k[i];
     }
