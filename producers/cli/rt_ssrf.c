@@ -19,8 +19,11 @@
 /* Is the step's error a refusal that happened before any connection? */
 static int rt_ssrf_refused(const char *code)
 {
+    /* safety_blocked: the planner's URL gate refused the step before the pool saw it;
+     * forbidden_host: the tenant's host allow-list refused it. */
     return code && (strcmp(code, "forbidden_address") == 0 || strcmp(code, "invalid_input") == 0 ||
-                    strcmp(code, "dns_failed") == 0 || strcmp(code, "too_many_redirects") == 0);
+                    strcmp(code, "dns_failed") == 0 || strcmp(code, "too_many_redirects") == 0 ||
+                    strcmp(code, "safety_blocked") == 0 || strcmp(code, "forbidden_host") == 0);
 }
 
 int rt_suite_ssrf(const rt_ctx *c, rt_suite *s)

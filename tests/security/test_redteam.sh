@@ -2,7 +2,8 @@
 # test_redteam.sh -- `phx redteam --quick` against a live test stack, and against a deliberately
 # weakened one.
 #
-# The stack runs the planner, tools, safety (and exec, as root) pools and the ingress; phx-tools
+# The stack runs the planner (safety gates off), tools, safety (and exec, as root) pools and the
+# ingress; phx-tools
 # may reach 127.0.0.2 (PHX_FETCH_ALLOW_CIDRS), where the red team puts its redirect bait, so
 # the redirect-to-loopback cases really run. Every suite must report its cases contained and
 # the command must exit 0. Then phx-tools is restarted with loopback allowed -- an SSRF hole --
@@ -11,6 +12,9 @@
 # file) and its generated variants always.
 . "$(dirname "$0")/../integration/lib.sh"
 export PHX_FETCH_ALLOW_CIDRS=127.0.0.2/32
+# Without the planner's URL gate (safety_blocked before any fetch), so the ssrf suite tests
+# tool.http_fetch's own address policy, the layer the weakened run below opens.
+export PHX_SAFETY_GATES=false
 SUITES=safety,ssrf,auth,payload
 TOPICS=phx.jobs,phx.results,phx.tasks.tools,phx.tasks.safety
 if [ "$(id -u)" = 0 ] && [ -x "$PHX_BIN/phx-exec" ]; then
