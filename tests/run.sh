@@ -4,7 +4,8 @@
 # per test program and a summary; exits non-zero if anything failed.
 #
 # PHX_EVAL_DIR (default ../shared/eval) holds public evaluation data; tests that need it say
-# plainly that they skip when it is absent. PHX_TEST_FILTER=REGEX runs only matching tests.
+# plainly that they skip when it is absent. PHX_TEST_FILTER=REGEX runs only matching tests;
+# PHX_TEST_JOBS=N runs N integration/security tests at once (default 2; 1 = one by one).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}
@@ -26,7 +27,7 @@ fail=0
 failed=()
 start=$SECONDS
 run() { # run NAME COMMAND...
-    local name=$1 t0=$SECONDS
+    local name=$1 t0=$SECONDS fail0=$fail
     shift
     grep -qE "$FILTER" <<<"$name" || return 0
     mkdir -p "$(dirname "$LOGDIR/$name.log")"
@@ -40,16 +41,43 @@ run() { # run NAME COMMAND...
         grep -E "not ok|FAILED|ERROR|Assert|runtime error" "$LOGDIR/$name.log" | head -20 | sed 's/^/      /'
     fi
     grep -hE "SKIPPED|[1-9][0-9]* skipped" "$LOGDIR/$name.log" | head -5 | sed "s/^/      /"
+    [ "$fail" -eq "$fail0" ] # the status: did this test pass?
 }
 
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] && run "unit/$(basename "$t")" "$t"
 done
+# Integration and security tests each start their own stack on free ports in their own temp
+# dir, so PHX_TEST_JOBS (default 2) of them run at once: most of their time is spent waiting
+# (stack start-up, consumer-group joins, timeouts), not computing. Each test's lines are
+# printed together when it ends; the tally is read back from per-test status files.
+JOBS=${PHX_TEST_JOBS:-2}
+STATUS=$(mktemp -d /tmp/phx-test-status.XXXXXX)
 for dir in integration security; do
     for t in "$ROOT"/tests/$dir/test_*.sh; do
-        [ -f "$t" ] && run "$dir/$(basename "$t" .sh)" bash "$t"
+        [ -f "$t" ] || continue
+        name="$dir/$(basename "$t" .sh)"
+        grep -qE "$FILTER" <<<"$name" || continue
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+        (
+            out=$(run "$name" bash "$t") && st=pass || st=fail
+            printf '%s\n' "$out"
+            echo "$st" >"$STATUS/${name//\//_}"
+        ) &
     done
 done
+wait
+for f in "$STATUS"/*; do
+    [ -f "$f" ] || continue
+    if [ "$(cat "$f")" = pass ]; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        n=$(basename "$f")
+        failed+=("${n/_//}")
+    fi
+done
+rm -rf "$STATUS"
 
 echo "----"
 echo "tests: $pass passed, $fail failed in $((SECONDS - start))s"

@@ -271,7 +271,7 @@ check "http idempotency: same job" "$(jq -r .job_id <<<"${r1#* }")" "$(jq -r .jo
 port=$(cat "$PHX_VAR/run/planner.admin")
 check "admin: healthz" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")"
 m=$(curl -s "http://127.0.0.1:$port/metrics")
-check_contains "admin: metrics count jobs" 'phx_jobs_finished_total{state="succeeded"}' "$m"
+check_contains "admin: metrics count jobs" 'phx_jobs_finished_total{state="succeeded",tenant="default"}' "$m"
 check_contains "admin: metrics count poison" 'outcome="poison"' "$m"
 port=$(cat "$PHX_VAR/run/tools.admin")
 check_contains "admin: tools step metrics" 'phx_steps_total{kind="tool.calc",outcome="ok"}' \
