@@ -69,7 +69,8 @@ stack_up
 # cannot change the shell's exit status).
 # The stack goes first: its keep-alive connections would otherwise hold the fake server's
 # shutdown.
-trap 'rc=0; stack_cleanup || rc=1; cleanup_llm; exit $rc' EXIT
+# stack_cleanup exits 1 when a check failed: a subshell keeps that from skipping the fake's cleanup.
+trap 'rc=0; (stack_cleanup) || rc=1; cleanup_llm; exit $rc' EXIT
 
 # run_job ID STEPS [EXTRA]: publish a job, print its reply
 run_job() { job "$1" "$2" "${3:-{\}}" | kafka_put phx.jobs "$1"; reply "$1" 30; }
