@@ -232,6 +232,22 @@ void phx_signals_block(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
+size_t phx_capbuf_curl_write(char *data, size_t size, size_t nmemb, void *buf)
+{
+    phx_capbuf *b = buf;
+    size_t add = size * nmemb;
+    if (b->n + add > b->cap)
+        return 0;
+    char *np = realloc(b->p, b->n + add + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->n, data, add);
+    b->p = np;
+    b->n += add;
+    b->p[b->n] = '\0';
+    return add;
+}
+
 void *phx_xrealloc(void *p, size_t n)
 {
     void *np = realloc(p, n ? n : 1);

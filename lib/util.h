@@ -45,6 +45,17 @@ void phx_signals_block(sigset_t *set);
  * KiB cannot answer anyone), so that no caller writes through a NULL or leaks the old block. */
 void *phx_xrealloc(void *p, size_t n);
 
+/* A growing, NUL-terminated byte buffer that refuses to pass cap bytes: the target of an HTTP
+ * client's body (curl's CURLOPT_WRITEDATA with phx_capbuf_curl_write as CURLOPT_WRITEFUNCTION). */
+typedef struct phx_capbuf {
+    char *p; /* malloc'd (free it), NUL-terminated; NULL until the first byte */
+    size_t n, cap;
+} phx_capbuf;
+
+/* libcurl write callback for a phx_capbuf: appends, or returns 0 (which aborts the transfer)
+ * when the body would pass buf->cap or memory runs out. */
+size_t phx_capbuf_curl_write(char *data, size_t size, size_t nmemb, void *buf);
+
 /* Random jitter in [0, max) from a thread-local PRNG seeded from getrandom. */
 uint64_t phx_rand_u64(void);
 

@@ -1,5 +1,6 @@
 /* probe.c -- stack snapshots for phx-bench (see probe.h). */
 #include "probe.h"
+#include "util.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -62,27 +63,6 @@ static int phx_probe_read_int(const char *dir, const char *name, const char *ext
     return v;
 }
 
-typedef struct phx_probe_buf {
-    char *p;
-    size_t n;
-} phx_probe_buf;
-
-static size_t phx_probe_write(char *data, size_t sz, size_t nm, void *ud)
-{
-    phx_probe_buf *b = ud;
-    size_t add = sz * nm;
-    if (b->n + add > 4 * 1024 * 1024)
-        return 0; /* a /metrics page this large is not ours */
-    char *np = realloc(b->p, b->n + add + 1);
-    if (!np)
-        return 0;
-    memcpy(np + b->n, data, add);
-    b->p = np;
-    b->n += add;
-    b->p[b->n] = '\0';
-    return add;
-}
-
 /* phx_redis_commands_total from the process's /metrics, or -1 (no listener, no series). */
 static double phx_probe_round_trips(int port)
 {
@@ -93,10 +73,10 @@ static double phx_probe_round_trips(int port)
     CURL *c = curl_easy_init();
     if (!c)
         return -1;
-    phx_probe_buf b = {0};
+    phx_capbuf b = {NULL, 0, 4 * 1024 * 1024}; /* a /metrics page larger than this is not ours */
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, phx_probe_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, phx_capbuf_curl_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     double v = -1;

@@ -162,32 +162,11 @@ out:
 
 /* --- HTTP ---------------------------------------------------------------------------------- */
 
-typedef struct rt_buf {
-    char *p;
-    size_t n;
-} rt_buf;
-
-static size_t rt_http_write(char *data, size_t size, size_t nmemb, void *arg)
-{
-    rt_buf *b = arg;
-    size_t len = size * nmemb;
-    if (b->n + len > (4u << 20)) /* an answer that big is itself worth noticing: stop */
-        return 0;
-    char *np = realloc(b->p, b->n + len + 1);
-    if (!np)
-        return 0;
-    b->p = np;
-    memcpy(b->p + b->n, data, len);
-    b->n += len;
-    b->p[b->n] = 0;
-    return len;
-}
-
 long rt_http(const rt_ctx *c, const char *method, const char *path, const char *const *headers,
              const void *body, size_t len, char **answer)
 {
     long status = 0;
-    rt_buf b = {0};
+    phx_capbuf b = {NULL, 0, 4u << 20}; /* an answer that big is itself worth noticing: stop */
     char url[2048];
     snprintf(url, sizeof(url), "%s%s", c->ingress, path);
     CURL *h = curl_easy_init();
@@ -202,7 +181,7 @@ long rt_http(const rt_ctx *c, const char *method, const char *path, const char *
     curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 15000L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rt_http_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, phx_capbuf_curl_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
