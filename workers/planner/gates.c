@@ -55,30 +55,29 @@ int phx_gates_load(phx_redis *r, const char *tenant, int enabled, phx_gates *g, 
     phx_gates_all(g, enabled);
     if (!enabled)
         return 0;
-    const char *names[] = {tenant, "default"};
-    for (int i = 0; i < 2; i++) {
-        redisReply *rep =
-            phx_redis_cmd(r, err, "GET %s%s", PHX_KEY_SAFETY_POLICY, names[i] ? names[i] : "");
-        if (!rep)
-            return -1;
-        json_t *doc =
-            rep->type == REDIS_REPLY_STRING ? json_loadb(rep->str, rep->len, 0, NULL) : NULL;
-        int found = rep->type == REDIS_REPLY_STRING;
-        freeReplyObject(rep);
-        if (!found)
-            continue;
+    /* The tenant's document, else the default: both in one round trip (intake's hot path). */
+    redisReply *rep = phx_redis_cmd(r, err, "MGET %s%s %sdefault", PHX_KEY_SAFETY_POLICY,
+                                    tenant ? tenant : "", PHX_KEY_SAFETY_POLICY);
+    if (!rep)
+        return -1;
+    const redisReply *doc = NULL;
+    for (size_t i = 0; i < rep->elements && !doc; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            doc = rep->element[i];
+    if (doc) {
         /* A document that does not parse leaves every gate on: fail closed. (The safety pool
          * refuses it too and keeps its last good copy; we have no copy, so we stay strict.) */
-        const json_t *gates = json_object_get(doc, "gates");
+        json_t *d = json_loadb(doc->str, doc->len, 0, NULL);
+        const json_t *gates = json_object_get(d, "gates");
         phx_gates_flag(gates, "input", &g->input);
         phx_gates_flag(gates, "code", &g->code);
         phx_gates_flag(gates, "urls", &g->urls);
         phx_gates_flag(gates, "retrieved", &g->retrieved);
         phx_gates_flag(gates, "output", &g->output);
         phx_gates_flag(gates, "plan", &g->plan);
-        json_decref(doc);
-        return 0;
+        json_decref(d);
     }
+    freeReplyObject(rep);
     return 0;
 }
 
