@@ -141,7 +141,7 @@ static char *phx_outbox_own(phx_outbox *ob, char *s)
 {
     if (ob->nowned == ob->capowned) {
         ob->capowned = ob->capowned ? ob->capowned * 2 : 16;
-        ob->owned = realloc(ob->owned, (size_t)ob->capowned * sizeof(*ob->owned));
+        ob->owned = phx_xrealloc(ob->owned, (size_t)ob->capowned * sizeof(*ob->owned));
     }
     ob->owned[ob->nowned++] = s;
     return s;
@@ -152,7 +152,7 @@ void phx_outbox_add(phx_outbox *ob, const char *topic, const char *key, json_t *
 {
     if (ob->n == ob->cap) {
         ob->cap = ob->cap ? ob->cap * 2 : 8;
-        ob->msgs = realloc(ob->msgs, (size_t)ob->cap * sizeof(*ob->msgs));
+        ob->msgs = phx_xrealloc(ob->msgs, (size_t)ob->cap * sizeof(*ob->msgs));
     }
     phx_kmsg *m = &ob->msgs[ob->n++];
     memset(m, 0, sizeof(*m));
@@ -190,7 +190,7 @@ void phx_outbox_after(phx_outbox *ob, phx_after_fn fn, const char *arg)
 {
     if (ob->nafter == ob->capafter) {
         ob->capafter = ob->capafter ? ob->capafter * 2 : 4;
-        ob->after = realloc(ob->after, (size_t)ob->capafter * sizeof(*ob->after));
+        ob->after = phx_xrealloc(ob->after, (size_t)ob->capafter * sizeof(*ob->after));
     }
     ob->after[ob->nafter].fn = fn;
     ob->after[ob->nafter].arg = phx_outbox_own(ob, strdup(arg));

@@ -56,7 +56,7 @@ static void phx_buf_put(phx_buf *b, const void *d, size_t n)
 {
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 4096;
-        b->p = realloc(b->p, b->cap);
+        b->p = phx_xrealloc(b->p, b->cap);
     }
     memcpy(b->p + b->n, d, n);
     b->n += n;

@@ -1,6 +1,7 @@
 /* hnsw.c -- HNSW graph (see hnsw.h). */
 #include "hnsw.h"
 #include "index.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -101,7 +102,7 @@ static void phx_hnsw_push(phx_hnsw_heap *hp, int32_t node, float dist)
 {
     if (hp->n == hp->cap) {
         hp->cap = hp->cap ? hp->cap * 2 : 64;
-        hp->a = realloc(hp->a, hp->cap * sizeof(*hp->a));
+        hp->a = phx_xrealloc(hp->a, hp->cap * sizeof(*hp->a));
     }
     size_t i = hp->n++;
     hp->a[i] = (phx_kb_ann){node, dist};
