@@ -130,7 +130,7 @@ ALL_OBJS := $(LIB_OBJS) $(patsubst %.c,$(BUILD)/obj/%.o,$(foreach p,$(PROGS),$(w
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-dev \
             libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev libicu-dev \
             libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3 \
-            python3-celery python3-redis prometheus \
+            python3-celery python3-redis prometheus python3-yaml \
             clang cppcheck
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
