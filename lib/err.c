@@ -14,6 +14,7 @@ int phx_err_set(phx_err *err, const char *code, int retryable, const char *fmt, 
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
     err->retryable = retryable;
+    err->retry_after_ms = 0;
     return -1;
 }
 

@@ -9,10 +9,11 @@
 #include <stdarg.h>
 
 typedef struct phx_err {
-    char code[48];     /* stable identifier, e.g. "invalid_input", "timeout" */
-    char message[512]; /* human-readable, safe to show to the job's owner */
-    int retryable;     /* 1 when trying the same thing again may succeed */
-    char cause[256];   /* what lay beneath, e.g. "curl: Connection refused" (may be empty) */
+    char code[48];            /* stable identifier, e.g. "invalid_input", "timeout" */
+    char message[512];        /* human-readable, safe to show to the job's owner */
+    int retryable;            /* 1 when trying the same thing again may succeed */
+    char cause[256];          /* what lay beneath, e.g. "curl: Connection refused" (may be empty) */
+    long long retry_after_ms; /* retryable only: not worth trying again sooner (0 = no hint) */
 } phx_err;
 
 /* Fill err (if not NULL) and return -1, so callers can write `return phx_err_set(...)`. */

@@ -47,6 +47,8 @@ json_t *phx_pool_result(const json_t *task, json_t *output, const phx_err *err, 
             phx_utf8_scrub(cause);
             json_object_set_new(e, "cause", json_string(cause));
         }
+        if (err->retryable && err->retry_after_ms > 0)
+            json_object_set_new(e, "retry_after_ms", json_integer(err->retry_after_ms));
         json_object_set_new(r, "error", e);
     }
     /* A secret a tool or provider echoed (registered values, API keys, JWTs) stops here,

@@ -4,67 +4,76 @@
 #include <stdio.h>
 #include <string.h>
 
-/* KEYS: tenant bucket, principal bucket, the tenant's overrides (hash). ARGV: now (ms), then
- * the configured per_s and burst of the tenant and of the principal; a field of the overrides
- * hash (tenant_per_s, tenant_burst, principal_per_s, principal_burst) replaces its default.
- * per_s <= 0 switches a limit off. Returns {allowed, retry_after_ms, limit, remaining,
- * reset_ms} of the tightest bucket (limit -1 when no limit applies). */
+/* KEYS: the buckets (1 or 2), then the tenant's overrides (hash). ARGV: now (ms), then per
+ * bucket its override fields (per_s, burst) and its configured per_s and burst; a field present
+ * in the overrides hash replaces the configured value. per_s <= 0 switches a limit off.
+ * Returns {allowed, retry_after_ms, limit, remaining, reset_ms} of the tightest bucket (limit
+ * -1 when no limit applies). */
 static const phx_script phx_gcra_script = {
-    "ratelimit_gcra",
-    "local now = tonumber(ARGV[1])\n"
-    "local o = redis.call('HMGET', KEYS[3], 'tenant_per_s', 'tenant_burst', 'principal_per_s',\n"
-    "                     'principal_burst')\n"
-    "local ok, retry, limit, remaining, reset = 1, 0, -1, -1, 0\n"
-    "local newtat = {}\n"
-    "for i = 1, 2 do\n"
-    "  local per_s = tonumber(o[2 * i - 1] or ARGV[2 * i]) or 0\n"
-    "  local burst = tonumber(o[2 * i] or ARGV[2 * i + 1]) or 1\n"
-    "  if burst < 1 then burst = 1 end\n"
-    "  if per_s > 0 then\n"
-    "    local t = 1000 / per_s\n"
-    "    local tat = tonumber(redis.call('GET', KEYS[i]) or now)\n"
-    "    if tat < now then tat = now end\n"
-    "    local nt = tat + t\n"
-    "    local allow_at = nt - burst * t\n"
-    "    local rem = 0\n"
-    "    if allow_at > now then\n"
-    "      ok = 0\n"
-    "      if allow_at - now > retry then retry = allow_at - now end\n"
-    "    else rem = math.floor((now - allow_at) / t) end\n"
-    "    if remaining < 0 or rem < remaining then\n"
-    "      remaining = rem; limit = burst; reset = nt - now end\n"
-    "    newtat[i] = nt\n"
-    "  end\n"
-    "end\n"
-    "if ok == 1 then\n"
-    "  for i = 1, 2 do\n"
-    "    if newtat[i] then\n"
-    "      redis.call('SET', KEYS[i], string.format('%.3f', newtat[i]), 'PX',\n"
-    "                 math.ceil(newtat[i] - now) + 1000)\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return {ok, math.ceil(retry), limit, remaining, math.ceil(reset)}\n"};
+    "ratelimit_gcra", "local now = tonumber(ARGV[1])\n"
+                      "local nb = #KEYS - 1\n"
+                      "local ok, retry, limit, remaining, reset = 1, 0, -1, -1, 0\n"
+                      "local newtat = {}\n"
+                      "for i = 1, nb do\n"
+                      "  local a = 4 * i - 2\n"
+                      "  local o = redis.call('HMGET', KEYS[nb + 1], ARGV[a], ARGV[a + 1])\n"
+                      "  local per_s = tonumber(o[1] or ARGV[a + 2]) or 0\n"
+                      "  local burst = tonumber(o[2] or ARGV[a + 3]) or 1\n"
+                      "  if burst < 1 then burst = 1 end\n"
+                      "  if per_s > 0 then\n"
+                      "    local t = 1000 / per_s\n"
+                      "    local tat = tonumber(redis.call('GET', KEYS[i]) or now)\n"
+                      "    if tat < now then tat = now end\n"
+                      "    local nt = tat + t\n"
+                      "    local allow_at = nt - burst * t\n"
+                      "    local rem = 0\n"
+                      "    if allow_at > now then\n"
+                      "      ok = 0\n"
+                      "      if allow_at - now > retry then retry = allow_at - now end\n"
+                      "    else rem = math.floor((now - allow_at) / t) end\n"
+                      "    if remaining < 0 or rem < remaining then\n"
+                      "      remaining = rem; limit = burst; reset = nt - now end\n"
+                      "    newtat[i] = nt\n"
+                      "  end\n"
+                      "end\n"
+                      "if ok == 1 then\n"
+                      "  for i = 1, nb do\n"
+                      "    if newtat[i] then\n"
+                      "      redis.call('SET', KEYS[i], string.format('%.3f', newtat[i]), 'PX',\n"
+                      "                 math.ceil(newtat[i] - now) + 1000)\n"
+                      "    end\n"
+                      "  end\n"
+                      "end\n"
+                      "return {ok, math.ceil(retry), limit, remaining, math.ceil(reset)}\n"};
 
-int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
-                       const phx_rate *tenant_rate, const phx_rate *principal_rate, int64_t now_ms,
-                       phx_rate_verdict *v, phx_err *err)
+#define PHX_RL_MAX_BUCKETS 2
+
+int phx_ratelimit_take_buckets(phx_redis *r, const char *tenant, const phx_rate_bucket *b, int n,
+                               int64_t now_ms, phx_rate_verdict *v, phx_err *err)
 {
-    char keys[3][400], args[5][32];
-    const phx_rate *rates[2] = {tenant_rate, principal_rate};
+    char conf[400], now[32], args[PHX_RL_MAX_BUCKETS][2][32];
+    const char *argv[PHX_RL_MAX_BUCKETS + 1 + 1 + 4 * PHX_RL_MAX_BUCKETS];
     memset(v, 0, sizeof(*v));
     v->allowed = 1;
     v->limit = v->remaining = -1;
-    snprintf(keys[0], sizeof(keys[0]), "phx:rl:{%s}:tenant", tenant);
-    snprintf(keys[1], sizeof(keys[1]), "phx:rl:{%s}:p:%s", tenant, principal);
-    phx_ratelimit_key_conf(keys[2], sizeof(keys[2]), tenant);
-    snprintf(args[0], sizeof(args[0]), "%lld", (long long)now_ms);
-    for (int i = 0; i < 2; i++) {
-        snprintf(args[1 + 2 * i], sizeof(args[0]), "%.6f", rates[i] ? rates[i]->per_s : 0.0);
-        snprintf(args[2 + 2 * i], sizeof(args[0]), "%ld", rates[i] ? rates[i]->burst : 1);
+    if (n < 1 || n > PHX_RL_MAX_BUCKETS)
+        return phx_err_set(err, "invalid_argument", 0, "ratelimit: %d buckets", n);
+    phx_ratelimit_key_conf(conf, sizeof(conf), tenant);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    int argc = 0;
+    for (int i = 0; i < n; i++)
+        argv[argc++] = b[i].key;
+    argv[argc++] = conf;
+    argv[argc++] = now;
+    for (int i = 0; i < n; i++) {
+        snprintf(args[i][0], sizeof(args[i][0]), "%.6f", b[i].dflt.per_s);
+        snprintf(args[i][1], sizeof(args[i][1]), "%ld", b[i].dflt.burst);
+        argv[argc++] = b[i].per_s_field;
+        argv[argc++] = b[i].burst_field;
+        argv[argc++] = args[i][0];
+        argv[argc++] = args[i][1];
     }
-    const char *argv[] = {keys[0], keys[1], keys[2], args[0], args[1], args[2], args[3], args[4]};
-    redisReply *rep = phx_redis_eval(r, &phx_gcra_script, 3, 8, argv, NULL, err);
+    redisReply *rep = phx_redis_eval(r, &phx_gcra_script, n + 1, argc, argv, NULL, err);
     if (!rep)
         return -1;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 5) {
@@ -76,6 +85,20 @@ int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
     }
     freeReplyObject(rep);
     return 0;
+}
+
+int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
+                       const phx_rate *tenant_rate, const phx_rate *principal_rate, int64_t now_ms,
+                       phx_rate_verdict *v, phx_err *err)
+{
+    static const phx_rate off = {0, 1};
+    char kt[400], kp[400];
+    snprintf(kt, sizeof(kt), "phx:rl:{%s}:tenant", tenant);
+    snprintf(kp, sizeof(kp), "phx:rl:{%s}:p:%s", tenant, principal);
+    phx_rate_bucket b[2] = {
+        {kt, "tenant_per_s", "tenant_burst", tenant_rate ? *tenant_rate : off},
+        {kp, "principal_per_s", "principal_burst", principal_rate ? *principal_rate : off}};
+    return phx_ratelimit_take_buckets(r, tenant, b, 2, now_ms, v, err);
 }
 
 void phx_ratelimit_key_conf(char *buf, size_t n, const char *tenant)

@@ -1,4 +1,5 @@
-/* ratelimit.h -- request rate limits per tenant and per principal (GCRA in one Redis call).
+/* ratelimit.h -- rate limits shared by every replica (GCRA in one Redis call): requests per
+ * tenant and per principal at the ingress, calls per tenant and tool kind in phx-tools.
  *
  * The generic cell rate algorithm keeps one number per limited party: the theoretical arrival
  * time (TAT) of the next request. A request is allowed when TAT - burst*interval <= now, and
@@ -8,8 +9,9 @@
  * share the hash tag {TENANT}, which keeps the script legal on Redis Cluster.
  *
  * Per-tenant overrides live in the hash phx:rl:{TENANT}:conf (fields tenant_per_s,
- * tenant_burst, principal_per_s, principal_burst) and are read by the same script, so a
- * change applies to the next request on every replica. */
+ * tenant_burst, principal_per_s, principal_burst; KIND:per_s and KIND:burst for a tool kind)
+ * and are read by the same script, so a change applies to the next request on every
+ * replica. */
 #ifndef PHX_RATELIMIT_H
 #define PHX_RATELIMIT_H
 
@@ -30,6 +32,20 @@ typedef struct phx_rate_verdict {
     long remaining;         /* requests left in the tighter bucket */
     int64_t reset_ms;       /* until that bucket is full again */
 } phx_rate_verdict;
+
+/* One bucket to check and charge: its key, the override fields of the tenant's conf hash
+ * that replace dflt when present, and the configured default. */
+typedef struct phx_rate_bucket {
+    const char *key;
+    const char *per_s_field;
+    const char *burst_field;
+    phx_rate dflt;
+} phx_rate_bucket;
+
+/* Check n (1 or 2) buckets of tenant and charge all of them only if every one allows the
+ * request. 0 with *v (the tightest bucket); -1 with err (Redis). */
+int phx_ratelimit_take_buckets(phx_redis *r, const char *tenant, const phx_rate_bucket *b, int n,
+                               int64_t now_ms, phx_rate_verdict *v, phx_err *err);
 
 /* Check and charge one request of tenant/principal. 0 with *v; -1 with err (Redis). */
 int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,

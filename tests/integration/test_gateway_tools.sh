@@ -3,7 +3,7 @@
 # signed POST that a receiver in this test verifies (and a receiver with another secret
 # refuses), tool.json_extract feeds one field to the next step, a redirect from the receiver
 # to a private address is refused, tool.webhook needs tools:http, and the signing secret
-# appears in no log, reply or event.
+# appears in no log, reply or event; per-tool rate limits per tenant refuse, hint and recover.
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 W=$(mktemp -d /tmp/phx-webhook.XXXXXX)
@@ -48,6 +48,8 @@ export PHX_STACK_POOLS="planner tools"
 export PHX_SAFETY_GATES=false
 # ::1 too: "localhost" may resolve to it first (the receiver listens on 127.0.0.1 only).
 export PHX_WEBHOOK_SECRET_FILE=$W/secret PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32,::1/128
+# Section 5a: burst 5 is above the 4 json_extract calls tenant default makes in this test.
+export PHX_TOOL_RATES=tool.json_extract=0.2/5
 stack_up
 # The receiver starts after the stack, so a failed stack_up leaves no process behind.
 "$PY" "$W/receiver.py" "$W" &
@@ -118,6 +120,36 @@ check "usage: bytes counted" 1 "$(( $(redis hget "$u" tool.webhook:bytes) > 0 ))
 check "usage: calc counted" 2 "$(redis hget "$u" tool.calc:calls)"
 curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/tools.admin")/metrics" >"$T/metrics"
 check "usage: metric" 1 "$(grep -c '^phx_tool_calls_total{kind="tool.webhook",outcome="ok",tenant="hosted"} 1$' "$T/metrics")"
+
+# --- 5a. per-tool rate limits per tenant (workers/tools/tenancy.h) ---------------------------
+# The pool limits tool.json_extract by default (PHX_TOOL_RATES above); tenant "metered" gets
+# its own limit for tool.calc, a kind the pool does not limit, through its conf hash.
+METERED=$("$PHX" keys create --tenant metered --principal m --roles submitter 2>/dev/null)
+redis hset 'phx:rl:{metered}:conf' tool.calc:per_s 1 tool.calc:burst 2 >/dev/null
+sleep 1.1 # a thread that saw the tenant without a limit re-reads its conf hash within 1 s
+steps() { # steps N MAX_ATTEMPTS KIND: N independent steps of KIND
+    jq -cn --argjson n "$1" --argjson m "$2" --arg k "$3" '[range($n)] | {steps: map({id: "c\(.)", kind: $k,
+      input: (if $k == "tool.calc" then {expr: "\(.)+1"} else {doc: {v: .}, pointer: "/v"} end),
+      retry: {max_attempts: $m, backoff_ms: 10}})}'
+}
+steps 3 1 tool.calc >"$T/rl1.json"
+r=$(reply "$(submit "$T/rl1.json" "Authorization: Bearer $METERED")")
+check "tool rate: burst of 2 runs, the third call is refused" "ok ok rate_limited" \
+    "$(jq -r '[.steps[] | if .error then .error.code else "ok" end] | sort | join(" ")' <<<"$r")"
+check "tool rate: refusal is retryable with a hint" "true 1" \
+    "$(jq -r '.steps[] | select(.error) | "\(.error.retryable) \(.error.retry_after_ms > 0 | if . then 1 else 0 end)"' <<<"$r")"
+# With attempts to spare, the refused steps wait for room (retry_after_ms) and all succeed.
+steps 3 6 tool.calc >"$T/rl4.json"
+r=$(reply "$(submit "$T/rl4.json" "Authorization: Bearer $METERED")" 60)
+check "tool rate: retried after the hint, job succeeds" succeeded "$(jq -r .status <<<"$r")"
+check "tool rate: other tenants are not limited" succeeded "$(reply "$(submit "$T/rl1.json")" | jq -r .status)"
+steps 6 1 tool.json_extract >"$T/rl-jx.json"
+r=$(reply "$(submit "$T/rl-jx.json" "Authorization: Bearer $METERED")")
+check "tool rate: the pool default (burst 5) applies where the tenant sets none" 1 \
+    "$(jq -r '[.steps[] | select(.error.code == "rate_limited")] | length' <<<"$r")"
+check "tool rate: limited calls counted" 1 "$(( $(redis hget "phx:usage:{metered}:$(date -u +%Y%m%d)" tool.calc:limited) >= 1 ))"
+curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/tools.admin")/metrics" >"$T/metrics"
+check "tool rate: metric" 1 "$(grep -c '^phx_tool_calls_total{kind="tool.calc",outcome="rate_limited",tenant="metered"} ' "$T/metrics")"
 
 # --- 5b. pools re-check the scope a task carries (a task put straight on the topic) -------
 # name | scopes JSON (or "none") | expected error code on phx.results ("" = ran)

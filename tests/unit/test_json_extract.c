@@ -1,6 +1,6 @@
-/* test_json_extract.c -- tool.json_extract (RFC 6901 pointers), tool.webhook's signature and
- * the tenant host allow-list matching, driven by tables. The pointer rows are RFC 6901's own
- * examples plus the error cases. */
+/* test_json_extract.c -- tool.json_extract (RFC 6901 pointers), tool.webhook's signature, the
+ * tenant host allow-list matching and the PHX_TOOL_RATES parser, driven by tables. The pointer
+ * rows are RFC 6901's own examples plus the error cases. */
 #include "../../workers/tools/json_extract.h"
 #include "../../workers/tools/tenancy.h"
 #include "../../workers/tools/webhook.h"
@@ -136,6 +136,55 @@ static void test_host_match(void **state)
     assert_int_equal(phx_tenancy_host_match("any", NULL, 0), 0);
 }
 
+/* PHX_TOOL_RATES: spec -> the rate of each kind ("per_s/burst", "-" = none) or an error. */
+static void test_tool_rates(void **state)
+{
+    (void)state;
+    static const char *const kinds[] = {"tool.calc", "tool.http_fetch"};
+    static const struct {
+        const char *spec;
+        int ok;
+        const char *calc, *fetch;
+    } rows[] = {
+        {"", 1, "-", "-"},
+        {"tool.calc=10/20", 1, "10/20", "-"},
+        {"tool.calc=2.5, tool.http_fetch=1/1", 1, "2.5/3", "1/1"},
+        {"tool.http_fetch=0.5", 1, "-", "0.5/1"},
+        {"tool.nope=1", 0, NULL, NULL},
+        {"tool.calc", 0, NULL, NULL},
+        {"tool.calc=", 0, NULL, NULL},
+        {"tool.calc=0", 0, NULL, NULL},
+        {"tool.calc=-3", 0, NULL, NULL},
+        {"tool.calc=abc", 0, NULL, NULL},
+        {"tool.calc=5/0", 0, NULL, NULL},
+        {"tool.calc=5/x", 0, NULL, NULL},
+        {"tool.calc=5x", 0, NULL, NULL},
+        {"tool.calc=nan", 0, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        phx_tool_rates r = {0};
+        phx_err err;
+        phx_err_clear(&err);
+        int rc = phx_tool_rates_parse(rows[i].spec, kinds, 2, &r, &err);
+        if ((rc == 0) != rows[i].ok)
+            fail_msg("'%s': rc %d (%s)", rows[i].spec, rc, err.message);
+        if (rc < 0) {
+            assert_string_equal(err.code, "invalid_config");
+            assert_null(r.rate);
+            continue;
+        }
+        const char *want[2] = {rows[i].calc, rows[i].fetch};
+        for (int k = 0; k < 2; k++) {
+            char got[64] = "-";
+            if (r.rate[k].per_s > 0)
+                snprintf(got, sizeof(got), "%g/%ld", r.rate[k].per_s, r.rate[k].burst);
+            if (strcmp(got, want[k]) != 0)
+                fail_msg("'%s' %s: got %s, want %s", rows[i].spec, kinds[k], got, want[k]);
+        }
+        phx_tool_rates_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_step),
         cmocka_unit_test(test_webhook_signature),
         cmocka_unit_test(test_host_match),
+        cmocka_unit_test(test_tool_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,13 +139,20 @@ static int phx_planner_max_attempts(const phx_planner *p, const json_t *step)
     return json_is_integer(m) ? (int)json_integer_value(m) : (int)p->cfg->retry_max_attempts;
 }
 
-/* The step's retry delay: its backoff_ms (or the default) * 2^(attempt-1), +-25%, <= 1 min. */
-static int64_t phx_planner_backoff(const phx_planner *p, const json_t *step, int attempt)
+/* The step's retry delay: its backoff_ms (or the default) * 2^(attempt-1), +-25%, <= 1 min;
+ * never sooner than the error's retry_after_ms (a rate limit that said when it has room),
+ * capped at 1 min too so a wrong hint cannot park a step for long. */
+static int64_t phx_planner_backoff(const phx_planner *p, const json_t *step, int attempt,
+                                   const json_t *error)
 {
     json_t *b = json_object_get(json_object_get(step, "retry"), "backoff_ms");
     phx_retry_policy pol = {
         0, json_is_integer(b) ? json_integer_value(b) : p->cfg->retry_backoff_ms, 60000, 25};
-    return phx_retry_delay(&pol, attempt);
+    int64_t d = phx_retry_delay(&pol, attempt);
+    json_t *ra = json_object_get(error, "retry_after_ms");
+    if (json_is_integer(ra) && json_integer_value(ra) > d)
+        d = json_integer_value(ra) < 60000 ? json_integer_value(ra) : 60000;
+    return d;
 }
 
 static void phx_planner_event(phx_outbox *out, const phx_pjob *j, const char *type,
@@ -1030,7 +1037,7 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
                       labels);
     if (rc == 1) {
         if (strcmp(ns, "retry_wait") == 0) {
-            int64_t due = phx_now_ms() + phx_planner_backoff(p, step, attempt);
+            int64_t due = phx_now_ms() + phx_planner_backoff(p, step, attempt, error);
             if (phx_planner_zadd(p, PHX_KEY_DELAY, due, member, err) < 0) {
                 rc = -1;
                 goto out;

@@ -23,6 +23,8 @@ typedef struct phx_tools_cfg {
     long fetch_max_redirects;
     char *fetch_allow_cidrs;
     char *webhook_secret_file;
+    char *tool_rates;
+    phx_tool_rates rates;
     phx_fetch_cfg fetch;
     phx_webhook_cfg webhook;
 } phx_tools_cfg;
@@ -44,6 +46,11 @@ static const phx_opt phx_tools_opts[] = {
     {"PHX_WEBHOOK_SECRET_FILE", PHX_OPT_STR, "", 0, 0, offsetof(CFG, webhook_secret_file),
      "tool.webhook: file holding the HMAC-SHA256 signing secret, read at every call (rotate "
      "by replacing the file); empty = tool.webhook fails with 'unavailable'."},
+    {"PHX_TOOL_RATES", PHX_OPT_STR, "", 0, 0, offsetof(CFG, tool_rates),
+     "Default rate limit per tenant and tool kind, shared by every replica: "
+     "'KIND=PER_S[/BURST],...', e.g. 'tool.http_fetch=20/40,tool.webhook=5'; a tenant's "
+     "KIND:per_s / KIND:burst fields in phx:rl:{TENANT}:conf replace it (per_s 0 = unlimited). "
+     "A call over the limit fails retryable with code rate_limited and retry_after_ms."},
 };
 
 /* The tools themselves, as (app, input) functions for phx_tenancy_run. */
@@ -97,7 +104,8 @@ static json_t *phx_tools_webhook(void *app, void *ts, const json_t *input, phx_e
 
 static void *phx_tools_thread_init(void *app, phx_err *err)
 {
-    return phx_tenancy_new(&((phx_tools_cfg *)app)->common, err);
+    phx_tools_cfg *cfg = app;
+    return phx_tenancy_new(&cfg->common, &cfg->rates, err);
 }
 
 static void phx_tools_thread_free(void *ts)
@@ -111,6 +119,7 @@ static const phx_step_kind phx_tools_kinds[] = {
     {"tool.json_extract", phx_tools_json_extract},
     {"tool.webhook", phx_tools_webhook},
 };
+#define PHX_TOOLS_NKINDS ((int)(sizeof(phx_tools_kinds) / sizeof(phx_tools_kinds[0])))
 
 int main(int argc, char **argv)
 {
@@ -131,6 +140,13 @@ int main(int argc, char **argv)
     cfg.webhook.secret_file = cfg.webhook_secret_file;
     cfg.webhook.fetch = &cfg.fetch;
     int rc = 2;
+    const char *names[PHX_TOOLS_NKINDS];
+    for (int i = 0; i < PHX_TOOLS_NKINDS; i++)
+        names[i] = phx_tools_kinds[i].kind;
+    if (phx_tool_rates_parse(cfg.tool_rates, names, PHX_TOOLS_NKINDS, &cfg.rates, &e) < 0) {
+        fprintf(stderr, "phx-tools: configuration error in PHX_TOOL_RATES: %s\n", e.message);
+        goto out;
+    }
     if (phx_fetch_cfg_check(&cfg.fetch, &e) < 0) {
         fprintf(stderr,
                 "phx-tools: configuration error in PHX_FETCH_* (PHX_FETCH_ALLOW_CIDRS=%s): %s\n",
@@ -141,7 +157,7 @@ int main(int argc, char **argv)
     phx_pool_def def = {.proc = "phx-tools",
                         .pool = "tools",
                         .kinds = phx_tools_kinds,
-                        .nkinds = (int)(sizeof(phx_tools_kinds) / sizeof(phx_tools_kinds[0])),
+                        .nkinds = PHX_TOOLS_NKINDS,
                         .app = &cfg,
                         .thread_init = phx_tools_thread_init,
                         .thread_free = phx_tools_thread_free};
@@ -150,6 +166,7 @@ int main(int argc, char **argv)
     rc = phx_worker_main(&cfg.common, &ops);
     curl_global_cleanup();
 out:
+    phx_tool_rates_free(&cfg.rates);
     phx_config_free(phx_tools_opts, n, &cfg);
     return rc;
 }

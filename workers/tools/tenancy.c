@@ -11,18 +11,87 @@
 #include <strings.h>
 #include <time.h>
 
+/* Which kinds a tenant's conf hash limits, as read at most once a second (see tenancy.h).
+ * A handful of tenants is the common case; past PHX_TENANCY_CACHE the oldest entry goes. */
+#define PHX_TENANCY_CACHE    64
+#define PHX_TENANCY_CACHE_MS 1000
+
+typedef struct phx_tenancy_limits {
+    char tenant[128];
+    int64_t read_ms; /* monotonic; 0 = empty slot */
+    unsigned kinds;  /* bit i: the hash has kinds[i]:per_s or kinds[i]:burst */
+} phx_tenancy_limits;
+
 struct phx_tenancy {
     phx_redis *r;
     redisReply *hosts; /* the current call's allow-list (SMEMBERS), NULL outside a call */
+    const phx_tool_rates *rates;
+    phx_tenancy_limits cache[PHX_TENANCY_CACHE];
 };
 
-phx_tenancy *phx_tenancy_new(const phx_common *c, phx_err *err)
+int phx_tool_rates_parse(const char *spec, const char *const *kinds, int nkinds,
+                         phx_tool_rates *out, phx_err *err)
+{
+    out->kinds = kinds;
+    out->nkinds = nkinds;
+    out->rate = calloc((size_t)nkinds, sizeof(*out->rate));
+    char *copy = strdup(spec ? spec : ""), *save = NULL;
+    for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        while (*e == ' ')
+            e++;
+        char *eq = strchr(e, '='), *end = NULL;
+        if (!eq) {
+            phx_err_set(err, "invalid_config", 0, "'%s': expected KIND=PER_S[/BURST]", e);
+            goto err;
+        }
+        *eq = '\0';
+        int k = 0;
+        while (k < nkinds && strcmp(kinds[k], e) != 0)
+            k++;
+        if (k == nkinds) {
+            phx_err_set(err, "invalid_config", 0, "'%s' is not a tool kind of this pool", e);
+            goto err;
+        }
+        double per_s = strtod(eq + 1, &end);
+        if (end == eq + 1 || !(per_s > 0 && per_s <= 1e6) || (*end && *end != '/')) {
+            phx_err_set(err, "invalid_config", 0, "%s: rate '%s' is not a number in (0, 1e6]", e,
+                        eq + 1);
+            goto err;
+        }
+        long burst = (long)per_s + (per_s > (double)(long)per_s);
+        if (*end == '/') {
+            char *bend = NULL;
+            burst = strtol(end + 1, &bend, 10);
+            if (bend == end + 1 || *bend || burst < 1 || burst > 1000000) {
+                phx_err_set(err, "invalid_config", 0, "%s: burst '%s' is not in [1, 1e6]", e,
+                            end + 1);
+                goto err;
+            }
+        }
+        out->rate[k] = (phx_rate){per_s, burst < 1 ? 1 : burst};
+    }
+    free(copy);
+    return 0;
+err:
+    free(copy);
+    phx_tool_rates_free(out);
+    return -1;
+}
+
+void phx_tool_rates_free(phx_tool_rates *r)
+{
+    free(r->rate);
+    r->rate = NULL;
+}
+
+phx_tenancy *phx_tenancy_new(const phx_common *c, const phx_tool_rates *rates, phx_err *err)
 {
     phx_redis *r = phx_redis_from_common(c, err);
     if (!r)
         return NULL;
     phx_tenancy *t = calloc(1, sizeof(*t));
     t->r = r;
+    t->rates = rates;
     return t;
 }
 
@@ -32,6 +101,89 @@ void phx_tenancy_free(phx_tenancy *t)
         return;
     phx_redis_free(t->r);
     free(t);
+}
+
+/* --- rate limits ------------------------------------------------------------------------- */
+
+static int phx_tenancy_kind_index(const phx_tenancy *t, const char *kind)
+{
+    for (int k = 0; t->rates && k < t->rates->nkinds; k++)
+        if (strcmp(t->rates->kinds[k], kind) == 0)
+            return k;
+    return -1;
+}
+
+/* The kinds tenant's conf hash limits, from the cache or one HGETALL. -1 with err. */
+static int phx_tenancy_limited_kinds(phx_tenancy *t, const char *tenant, unsigned *kinds,
+                                     phx_err *err)
+{
+    int64_t now = phx_mono_ms();
+    phx_tenancy_limits *slot = &t->cache[0];
+    for (int i = 0; i < PHX_TENANCY_CACHE; i++) {
+        phx_tenancy_limits *c = &t->cache[i];
+        if (c->read_ms && strcmp(c->tenant, tenant) == 0) {
+            if (now - c->read_ms < PHX_TENANCY_CACHE_MS) {
+                *kinds = c->kinds;
+                return 0;
+            }
+            slot = c;
+            break;
+        }
+        if (c->read_ms < slot->read_ms)
+            slot = c; /* empty or oldest */
+    }
+    char key[300];
+    phx_ratelimit_key_conf(key, sizeof(key), tenant);
+    redisReply *rep = phx_redis_cmd(t->r, err, "HGETALL %s", key);
+    if (!rep)
+        return -1;
+    unsigned bits = 0;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
+        const char *f = rep->element[i]->str, *colon = f ? strrchr(f, ':') : NULL;
+        if (!colon || (strcmp(colon, ":per_s") != 0 && strcmp(colon, ":burst") != 0))
+            continue;
+        for (int k = 0; k < t->rates->nkinds && k < 32; k++)
+            if (strlen(t->rates->kinds[k]) == (size_t)(colon - f) &&
+                strncmp(f, t->rates->kinds[k], (size_t)(colon - f)) == 0)
+                bits |= 1u << k;
+    }
+    freeReplyObject(rep);
+    snprintf(slot->tenant, sizeof(slot->tenant), "%s", tenant);
+    slot->read_ms = now;
+    slot->kinds = bits;
+    *kinds = bits;
+    return 0;
+}
+
+/* Charge one call of kind to tenant's limit. 0 allowed (or no limit); -1 with err:
+ * rate_limited (retryable, with retry_after_ms) or Redis unavailable. */
+static int phx_tenancy_check_rate(phx_tenancy *t, const char *tenant, const char *kind,
+                                  phx_err *err)
+{
+    int k = phx_tenancy_kind_index(t, kind);
+    if (k < 0 || strlen(tenant) >= sizeof(t->cache[0].tenant))
+        return 0; /* not a kind of this table; tenant ids are bounded by the job schema */
+    unsigned kinds = 0;
+    if (t->rates->rate[k].per_s <= 0 && (phx_tenancy_limited_kinds(t, tenant, &kinds, err) < 0))
+        return -1;
+    if (t->rates->rate[k].per_s <= 0 && !(kinds & (1u << k)))
+        return 0;
+    char key[400], fp[160], fb[160];
+    snprintf(key, sizeof(key), "phx:rl:{%s}:tool:%s", tenant, kind);
+    snprintf(fp, sizeof(fp), "%s:per_s", kind);
+    snprintf(fb, sizeof(fb), "%s:burst", kind);
+    phx_rate_bucket b = {key, fp, fb, t->rates->rate[k]};
+    phx_rate_verdict v;
+    if (phx_ratelimit_take_buckets(t->r, tenant, &b, 1, phx_now_ms(), &v, err) < 0)
+        return -1;
+    if (v.allowed)
+        return 0;
+    phx_err_set(err, "rate_limited", 1,
+                "%s: tenant %s is over its rate limit for this tool (burst %ld); room again in "
+                "%lld ms",
+                kind, tenant, v.limit, (long long)v.retry_after_ms);
+    err->retry_after_ms = v.retry_after_ms > 0 ? v.retry_after_ms : 1;
+    return -1;
 }
 
 int phx_tenancy_host_match(const char *host, const char *const *entries, size_t n)
@@ -106,16 +258,18 @@ static long long phx_tenancy_bytes(const json_t *out)
     return b ? (long long)strlen(b) : 0;
 }
 
-static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *kind, int ok,
-                                long long bytes)
+/* outcome: "ok", "error" or "rate_limited"; its usage field: calls, errors or limited. */
+static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *kind,
+                                const char *outcome, long long bytes)
 {
     char labels[300], key[300], day[16], f[160];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(day, sizeof(day), "%Y%m%d", &tm);
+    int ok = strcmp(outcome, "ok") == 0;
     snprintf(labels, sizeof(labels), "kind=\"%s\",tenant=\"%s\",outcome=\"%s\"", kind, tenant,
-             ok ? "ok" : "error");
+             outcome);
     phx_metric_add(
         phx_counter("phx_tool_calls_total", "Tool calls by kind, tenant and outcome.", labels), 1);
     snprintf(labels, sizeof(labels), "kind=\"%s\",tenant=\"%s\"", kind, tenant);
@@ -126,7 +280,10 @@ static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *
     phx_err err;
     char fb[160], nb[32];
     snprintf(key, sizeof(key), "phx:usage:{%s}:%s", tenant, day);
-    snprintf(f, sizeof(f), "%s:%s", kind, ok ? "calls" : "errors");
+    snprintf(f, sizeof(f), "%s:%s", kind,
+             ok                                     ? "calls"
+             : strcmp(outcome, "rate_limited") == 0 ? "limited"
+                                                    : "errors");
     snprintf(fb, sizeof(fb), "%s:bytes", kind);
     snprintf(nb, sizeof(nb), "%lld", bytes);
     const char *calls_inc[] = {"HINCRBY", key, f, "1"}, *bytes_inc[] = {"HINCRBY", key, fb, nb},
@@ -150,12 +307,17 @@ json_t *phx_tenancy_run(phx_tenancy *t, const char *kind, int host_checked,
     if (!t || !tenant)
         return fn(app, NULL, input, err); /* outside the pool loop (tests): no tenant */
     json_t *out = NULL;
-    if (!host_checked || phx_tenancy_check_host(t, tenant, input, err) == 0)
+    if ((!host_checked || phx_tenancy_check_host(t, tenant, input, err) == 0) &&
+        phx_tenancy_check_rate(t, tenant, kind, err) == 0)
         out = fn(app, t, input, err);
     if (t->hosts)
         freeReplyObject(t->hosts);
     t->hosts = NULL;
     if (strcmp(err->code, "redis_unavailable") != 0)
-        phx_tenancy_account(t, tenant, kind, out != NULL, out ? phx_tenancy_bytes(out) : 0);
+        phx_tenancy_account(t, tenant, kind,
+                            out                                      ? "ok"
+                            : strcmp(err->code, "rate_limited") == 0 ? "rate_limited"
+                                                                     : "error",
+                            out ? phx_tenancy_bytes(out) : 0);
     return out;
 }
