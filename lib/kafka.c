@@ -27,14 +27,15 @@ struct phx_producer {
 
 struct phx_consumer {
     rd_kafka_t *rk;
-    /* Partitions rewound during the current pause, with the offset each was rewound to: a
-     * later message of the same partition is already covered and must not move it forward. */
-    struct {
-        char topic[128];
-        int32_t partition;
-        int64_t offset;
-    } rewound[64];
-    int nrewound;
+    /* One queue per consumer thread ("lane"); every assigned partition's fetch queue is
+     * forwarded to exactly one lane, so a partition's messages are handled in order by one
+     * thread while the process runs a single group member (one set of broker connections
+     * and fetch loops instead of one per thread). */
+    int nlanes;
+    rd_kafka_queue_t **lanes;
+    pthread_mutex_t mu; /* guards lane_of: written by the rebalance callback, read by pause */
+    int *lane_of;       /* partition number -> lane, -1 when not assigned */
+    int nlane_of;
 };
 
 /* A batch waiting for its delivery reports. */
@@ -293,15 +294,60 @@ void phx_producer_free(phx_producer *p, int timeout_ms)
     free(p);
 }
 
-/* Rebalance: commit what we stored before giving partitions away, so the next owner does not
- * redo finished work (it would be harmless, but it is waste). */
+static void phx_consumer_free(phx_consumer *c);
+
+/* Spread the assigned partitions over the lanes: the distinct partition numbers, sorted, go to
+ * lanes in turn. A partition number names the same slice of keys in every topic (the same
+ * partitioner and partition count), so one job's messages on phx.jobs and phx.results meet in
+ * one lane and never race each other in two threads. */
+static void phx_consumer_map_lanes(phx_consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    int maxp = -1;
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition > maxp)
+            maxp = parts->elems[i].partition;
+    pthread_mutex_lock(&c->mu);
+    if (maxp + 1 > c->nlane_of) {
+        c->lane_of = phx_xrealloc(c->lane_of, (size_t)(maxp + 1) * sizeof(*c->lane_of));
+        c->nlane_of = maxp + 1;
+    }
+    for (int p = 0; p < c->nlane_of; p++)
+        c->lane_of[p] = -1;
+    for (int i = 0; i < parts->cnt; i++)
+        c->lane_of[parts->elems[i].partition] = 0; /* assigned; numbered below */
+    for (int p = 0, k = 0; p < c->nlane_of; p++)
+        if (c->lane_of[p] == 0)
+            c->lane_of[p] = k++ % c->nlanes;
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(c->rk, tp->topic, tp->partition);
+        if (!pq) {
+            phx_log_error("kafka: no queue for %s[%d]", tp->topic, tp->partition);
+            continue;
+        }
+        rd_kafka_queue_forward(pq, c->lanes[c->lane_of[tp->partition]]);
+        rd_kafka_queue_destroy(pq); /* the forward stays; this only drops our handle */
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Rebalance: lanes first (before any fetch starts), and commit what we stored before giving
+ * partitions away, so the next owner does not redo finished work (it would be harmless, but
+ * it is waste). A lane may still be handling a message of a revoked partition: its offset
+ * store then fails and the new owner handles the message again -- at-least-once, as between
+ * two processes. */
 static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                                       rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    (void)opaque;
+    phx_consumer *c = opaque;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         phx_log_info("kafka: assigned %d partitions", parts->cnt);
+        phx_consumer_map_lanes(c, parts);
         rd_kafka_assign(rk, parts);
+        /* A pause outlives an assignment in librdkafka: a partition a stalled lane paused
+         * may now belong to a lane that will never resume it. Start unpaused; a lane still
+         * stalled pauses its own again on its next retry. */
+        rd_kafka_resume_partitions(rk, parts);
     } else {
         phx_log_info("kafka: revoked %d partitions", parts->cnt);
         phx_kafka_lag_forget(parts);
@@ -311,7 +357,7 @@ static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 }
 
 phx_consumer *phx_consumer_new(const char *brokers, const char *group, const char *const *topics,
-                               int ntopics, phx_err *err)
+                               int ntopics, int nlanes, phx_err *err)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = phx_kafka_conf(brokers, err);
@@ -332,50 +378,92 @@ phx_consumer *phx_consumer_new(const char *brokers, const char *group, const cha
          * only bounds idle polling (and librdkafka's mock cluster does not long-poll at all:
          * with the 500 ms default every hop there would wait up to half a second). */
         phx_kafka_default(conf, "fetch.wait.max.ms", "20", err) < 0 ||
+        /* Prefetch bound: a lane stalled on a failed dependency keeps what was fetched for
+         * it (its partitions are paused, see phx_consumer_pause_lane); 1000 messages or 8 MiB
+         * per partition queue keep that well inside the pool's memory budget. */
+        phx_kafka_default(conf, "queued.min.messages", "1000", err) < 0 ||
+        phx_kafka_default(conf, "queued.max.messages.kbytes", "8192", err) < 0 ||
         /* Consumer lag per partition comes from these reports (kafka_metrics.h). */
         phx_kafka_default(conf, "statistics.interval.ms", "5000", err) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    phx_consumer *c = calloc(1, sizeof(*c));
+    c->nlanes = nlanes > 0 ? nlanes : 1;
+    pthread_mutex_init(&c->mu, NULL);
+    rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, phx_consumer_rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, phx_kafka_stats_cb);
     rd_kafka_conf_set_log_cb(conf, phx_kafka_log_cb);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!c->rk) {
         phx_err_set(err, "bad_config", 0, "kafka consumer: %s", errstr);
         rd_kafka_conf_destroy(conf);
-        return NULL;
+        goto err;
     }
-    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_poll_set_consumer(c->rk);
+    c->lanes = calloc((size_t)c->nlanes, sizeof(*c->lanes));
+    for (int i = 0; i < c->nlanes; i++)
+        c->lanes[i] = rd_kafka_queue_new(c->rk);
     rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(ntopics);
     for (int i = 0; i < ntopics; i++)
         rd_kafka_topic_partition_list_add(tl, topics[i], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, tl);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, tl);
     rd_kafka_topic_partition_list_destroy(tl);
     if (e) {
         phx_err_set(err, "kafka_subscribe", 1, "kafka subscribe: %s", rd_kafka_err2str(e));
-        rd_kafka_destroy(rk);
-        return NULL;
+        goto err;
     }
-    phx_consumer *c = calloc(1, sizeof(*c));
-    c->rk = rk;
     return c;
+err:
+    phx_consumer_free(c);
+    return NULL;
 }
 
-rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int timeout_ms)
+/* A consumer error or partition EOF is not a message: log what needs logging, free, NULL. */
+static rd_kafka_message_t *phx_consumer_message(rd_kafka_message_t *m)
 {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
-    if (!m)
-        return NULL;
-    if (m->err) {
-        /* Partition EOF and transient broker errors are informational: librdkafka recovers
-         * by itself. Only a fatal error would need more, and the process exits then. */
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            phx_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
-        return NULL;
+    if (!m || !m->err)
+        return m;
+    /* Partition EOF and transient broker errors are informational: librdkafka recovers by
+     * itself. Only a fatal error would need more, and the process exits then. */
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        phx_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
+    rd_kafka_message_destroy(m);
+    return NULL;
+}
+
+rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int lane, int timeout_ms)
+{
+    return phx_consumer_message(rd_kafka_consume_queue(c->lanes[lane], timeout_ms));
+}
+
+/* Rewind m's partition to m, so the message is fetched again (into its lane). */
+static void phx_consumer_rewind(phx_consumer *c, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+        m->offset;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
+    if (e) {
+        phx_log_warn("kafka: rewinding %s[%d] to %lld: %s", rd_kafka_topic_name(m->rkt),
+                     m->partition, (long long)m->offset, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
     }
-    return m;
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void phx_consumer_serve(phx_consumer *c, int timeout_ms)
+{
+    rd_kafka_message_t *m = phx_consumer_message(rd_kafka_consumer_poll(c->rk, timeout_ms));
+    if (!m)
+        return;
+    /* Every partition is forwarded to a lane before it is assigned, so no message should
+     * arrive here; should one, it is not dropped but fetched again. */
+    phx_log_warn("kafka: %s[%d]@%lld arrived outside its lane; rewinding",
+                 rd_kafka_topic_name(m->rkt), m->partition, (long long)m->offset);
+    phx_consumer_rewind(c, m);
+    rd_kafka_message_destroy(m);
 }
 
 void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg)
@@ -390,68 +478,23 @@ void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void phx_consumer_pause_resume(phx_consumer *c, int pause)
+void phx_consumer_pause_lane(phx_consumer *c, int lane, int pause)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL, *mine = NULL;
     if (rd_kafka_assignment(c->rk, &parts) || !parts)
         return;
-    if (parts->cnt > 0)
-        (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, parts);
+    mine = rd_kafka_topic_partition_list_new(parts->cnt > 0 ? parts->cnt : 1);
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p >= 0 && p < c->nlane_of && c->lane_of[p] == lane)
+            rd_kafka_topic_partition_list_add(mine, parts->elems[i].topic, p);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (mine->cnt > 0)
+        (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, mine);
+    rd_kafka_topic_partition_list_destroy(mine);
     rd_kafka_topic_partition_list_destroy(parts);
-}
-
-/* Was m's partition already rewound to an offset <= m's? Records it otherwise. */
-static int phx_consumer_rewound(phx_consumer *c, const rd_kafka_message_t *m)
-{
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    for (int i = 0; i < c->nrewound; i++) {
-        if (c->rewound[i].partition == m->partition && strcmp(c->rewound[i].topic, topic) == 0) {
-            if (c->rewound[i].offset <= m->offset)
-                return 1;
-            c->rewound[i].offset = m->offset;
-            return 0;
-        }
-    }
-    if (c->nrewound < 64) {
-        snprintf(c->rewound[c->nrewound].topic, sizeof(c->rewound[0].topic), "%s", topic);
-        c->rewound[c->nrewound].partition = m->partition;
-        c->rewound[c->nrewound++].offset = m->offset;
-    }
-    return 0;
-}
-
-void phx_consumer_pause_wait(phx_consumer *c, int64_t ms)
-{
-    int64_t end = phx_mono_ms() + ms;
-    for (;;) {
-        /* Again each round: a rebalance may have assigned partitions that are not paused. */
-        phx_consumer_pause_resume(c, 1);
-        int64_t left = end - phx_mono_ms();
-        if (left <= 0)
-            break;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, (int)(left < 100 ? left : 100));
-        if (!m)
-            continue;
-        if (!m->err && !phx_consumer_rewound(c, m)) {
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)
-                ->offset = m->offset;
-            rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
-            if (e) {
-                phx_log_warn("kafka: rewinding %s[%d] to %lld: %s", rd_kafka_topic_name(m->rkt),
-                             m->partition, (long long)m->offset, rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-            }
-            rd_kafka_topic_partition_list_destroy(l);
-        }
-        rd_kafka_message_destroy(m);
-    }
-}
-
-void phx_consumer_resume(phx_consumer *c)
-{
-    phx_consumer_pause_resume(c, 0);
-    c->nrewound = 0;
 }
 
 void phx_consumer_commit(phx_consumer *c, int sync)
@@ -461,14 +504,28 @@ void phx_consumer_commit(phx_consumer *c, int sync)
         phx_log_warn("kafka: commit: %s", rd_kafka_err2str(e));
 }
 
+static void phx_consumer_free(phx_consumer *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; c->lanes && i < c->nlanes; i++)
+        if (c->lanes[i])
+            rd_kafka_queue_destroy(c->lanes[i]);
+    free(c->lanes);
+    if (c->rk)
+        rd_kafka_destroy(c->rk);
+    pthread_mutex_destroy(&c->mu);
+    free(c->lane_of);
+    free(c);
+}
+
 void phx_consumer_close(phx_consumer *c)
 {
     if (!c)
         return;
     phx_consumer_commit(c, 1);
     rd_kafka_consumer_close(c->rk);
-    rd_kafka_destroy(c->rk);
-    free(c);
+    phx_consumer_free(c);
 }
 
 int phx_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *why, size_t whylen)

@@ -50,21 +50,24 @@ rd_kafka_t *phx_producer_handle(phx_producer *p);
 
 typedef struct phx_consumer phx_consumer;
 
+/* One group member for the whole process, with nlanes queues ("lanes") for its consumer
+ * threads: each assigned partition is forwarded to one lane (partition numbers spread over the
+ * lanes in turn), so per-partition order holds and each lane's thread owns its partitions. One
+ * member instead of one per thread: a single set of broker connections and fetch loops. */
 phx_consumer *phx_consumer_new(const char *brokers, const char *group, const char *const *topics,
-                               int ntopics, phx_err *err);
-/* Next message or NULL on timeout. Consumer errors (not messages) are logged and NULL is
- * returned; the caller frees a message with rd_kafka_message_destroy. */
-rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int timeout_ms);
-/* Mark msg as processed: its offset+1 becomes committable. */
+                               int ntopics, int nlanes, phx_err *err);
+/* Next message of a lane or NULL on timeout. Consumer errors (not messages) are logged and
+ * NULL is returned; the caller frees a message with rd_kafka_message_destroy. */
+rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int lane, int timeout_ms);
+/* Serve the group protocol (rebalances, errors, max.poll.interval): one thread calls this in
+ * a loop while the lanes are polled elsewhere. */
+void phx_consumer_serve(phx_consumer *c, int timeout_ms);
+/* Mark msg as processed: its offset+1 becomes committable. Any thread. */
 void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg);
-/* Back-pressure while the message in hand cannot be finished (a dependency is down): pause
- * every assigned partition, then wait up to ms while still serving the group protocol
- * (heartbeats, rebalances, max.poll.interval), so the consumer keeps its membership without
- * fetching or buffering anything. A message that still arrives (from a partition assigned
- * meanwhile) is not dropped: its partition is rewound to it, so it comes again later. */
-void phx_consumer_pause_wait(phx_consumer *c, int64_t ms);
-/* Resume every assigned partition after phx_consumer_pause_wait. */
-void phx_consumer_resume(phx_consumer *c);
+/* Back-pressure while a lane's message in hand cannot be finished (a dependency is down): stop
+ * (pause) or restart fetching the lane's partitions. What was already fetched stays queued in
+ * the lane, in order; the group membership is kept by phx_consumer_serve meanwhile. */
+void phx_consumer_pause_lane(phx_consumer *c, int lane, int pause);
 /* Commit stored offsets: async unless sync is set. */
 void phx_consumer_commit(phx_consumer *c, int sync);
 /* Commit synchronously, leave the group, free. */

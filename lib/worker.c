@@ -1,9 +1,12 @@
 /* worker.c -- the pool loop (see worker.h for the guarantees).
  *
- * Threads: main (signals, via sigtimedwait; admin heartbeat), N consumer threads, an
- * optional tick thread, the producer's delivery-report poller, and the admin HTTP thread.
- * All of them share one idempotent producer; each consumer thread owns its consumer and its
- * handler state, so the hot path takes no locks of ours. */
+ * Threads: main (signals, via sigtimedwait; admin heartbeat), N consumer threads, the group
+ * thread (serves the consumer group protocol and commits stored offsets), an optional tick
+ * thread, the producer's delivery-report poller, and the admin HTTP thread. All of them share
+ * one idempotent producer and one consumer (a single group member: one set of fetch loops
+ * and broker connections whatever PHX_CONCURRENCY is); each consumer thread owns a lane of
+ * that consumer (its partitions, in order) and its handler state, so the hot path takes no
+ * locks of ours. */
 #include "worker.h"
 #include "admin.h"
 #include "breaker.h"
@@ -26,6 +29,7 @@ struct phx_worker {
     const phx_common *common;
     const phx_worker_ops *ops;
     phx_producer *producer;
+    phx_consumer *consumer;
     phx_schema_set *schemas;
     phx_admin *admin;
     atomic_int stop;
@@ -147,7 +151,7 @@ out:
 }
 
 /* Handle one message until it is done or we are stopping. 1 if its offset may be stored. */
-static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_kafka_message_t *m,
+static int phx_worker_one(phx_worker *w, int lane, void *tctx, const rd_kafka_message_t *m,
                           phx_outbox *out)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -219,18 +223,19 @@ static int phx_worker_one(phx_worker *w, phx_consumer *c, void *tctx, const rd_k
             stalled = 1;
             phx_metric_set(w->m_stalled, atomic_fetch_add(&w->stalled, 1) + 1);
         }
+        /* Back-pressure: stop fetching this lane's partitions while we wait (the group
+         * thread keeps the membership). Again each round: a rebalance meanwhile may have
+         * given the lane partitions that are not paused. */
+        phx_consumer_pause_lane(w->consumer, lane, 1);
         phx_log_warn("%s[%d]@%lld: %s (%s); retrying", topic, m->partition, (long long)m->offset,
                      err.message, err.code);
-        /* Back-pressure: stop fetching (pause) but stay in the group while we wait. */
-        int64_t end = phx_mono_ms() + phx_retry_delay(&phx_worker_stall, attempt + 1);
-        while (!atomic_load(&w->stop) && phx_mono_ms() < end)
-            phx_consumer_pause_wait(c, end - phx_mono_ms() < 200 ? end - phx_mono_ms() : 200);
+        phx_worker_nap(w, phx_retry_delay(&phx_worker_stall, attempt + 1));
         if (atomic_load(&w->stop))
             break;
     }
     if (stalled) {
         phx_metric_set(w->m_stalled, atomic_fetch_sub(&w->stalled, 1) - 1);
-        phx_consumer_resume(c);
+        phx_consumer_pause_lane(w->consumer, lane, 0);
     }
     free(force_poison);
     if (retries)
@@ -248,36 +253,44 @@ static void *phx_worker_consume_main(void *arg)
     phx_err err;
     phx_err_clear(&err);
     phx_outbox out = {0};
-    void *tctx = NULL;
-    phx_consumer *c = phx_consumer_new(w->common->kafka_brokers, w->ops->group, w->ops->topics,
-                                       w->ops->ntopics, &err);
-    if (!c || !(tctx = w->ops->thread_init(w, &err))) {
+    void *tctx = w->ops->thread_init(w, &err);
+    if (!tctx) {
         phx_log_error("consumer thread %d: %s", t->idx, err.message);
         atomic_store(&w->failed, 1);
         atomic_store(&w->stop, 1);
         goto out;
     }
-    int64_t last_commit = phx_mono_ms();
     while (!atomic_load(&w->stop)) {
         phx_admin_heartbeat(w->admin);
-        rd_kafka_message_t *m = phx_consumer_poll(c, 200);
+        rd_kafka_message_t *m = phx_consumer_poll(w->consumer, t->idx, 200);
         if (m) {
             phx_metric_set(w->m_busy, atomic_fetch_add(&w->busy, 1) + 1);
-            if (phx_worker_one(w, c, tctx, m, &out))
-                phx_consumer_store(c, m);
+            if (phx_worker_one(w, t->idx, tctx, m, &out))
+                phx_consumer_store(w->consumer, m);
             rd_kafka_message_destroy(m);
             phx_metric_set(w->m_busy, atomic_fetch_sub(&w->busy, 1) - 1);
-        }
-        if (phx_mono_ms() - last_commit >= 200) {
-            phx_consumer_commit(c, 0);
-            last_commit = phx_mono_ms();
         }
     }
 out:
     if (tctx)
         w->ops->thread_free(tctx);
-    phx_consumer_close(c); /* commits synchronously */
     phx_outbox_free(&out);
+    return NULL;
+}
+
+/* The consumer group's own thread: rebalances happen here (the lanes are remapped before
+ * fetching starts), and stored offsets are committed every 200 ms. */
+static void *phx_worker_group_main(void *arg)
+{
+    phx_worker *w = arg;
+    int64_t last_commit = phx_mono_ms();
+    while (!atomic_load(&w->stop)) {
+        phx_consumer_serve(w->consumer, 100);
+        if (phx_mono_ms() - last_commit >= 200) {
+            phx_consumer_commit(w->consumer, 0);
+            last_commit = phx_mono_ms();
+        }
+    }
     return NULL;
 }
 
@@ -357,8 +370,9 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     phx_err err;
     phx_err_clear(&err);
     char e[512];
-    int rc = 1, nthreads = (int)common->concurrency;
-    phx_wthread *threads = calloc((size_t)nthreads + 1, sizeof(*threads));
+    int rc = 1, nthreads = (int)common->concurrency, nrun = 0;
+    /* The consumer threads, the tick thread and the group thread. */
+    phx_wthread *threads = calloc((size_t)nthreads + 2, sizeof(*threads));
     pthread_mutex_init(&w.ready_mu, NULL);
     phx_metrics_set_process(ops->proc);
     /* Saturation of the pool's bulkhead: busy / threads (PHX_CONCURRENCY). */
@@ -379,6 +393,8 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
 
     if (!(w.schemas = phx_schemas_load(common->schema_dir, &err)) ||
         !(w.producer = phx_producer_new(common->kafka_brokers, &err)) ||
+        !(w.consumer = phx_consumer_new(common->kafka_brokers, ops->group, ops->topics,
+                                        ops->ntopics, nthreads, &err)) ||
         !(w.ready_redis = phx_redis_from_common(common, &err))) {
         phx_log_error("start: %s", err.message);
         rc = 2;
@@ -395,10 +411,15 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
         threads[i] = (phx_wthread){.w = &w, .idx = i};
         pthread_create(&threads[i].tid, NULL, phx_worker_consume_main, &threads[i]);
     }
+    nrun = nthreads;
     if (ops->tick) {
-        threads[nthreads] = (phx_wthread){.w = &w, .idx = nthreads};
-        pthread_create(&threads[nthreads].tid, NULL, phx_worker_tick_main, &threads[nthreads]);
+        threads[nrun] = (phx_wthread){.w = &w, .idx = nrun};
+        pthread_create(&threads[nrun].tid, NULL, phx_worker_tick_main, &threads[nrun]);
+        nrun++;
     }
+    threads[nrun] = (phx_wthread){.w = &w, .idx = nrun};
+    pthread_create(&threads[nrun].tid, NULL, phx_worker_group_main, &w);
+    nrun++;
 
     while (!atomic_load(&w.stop)) {
         struct timespec ts = {0, 200 * 1000000};
@@ -418,8 +439,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
             atomic_store(&w.stop, 1);
         }
     }
-    if (phx_worker_join_all(threads, nthreads + (ops->tick ? 1 : 0), common->shutdown_grace_ms) <
-        0) {
+    if (phx_worker_join_all(threads, nrun, common->shutdown_grace_ms) < 0) {
         /* Past the grace period: hand the in-flight messages back. Their offsets were never
          * stored, so the group redelivers them; exiting now is safe, waiting is not. */
         phx_log_error("shutdown grace period (%ld ms) exceeded: exiting with in-flight work "
@@ -430,6 +450,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     rc = atomic_load(&w.failed) ? 1 : 0;
     phx_log_info("stopped (exit %d)", rc);
 out:
+    phx_consumer_close(w.consumer); /* commits synchronously, leaves the group */
     phx_trace_shutdown(2000);
     phx_admin_stop(w.admin);
     phx_producer_free(w.producer, 10000);

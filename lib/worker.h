@@ -4,9 +4,10 @@
  * handler asked to produce was confirmed by the brokers (acks=all), so a crash anywhere means
  * redelivery, never loss; handlers make redelivery harmless (Lua compare-and-set in Redis).
  *
- * Concurrency is PHX_CONCURRENCY consumer threads, each a member of the pool's consumer group
- * handling one message at a time: in-flight work is bounded by construction, per-partition
- * order is kept, and no cross-thread offset bookkeeping is needed.
+ * Concurrency is PHX_CONCURRENCY consumer threads sharing one consumer (one group member per
+ * process); each thread owns a lane of partitions (kafka.h), handling one message at a time:
+ * in-flight work is bounded by construction, per-partition order is kept, and no cross-thread
+ * offset bookkeeping is needed.
  *
  * Bad input never stops the loop: unparsable or schema-invalid messages, and messages the
  * handler declares poison, go to phx.dlq with the original bytes and the reason, and their
