@@ -985,46 +985,68 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
                              phx_outbox *out, phx_err *err)
 {
     phx_pjob j;
-    int rc = phx_pjob_load(p, id, &j, err);
-    if (rc <= 0)
-        goto out; /* unknown job: a result for a job we never stored, nothing to do */
-    const json_t *step = phx_pjob_step(&j, sid);
-    if (!step) {
-        rc = 0;
-        goto out;
-    }
+    memset(&j, 0, sizeof(j));
+    int rc = 0;
+    const json_t *step = NULL;
+    const char *ns = NULL;
     char *oj = output ? json_dumps(output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     char *ej = error ? json_dumps(error, JSON_COMPACT) : NULL;
-    const char *ns = NULL;
     int retryable = json_is_true(json_object_get(error, "retryable"));
+    /* A success needs nothing from the job to be applied (the attempt limit only matters for
+     * a failure), so its job read travels in the same round trip as the outcome. A failure
+     * reads the job first: its step's max_attempts decides retry or fail. */
+    int early = error != NULL;
+    if (early) {
+        rc = phx_pjob_load(p, id, &j, err);
+        if (rc <= 0)
+            goto out; /* unknown job: a result for a job we never stored, nothing to do */
+        if (!(step = phx_pjob_step(&j, sid))) {
+            rc = 0;
+            goto out;
+        }
+    }
     char member[256];
     snprintf(member, sizeof(member), "%s\t%s\t%d", id, sid, attempt);
-    /* One round trip: the outcome, then (for a result) the attempt's timer, then the step
-     * states and outputs advance() needs. The timer may go before our outputs are confirmed:
-     * if they never are, this result message comes again and repairs (a timer fired by the
-     * tick, on the contrary, is removed only after its outputs are safe). */
+    /* One round trip: [the job,] the outcome, then (for a result) the attempt's timer, then
+     * the step states and outputs advance() needs. The outcome is a compare-and-set on the
+     * step's state and attempt, so for an unknown job or step (never dispatched) it changes
+     * nothing. The timer may go before our outputs are confirmed: if they never are, this
+     * result message comes again and repairs (a timer fired by the tick, on the contrary, is
+     * removed only after its outputs are safe). */
     phx_state_call rc_call;
     phx_state_step_result_call(&rc_call, id, sid, attempt, oj, ej, retryable,
-                               phx_planner_max_attempts(p, step), phx_now_ms());
+                               early ? phx_planner_max_attempts(p, step) : 1, phx_now_ms());
     const char *zrem[] = {"ZREM", PHX_KEY_TIMEOUTS, member}, *rargv[4];
-    char ks[200], ko[200];
-    phx_redis_call calls[4] = {rc_call.call};
-    int n = 1;
+    char ks[200], ko[200], kj[192];
+    phx_key_job(kj, sizeof(kj), id);
+    const char *hj[] = {"HGETALL", kj};
+    phx_redis_call calls[5];
+    int n = 0;
+    if (!early)
+        calls[n++] = (phx_redis_call){NULL, 0, 2, hj, NULL};
+    int first = n;
+    calls[n++] = rc_call.call;
     if (!timer)
         calls[n++] = (phx_redis_call){NULL, 0, 3, zrem, NULL};
     phx_planner_read_calls(calls + n, rargv, ks, ko, id);
     n += 2;
-    redisReply *rep[4];
+    redisReply *rep[5];
     rc = phx_redis_pipeline(p->r, calls, n, rep, err);
     phx_state_call_free(&rc_call);
-    free(oj);
-    free(ej);
     if (rc < 0)
         goto out;
-    rc = phx_state_step_result_reply(rep[0], &ns);
-    phx_pjob_keep(&j, rep[n - 2], rep[n - 1]);
+    int known = 1;
+    if (!early && (phx_pjob_from(&j, id, rep[0]) <= 0 || !(step = phx_pjob_step(&j, sid))))
+        known = 0; /* unknown job or step: the outcome found no dispatched step either */
+    rc = phx_state_step_result_reply(rep[first], &ns);
+    if (known)
+        phx_pjob_keep(&j, rep[n - 2], rep[n - 1]);
     for (int i = 0; i < n; i++)
         freeReplyObject(rep[i]);
+    if (!known) {
+        rc = 0;
+        goto out;
+    }
     if (rc < 0) {
         rc = phx_err_set(err, "redis_error", 0, "step_result: unexpected reply");
         goto out;
@@ -1065,6 +1087,8 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
         phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
     rc = phx_planner_advance_loaded(p, &j, out, err);
 out:
+    free(oj);
+    free(ej);
     phx_pjob_free(&j);
     return rc;
 }
