@@ -363,6 +363,7 @@ struct phx_schema_node {
     long long min_length, max_length; /* -1 when absent, as for every count below */
     regex_t *pattern;
     const char *pattern_src;
+    struct phx_schema_fast *fast; /* the pattern without regexec, when it is simple enough */
 
     long long min_items, max_items, min_contains, max_contains;
     int unique_items;
@@ -506,6 +507,7 @@ static void phx_schema_node_free(struct phx_schema_node *n)
         regfree(n->pattern);
         free(n->pattern);
     }
+    free(n->fast);
     for (size_t i = 0; i < n->n_pats; i++)
         regfree(&n->pats[i].re);
     free(n->pats);
@@ -1017,6 +1019,139 @@ static char *phx_schema_rx_translate(const char *src, size_t len, const char **w
         return NULL;
     }
     return phx_schema_buf_take(&rx.out);
+}
+
+/* --- fast anchored patterns --------------------------------------------------------------
+ * Most patterns in Phoenix's schemas are anchored runs of ASCII character classes (ids:
+ * "^[A-Za-z0-9._:-]{1,128}$", kinds: "^[a-z]+[.][a-z_]+$"), checked on every message. glibc's
+ * regexec spends microseconds on each (a UTF-8 locale and a bounded repeat expanded 128 times)
+ * and showed as the planner's largest user-space cost after the syscalls. Such a pattern is
+ * compiled here into up to PHX_SCHEMA_FAST_MAX (set, min, max) atoms and matched directly;
+ * anything else -- groups, alternation, escapes, negated classes, non-ASCII -- stays with the
+ * regex. The regex is still compiled for every pattern, so both always agree on what is
+ * accepted at load time. */
+#define PHX_SCHEMA_FAST_MAX 6
+
+struct phx_schema_fast {
+    int n;
+    struct {
+        uint64_t set[2]; /* ASCII bytes allowed */
+        long min, max;   /* max -1: unbounded */
+    } at[PHX_SCHEMA_FAST_MAX];
+};
+
+static void phx_schema_fast_add(uint64_t set[2], unsigned c)
+{
+    set[c >> 6] |= (uint64_t)1 << (c & 63);
+}
+
+static int phx_schema_fast_has(const uint64_t set[2], unsigned char c)
+{
+    return c < 128 && (set[c >> 6] >> (c & 63)) & 1;
+}
+
+/* A literal outside a class: plain ASCII letters, digits and a few punctuation marks. */
+static int phx_schema_fast_lit(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == ':' || c == '/' || c == '@' || c == '-' || c == ',' || c == '=' || c == '#' ||
+           c == '%' || c == '!' || c == '~' || c == '\'' || c == '"' || c == '<' || c == '>' ||
+           c == ';' || c == '&' || c == ' ';
+}
+
+/* Parse "^atoms$" into a new matcher, or NULL when the pattern is not that simple. */
+static struct phx_schema_fast *phx_schema_fast_compile(const char *src, size_t len)
+{
+    if (len < 2 || src[0] != '^' || src[len - 1] != '$' || (len >= 3 && src[len - 2] == '\\'))
+        return NULL;
+    struct phx_schema_fast f;
+    memset(&f, 0, sizeof(f));
+    size_t i = 1, end = len - 1;
+    while (i < end) {
+        if (f.n == PHX_SCHEMA_FAST_MAX)
+            return NULL;
+        uint64_t *set = f.at[f.n].set;
+        if (src[i] == '[') {
+            size_t j = i + 1;
+            if (j < end && src[j] == '^')
+                return NULL;
+            while (j < end && src[j] != ']') {
+                unsigned char c = (unsigned char)src[j];
+                if (c >= 128 || c == '\\' || c == '[')
+                    return NULL;
+                if (j + 2 < end && src[j + 1] == '-' && src[j + 2] != ']') {
+                    unsigned char hi = (unsigned char)src[j + 2];
+                    if (hi >= 128 || hi == '\\' || hi < c)
+                        return NULL;
+                    for (unsigned k = c; k <= hi; k++)
+                        phx_schema_fast_add(set, k);
+                    j += 3;
+                } else {
+                    phx_schema_fast_add(set, c);
+                    j++;
+                }
+            }
+            if (j >= end || j == i + 1)
+                return NULL;
+            i = j + 1;
+        } else if (phx_schema_fast_lit(src[i])) {
+            phx_schema_fast_add(set, (unsigned char)src[i]);
+            i++;
+        } else {
+            return NULL;
+        }
+        long mn = 1, mx = 1;
+        if (i < end && (src[i] == '+' || src[i] == '*' || src[i] == '?')) {
+            mn = src[i] == '+' ? 1 : 0;
+            mx = src[i] == '?' ? 1 : -1;
+            i++;
+        } else if (i < end && src[i] == '{') {
+            char *e;
+            mn = strtol(src + i + 1, &e, 10);
+            if (e == src + i + 1 || mn < 0 || mn > 100000)
+                return NULL;
+            mx = mn;
+            if (*e == ',') {
+                const char *b = e + 1;
+                mx = strtol(b, &e, 10);
+                if (e == b)
+                    mx = -1;
+                else if (mx < mn || mx > 100000)
+                    return NULL;
+            }
+            if (*e != '}' || (size_t)(e - src) >= end)
+                return NULL;
+            i = (size_t)(e - src) + 1;
+        }
+        if (i < end && (src[i] == '?' || src[i] == '+' || src[i] == '*' || src[i] == '{'))
+            return NULL; /* lazy or stacked quantifiers: leave them to the regex */
+        f.at[f.n].min = mn;
+        f.at[f.n].max = mx;
+        f.n++;
+    }
+    struct phx_schema_fast *out = malloc(sizeof(*out));
+    if (out)
+        *out = f;
+    return out;
+}
+
+/* Does s[pos..len) match atoms k.. to the end? Greedy with backtracking (at most
+ * PHX_SCHEMA_FAST_MAX levels deep). */
+static int phx_schema_fast_at(const struct phx_schema_fast *f, int k, const char *s, size_t pos,
+                              size_t len)
+{
+    if (k == f->n)
+        return pos == len;
+    size_t run = 0, cap = f->at[k].max < 0 ? len - pos : (size_t)f->at[k].max;
+    while (run < cap && pos + run < len &&
+           phx_schema_fast_has(f->at[k].set, (unsigned char)s[pos + run]))
+        run++;
+    if (k == f->n - 1) /* the last atom must take the rest */
+        return pos + run == len && run >= (size_t)f->at[k].min;
+    for (size_t r = run + 1; r-- > (size_t)f->at[k].min;)
+        if (phx_schema_fast_at(f, k + 1, s, pos + r, len))
+            return 1;
+    return 0;
 }
 
 /* Compile an ECMA-262 pattern into re. 0, or -1 with a message in why/whylen. */
@@ -1851,6 +1986,7 @@ static int phx_schema_cc_scalar(struct phx_schema_cc *cc, struct phx_schema_node
             return -1;
         }
         n->pattern_src = json_string_value(v);
+        n->fast = phx_schema_fast_compile(json_string_value(v), json_string_length(v));
     }
     return 0;
 }
@@ -2682,7 +2818,8 @@ static int phx_schema_eval_string(struct phx_schema_run *run, const struct phx_s
         if (bad && phx_schema_stop(run, f))
             return 1;
     }
-    if (n->pattern && !phx_schema_rx_match(run->reg, n->pattern, s, len)) {
+    if (n->pattern && !(n->fast ? phx_schema_fast_at(n->fast, 0, s, 0, len)
+                                : phx_schema_rx_match(run->reg, n->pattern, s, len))) {
         phx_schema_fail(run, f, f->path, "pattern", "does not match the pattern \"%s\"",
                         n->pattern_src);
         bad = 1;

@@ -341,6 +341,46 @@ static void test_numbers_and_patterns(void **state)
     phx_schema_free(s);
 }
 
+/* Anchored character-class patterns take a matcher of their own instead of regexec
+ * (schema.c, "fast anchored patterns"): it must accept exactly what the regex accepts. */
+static void test_fast_patterns(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern, *instance;
+        int ok;
+    } cases[] = {
+        {"^[A-Za-z0-9._:-]{1,4}$", "\"a.:-\"", 1},
+        {"^[A-Za-z0-9._:-]{1,4}$", "\"abcde\"", 0},
+        {"^[A-Za-z0-9._:-]{1,4}$", "\"\"", 0},
+        {"^[A-Za-z0-9._:-]{1,4}$", "\"a b\"", 0},
+        {"^[A-Za-z0-9._:-]{1,4}$", "\"\\u00e9\"", 0},
+        {"^[a-z]+[.][a-z_]+$", "\"tool.calc\"", 1},
+        {"^[a-z]+[.][a-z_]+$", "\"tool.\"", 0},
+        {"^[a-z]+[.][a-z_]+$", "\".calc\"", 0},
+        {"^[a-z]+[.][a-z_]+$", "\"a.b.c\"", 0},
+        {"^[a-z]+[.][a-z_]+$", "\"Tool.calc\"", 0},
+        {"^[a-z]*b$", "\"aab\"", 1}, /* the greedy run gives the b back */
+        {"^[a-z]*b$", "\"aaa\"", 0},
+        {"^x-?[0-9]{2}$", "\"x-12\"", 1},
+        {"^x-?[0-9]{2}$", "\"x12\"", 1},
+        {"^x-?[0-9]{2}$", "\"x123\"", 0},
+        {"^[ab]{2,}c{0,1}$", "\"abbac\"", 1},
+        {"^[ab]{2,}c{0,1}$", "\"ac\"", 0},
+        {"^[-a]+$", "\"-a-\"", 1},
+        {"^[a-]+$", "\"b\"", 0},
+    };
+    char err[512], doc[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(doc, sizeof(doc), "{\"pattern\": \"%s\"}", cases[i].pattern);
+        phx_schema *s = phx_compile(doc, err, sizeof(err));
+        if (!s)
+            fail_msg("%s: %s", cases[i].pattern, err);
+        json_decref(phx_errors(s, cases[i].instance, cases[i].ok ? 0 : 1));
+        phx_schema_free(s);
+    }
+}
+
 static void test_meta_schema(void **state)
 {
     (void)state;
@@ -521,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_bad_schemas),
         cmocka_unit_test(test_error_paths),
         cmocka_unit_test(test_numbers_and_patterns),
+        cmocka_unit_test(test_fast_patterns),
         cmocka_unit_test(test_meta_schema),
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_load_file),
