@@ -24,6 +24,13 @@ void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, 
 void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id, json_t *extra,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Hold this thread's debug and info lines in a buffer until phx_log_release (or until a warn
+ * or error line, which writes what is held and then itself at once): one write(2) per handled
+ * message instead of one per span. Lines stay whole and in order; the buffer is flushed in
+ * chunks of at most PIPE_BUF bytes, so a flush is one atomic write even into a pipe. */
+void phx_log_hold(void);
+void phx_log_release(void);
+
 #define phx_log_debug(...) phx_logj(PHX_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 #define phx_log_info(...)  phx_logj(PHX_LOG_INFO, NULL, NULL, __VA_ARGS__)
 #define phx_log_warn(...)  phx_logj(PHX_LOG_WARN, NULL, NULL, __VA_ARGS__)

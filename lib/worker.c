@@ -157,7 +157,9 @@ static int phx_worker_one(phx_worker *w, int lane, void *tctx, const rd_kafka_me
     const char *topic = rd_kafka_topic_name(m->rkt);
     int stalled = 0, done = 0, retries = 0;
     char *force_poison = NULL, tpbuf[128], name[160];
-    /* One span per message: the hop. Redis, Kafka and outward calls inside are its children. */
+    /* One span per message: the hop. Redis, Kafka and outward calls inside are its children.
+     * Their log lines leave together when the message is done (phx_log_hold). */
+    phx_log_hold();
     phx_span sp;
     snprintf(name, sizeof(name), "%s process %s", w->ops->proc, topic);
     phx_span_start(&sp, name, PHX_SPAN_CONSUMER,
@@ -243,6 +245,7 @@ static int phx_worker_one(phx_worker *w, int lane, void *tctx, const rd_kafka_me
     if (!done)
         phx_span_fail(&sp, "stopped before the message was done; it will be redelivered");
     phx_span_end(&sp);
+    phx_log_release();
     return done;
 }
 
