@@ -14,8 +14,14 @@
 #include "log.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -271,6 +277,34 @@ static rd_kafka_t *phx_devbroker_client(void)
     return rk;
 }
 
+/* librdkafka's mock brokers leave Nagle's algorithm on for the connections they accept. A
+ * client that pipelines requests (a producer sending one ProduceRequest per partition of a
+ * batch) then gets the second response held until its delayed ACK, 40 ms on Linux: a hop
+ * that should take a millisecond takes 40. The mock offers no hook for its sockets, so this
+ * thread sets TCP_NODELAY on every socket of the process every 100 ms (connections are long
+ * lived: a new one runs at most that long with Nagle; non-TCP descriptors refuse harmlessly). */
+static atomic_int phx_devbroker_stop;
+
+static void *phx_devbroker_nodelay_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&phx_devbroker_stop)) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            char *end;
+            long fd = strtol(e->d_name, &end, 10);
+            int one = 1;
+            if (*end == '\0' && end != e->d_name && fd > 2)
+                (void)setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        if (d)
+            closedir(d);
+        phx_sleep_ms(100);
+    }
+    return NULL;
+}
+
 static int phx_devbroker_create_topics(rd_kafka_mock_cluster_t *mc,
                                        const struct phx_devbroker_opts *o)
 {
@@ -304,7 +338,8 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    int rc = 1, wrote_file = 0;
+    int rc = 1, wrote_file = 0, nodelay_started = 0;
+    pthread_t nodelay;
     rd_kafka_mock_cluster_t *mc = NULL;
     rd_kafka_t *rk = phx_devbroker_client();
     if (!rk)
@@ -316,6 +351,7 @@ int main(int argc, char **argv)
     }
     if (phx_devbroker_create_topics(mc, &o) < 0)
         goto out;
+    nodelay_started = pthread_create(&nodelay, NULL, phx_devbroker_nodelay_main, NULL) == 0;
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
     if (o.bootstrap_file) {
         if (phx_devbroker_write_bootstrap(o.bootstrap_file, bootstrap) < 0) {
@@ -349,6 +385,10 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
+    if (nodelay_started) {
+        atomic_store(&phx_devbroker_stop, 1);
+        pthread_join(nodelay, NULL);
+    }
     if (wrote_file && unlink(o.bootstrap_file) < 0)
         phx_log_warn("devbroker: cannot remove %s: %s", o.bootstrap_file, strerror(errno));
     if (mc)
