@@ -84,7 +84,7 @@ $(BUILD)/obj/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) ops/build/embed-schemas.sh
+$(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) ops/build/embed-schemas.sh ops/build/embed-files.sh
 	@mkdir -p $(dir $@)
 	ops/build/embed-schemas.sh $(SCHEMAS) > $@.tmp && mv $@.tmp $@
 
@@ -106,6 +106,12 @@ $(BUILD)/bin/$(call prog_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard 
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+# phx-ingress serves the ops page (ops/page/), compiled in like the schemas.
+OPS_PAGE := $(sort $(wildcard ops/page/*))
+$(BUILD)/gen/ops_assets.c: $(OPS_PAGE) ops/build/embed-files.sh
+	@mkdir -p $(dir $@)
+	ops/build/embed-files.sh phx_ops_assets "" $(OPS_PAGE) > $@.tmp && mv $@.tmp $@
+$(BUILD)/bin/phx-ingress: $(BUILD)/obj/gen/ops_assets.o
 # phx-safety judges URLs with the address policy of tool.http_fetch (one policy, not two).
 $(BUILD)/bin/phx-safety: $(BUILD)/obj/workers/tools/http_fetch.o
 
@@ -131,7 +137,9 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-
             libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev libicu-dev \
             libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3 \
             python3-celery python3-redis prometheus python3-yaml \
-            clang cppcheck
+            clang cppcheck chromium python3-websocket
+# chromium + python3-websocket: the ops page's end-to-end test drives headless Chromium over
+# the DevTools protocol (tests/tools/cdp.py, tests/integration/test_ops_page.sh).
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

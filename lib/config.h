@@ -40,6 +40,7 @@ typedef struct phx_common {
     char *otlp_endpoint;
     long otlp_timeout_ms;
     long otlp_queue_spans;
+    long ready_max_lag;
 } phx_common;
 
 #define PHX_COMMON_OPTS(type)                                                                      \
@@ -95,6 +96,11 @@ typedef struct phx_common {
          offsetof(type, common.otlp_queue_spans),                                                  \
          "Spans held for export while the collector is slow; beyond it new spans are dropped "     \
          "(phx_trace_spans_dropped_total) rather than slowing the work down."},                    \
+        {"PHX_READY_MAX_LAG", PHX_OPT_INT, "10000", 0, 1000000000,                                 \
+         offsetof(type, common.ready_max_lag),                                                     \
+         "Pools and the planner answer /readyz 503 while their consumer lag (messages past what "  \
+         "this process finished, summed over its partitions, from librdkafka statistics) is "      \
+         "above this; 0 = never. Other processes ignore it."},                                     \
         {"PHX_REDIS_TIMEOUT_MS",                                                                   \
          PHX_OPT_INT,                                                                              \
          "2000",                                                                                   \

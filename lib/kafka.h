@@ -90,6 +90,15 @@ enum phx_read_from { PHX_READ_FROM_END, PHX_READ_FROM_START, PHX_READ_FROM_MARK 
 rd_kafka_t *phx_kafka_reader(const char *brokers, const char *topic, const char *group,
                              enum phx_read_from from, int64_t **hi, int *nparts, phx_err *err);
 
+/* Visit every message of a snapshot reader (phx_kafka_reader with hi) below its high
+ * watermarks. fn returns 0 to go on, 1 to stop, -1 on error. 0, or -1 on error or when
+ * timeout_ms passed first (what was visited by then stays visited). Progress is tracked by
+ * offsets, not by "end of partition" events: a partition that starts at its end is done before
+ * any message arrives, and a compacted or deleted range simply moves the next offset past it. */
+typedef int (*phx_kafka_visit_fn)(void *arg, const rd_kafka_message_t *m);
+int phx_kafka_snapshot_scan(rd_kafka_t *rk, const int64_t *hi, int nparts, int timeout_ms,
+                            phx_kafka_visit_fn fn, void *arg);
+
 /* Header lookup on a consumed message; NULL when absent. Copies into buf. */
 const char *phx_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
                              size_t buflen);

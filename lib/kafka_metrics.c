@@ -21,6 +21,23 @@ static phx_metric *phx_kafka_lag_gauge(const char *topic, int partition)
                      labels);
 }
 
+/* A partition of which nothing was ever stored or committed reports no lag at all (librdkafka
+ * measures from those offsets), which would hide the backlog of a new consumer group or of a
+ * partition receiving its first messages. Such a consumer starts at the partition's beginning
+ * (auto.offset.reset=earliest, kafka.c), so nothing from the low watermark on is finished yet:
+ * the lag is end - low, where the end is the last stable offset under read_committed (the
+ * default isolation) or the high watermark. -1 when the report lacks them. */
+static json_int_t phx_kafka_lag_unstarted(json_t *p)
+{
+    json_int_t lo = json_integer_value(json_object_get(p, "lo_offset"));
+    json_int_t end = json_integer_value(json_object_get(p, "ls_offset"));
+    if (!json_is_integer(json_object_get(p, "ls_offset")) || end < 0)
+        end = json_integer_value(json_object_get(p, "hi_offset"));
+    if (!json_is_integer(json_object_get(p, "lo_offset")) || lo < 0 || end < lo)
+        return -1;
+    return end - lo;
+}
+
 int phx_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     (void)rk;
@@ -36,9 +53,15 @@ int phx_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
             /* -1 is librdkafka's internal unassigned partition; desired = assigned to us. */
             if (part < 0 || !json_is_true(json_object_get(p, "desired")))
                 continue;
-            json_int_t lag = json_integer_value(json_object_get(p, "consumer_lag_stored"));
-            if (!json_is_integer(json_object_get(p, "consumer_lag_stored")) || lag < 0)
-                lag = json_integer_value(json_object_get(p, "consumer_lag"));
+            json_t *stored = json_object_get(p, "consumer_lag_stored");
+            json_t *committed = json_object_get(p, "consumer_lag");
+            json_int_t lag;
+            if (json_is_integer(stored) && json_integer_value(stored) >= 0)
+                lag = json_integer_value(stored);
+            else if (json_is_integer(committed) && json_integer_value(committed) >= 0)
+                lag = json_integer_value(committed);
+            else
+                lag = phx_kafka_lag_unstarted(p);
             if (lag >= 0)
                 phx_metric_set(phx_kafka_lag_gauge(tname, (int)part), (double)lag);
         }

@@ -5,7 +5,9 @@
  * assigned partitions set
  *   phx_kafka_consumer_lag_messages{topic,partition}
  * to the messages between the partition's end and the offset this consumer stored (what it has
- * finished), or the fetch position when nothing is stored yet. Partitions are bounded (topics x
+ * finished), or the committed offset when nothing is stored yet, or -- for a partition of which
+ * nothing was ever stored or committed -- everything from its low watermark on (the consumer
+ * starts there: auto.offset.reset=earliest). Partitions are bounded (topics x
  * partitions), so the label set is too. A partition given away in a rebalance is set to 0 here:
  * its new owner reports it, and sum/max over replicas stay right. */
 #ifndef PHX_KAFKA_METRICS_H

@@ -477,6 +477,19 @@ double phx_metric_value(const phx_metric *m)
     return 0;
 }
 
+void phx_metrics_each(const char *name, phx_metrics_visit_fn fn, void *arg)
+{
+    pthread_mutex_lock(&phx_reg.mu);
+    for (struct phx_family *fam = phx_reg.families; fam; fam = fam->next) {
+        if (strcmp(fam->name, name) != 0)
+            continue;
+        for (phx_metric *m = fam->series; m; m = m->next)
+            fn(arg, m->labels, phx_metric_value(m));
+        break;
+    }
+    pthread_mutex_unlock(&phx_reg.mu);
+}
+
 /* --- exposition ------------------------------------------------------------------------- */
 
 /* Shortest text that reads back as the same double, like Go's FormatFloat(v, 'g', -1): "%.17g"

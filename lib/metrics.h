@@ -51,6 +51,12 @@ void phx_metric_observe(phx_metric *m, double v);
  * for processes that report their own numbers). */
 double phx_metric_value(const phx_metric *m);
 
+/* Visit every series of the family name (in label order) with its canonical label set (e.g.
+ * `outcome="ok",topic="phx.jobs"`, "" for none) and its value as phx_metric_value gives it. For a
+ * process that reports a summary of its own metrics (the ops heartbeat) without keeping a second
+ * set of counters. fn runs under the registry lock: it must not register metrics. */
+typedef void (*phx_metrics_visit_fn)(void *arg, const char *labels, double value);
+void phx_metrics_each(const char *name, phx_metrics_visit_fn fn, void *arg);
 /* Everything registered, malloc'd, in the text exposition format 0.0.4: one HELP and TYPE per
  * family, families sorted by name, histograms as cumulative _bucket{le=...} (ending in +Inf),
  * _sum and _count. NULL only when out of memory. */

@@ -26,7 +26,7 @@ static const struct {
 
 static const char *const phx_rbac_scope_names[] = {
     "jobs:submit", "jobs:read", "jobs:cancel", "tools:http", "exec:run",
-    "llm:use",     "kb:read",   "kb:write",    "admin",
+    "llm:use",     "kb:read",   "kb:write",    "admin",      "ops:read",
 };
 #define PHX_RBAC_NSCOPES (sizeof(phx_rbac_scope_names) / sizeof(phx_rbac_scope_names[0]))
 

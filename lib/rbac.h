@@ -22,8 +22,9 @@ enum phx_scope {
     PHX_SCOPE_KB_READ = 1u << 6,
     PHX_SCOPE_KB_WRITE = 1u << 7,
     PHX_SCOPE_ADMIN = 1u << 8,
+    PHX_SCOPE_OPS_READ = 1u << 9, /* the ops page's API: every tenant's pools and jobs, read-only */
 };
-#define PHX_SCOPE_ALL 0x1ffu
+#define PHX_SCOPE_ALL 0x3ffu
 
 /* Scopes granted by a comma-separated role list (NULL or "" grants none). */
 unsigned phx_rbac_scopes(const char *roles);

@@ -12,6 +12,7 @@
 #include "breaker.h"
 #include "log.h"
 #include "metrics.h"
+#include "opsbeat.h"
 #include "redis.h"
 #include "retry.h"
 #include "trace.h"
@@ -333,6 +334,18 @@ static void *phx_worker_tick_main(void *arg)
 static int phx_worker_ready(void *ctx, char *why, size_t whylen)
 {
     phx_worker *w = ctx;
+    /* Lag first: it needs no round trip, and a process that cannot keep up should say so
+     * even while its dependencies answer. The figure is as old as the last statistics report
+     * (statistics.interval.ms, 5 s by default). */
+    double lag, lag_max;
+    phx_opsbeat_lag(&lag, &lag_max);
+    if (w->common->ready_max_lag > 0 && lag > (double)w->common->ready_max_lag) {
+        snprintf(why, whylen,
+                 "consumer lag %.0f messages (largest partition %.0f) is above "
+                 "PHX_READY_MAX_LAG=%ld",
+                 lag, lag_max, w->common->ready_max_lag);
+        return -1;
+    }
     if (atomic_load(&w->stalled) > 0) {
         snprintf(why, whylen, "%d consumer(s) backing off on a failed dependency",
                  atomic_load(&w->stalled));
@@ -348,6 +361,22 @@ static int phx_worker_ready(void *ctx, char *why, size_t whylen)
     if (rc < 0)
         return -1;
     return phx_kafka_ping(phx_producer_handle(w->producer), 1000, why, whylen);
+}
+
+/* The ops heartbeat (opsbeat.h), from the main thread: readiness as /readyz would answer it,
+ * then the status, on the admin thread's connection (ready_mu: hiredis is not thread-safe).
+ * A Redis failure only costs this beat; the page shows the process as gone if it persists. */
+static void phx_worker_beat(phx_worker *w, phx_opsbeat *beat)
+{
+    if (!phx_opsbeat_due(beat))
+        return;
+    char why[256] = "";
+    int ready = phx_worker_ready(w, why, sizeof(why)) == 0;
+    phx_err err;
+    phx_err_clear(&err);
+    pthread_mutex_lock(&w->ready_mu);
+    phx_opsbeat_tick(beat, w->ready_redis, ready, why, &err);
+    pthread_mutex_unlock(&w->ready_mu);
 }
 
 /* Join n threads within grace_ms in total. 0, or -1 when some thread is still running. */
@@ -376,6 +405,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     int rc = 1, nthreads = (int)common->concurrency, nrun = 0;
     /* The consumer threads, the tick thread and the group thread. */
     phx_wthread *threads = calloc((size_t)nthreads + 2, sizeof(*threads));
+    phx_opsbeat *beat = NULL;
     pthread_mutex_init(&w.ready_mu, NULL);
     phx_metrics_set_process(ops->proc);
     /* Saturation of the pool's bulkhead: busy / threads (PHX_CONCURRENCY). */
@@ -424,10 +454,12 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     pthread_create(&threads[nrun].tid, NULL, phx_worker_group_main, &w);
     nrun++;
 
+    beat = phx_opsbeat_new(ops->proc, phx_admin_port(w.admin));
     while (!atomic_load(&w.stop)) {
         struct timespec ts = {0, 200 * 1000000};
         int sig = sigtimedwait(&sigs, NULL, &ts);
         phx_admin_heartbeat(w.admin);
+        phx_worker_beat(&w, beat);
         if (sig == SIGHUP) {
             if (ops->reload) {
                 phx_log_info("SIGHUP: reloading");
@@ -452,8 +484,12 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     }
     rc = atomic_load(&w.failed) ? 1 : 0;
     phx_log_info("stopped (exit %d)", rc);
+    pthread_mutex_lock(&w.ready_mu);
+    phx_opsbeat_gone(beat, w.ready_redis);
+    pthread_mutex_unlock(&w.ready_mu);
 out:
     phx_consumer_close(w.consumer); /* commits synchronously, leaves the group */
+    phx_opsbeat_free(beat);
     phx_trace_shutdown(2000);
     phx_admin_stop(w.admin);
     phx_producer_free(w.producer, 10000);

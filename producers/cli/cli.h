@@ -26,14 +26,20 @@ phx_redis *phx_cli_redis(const phx_cli_env *env);
 int phx_cli_job_args(int argc, char **argv, const char *flag, int *flag_set, int *timeout_s,
                      const char **id);
 
-/* Visit every message of a snapshot reader (phx_kafka_reader with hi) below its high watermarks
- * (scan.c). fn returns 0 to go on, 1 to stop, -1 on error. 0, or -1 on error or when timeout_ms
- * passed first (a message naming `what` is printed). */
+/* Shared by submit and probe (submit.c). The whole of FILE ("-" = stdin), at most
+ * PHX_MSG_MAX_BYTES; NULL after printing why. */
+char *phx_cli_read(const char *path, size_t *len);
+/* The job in buf with the fields a hand-written job may leave out filled (schema, id, tenant
+ * "default"), checked against job.v1; NULL after printing why (path names it). */
+#include <jansson.h>
+json_t *phx_cli_job(const char *buf, size_t len, const char *path);
+/* A reader at the end of every partition of topic (no group), taken before a job is
+ * published so its reply cannot be missed; NULL after printing why. */
 #include <librdkafka/rdkafka.h>
+rd_kafka_t *phx_cli_reply_consumer(const char *brokers, const char *topic);
+/* The reply to job id read from rk, or NULL when none came before deadline_mono_ms. */
 #include <stdint.h>
-typedef int (*phx_cli_visit_fn)(void *arg, const rd_kafka_message_t *m);
-int phx_cli_snapshot_scan(rd_kafka_t *rk, const int64_t *hi, int nparts, int timeout_ms,
-                          const char *what, phx_cli_visit_fn fn, void *arg);
+json_t *phx_cli_await_reply(rd_kafka_t *rk, const char *id, int64_t deadline_mono_ms);
 
 int phx_cli_submit(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_status(const phx_cli_env *env, int argc, char **argv);

@@ -62,6 +62,7 @@ typedef struct phx_dlq_scan_ctx {
     phx_dlq_visit_fn fn;
     void *arg;
     long seen;
+    int failed; /* fn failed (it said why); otherwise a failed scan timed out */
 } phx_dlq_scan_ctx;
 
 static int phx_dlq_scan_one(void *arg, const rd_kafka_message_t *m)
@@ -74,6 +75,7 @@ static int phx_dlq_scan_one(void *arg, const rd_kafka_message_t *m)
     if (letter && phx_dlq_match(x->f, m, letter)) {
         x->seen++;
         rc = x->fn(x->arg, m, letter) < 0 ? -1 : 0;
+        x->failed |= rc < 0;
     }
     json_decref(letter);
     return rc;
@@ -89,7 +91,9 @@ static long phx_dlq_scan(const phx_cli_env *env, const phx_dlq_filter *f, phx_dl
     if (!rk)
         return -1;
     phx_dlq_scan_ctx x = {.f = f, .fn = fn, .arg = arg};
-    int rc = phx_cli_snapshot_scan(rk, hi, nparts, 30000, PHX_TOPIC_DLQ, phx_dlq_scan_one, &x);
+    int rc = phx_kafka_snapshot_scan(rk, hi, nparts, 30000, phx_dlq_scan_one, &x);
+    if (rc < 0 && !x.failed)
+        fprintf(stderr, "phx: timed out reading %s\n", PHX_TOPIC_DLQ);
     free(hi);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);

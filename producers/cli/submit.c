@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *phx_cli_read(const char *path, size_t *len)
+char *phx_cli_read(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) {
@@ -41,8 +41,7 @@ static char *phx_cli_read(const char *path, size_t *len)
     return buf;
 }
 
-/* Fill the fields a hand-written job may leave out; validate. NULL on bad input. */
-static json_t *phx_cli_job(const char *buf, size_t len, const char *path)
+json_t *phx_cli_job(const char *buf, size_t len, const char *path)
 {
     json_error_t je;
     json_t *job = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
@@ -71,8 +70,7 @@ static json_t *phx_cli_job(const char *buf, size_t len, const char *path)
     return job;
 }
 
-/* A reader at the end of every partition of topic, taken before the job is published. */
-static rd_kafka_t *phx_cli_reply_consumer(const char *brokers, const char *topic)
+rd_kafka_t *phx_cli_reply_consumer(const char *brokers, const char *topic)
 {
     /* assign() needs a group id, though nothing joins or commits: make it unique. */
     char group[64], gid[27];
@@ -85,12 +83,10 @@ static rd_kafka_t *phx_cli_reply_consumer(const char *brokers, const char *topic
     return rk;
 }
 
-/* Wait for the reply keyed id; print it. Returns the exit code. */
-static int phx_cli_wait(rd_kafka_t *rk, const char *id, int timeout_s)
+json_t *phx_cli_await_reply(rd_kafka_t *rk, const char *id, int64_t deadline_mono_ms)
 {
-    int64_t deadline = phx_mono_ms() + (int64_t)timeout_s * 1000;
     size_t idlen = strlen(id);
-    while (phx_mono_ms() < deadline) {
+    while (phx_mono_ms() < deadline_mono_ms) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
@@ -105,6 +101,16 @@ static int phx_cli_wait(rd_kafka_t *rk, const char *id, int timeout_s)
             json_decref(reply);
             continue;
         }
+        return reply;
+    }
+    return NULL;
+}
+
+/* Wait for the reply keyed id; print it. Returns the exit code. */
+static int phx_cli_wait(rd_kafka_t *rk, const char *id, int timeout_s)
+{
+    json_t *reply = phx_cli_await_reply(rk, id, phx_mono_ms() + (int64_t)timeout_s * 1000);
+    if (reply) {
         char *s = json_dumps(reply, JSON_INDENT(2));
         printf("%s\n", s);
         free(s);

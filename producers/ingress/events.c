@@ -9,7 +9,13 @@
  * Streams must not hold libmicrohttpd's worker threads, which serve many connections each:
  * when a stream has nothing to send, its content reader suspends the connection and the tail
  * thread resumes it when data arrives (or every 15 s with a comment line, which also notices
- * clients that went away). */
+ * clients that went away).
+ *
+ * The same tail keeps the ops page's "recent jobs" (phx_events_recent): the last
+ * PHX_RECENT_JOBS jobs that had an event, with their latest state, in a fixed ring. It costs
+ * the pipeline nothing (the events are read anyway) and is bounded; what it cannot know is
+ * what happened before this ingress started, or while SSE is disabled (PHX_INGRESS_MAX_STREAMS
+ * =0 stops the tail). */
 #include "ingress_int.h"
 #include "jobstore.h"
 #include "kafka.h"
@@ -22,6 +28,14 @@
 #include <string.h>
 
 #define PHX_SSE_KEEPALIVE_MS 15000
+#define PHX_RECENT_JOBS      100
+
+/* One job of the recent-jobs ring. */
+typedef struct phx_recent {
+    char job[129], tenant[65], state[24], last[32];
+    int64_t first_ms, last_ms, seq; /* seq: 0 = empty; larger = touched later */
+    int events;
+} phx_recent;
 
 typedef struct phx_stream {
     struct phx_stream *next;
@@ -41,6 +55,8 @@ struct phx_events {
     pthread_mutex_t mu;
     phx_stream *streams;
     long nstreams;
+    phx_recent recent[PHX_RECENT_JOBS]; /* under mu */
+    int64_t recent_seq;
 };
 
 /* Queue bytes on a stream and wake its connection (ev->mu held). */
@@ -89,7 +105,87 @@ static int phx_events_final(const char *type)
            strcmp(type, "job.cancelled") == 0 || strcmp(type, "job.rejected") == 0;
 }
 
-/* One Kafka message: to every stream of its job. */
+/* The state an event moves its job to, or NULL when it does not change it. */
+static const char *phx_recent_state(const char *type)
+{
+    static const char *const map[][2] = {
+        {"job.accepted", "running"},    {"job.succeeded", "succeeded"},
+        {"job.failed", "failed"},       {"job.deadline_exceeded", "failed"},
+        {"job.cancelled", "cancelled"}, {"job.rejected", "rejected"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(type, map[i][0]) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+/* Note an event in the recent-jobs ring: update the job's entry, or take the least recently
+ * touched one. A linear scan of 100 entries per event is cheaper than any index would be. */
+static void phx_recent_note(phx_events *ev, const char *job, const rd_kafka_message_t *m)
+{
+    json_t *e = json_loadb(m->payload, m->len, 0, NULL);
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *tenant = json_string_value(json_object_get(e, "tenant"));
+    json_int_t ts = json_integer_value(json_object_get(e, "ts_ms"));
+    if (!type || !phx_id_valid(job)) {
+        json_decref(e);
+        return;
+    }
+    pthread_mutex_lock(&ev->mu);
+    phx_recent *r = NULL, *oldest = &ev->recent[0];
+    for (int i = 0; i < PHX_RECENT_JOBS && !r; i++) {
+        if (ev->recent[i].seq && strcmp(ev->recent[i].job, job) == 0)
+            r = &ev->recent[i];
+        else if (ev->recent[i].seq < oldest->seq)
+            oldest = &ev->recent[i];
+    }
+    if (!r) {
+        r = oldest;
+        memset(r, 0, sizeof(*r));
+        snprintf(r->job, sizeof(r->job), "%s", job);
+        snprintf(r->state, sizeof(r->state), "running");
+        r->first_ms = ts;
+    }
+    if (tenant)
+        snprintf(r->tenant, sizeof(r->tenant), "%s", tenant);
+    const char *st = phx_recent_state(type);
+    if (st)
+        snprintf(r->state, sizeof(r->state), "%s", st);
+    snprintf(r->last, sizeof(r->last), "%s", type);
+    r->last_ms = ts;
+    r->events++;
+    r->seq = ++ev->recent_seq;
+    pthread_mutex_unlock(&ev->mu);
+    json_decref(e);
+}
+
+static int phx_recent_by_seq(const void *a, const void *b)
+{
+    const phx_recent *x = a, *y = b;
+    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+json_t *phx_events_recent(phx_events *ev, int limit)
+{
+    phx_recent *copy = malloc(sizeof(ev->recent));
+    pthread_mutex_lock(&ev->mu);
+    memcpy(copy, ev->recent, sizeof(ev->recent));
+    pthread_mutex_unlock(&ev->mu);
+    qsort(copy, PHX_RECENT_JOBS, sizeof(*copy), phx_recent_by_seq);
+    json_t *out = json_array();
+    for (int i = 0; i < PHX_RECENT_JOBS && i < limit && copy[i].seq; i++) {
+        const phx_recent *r = &copy[i];
+        json_array_append_new(out,
+                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i}", "job_id", r->job,
+                                        "tenant", r->tenant, "state", r->state, "last_event",
+                                        r->last, "first_ms", (json_int_t)r->first_ms, "last_ms",
+                                        (json_int_t)r->last_ms, "events", r->events));
+    }
+    free(copy);
+    return out;
+}
+
+/* One Kafka message: to the recent-jobs ring, and to every stream of its job. */
 static void phx_events_dispatch(phx_events *ev, const rd_kafka_message_t *m)
 {
     if (!m->key || m->key_len >= 160 || !m->payload)
@@ -97,6 +193,7 @@ static void phx_events_dispatch(phx_events *ev, const rd_kafka_message_t *m)
     char job[160];
     memcpy(job, m->key, m->key_len);
     job[m->key_len] = '\0';
+    phx_recent_note(ev, job, m);
     pthread_mutex_lock(&ev->mu);
     phx_stream *s = ev->streams;
     while (s && strcmp(s->job, job) != 0)

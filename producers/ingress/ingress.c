@@ -247,6 +247,8 @@ static const phx_route phx_routes[] = {
     {"POST", "/v1/admin/keys", PHX_SCOPE_ADMIN, phx_keys_create},
     {"DELETE", "/v1/admin/keys/*", PHX_SCOPE_ADMIN, phx_keys_revoke},
     {"POST", "/v1/admin/keys/*/rotate", PHX_SCOPE_ADMIN, phx_keys_rotate},
+    {"GET", "/v1/ops/overview", PHX_SCOPE_OPS_READ, phx_ops_overview},
+    {"GET", "/v1/ops/jobs/*/trace", PHX_SCOPE_OPS_READ, phx_ops_trace},
 };
 #define PHX_NROUTES (sizeof(phx_routes) / sizeof(phx_routes[0]))
 
@@ -297,6 +299,9 @@ static void phx_ingress_route(phx_ingress *in, struct MHD_Connection *conn, cons
 {
     char arg[256];
     int known;
+    /* The ops page's static files need no credentials (they hold no data; its API does). */
+    if (phx_ops_static(method, url, a))
+        return;
     const phx_route *rt = phx_route_find(method, url, arg, sizeof(arg), &known);
     if (!rt) {
         if (known)
@@ -469,6 +474,7 @@ phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *produce
     in->idle = calloc((size_t)in->maxconn, sizeof(*in->idle));
     pthread_mutex_init(&in->mu, NULL);
     pthread_cond_init(&in->cv, NULL);
+    in->ops = phx_ops_new();
     if (phx_ingress_jwt_init(in, err, errlen) < 0 ||
         !(in->events = phx_events_start(cfg->common.kafka_brokers, cfg->max_streams, err, errlen)))
         goto err;
@@ -536,6 +542,7 @@ void phx_ingress_stop(phx_ingress *in)
     if (in->d)
         MHD_stop_daemon(in->d);
     phx_events_stop(in->events);
+    phx_ops_free(in->ops);
     phx_jwt_verifier_free(in->jwt);
     for (int i = 0; i < in->nidle; i++)
         phx_redis_free(in->idle[i]);

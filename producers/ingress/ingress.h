@@ -6,6 +6,8 @@
  *   DELETE /v1/jobs/{id}                  cancel: nothing further is dispatched
  *   GET    /v1/jobs/{id}/events           Server-Sent Events from phx.events
  *   GET|POST /v1/admin/keys, DELETE /v1/admin/keys/{id}, POST /v1/admin/keys/{id}/rotate
+ *   GET    /v1/ops/overview, /v1/ops/jobs/{id}/trace   the ops page's data (ops:read)
+ *   GET    /ops                           the ops page itself (static, no credentials)
  *
  * Callers authenticate with an API key or a JWT (Bearer); each route needs a scope; each
  * tenant and principal has a rate limit; another tenant's job answers 404. A 202 on submit

@@ -13,13 +13,15 @@
 #include <microhttpd.h>
 
 typedef struct phx_events phx_events;
+typedef struct phx_ops phx_ops;
 
 struct phx_ingress {
     const phx_ingress_cfg *cfg;
     phx_producer *producer;
     const phx_schema_set *schemas;
     phx_jwt_verifier *jwt; /* NULL when PHX_JWT_KEYS_FILE is empty */
-    phx_events *events;    /* the phx.events tail behind SSE */
+    phx_events *events;    /* the phx.events tail behind SSE and the recent jobs */
+    phx_ops *ops;          /* the ops API's caches and bounds */
     struct MHD_Daemon *d;
     int port;
     pthread_mutex_t mu;
@@ -89,5 +91,17 @@ phx_events *phx_events_start(const char *brokers, long max_streams, char *err, s
 void phx_events_close_all(phx_events *ev);
 void phx_events_stop(phx_events *ev);
 void phx_events_stream(const phx_ctx *c, phx_answer *a);
+/* The latest `limit` jobs seen on phx.events by this ingress, newest first: [{job_id, tenant,
+ * state, last_event, first_ms, last_ms, events}]. */
+json_t *phx_events_recent(phx_events *ev, int limit);
+
+/* The ops page and its API (ops.c). */
+phx_ops *phx_ops_new(void);
+void phx_ops_free(phx_ops *ops);
+/* GET /ops, /ops/FILE: the page's static files (no credentials needed: they hold no data). 1
+ * when url is one of them (a filled), 0 otherwise. */
+int phx_ops_static(const char *method, const char *url, phx_answer *a);
+void phx_ops_overview(const phx_ctx *c, phx_answer *a);
+void phx_ops_trace(const phx_ctx *c, phx_answer *a);
 
 #endif

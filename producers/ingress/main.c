@@ -3,6 +3,7 @@
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
+#include "opsbeat.h"
 #include "trace.h"
 #include "msg.h"
 #include "util.h"
@@ -74,6 +75,8 @@ int main(int argc, char **argv)
     phx_schema_set *schemas = NULL;
     phx_ingress *in = NULL;
     phx_admin *admin = NULL;
+    phx_redis *beat_redis = NULL; /* the ops heartbeat's own connection (main thread only) */
+    phx_opsbeat *beat = NULL;
     phx_metrics_set_process("phx-ingress");
     sigset_t sigs;
     phx_signals_block(&sigs);
@@ -93,20 +96,33 @@ int main(int argc, char **argv)
         phx_log_error("admin listener: %s", err);
         goto out;
     }
-    phx_log_info("listening on port %d (admin port %d)", phx_ingress_port(in),
+    phx_log_info("listening on port %d (admin port %d); ops page at /ops", phx_ingress_port(in),
                  phx_admin_port(admin));
+    if (!(beat_redis = phx_redis_from_common(&cfg.common, &e))) {
+        phx_log_error("start: %s", e.message);
+        goto out;
+    }
+    beat = phx_opsbeat_new("phx-ingress", phx_admin_port(admin));
     for (;;) {
         struct timespec ts = {0, 200 * 1000000};
         int sig = sigtimedwait(&sigs, NULL, &ts);
         phx_admin_heartbeat(admin);
+        if (phx_opsbeat_due(beat)) {
+            char why[256] = "";
+            int ready = phx_ingress_ready(in, why, sizeof(why)) == 0;
+            phx_opsbeat_tick(beat, beat_redis, ready, why, &e);
+        }
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP && phx_ingress_reload(in, err, sizeof(err)) < 0)
             phx_log_error("reload: %s (keeping the previous keys)", err);
     }
     phx_log_info("stopping");
+    phx_opsbeat_gone(beat, beat_redis);
     rc = 0;
 out:
+    phx_opsbeat_free(beat);
+    phx_redis_free(beat_redis);
     /* Stop taking requests first, then let in-flight deliveries finish. */
     phx_ingress_stop(in);
     phx_admin_stop(admin);
