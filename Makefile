@@ -233,11 +233,11 @@ chaos: deps
 # --- local stack ------------------------------------------------------------------------
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@ops/dev/stack up
+	@PHX_STACK_PROBE=$${PHX_STACK_PROBE:-1} ops/dev/stack up
 	@ops/dev/demo
 
 up: all
-	@ops/dev/stack up
+	@PHX_STACK_PROBE=$${PHX_STACK_PROBE:-1} ops/dev/stack up
 down:
 	@ops/dev/stack down
 status:

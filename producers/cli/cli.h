@@ -42,6 +42,7 @@ rd_kafka_t *phx_cli_reply_consumer(const char *brokers, const char *topic);
 json_t *phx_cli_await_reply(rd_kafka_t *rk, const char *id, int64_t deadline_mono_ms);
 
 int phx_cli_submit(const phx_cli_env *env, int argc, char **argv);
+int phx_cli_probe(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_status(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_keys(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_dlq(const phx_cli_env *env, int argc, char **argv);

@@ -24,6 +24,16 @@ static const char phx_cli_usage[] =
     "      status, duration, worker) in time order, then per step its state, attempts, time\n"
     "      from first dispatch to last result and workers; state and trace id from Redis.\n"
     "      --timeout S bounds the topic reads (default 30).\n"
+    "  probe [--interval S] [--timeout S] [--admin HOST:PORT] [--job FILE] [--tenant T]\n"
+    "        [--reply-topic T] [--count N]\n"
+    "      Synthetic monitoring, a long-running process: every S seconds (default 15) publish\n"
+    "      a canary job (default: tool.calc 6*7, whose answer must be 42; or the job in FILE,\n"
+    "      which must succeed), wait up to --timeout S (default 30) for its reply, and export\n"
+    "      phx_probe_runs_total{outcome}, phx_probe_latency_seconds and\n"
+    "      phx_probe_last_success_timestamp_seconds on /metrics of --admin (default\n"
+    "      127.0.0.1:0, the port is logged). Canaries run as tenant T (default probe) and\n"
+    "      reply on T (default phx.replies). --count N: stop after N canaries, exit 1 unless\n"
+    "      all passed. SIGTERM stops it.\n"
     "  keys create [--tenant T] [--principal P] [--roles R] [--expires-in S]\n"
     "      Create an API key for the ingress (stored hashed in Redis) and print it once (its\n"
     "      id goes to stderr). Defaults: tenant \"default\", principal \"cli\", roles \"admin\"\n"
@@ -117,6 +127,8 @@ int main(int argc, char **argv)
         return phx_cli_persona(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "kb") == 0)
         return phx_cli_kb(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "probe") == 0)
+        return phx_cli_probe(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "redteam") == 0)
         return phx_cli_redteam(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
