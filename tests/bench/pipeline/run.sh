@@ -33,6 +33,9 @@ export PHX_BIN=$BIN PHX_STACK_POOLS="planner tools exec"
 # fetch.wait.max.ms instead of answering when data arrives as a real broker does; at the
 # default 20 ms that adds ~20 ms to every hop. 2 ms models a real broker's latency.
 export PHX_KAFKA_CONF_fetch_wait_max_ms=2
+# The stack runs no safety pool: without this the planner gates every exec.run behind a
+# safety.scan step nobody answers, and the mix's exec jobs fail on step timeouts.
+export PHX_SAFETY_GATES=false
 STACK_VAR=""
 stack_down() { [ -z "$STACK_VAR" ] || PHX_VAR=$STACK_VAR "$ROOT/ops/dev/stack" down >/dev/null 2>&1 || true; }
 CEL_PIDS=()
