@@ -331,6 +331,28 @@ static void phx_consumer_map_lanes(phx_consumer *c, const rd_kafka_topic_partiti
     pthread_mutex_unlock(&c->mu);
 }
 
+/* "topic[0,3,6] other[1]" for a rebalance log line: which partitions a member holds is what an
+ * operator (and `ops/dev/stack assignment`) reads to see a group's assignment, since the
+ * group coordinator's view is not exposed by every broker (the dev broker has no admin API
+ * for it). Truncated with "..." beyond buf. */
+static void phx_consumer_parts_str(const rd_kafka_topic_partition_list_t *parts, char *buf,
+                                   size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && n < cap; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int same = i > 0 && strcmp(parts->elems[i - 1].topic, tp->topic) == 0;
+        int last = i + 1 == parts->cnt || strcmp(parts->elems[i + 1].topic, tp->topic) != 0;
+        int w =
+            snprintf(buf + n, cap - n, "%s%s%s%d%s", same ? "" : (i ? " " : ""),
+                     same ? "" : tp->topic, same ? "," : "[", (int)tp->partition, last ? "]" : "");
+        n += w > 0 ? (size_t)w : 0;
+    }
+    if (n >= cap && cap > 4)
+        memcpy(buf + cap - 4, "...", 4);
+}
+
 /* Rebalance: lanes first (before any fetch starts), and commit what we stored before giving
  * partitions away, so the next owner does not redo finished work (it would be harmless, but
  * it is waste). A lane may still be handling a message of a revoked partition: its offset
@@ -340,8 +362,10 @@ static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                                       rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     phx_consumer *c = opaque;
+    char list[1024];
+    phx_consumer_parts_str(parts, list, sizeof(list));
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        phx_log_info("kafka: assigned %d partitions", parts->cnt);
+        phx_log_info("kafka: assigned %d partitions: %s", parts->cnt, list);
         phx_consumer_map_lanes(c, parts);
         rd_kafka_assign(rk, parts);
         /* A pause outlives an assignment in librdkafka: a partition a stalled lane paused
@@ -349,7 +373,7 @@ static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
          * stalled pauses its own again on its next retry. */
         rd_kafka_resume_partitions(rk, parts);
     } else {
-        phx_log_info("kafka: revoked %d partitions", parts->cnt);
+        phx_log_info("kafka: revoked %d partitions: %s", parts->cnt, list);
         phx_kafka_lag_forget(parts);
         rd_kafka_commit(rk, NULL, 0);
         rd_kafka_assign(rk, NULL);
