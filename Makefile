@@ -2,12 +2,14 @@
 #
 #   make            build every binary into build/bin/
 #   make test       install missing packages, build with ASan+UBSan, run every test
+#   make test-scale 3 replicas of every pool, one of each killed mid-run (part of make test)
 #   make fuzz       libFuzzer targets (tests/fuzz) for FUZZ_SECONDS each (default 60)
 #   make analyze    static analysis (cppcheck), clean on the tree
 #   make deps-report  linked libraries and Debian packages, with pending (security) updates
 #   make demo       install, build, start the local stack, run examples/calc-chain.json
 #   make up|down|status   the local stack (ops/dev/stack), state under var/
 #   make bench      Phoenix against Celery 5 (phx-bench), figures into docs/benchmarks.md
+#   make bench-scale  throughput at 1, 2 and 4 replicas (phx-bench), into docs/benchmarks.md
 #   make chaos      10,000 jobs through injected faults (kill -9, Redis restart, broker down)
 #   make deps       apt-get install the Debian packages Phoenix needs, when missing
 #   make format     clang-format every C file in place
@@ -71,7 +73,7 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: analyze deps-report fuzz fuzz-build bench-kb bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
+.PHONY: test-scale bench-scale analyze deps-report fuzz fuzz-build bench-kb bench-ingress bench-exec chaos pkgcheck all deps test test-build demo up down status bench format docs clean
 all: $(BINS)
 
 # pkg-config answers nothing when any one package is missing: say so instead of failing later
@@ -157,6 +159,19 @@ test: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) test-build BUILD=$(TEST_BUILD) SAN=1
 	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build BUILD=$(FUZZ_BUILD) SAN=1 FUZZ=1
 	@tests/run.sh $(TEST_BUILD)
+	@$(MAKE) --no-print-directory test-scale
+
+# Scale-out under failure (tests/scale/test_scale.sh): 18 sanitizer-built workers are too many
+# to share two cores with tests/run.sh's parallel tests, so this one runs alone, after them.
+test-scale: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) test-build BUILD=$(TEST_BUILD) SAN=1
+	@echo "test-scale: tests/scale/test_scale.sh (log: $(TEST_BUILD)/test-logs/scale/test_scale.log)"
+	@mkdir -p $(TEST_BUILD)/test-logs/scale
+	@PHX_BIN=$(CURDIR)/$(TEST_BUILD)/bin ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66} \
+	  UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+	  bash tests/scale/test_scale.sh >$(TEST_BUILD)/test-logs/scale/test_scale.log 2>&1 && \
+	  { grep -E '^# ' $(TEST_BUILD)/test-logs/scale/test_scale.log; echo "PASS  scale/test_scale"; } || \
+	  { grep -E '^not ok|^# ' $(TEST_BUILD)/test-logs/scale/test_scale.log | head -60; echo "FAIL  scale/test_scale"; exit 1; }
 
 test-build: all $(UNIT_BINS) $(TOOL_BINS)
 
@@ -224,6 +239,13 @@ bench-llm: all $(BUILD)/tests/fake_llm
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/pipeline/run.sh $(BUILD)
+
+# The scaling curve (tests/bench/scale/run.sh): one stack scaled out live to 1, 2 and 4 replicas
+# of the planner and tools pools, phx-bench at each size; writes docs/benchmarks.md's scale
+# section (BENCH_SCALE_REPLICAS, BENCH_SCALE_JOBS, BENCH_SCALE_ROUNDS, BENCH_SCALE_CONCURRENCY).
+bench-scale: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/scale/run.sh $(BUILD)
 
 # Full chaos run against the optimised build (tests/chaos/chaos.sh; CHAOS_JOBS, CHAOS_RATE).
 chaos: deps
