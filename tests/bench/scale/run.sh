@@ -101,7 +101,6 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # --- the doc section -------------------------------------------------------------------------
-base=$(awk -F'\t' '$2 == 1 { s += $3; n++ } END { print n ? s / n : 0 }' "$OUT/rows")
 {
     echo "<!-- bench:scale:begin -->"
     echo "## Scale-out: throughput against replicas"
@@ -115,8 +114,10 @@ base=$(awk -F'\t' '$2 == 1 { s += $3; n++ } END { print n ? s / n : 0 }' "$OUT/r
     echo
     echo "| round | replicas | jobs/s | vs 1 replica | p50 ms | p99 ms | lost+failed+wrong+dup | machine CPU busy | load avg | CPU s/1k jobs: planners, tools, devbroker, redis | stack CPU s (run) | run s |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-    awk -F'\t' -v b="$base" '{ printf "| %s | %s | %s | %.2fx | %s | %s | %s | %s %% | %s | %s, %s, %s, %s | %s | %.1f |\n",
-        $1, $2, $3, b ? $3 / b : 0, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$OUT/rows"
+    # "vs 1 replica": against the same round's 1-replica run (rounds differ with the machine)
+    awk -F'\t' 'NR == FNR { if ($2 == 1) b[$1] = $3; next }
+        { printf "| %s | %s | %s | %.2fx | %s | %s | %s | %s %% | %s | %s, %s, %s, %s | %s | %.1f |\n",
+        $1, $2, $3, b[$1] ? $3 / b[$1] : 0, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$OUT/rows" "$OUT/rows"
     echo "<!-- bench:scale:end -->"
 } >"$OUT/section.md"
 if grep -q '<!-- bench:scale:begin -->' "$DOC"; then
