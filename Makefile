@@ -54,6 +54,7 @@ endif
 # pool under construction does not break the build of the others.
 ALL_PROGS := phx-planner:workers/planner phx-tools:workers/tools phx-exec:workers/exec \
              phx-llm:workers/llm phx-safety:workers/safety phx-kb:workers/kb \
+             phx-sentinel:workers/sentinel \
              phx-ingress:producers/ingress phx:producers/cli phx-devbroker:ops/devbroker \
              phx-freeport:ops/dev/freeport phx-bench:ops/bench
 prog_name = $(word 1,$(subst :, ,$(1)))

@@ -248,8 +248,14 @@ json_t *phx_jobstore_view_build(const char *id, json_t *job, json_t *steps, json
     }
     json_object_set_new(view, "steps", sv);
     json_t *ov = json_object();
-    json_object_foreach(out, name, v)
-        json_object_set_new(ov, name, phx_jobstore_json(json_string_value(v)));
+    /* A quarantined job (security.h) shows no outputs: they stay in Redis for review, and
+     * `phx security release` brings them back. */
+    const char *q = json_string_value(json_object_get(job, "quarantine"));
+    if (q && *q)
+        json_object_set_new(view, "quarantined", json_pack("{s:s}", "response", q));
+    else
+        json_object_foreach(out, name, v)
+            json_object_set_new(ov, name, phx_jobstore_json(json_string_value(v)));
     json_object_set_new(view, "outputs", ov);
     return view;
 }

@@ -93,7 +93,7 @@ int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
 {
     static const phx_rate off = {0, 1};
     char kt[400], kp[400];
-    snprintf(kt, sizeof(kt), "phx:rl:{%s}:tenant", tenant);
+    phx_ratelimit_key_tenant(kt, sizeof(kt), tenant);
     snprintf(kp, sizeof(kp), "phx:rl:{%s}:p:%s", tenant, principal);
     phx_rate_bucket b[2] = {
         {kt, "tenant_per_s", "tenant_burst", tenant_rate ? *tenant_rate : off},
@@ -104,4 +104,9 @@ int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
 void phx_ratelimit_key_conf(char *buf, size_t n, const char *tenant)
 {
     snprintf(buf, n, "phx:rl:{%s}:conf", tenant);
+}
+
+void phx_ratelimit_key_tenant(char *buf, size_t n, const char *tenant)
+{
+    snprintf(buf, n, "phx:rl:{%s}:tenant", tenant);
 }

@@ -54,5 +54,7 @@ int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
 
 /* The Redis key of tenant's overrides. */
 void phx_ratelimit_key_conf(char *buf, size_t n, const char *tenant);
+/* The Redis key of tenant's bucket (its GCRA theoretical arrival time). */
+void phx_ratelimit_key_tenant(char *buf, size_t n, const char *tenant);
 
 #endif

@@ -55,5 +55,6 @@ struct phx_err;
 int phx_cli_kb_backup(struct phx_redis *r, const char *name, const char *path, struct phx_err *err);
 int phx_cli_kb_restore(struct phx_redis *r, const char *path, struct phx_err *err);
 int phx_cli_trace(const phx_cli_env *env, int argc, char **argv);
+int phx_cli_security(const phx_cli_env *env, int argc, char **argv);
 
 #endif

@@ -68,6 +68,15 @@ static const char phx_cli_usage[] =
     "      Write a collection to FILE (versioned, a CRC per record, SHA-256 of the file), or\n"
     "      restore one after verifying the whole file (a damaged file is refused; an existing\n"
     "      collection is never overwritten). A progress bar on a terminal.\n"
+    "  security list [--json] | security release ID | security audit [--count N]\n"
+    "  security throttle TENANT [--per-min N] [--burst N] | security quarantine JOB_ID\n"
+    "  security suspend tenant|key|principal SUBJECT        (each: [--reason TEXT] [--ttl S])\n"
+    "      Security responses (docs/security.md, \"Blue team\"): list the active ones (from\n"
+    "      phx-sentinel or operators), undo one, apply one by hand, or read the audit trail\n"
+    "      (Redis stream phx:audit). A suspended tenant, API key id or principal (TENANT/P)\n"
+    "      gets 403 from every ingress within PHX_INGRESS_GUARD_REFRESH_MS; a throttle sets\n"
+    "      the tenant's rate limit; a quarantined job shows no outputs. Audited as\n"
+    "      $PHX_OPERATOR (default \"operator\").\n"
     "  redteam [--suites exec,safety,ssrf,auth,payload] [--quick] [--json] [--timeout S]\n"
     "          [--verbose]\n"
     "      Attack the deployment through phx.jobs and the HTTP ingress and print a scorecard\n"
@@ -131,6 +140,8 @@ int main(int argc, char **argv)
         return phx_cli_probe(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "redteam") == 0)
         return phx_cli_redteam(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "security") == 0)
+        return phx_cli_security(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);
     return PHX_EXIT_USAGE;
 }

@@ -7,9 +7,10 @@
  * a body that takes longer than PHX_INGRESS_BODY_TIMEOUT_MS to arrive is answered 408.
  *
  * Every request goes through the same gate, in this order: route known (404/405), caller
- * authenticated (401), rate limits of the caller's tenant and principal (429), the route's
- * scope (403), then the handler. Authentication before rate limiting means an anonymous flood
- * costs one hash lookup per request and cannot spend a tenant's allowance.
+ * authenticated (401), caller not suspended by a security response (403, guard.c), rate limits of
+ * the caller's tenant and principal (429), the route's scope (403), then the handler.
+ * Authentication before rate limiting means an anonymous flood costs one hash lookup per request
+ * and cannot spend a tenant's allowance.
  *
  * Redis connections come from a small pool, one per HTTP thread at most: hiredis contexts
  * are not thread-safe, and a connection per request would cost a TCP handshake each. */
@@ -311,12 +312,18 @@ static void phx_ingress_route(phx_ingress *in, struct MHD_Connection *conn, cons
         return;
     }
     phx_principal who = {0};
-    if (phx_auth(in, conn, &who, a) < 0 || phx_ratelimit(in, &who, a) < 0)
+    if (phx_auth(in, conn, &who, a) < 0) {
+        if (a->status == 401)
+            phx_guard_audit_auth(in, conn, NULL, a, rt->pattern);
+        goto out;
+    }
+    if (phx_guard_check(in, &who, a) < 0 || phx_ratelimit(in, &who, a) < 0)
         goto out;
     if (!(who.scopes & (rt->scope | PHX_SCOPE_ADMIN))) {
         char d[160];
         snprintf(d, sizeof(d), "this request needs scope %s", phx_rbac_scope_name(rt->scope));
         phx_problem(a, 403, "insufficient_scope", "Forbidden", d, NULL);
+        phx_guard_audit_auth(in, conn, &who, a, rt->pattern);
         goto out;
     }
     if (rq->too_slow) {
@@ -473,8 +480,11 @@ phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *produce
     in->maxconn = (int)cfg->threads;
     in->idle = calloc((size_t)in->maxconn, sizeof(*in->idle));
     pthread_mutex_init(&in->mu, NULL);
+    pthread_mutex_init(&in->sec_mu, NULL);
     pthread_cond_init(&in->cv, NULL);
     in->ops = phx_ops_new();
+    in->sec_loaded_ms = INT64_MIN / 2;
+    phx_ingress_guard_refresh(in, phx_now_ms()); /* suspensions hold from the first request */
     if (phx_ingress_jwt_init(in, err, errlen) < 0 ||
         !(in->events = phx_events_start(cfg->common.kafka_brokers, cfg->max_streams, err, errlen)))
         goto err;
@@ -548,6 +558,8 @@ void phx_ingress_stop(phx_ingress *in)
         phx_redis_free(in->idle[i]);
     free(in->idle);
     pthread_mutex_destroy(&in->mu);
+    pthread_mutex_destroy(&in->sec_mu);
     pthread_cond_destroy(&in->cv);
+    json_decref(in->suspended);
     free(in);
 }

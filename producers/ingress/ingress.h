@@ -23,6 +23,7 @@
 #include "schema.h"
 
 #include <pthread.h>
+#include <stdint.h>
 
 typedef struct phx_ingress_cfg {
     phx_common common;
@@ -34,6 +35,9 @@ typedef struct phx_ingress_cfg {
     char *jwt_keys_file, *jwt_issuer, *jwt_audience;
     long jwt_leeway_s;
     long max_streams; /* concurrent SSE streams */
+    long guard_refresh_ms; /* reload of phx:sec:suspended */
+    int audit_auth;        /* record 401/403 in phx:audit:auth */
+    long audit_maxlen;
 } phx_ingress_cfg;
 
 typedef struct phx_ingress phx_ingress;
@@ -47,5 +51,9 @@ int phx_ingress_ready(void *ingress, char *why, size_t whylen);
 /* SIGHUP: re-read the JWT keys. On failure the old keys stay and err says why. */
 int phx_ingress_reload(phx_ingress *in, char *err, size_t errlen);
 void phx_ingress_stop(phx_ingress *in);
+/* Reload the suspended callers (phx:sec:suspended) when PHX_INGRESS_GUARD_REFRESH_MS passed
+ * since the last load; the main loop calls it on every wake-up (guard.c). 0, or -1 when Redis
+ * could not be read (the previous set stays in force). */
+int phx_ingress_guard_refresh(phx_ingress *in, int64_t now_ms);
 
 #endif

@@ -28,6 +28,10 @@ struct phx_ingress {
     pthread_cond_t cv;
     phx_redis **idle; /* the pool: idle connections */
     int nidle, nmade, maxconn;
+    /* guard.c: phx:sec:suspended as last loaded (field -> response id), under sec_mu. */
+    pthread_mutex_t sec_mu;
+    json_t *suspended;
+    int64_t sec_loaded_ms;
 };
 
 /* Per-request state between libmicrohttpd's handler calls. */
@@ -86,6 +90,15 @@ void phx_keys_list(const phx_ctx *c, phx_answer *a);
 void phx_keys_create(const phx_ctx *c, phx_answer *a);
 void phx_keys_revoke(const phx_ctx *c, phx_answer *a);
 void phx_keys_rotate(const phx_ctx *c, phx_answer *a);
+
+/* guard.c: security responses at the door (phx_ingress_guard_refresh in ingress.h).
+ * Is the caller suspended (its tenant, API key or principal)? 0 no; -1 with a 403 filled. */
+int phx_guard_check(phx_ingress *in, const phx_principal *who, phx_answer *a);
+/* Record a refused request (401, or 403 for a missing scope) in phx:audit:auth for
+ * phx-sentinel: status, problem code, credential kind and key id, tenant/principal when
+ * known, client address, route. Never the credential. */
+void phx_guard_audit_auth(phx_ingress *in, struct MHD_Connection *conn, const phx_principal *who,
+                          const phx_answer *a, const char *route);
 
 phx_events *phx_events_start(const char *brokers, long max_streams, char *err, size_t errlen);
 void phx_events_close_all(phx_events *ev);

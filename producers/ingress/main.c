@@ -53,6 +53,16 @@ static const phx_opt phx_ingress_opts[] = {
      "Clock skew allowed when checking `exp` and `nbf`."},
     {"PHX_INGRESS_MAX_STREAMS", PHX_OPT_INT, "256", 0, 100000, offsetof(CFG, max_streams),
      "Concurrent Server-Sent Event streams (GET /v1/jobs/ID/events); 0 disables them."},
+    {"PHX_INGRESS_GUARD_REFRESH_MS", PHX_OPT_INT, "500", 100, 10000,
+     offsetof(CFG, guard_refresh_ms),
+     "How often the suspended tenants, API keys and principals (phx:sec:suspended, written by "
+     "phx-sentinel and `phx security`) are reloaded: a suspension or release takes effect "
+     "within this long on every replica (403 code suspended)."},
+    {"PHX_INGRESS_AUDIT_AUTH", PHX_OPT_BOOL, "true", 0, 0, offsetof(CFG, audit_auth),
+     "Record every 401 and missing-scope 403 in the Redis stream phx:audit:auth (key id, "
+     "principal, client address; never the credential) for phx-sentinel."},
+    {"PHX_INGRESS_AUDIT_MAXLEN", PHX_OPT_INT, "100000", 1000, 100000000,
+     offsetof(CFG, audit_maxlen), "Approximate cap on phx:audit:auth's length (XADD MAXLEN ~)."},
 };
 
 int main(int argc, char **argv)
@@ -112,6 +122,7 @@ int main(int argc, char **argv)
             int ready = phx_ingress_ready(in, why, sizeof(why)) == 0;
             phx_opsbeat_tick(beat, beat_redis, ready, why, &e);
         }
+        phx_ingress_guard_refresh(in, phx_now_ms());
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP && phx_ingress_reload(in, err, sizeof(err)) < 0)
