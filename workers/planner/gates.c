@@ -55,15 +55,21 @@ int phx_gates_load(phx_redis *r, const char *tenant, int enabled, phx_gates *g, 
     phx_gates_all(g, enabled);
     if (!enabled)
         return 0;
-    /* The tenant's document, else the default: both in one round trip (intake's hot path). */
-    redisReply *rep = phx_redis_cmd(r, err, "MGET %s%s %sdefault", PHX_KEY_SAFETY_POLICY,
-                                    tenant ? tenant : "", PHX_KEY_SAFETY_POLICY);
-    if (!rep)
+    /* The tenant's document, else the default: both in one round trip (intake's hot path).
+     * Two GETs in a pipeline rather than one MGET: the keys have no common hash tag, and a
+     * Redis Cluster refuses a multi-key command across slots (CROSSSLOT). */
+    char kt[256], kd[256];
+    snprintf(kt, sizeof(kt), "%s%s", PHX_KEY_SAFETY_POLICY, tenant ? tenant : "");
+    snprintf(kd, sizeof(kd), "%sdefault", PHX_KEY_SAFETY_POLICY);
+    const char *gt[] = {"GET", kt}, *gd[] = {"GET", kd};
+    const phx_redis_call calls[] = {{NULL, 0, 2, gt, NULL}, {NULL, 0, 2, gd, NULL}};
+    redisReply *rep[2];
+    if (phx_redis_pipeline(r, calls, 2, rep, err) < 0)
         return -1;
     const redisReply *doc = NULL;
-    for (size_t i = 0; i < rep->elements && !doc; i++)
-        if (rep->element[i]->type == REDIS_REPLY_STRING)
-            doc = rep->element[i];
+    for (size_t i = 0; i < 2 && !doc; i++)
+        if (rep[i]->type == REDIS_REPLY_STRING)
+            doc = rep[i];
     if (doc) {
         /* A document that does not parse leaves every gate on: fail closed. (The safety pool
          * refuses it too and keeps its last good copy; we have no copy, so we stay strict.) */
@@ -77,7 +83,8 @@ int phx_gates_load(phx_redis *r, const char *tenant, int enabled, phx_gates *g, 
         phx_gates_flag(gates, "plan", &g->plan);
         json_decref(d);
     }
-    freeReplyObject(rep);
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
     return 0;
 }
 
