@@ -35,6 +35,10 @@ typedef struct phx_common {
     char *log_level;
     char *schema_dir;
     long redis_timeout_ms;
+    char *redis_sentinels;
+    char *redis_master_name;
+    long redis_wait_replicas;
+    char *redis_cluster_nodes;
     long concurrency;
     long shutdown_grace_ms;
     char *otlp_endpoint;
@@ -108,6 +112,23 @@ typedef struct phx_common {
          60000,                                                                                    \
          offsetof(type, common.redis_timeout_ms),                                                  \
          "Redis connect and command timeout."},                                                    \
+        {"PHX_REDIS_SENTINELS", PHX_OPT_STR, "", 0, 0, offsetof(type, common.redis_sentinels),     \
+         "Redis Sentinel addresses (host:port,...): the master named PHX_REDIS_MASTER_NAME is "    \
+         "asked of them at every (re)connect and after a failover; PHX_REDIS_URL then gives only " \
+         "credentials and db (empty = no Sentinel). See docs/redis.md."},                          \
+        {"PHX_REDIS_MASTER_NAME", PHX_OPT_STR, "", 0, 0, offsetof(type, common.redis_master_name), \
+         "The Sentinel master name (sentinel monitor NAME ...); required with "                    \
+         "PHX_REDIS_SENTINELS."},                                                                  \
+        {"PHX_REDIS_WAIT_REPLICAS", PHX_OPT_INT, "0", 0, 16,                                       \
+         offsetof(type, common.redis_wait_replicas),                                               \
+         "Replicas that must acknowledge every Redis round trip (WAIT, in the same round trip) "   \
+         "before it counts as done; fewer and it is sent again. 0 = asynchronous replication: a "  \
+         "Sentinel failover can lose many seconds of writes (docs/redis.md)."},                    \
+        {"PHX_REDIS_CLUSTER_NODES", PHX_OPT_STR, "", 0, 0,                                         \
+         offsetof(type, common.redis_cluster_nodes),                                               \
+         "Redis Cluster seed nodes (host:port,...): commands are routed by key slot to the "       \
+         "primary serving it (MOVED/ASK followed); PHX_REDIS_URL then gives only credentials "     \
+         "(empty = not a cluster). See docs/redis.md."},                                           \
     {                                                                                              \
         "PHX_CONCURRENCY", PHX_OPT_INT, "2", 1, 256, offsetof(type, common.concurrency),           \
             "Consumer threads in this process (each handles one message at a time, so this is "    \

@@ -27,9 +27,36 @@ typedef struct phx_script {
 /* Parse url and prepare a client; connects lazily. password_file may be NULL; it is read
  * again at every (re)connect, so a rotated password takes effect without a restart. */
 phx_redis *phx_redis_new(const char *url, const char *password_file, int timeout_ms, phx_err *err);
+
+/* Where the server is, beyond the URL (docs/redis.md). With sentinels
+ * ("host:port,...") and master_name, the master is asked of the sentinels at every (re)connect
+ * and checked with ROLE; a demoted server (READONLY, MASTERDOWN) or a lost connection makes the
+ * client ask again; the URL then only gives credentials and db. wait_replicas > 0 ends every
+ * round trip with WAIT for that many replica acknowledgements (fewer: the batch fails and is
+ * sent again), so a failover cannot lose what a caller saw succeed. NULL or zeroed: one server
+ * at the URL, exactly as before.
+ *
+ * With cluster_nodes, the client routes every command by its key's slot (lib/rslot.h) to the
+ * primary that serves it: the slot map is read with CLUSTER SLOTS from any node, each primary
+ * gets its own connection, MOVED updates the map (and has it read again), ASK sends the one
+ * command to the importing node. A batch whose commands live on several nodes becomes one
+ * round trip per run of consecutive commands on one node, in order; a script must only name
+ * keys of one slot (every Phoenix script does: docs/architecture.md, "Slot audit").
+ *
+ * phx_redis_new reads the same settings from the environment (PHX_REDIS_SENTINELS,
+ * PHX_REDIS_MASTER_NAME, PHX_REDIS_WAIT_REPLICAS, PHX_REDIS_CLUSTER_NODES). */
+typedef struct phx_redis_topology {
+    const char *sentinels;
+    const char *master_name;
+    long wait_replicas;
+    const char *cluster_nodes; /* Redis Cluster seeds "host:port,..." (see below) */
+} phx_redis_topology;
+phx_redis *phx_redis_new_ex(const char *url, const char *password_file, int timeout_ms,
+                            const phx_redis_topology *t, phx_err *err);
 void phx_redis_free(phx_redis *r);
-/* A client configured from a process's common options (PHX_REDIS_URL, PHX_REDIS_TIMEOUT_MS)
- * and PHX_REDIS_PASSWORD_FILE: the one way long-running processes make their clients. */
+/* A client configured from a process's common options (PHX_REDIS_URL, PHX_REDIS_TIMEOUT_MS,
+ * the topology above) and PHX_REDIS_PASSWORD_FILE: the one way long-running processes make their
+ * clients. */
 struct phx_common;
 phx_redis *phx_redis_from_common(const struct phx_common *c, phx_err *err);
 

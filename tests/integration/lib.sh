@@ -96,3 +96,40 @@ job() { jq -cn --arg id "$1" --argjson steps "$2" --argjson extra "${3:-{\}}" \
 uid() { echo "$1-$(date +%s%N | tail -c 10)-$RANDOM"; }
 
 redis() { redis-cli -p "$PHX_REDIS_PORT" "$@"; }
+
+# chain_jobs PREFIX N: N two-step job.v1 lines "PREFIXi\tJSON" for kcat -K '\t' (a = 3i, then
+# b = a + 1), the load of the failover tests; chain_verdict checks their replies.
+chain_jobs() {
+    local i
+    for i in $(seq "$2"); do
+        printf '%s%d\t{"schema":"job.v1","id":"%s%d","tenant":"default","steps":[{"id":"a","kind":"tool.calc","input":{"expr":"%d*3"}},{"id":"b","kind":"tool.calc","input":{"expr":"{{steps.a.output.value}}+1"},"needs":["a"]}]}\n' \
+            "$1" "$i" "$1" "$i" "$i"
+    done
+}
+
+# chain_verdict PREFIX N: wait until the N chain_jobs replied (or nothing new came for 30 s),
+# then check every one replied exactly once, succeeded, with b = 3i + 1.
+chain_verdict() {
+    local p=$1 n=$2 have last=-1 still=0 got dups wrong f=$PHX_VAR/replies-$1
+    while :; do
+        kcat -C -b "$KAFKA" -t phx.replies -o beginning -e -q -f '%k\t%s\n' 2>/dev/null |
+            awk -F'\t' -v p="$p" 'index($1, p) == 1' >"$f"
+        have=$(cut -f1 "$f" | sort -u | grep -c .)
+        [ "$have" -ge "$n" ] && break
+        if [ "$have" = "$last" ]; then still=$((still + 1)); else still=0; fi
+        [ $still -ge 30 ] && break
+        last=$have
+        sleep 1
+    done
+    sleep 1 # a duplicate would come right behind
+    kcat -C -b "$KAFKA" -t phx.replies -o beginning -e -q -f '%k\t%s\n' 2>/dev/null |
+        awk -F'\t' -v p="$p" 'index($1, p) == 1' >"$f"
+    got=$(cut -f1 "$f" | sort -u | grep -c .)
+    dups=$(($(grep -c . "$f") - got))
+    wrong=$(cut -f2- "$f" | jq -r --arg p "$p" '"\(.job_id | ltrimstr($p)) \(.status) \(.outputs.b.value)"' |
+        awk '{ if ($2 != "succeeded" || $3 != 3 * $1 + 1) bad++ } END { print bad + 0 }')
+    echo "# $T_NAME: $got of $n jobs replied, $dups duplicate replies, $wrong wrong"
+    check "every job replied (none lost)" "$n" "$got"
+    check "exactly one reply per job" 0 "$dups"
+    check "every reply succeeded with the right output" 0 "$wrong"
+}

@@ -26,8 +26,9 @@ typedef struct phx_llm_app {
     const phx_schema_set *schemas; /* the message schemas (llm-persona.v1, ...) */
     json_t *plan_schema_json;      /* {"steps": [job.v1 step...]}: sent as response_format */
     phx_schema *plan_schema;       /* the same, compiled */
-    const char *redis_url, *redis_password_file;
-    long redis_timeout_ms;
+
+    /* Redis URL, timeout and topology of each thread's client (phx_redis_from_common). */
+    const struct phx_common *common;
 } phx_llm_app;
 
 typedef struct phx_llm_thread {

@@ -161,7 +161,7 @@ static void *phx_llm_thread_init(void *appv, phx_err *err)
 {
     phx_llm_app *app = appv;
     phx_llm_thread *t = calloc(1, sizeof(*t));
-    t->r = phx_redis_new(app->redis_url, app->redis_password_file, (int)app->redis_timeout_ms, err);
+    t->r = phx_redis_from_common(app->common, err);
     t->curl = curl_easy_init();
     if (!t->r || !t->curl) {
         if (t->r && !t->curl)
@@ -298,9 +298,7 @@ int main(int argc, char **argv)
     app.max_texts = cfg.max_texts;
     app.plan_max_steps = cfg.plan_max_steps;
     app.plan_kinds = cfg.plan_kinds;
-    app.redis_url = cfg.common.redis_url;
-    app.redis_password_file = getenv("PHX_REDIS_PASSWORD_FILE");
-    app.redis_timeout_ms = cfg.common.redis_timeout_ms;
+    app.common = &cfg.common;
     if (!(schemas = phx_schemas_load(cfg.common.schema_dir, &err)) ||
         phx_llm_build_chain(&cfg, &app, schemas, &err) < 0 ||
         phx_llm_build_plan_schema(&app, &err) < 0) {
