@@ -117,6 +117,8 @@ $(BUILD)/gen/ops_assets.c: $(OPS_PAGE) ops/build/embed-files.sh
 $(BUILD)/bin/phx-ingress: $(BUILD)/obj/gen/ops_assets.o
 # phx-safety judges URLs with the address policy of tool.http_fetch (one policy, not two).
 $(BUILD)/bin/phx-safety: $(BUILD)/obj/workers/tools/http_fetch.o
+# ...which comes after libphx.a on the link line and needs it (intel.c) again.
+$(BUILD)/bin/phx-safety: LDLIBS := $(BUILD)/libphx.a $(LDLIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmods.a $(BUILD)/libphx.a
 	@mkdir -p $(dir $@)

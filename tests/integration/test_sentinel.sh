@@ -8,12 +8,17 @@
 # no outputs until released.
 . "$(dirname "$0")/lib.sh"
 
-export PHX_STACK_POOLS="planner safety sentinel"
+export PHX_STACK_POOLS="planner safety sentinel tools"
+# A threat intelligence feed for phx-tools (lib/intel.h), written before the stack starts.
+INTEL=$(mktemp /tmp/phx-sentinel-intel.XXXXXX)
+printf '@source it-feed\ndomain blocked.intel.test\n' >"$INTEL"
+export PHX_INTEL_FILES=$INTEL PHX_INTEL_CHECK_MS=200
 export PHX_SAFETY_POLICY_CHECK_MS=200 PHX_INGRESS_GUARD_REFRESH_MS=200
 export PHX_SENTINEL_BLOCKS_THRESHOLD=5 PHX_SENTINEL_BLOCKS_WINDOW_S=60
 export PHX_SENTINEL_AUTH_THRESHOLD=5 PHX_SENTINEL_AUTH_WINDOW_S=60
 export PHX_SENTINEL_THROTTLE_PER_MIN=6 PHX_SENTINEL_THROTTLE_BURST=2 PHX_SENTINEL_RESPONSE_TTL_S=0
 stack_up
+trap 'rc=0; (stack_cleanup) || rc=1; rm -f "$INTEL"; exit $rc' EXIT
 
 TF=t-flood-$RANDOM TP=t-probe-$RANDOM
 K_FLOOD=$("$PHX" keys create --tenant "$TF" --principal bot --roles submitter 2>/dev/null)
@@ -130,3 +135,22 @@ check "quarantine: outputs back after release" 1 \
     "$(curl -s -H "Authorization: Bearer $K_FLOOD" "$PHX_INGRESS_URL/v1/jobs/$JID" | jq '.outputs | length')"
 check "quarantine: unknown job exits 1" 1 "$("$PHX" security quarantine no-such-job-x 2>/dev/null; echo $?)"
 check "nothing left active" 0 "$("$PHX" security list --json | wc -l)"
+
+# --- 5. threat intelligence: tool.http_fetch refuses a listed domain, and a newly listed one
+# after the feed file changes (hot reload) ---------------------------------------------------
+redis set phx:safety:policy:t-intel \
+    '{"schema":"policy.v1","gates":{"input":false,"retrieved":false,"output":false,"urls":false}}' >/dev/null
+redis incr phx:safety:policy:version >/dev/null
+fetch_job() { # fetch_job URL: the reply's error code of step f
+    local id
+    id=$(uid intel)
+    jq -cn --arg id "$id" --arg u "$1" '{schema: "job.v1", id: $id, tenant: "t-intel", steps: [{id: "f",
+        kind: "tool.http_fetch", input: {url: $u}, timeout_ms: 5000, retry: {max_attempts: 1}}]}' |
+        kafka_put phx.jobs "$id"
+    reply "$id" 40 | jq -r '.steps.f.error.code // .error.code // "none"'
+}
+sleep 1
+check "intel: listed domain refused" intel_blocked "$(fetch_job http://www.blocked.intel.test/x)"
+printf 'domain later.intel.test\n' >>"$INTEL"
+sleep 1
+check "intel: domain listed after start refused (reload)" intel_blocked "$(fetch_job http://later.intel.test/)"

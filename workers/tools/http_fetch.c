@@ -14,6 +14,7 @@
  * time; response headers are kept within FETCH_MAX_RESP_HEADERS / FETCH_MAX_RESP_HDR_BYTES and
  * the rest dropped, as they are only informational for the agent. */
 #include "http_fetch.h"
+#include "intel.h"
 #include "trace.h"
 #include "util.h"
 
@@ -65,6 +66,8 @@ typedef struct fetch_ctx {
     const phx_fetch_hosts *hosts; /* host rule for every request, or NULL */
     CURL *h;
     char refused_host[256]; /* set when the host rule refused a request */
+    struct phx_intel *intel;
+    char intel_why[512]; /* set when a feed refused the request */
 } fetch_ctx;
 
 /* --- addresses and the policy ------------------------------------------------------------- */
@@ -272,6 +275,7 @@ void phx_fetch_cfg_defaults(phx_fetch_cfg *cfg)
     cfg->max_body_bytes = 1024 * 1024;
     cfg->allow_cidrs = NULL;
     cfg->max_redirects = 5;
+    cfg->intel = NULL;
 }
 
 int phx_fetch_cfg_check(const phx_fetch_cfg *cfg, phx_err *err)
@@ -322,13 +326,32 @@ static curl_socket_t fetch_opensocket(void *clientp, curlsocktype purpose, struc
     return CURL_SOCKET_BAD;
 }
 
+/* The feeds' verdict on a request about to be made: url, its host, the address connected to
+ * (may be NULL). 1 with ctx->intel_why filled when something is listed. */
+static int fetch_intel_refuses(fetch_ctx *ctx, const char *url, const char *host, const char *ip)
+{
+    phx_intel_hit hit;
+    const char *what = NULL;
+    if (host && phx_intel_match_host(ctx->intel, host, &hit))
+        what = host;
+    else if (ip && *ip && phx_intel_match_ip(ctx->intel, ip, &hit))
+        what = ip;
+    else if (url && phx_intel_match_url(ctx->intel, url, &hit))
+        what = url;
+    if (!what)
+        return 0;
+    snprintf(ctx->intel_why, sizeof(ctx->intel_why), "%.200s is on threat list %.100s (%s %.150s)",
+             what, hit.source, phx_intel_type_name(hit.type), hit.entry);
+    return 1;
+}
+
 /* The host rule, run before each request is sent -- the first and every redirect (libcurl's
  * effective URL is the one about to be requested). Redirects are where a listed host could
  * hand the fetch to an unlisted one, and the address check alone would let a public one by. */
 static int fetch_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                         int local_port)
 {
-    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    (void)local_ip, (void)primary_port, (void)local_port;
     fetch_ctx *ctx = clientp;
     char *eff = NULL, *host = NULL;
     int ok = 0;
@@ -336,7 +359,12 @@ static int fetch_prereq(void *clientp, char *primary_ip, char *local_ip, int pri
     if (u && curl_easy_getinfo(ctx->h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff &&
         curl_url_set(u, CURLUPART_URL, eff, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-        ok = ctx->hosts->allowed(ctx->hosts->arg, host);
+        ok = !ctx->hosts || ctx->hosts->allowed(ctx->hosts->arg, host);
+    if (ok && ctx->intel && fetch_intel_refuses(ctx, eff, host, primary_ip)) {
+        curl_free(host);
+        curl_url_cleanup(u);
+        return CURL_PREREQFUNC_ABORT;
+    }
     if (!ok)
         snprintf(ctx->refused_host, sizeof(ctx->refused_host), "%s", host ? host : "?");
     curl_free(host);
@@ -704,6 +732,10 @@ static void fetch_map_error(CURLcode rc, const fetch_ctx *ctx, const char *detai
                     ctx->refused_reason);
         return;
     }
+    if (ctx->intel_why[0]) {
+        phx_err_set(err, "intel_blocked", 0, "refused: %s", ctx->intel_why);
+        return;
+    }
     if (ctx->refused_host[0]) {
         phx_err_set(err, "forbidden_host", 0, "host %s is not allowed for this fetch (redirect)",
                     ctx->refused_host);
@@ -832,6 +864,23 @@ json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
         goto out;
     }
 
+    ctx->intel = cfg->intel;
+    if (ctx->intel) {
+        /* Before any DNS query or connection: a listed host must not even be resolved. */
+        phx_intel_refresh(ctx->intel, 0, NULL);
+        CURLU *u = curl_url();
+        char *uh = NULL;
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK)
+            curl_url_get(u, CURLUPART_HOST, &uh, 0);
+        int refused = fetch_intel_refuses(ctx, url, uh, NULL);
+        curl_free(uh);
+        curl_url_cleanup(u);
+        if (refused) {
+            phx_err_set(err, "intel_blocked", 0, "refused: %s", ctx->intel_why);
+            goto out;
+        }
+    }
+
     h = curl_easy_init();
     if (!h) {
         phx_err_set(err, "internal", 1, "curl_easy_init failed");
@@ -848,7 +897,7 @@ json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
     bad |= curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, ctx) != CURLE_OK;
     ctx->h = h;
     ctx->hosts = hosts && hosts->allowed ? hosts : NULL;
-    if (ctx->hosts) {
+    if (ctx->hosts || ctx->intel) {
         bad |= curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, fetch_prereq) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_PREREQDATA, ctx) != CURLE_OK;
     }
@@ -896,6 +945,18 @@ json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     phx_span_set(&sp, "http.response.status_code", "%ld", code);
     phx_span_end(&sp);
+    if (ctx->intel && ctx->body_len > 0) {
+        /* A known-bad file: its bytes do not go on into the job. */
+        char hex[65];
+        phx_intel_hit hit;
+        phx_sha256_hex(ctx->body, ctx->body_len, hex);
+        if (phx_intel_match_sha256(ctx->intel, hex, &hit)) {
+            phx_err_set(err, "intel_blocked", 0,
+                        "refused: the response body (sha256 %s) is on threat list %.100s", hex,
+                        hit.source);
+            goto out;
+        }
+    }
     res = fetch_result(h, ctx, err);
 
 out:

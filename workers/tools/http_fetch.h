@@ -31,6 +31,9 @@ typedef struct phx_fetch_cfg {
     const char *allow_cidrs; /* comma-separated CIDRs (v4/v6) allowed even though private;
                                 NULL/"" = none. A bare address means a single host. */
     int max_redirects;       /* redirects followed; 0 = none (the 3xx itself is returned) */
+    struct phx_intel *intel; /* threat intelligence feeds (intel.h), or NULL: a listed host,
+                                address or URL is refused before any request (and at each
+                                redirect and connect), a body whose SHA-256 is listed after */
 } phx_fetch_cfg;
 
 /* Sensible defaults: 10 s timeout capped at 60 s, 1 MiB body, no allow list, 5 redirects. */
@@ -65,6 +68,8 @@ int phx_fetch_ip_allowed(const char *ip, const char *allow_cidrs, const char **r
  *   forbidden_host      0  a request (a redirect, with phx_http_fetch_hosts) to a host the
  *                          rule refuses
  *   too_many_redirects  0  more than cfg->max_redirects
+ *   intel_blocked       0  the host, address, URL (first or a redirect) or the body's SHA-256
+ *                          is on a threat intelligence feed; the message names entry and source
  *   invalid_config      0  cfg->allow_cidrs does not parse
  *   tls_failed          0  certificate or TLS handshake failure
  *   timeout             1  the whole request took longer than the timeout

@@ -6,6 +6,8 @@
 #include "calc.h"
 #include "config.h"
 #include "http_fetch.h"
+#include "intel.h"
+#include "log.h"
 #include "json_extract.h"
 #include "pool.h"
 #include "tenancy.h"
@@ -25,6 +27,8 @@ typedef struct phx_tools_cfg {
     char *webhook_secret_file;
     char *tool_rates;
     phx_tool_rates rates;
+    char *intel_files;
+    long intel_check_ms;
     phx_fetch_cfg fetch;
     phx_webhook_cfg webhook;
 } phx_tools_cfg;
@@ -43,6 +47,13 @@ static const phx_opt phx_tools_opts[] = {
     {"PHX_FETCH_ALLOW_CIDRS", PHX_OPT_STR, "", 0, 0, offsetof(CFG, fetch_allow_cidrs),
      "tool.http_fetch: comma-separated CIDRs allowed although private, loopback or "
      "link-local (refused by default to stop SSRF), e.g. 10.1.2.0/24."},
+    {"PHX_INTEL_FILES", PHX_OPT_STR, "", 0, 0, offsetof(CFG, intel_files),
+     "tool.http_fetch: comma-separated threat intelligence feed files (docs/security.md, "
+     "\"Threat intelligence\"); a listed domain, address, URL or body hash is refused "
+     "(intel_blocked). Empty = none. A missing file stops the start."},
+    {"PHX_INTEL_CHECK_MS", PHX_OPT_INT, "5000", 0, 3600000, offsetof(CFG, intel_check_ms),
+     "How often (at most) the feed files are checked for changes (size, mtime) and reloaded; "
+     "SIGHUP reloads at once."},
     {"PHX_WEBHOOK_SECRET_FILE", PHX_OPT_STR, "", 0, 0, offsetof(CFG, webhook_secret_file),
      "tool.webhook: file holding the HMAC-SHA256 signing secret, read at every call (rotate "
      "by replacing the file); empty = tool.webhook fails with 'unavailable'."},
@@ -121,6 +132,15 @@ static const phx_step_kind phx_tools_kinds[] = {
 };
 #define PHX_TOOLS_NKINDS ((int)(sizeof(phx_tools_kinds) / sizeof(phx_tools_kinds[0])))
 
+/* SIGHUP: reload the feeds now (ops.app is the pool definition). */
+static void phx_tools_reload(void *app)
+{
+    phx_tools_cfg *cfg = ((phx_pool_def *)app)->app;
+    phx_err e;
+    if (cfg->fetch.intel && phx_intel_refresh(cfg->fetch.intel, 1, &e) < 0)
+        phx_log_error("intel feeds: %s (keeping the previous ones)", e.message);
+}
+
 int main(int argc, char **argv)
 {
     phx_tools_cfg cfg = {0};
@@ -153,6 +173,11 @@ int main(int argc, char **argv)
                 cfg.fetch_allow_cidrs, e.message);
         goto out;
     }
+    if (cfg.intel_files[0] &&
+        !(cfg.fetch.intel = phx_intel_open(cfg.intel_files, cfg.intel_check_ms, &e))) {
+        fprintf(stderr, "phx-tools: configuration error in PHX_INTEL_FILES: %s\n", e.message);
+        goto out;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     phx_pool_def def = {.proc = "phx-tools",
                         .pool = "tools",
@@ -163,9 +188,11 @@ int main(int argc, char **argv)
                         .thread_free = phx_tools_thread_free};
     phx_worker_ops ops;
     phx_pool_ops(&ops, &def);
+    ops.reload = phx_tools_reload;
     rc = phx_worker_main(&cfg.common, &ops);
     curl_global_cleanup();
 out:
+    phx_intel_close(cfg.fetch.intel);
     phx_tool_rates_free(&cfg.rates);
     phx_config_free(phx_tools_opts, n, &cfg);
     return rc;
