@@ -48,7 +48,8 @@ export PHX_STACK_REDIS_URL=redis://127.0.0.1:${P[0]}/0
 export PHX_REDIS_CLUSTER_NODES="127.0.0.1:${P[0]},127.0.0.1:${P[1]},127.0.0.1:${P[2]}"
 export PHX_STACK_POOLS="planner tools" PHX_SAFETY_GATES=false
 stack_up
-trap 'stack_cleanup; cluster_down; rm -rf "$S"' EXIT
+# stack_cleanup exits (1 on a failed check): in a subshell, so the servers always stop.
+trap '(stack_cleanup); rc=$?; cluster_down; rm -rf "$S"; exit $rc' EXIT
 A="Authorization: Bearer $PHX_API_KEY"
 
 # --- the load: chains through Kafka, the DAG and reads through the ingress -------------------

@@ -56,7 +56,8 @@ export PHX_REDIS_SENTINELS=$SENTINELS PHX_REDIS_MASTER_NAME=phx PHX_REDIS_WAIT_R
 export PHX_STACK_POOLS="planner tools" PHX_SAFETY_GATES=false
 export PHX_STEP_TIMEOUT_MS=15000 PHX_RETRY_MAX_ATTEMPTS=5
 stack_up
-trap 'stack_cleanup; sentinel_down; rm -rf "$S"' EXIT
+# stack_cleanup exits (1 on a failed check): in a subshell, so the servers always stop.
+trap '(stack_cleanup); rc=$?; sentinel_down; rm -rf "$S"; exit $rc' EXIT
 
 # --- load: N two-step jobs at RATE/s; the failover lands in the middle -----------------------
 RUN=$(date +%s%N | tail -c 8)
