@@ -66,17 +66,17 @@ def help_options(binary):
 
 
 def binaries():
-    """Every program of the Makefile; long-running ones have PHX_ADMIN_ADDR."""
+    """Every program of the Makefile (name -> source directory) whose main.c exists."""
     mk = read("Makefile")
     progs = re.search(r"^ALL_PROGS := (.*?)\n\S", mk, re.S | re.M).group(1)
-    names = [p.split(":")[0] for p in progs.replace("\\", " ").split()]
-    dirs = {p.split(":")[0]: p.split(":")[1] for p in progs.replace("\\", " ").split()}
-    return [n for n in names if os.path.exists(os.path.join(ROOT, dirs[n], "main.c"))]
+    pairs = [p.split(":") for p in progs.replace("\\", " ").split()]
+    return {n: d for n, d in pairs if os.path.exists(os.path.join(ROOT, d, "main.c"))}
 
 
 PROCESS_WIDE = set(re.findall(r'getenv\("(PHX_[A-Z0-9_]+)"\)',
                               "".join(read(f) for f in glob.glob("lib/*.c", root_dir=ROOT))))
-OPTIONS = {b: help_options(b) for b in binaries()}
+DIRS = binaries()
+OPTIONS = {b: help_options(b) for b in DIRS}
 SERVERS = sorted(b for b, o in OPTIONS.items() if "PHX_ADMIN_ADDR" in o)
 if len(SERVERS) < 7:
     bad("reference", f"only {SERVERS} found with PHX_ADMIN_ADDR (binaries built? {BIN})")
@@ -85,18 +85,19 @@ msg_h = read("lib/msg.h")
 TOPICS = dict(re.findall(r'#define (PHX_TOPIC_[A-Z]+|PHX_TASK_TOPIC_PREFIX)\s+"([^"]+)"', msg_h))
 GROUP_FMT = re.search(r'snprintf\(def->group, sizeof\(def->group\), "([^"]+)"',
                       read("lib/pool.c")).group(1)
-planner_c = read("workers/planner/planner.c")
-PLANNER_GROUP = re.search(r'ops->group = "([^"]+)"', planner_c).group(1)
-PLANNER_TOPICS = [TOPICS[t] for t in re.search(r"topics\[\] = \{([^}]*)\}", planner_c)
-                  .group(1).replace(" ", "").split(",")]
 
 
 def consumer_of(binary):
-    """(group, [topics]) of a binary, as the code names them; None for the ingress."""
-    if binary == "phx-planner":
-        return PLANNER_GROUP, PLANNER_TOPICS
-    pool = binary[len("phx-"):]
-    if os.path.exists(os.path.join(ROOT, "workers", pool, "main.c")):
+    """(group, [topics]) of a binary, as its code names them; None when it consumes nothing.
+    A worker-loop binary names its group and topics (`group = "..."`, `topics[] = {...}`);
+    a pool built on lib/pool.c gets GROUP_FMT and the pool's task topic."""
+    src = "".join(read(f) for f in glob.glob(DIRS[binary] + "/*.c", root_dir=ROOT))
+    g = re.search(r'group\s*=\s*"([^"]+)"', src)
+    t = re.search(r"topics\[\] = \{([^}]*)\}", src)
+    if g and t:
+        return g.group(1), [TOPICS[x.strip()] for x in t.group(1).split(",") if x.strip()]
+    if "phx_pool_ops" in src:
+        pool = binary[len("phx-"):]
         return GROUP_FMT.replace("%s", pool), [TOPICS["PHX_TASK_TOPIC_PREFIX"] + pool]
     return None
 
