@@ -303,8 +303,11 @@ void phx_intel_finish(phx_intel_set *s)
 {
     if (!s)
         return;
-    qsort(s->l[PHX_INTEL_DOMAIN].v, s->l[PHX_INTEL_DOMAIN].n, sizeof(intel_entry), intel_cmp);
-    qsort(s->l[PHX_INTEL_SHA256].v, s->l[PHX_INTEL_SHA256].n, sizeof(intel_entry), intel_cmp);
+    /* qsort on an empty list would get a NULL base, which C does not allow even for 0. */
+    if (s->l[PHX_INTEL_DOMAIN].n)
+        qsort(s->l[PHX_INTEL_DOMAIN].v, s->l[PHX_INTEL_DOMAIN].n, sizeof(intel_entry), intel_cmp);
+    if (s->l[PHX_INTEL_SHA256].n)
+        qsort(s->l[PHX_INTEL_SHA256].v, s->l[PHX_INTEL_SHA256].n, sizeof(intel_entry), intel_cmp);
 }
 
 void phx_intel_set_free(phx_intel_set *s)
