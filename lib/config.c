@@ -8,8 +8,10 @@
 #include "redact.h"
 #include "seal.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +27,8 @@ static int phx_config_set(const phx_opt *o, void *cfg, const char *val, const ch
         return 0;
     }
     if (o->type == PHX_OPT_INT) {
-        char *end;
-        errno = 0;
-        long v = strtol(val, &end, 10);
-        if (errno || end == val || *end != '\0') {
+        long v;
+        if (phx_parse_long(val, LONG_MIN, LONG_MAX, &v) < 0) {
             snprintf(err, errlen, "%s=%s (from %s): not an integer", o->name, val, src);
             return -1;
         }

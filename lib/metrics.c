@@ -605,9 +605,11 @@ static void phx_metrics_read_stat(struct phx_procstat *ps)
         return;
     char line[256];
     while (fgets(line, sizeof(line), f)) {
-        unsigned long long btime;
-        if (sscanf(line, "btime %llu", &btime) == 1) {
-            ps->start_seconds = (double)btime + (double)start / tck;
+        char *end;
+        if (strncmp(line, "btime ", 6) == 0) {
+            unsigned long long btime = strtoull(line + 6, &end, 10);
+            if (end != line + 6)
+                ps->start_seconds = (double)btime + (double)start / tck;
             break;
         }
     }

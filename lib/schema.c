@@ -3279,7 +3279,8 @@ int phx_schema_validate(const phx_schema *s, const json_t *instance, json_t **er
                                             run.oom ? "" : "$schema", "message",
                                             run.oom ? "out of memory while validating"
                                                     : "value does not match the schema"));
-        *errors_out = run.errors;
+        if (errors_out) /* always true when run.errors exists; said for the analyzer */
+            *errors_out = run.errors;
     }
     return run.oom ? -1 : 1;
 }

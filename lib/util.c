@@ -15,6 +15,17 @@
 #include <sys/random.h>
 #include <time.h>
 
+int phx_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int64_t phx_now_ms(void)
 {
     struct timespec ts;
@@ -196,9 +207,8 @@ int phx_addr_parse(const char *what, const char *addr, struct sockaddr_storage *
             snprintf(host, sizeof(host), "127.0.0.1");
         port = colon + 1;
     }
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (!*port || *end || p < 0 || p > 65535)
+    long p;
+    if (phx_parse_long(port, 0, 65535, &p) < 0)
         goto bad;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;

@@ -5,6 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Parse s as a whole base-10 integer within [min, max] into *out: 0, or -1 (empty, trailing
+ * characters, overflow, out of range) with *out untouched. The one strict parser for numbers
+ * a user typed (options, config values, CLI arguments): atoi/atol turn "10x" into 10. */
+int phx_parse_long(const char *s, long min, long max, long *out);
+
 /* Wall-clock milliseconds since the epoch (for timestamps stored in Redis and messages). */
 int64_t phx_now_ms(void);
 /* Monotonic milliseconds (for timeouts and durations inside one process). */

@@ -37,12 +37,15 @@ int phx_cli_job_args(int argc, char **argv, const char *flag, int *flag_set, int
                                   {NULL, 0, NULL, 0}};
     char shorts[4] = {flag[0], 't', ':', '\0'};
     int c;
+    long t;
     optind = 1;
     while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         if (c == flag[0])
             *flag_set = 1;
-        else if (c != 't' || (*timeout_s = atoi(optarg)) <= 0)
+        else if (c != 't' || phx_parse_long(optarg, 1, 86400, &t) < 0)
             return -1;
+        else
+            *timeout_s = (int)t;
     }
     if (optind != argc - 1 || !phx_id_valid(argv[optind]))
         return -1;
@@ -120,7 +123,7 @@ static int phx_keys_create(phx_redis *r, int argc, char **argv)
             principal = optarg;
         else if (c == 'r')
             roles = optarg;
-        else if (c == 'e' && (expires_s = atol(optarg)) > 0)
+        else if (c == 'e' && phx_parse_long(optarg, 1, 100L * 365 * 86400, &expires_s) == 0)
             continue;
         else
             return PHX_EXIT_USAGE;
@@ -187,7 +190,8 @@ static int phx_keys_change(phx_redis *r, int argc, char **argv)
 {
     int rotate = strcmp(argv[1], "rotate") == 0;
     long grace_s = rotate ? 0 : -1;
-    if (rotate && argc == 5 && strcmp(argv[3], "--grace") == 0 && (grace_s = atol(argv[4])) >= 0)
+    if (rotate && argc == 5 && strcmp(argv[3], "--grace") == 0 &&
+        phx_parse_long(argv[4], 0, 365L * 86400, &grace_s) == 0)
         argc = 3;
     if (argc != 3 || strlen(argv[2]) != 16)
         return PHX_EXIT_USAGE;

@@ -15,6 +15,8 @@
 #include "util.h"
 
 #include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,7 +212,7 @@ int phx_cli_dlq(const phx_cli_env *env, int argc, char **argv)
             f.topic = optarg;
         else if (c == 'r')
             f.reason = optarg;
-        else if (c == 'n' && (f.limit = atol(optarg)) > 0)
+        else if (c == 'n' && phx_parse_long(optarg, 1, LONG_MAX, &f.limit) == 0)
             continue;
         else if (c == 'a')
             all = 1;
@@ -218,13 +220,15 @@ int phx_cli_dlq(const phx_cli_env *env, int argc, char **argv)
             return phx_dlq_usage();
     }
     if (optind < argc) {
-        char *colon = strchr(argv[optind], ':'), *end;
+        char *colon = strchr(argv[optind], ':');
+        long part, off;
         if (!colon || optind + 1 != argc)
             return phx_dlq_usage();
-        f.partition = (int32_t)strtol(argv[optind], &end, 10);
-        f.offset = strtoll(colon + 1, &end, 10);
-        if (*end || f.partition < 0 || f.offset < 0)
+        *colon = '\0';
+        if (phx_parse_long(argv[optind], 0, INT32_MAX, &part) < 0 ||
+            phx_parse_long(colon + 1, 0, LONG_MAX, &off) < 0)
             return phx_dlq_usage();
+        f.partition = (int32_t)part, f.offset = off;
     }
     long n;
     if (strcmp(cmd, "list") == 0 && f.partition < 0) {

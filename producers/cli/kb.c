@@ -37,9 +37,8 @@ static int phx_cli_kb_usage(void)
 /* A whole-string non-negative integer within [min, max]; -1 otherwise. */
 static long phx_cli_kb_num(const char *s, long min, long max)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    return *s && !*end && v >= min && v <= max ? v : -1;
+    long v;
+    return phx_parse_long(s, min, max, &v) == 0 ? v : -1;
 }
 
 static int phx_cli_kb_create(phx_redis *r, int argc, char **argv, phx_err *err)

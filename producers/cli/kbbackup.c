@@ -307,12 +307,17 @@ static int phx_kb_verify(const unsigned char *p, size_t n, json_t **hdr, phx_kb_
         memcpy(id, fr->id, fr->idlen);
         id[fr->idlen] = '\0';
         phx_kb_rec rec;
-        if (!phx_id_valid(id) ||
-            phx_kb_rec_decode(id, fr->rec, fr->reclen, &rec, rwhy, sizeof(rwhy)) < 0 ||
-            (json_int_t)rec.dim != dim) {
-            snprintf(why, whylen, "record %zu (%s): %s", k, id,
-                     phx_id_valid(id) ? ((json_int_t)rec.dim != dim ? "wrong dimension" : rwhy)
-                                      : "bad id");
+        /* One reason per failure: a record that does not decode has no dimension to compare
+         * (clang-tidy found the old combined test reading it uninitialised). */
+        const char *bad = NULL;
+        if (!phx_id_valid(id))
+            bad = "bad id";
+        else if (phx_kb_rec_decode(id, fr->rec, fr->reclen, &rec, rwhy, sizeof(rwhy)) < 0)
+            bad = rwhy;
+        else if ((json_int_t)rec.dim != dim)
+            bad = "wrong dimension";
+        if (bad) {
+            snprintf(why, whylen, "record %zu (%s): %s", k, id, bad);
             return -1;
         }
         fr->expires_ms = rec.expires_ms;

@@ -369,7 +369,7 @@ int phx_cli_redteam(const phx_cli_env *env, int argc, char **argv)
     rt_ctx ctx = {.env = env, .timeout_s = 120};
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:qjt:vh", opts, NULL)) != -1) {
-        char *end;
+        long t;
         switch (c) {
         case 's':
             suites = optarg;
@@ -381,11 +381,11 @@ int phx_cli_redteam(const phx_cli_env *env, int argc, char **argv)
             json_out = 1;
             break;
         case 't':
-            ctx.timeout_s = (int)strtol(optarg, &end, 10);
-            if (*end || ctx.timeout_s <= 0 || ctx.timeout_s > 3600) {
+            if (phx_parse_long(optarg, 1, 3600, &t) < 0) {
                 fprintf(stderr, "phx redteam: --timeout wants seconds (1..3600)\n");
                 return PHX_EXIT_USAGE;
             }
+            ctx.timeout_s = (int)t;
             break;
         case 'v':
             ctx.verbose = 1;

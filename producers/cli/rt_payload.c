@@ -170,7 +170,7 @@ static void rt_payload_http(const rt_ctx *c, rt_suite *s, const rt_payload *pl, 
             "HTTP %ld", st);
     /* 64 KiB of headers. */
     char *h = malloc(65536 + 16);
-    strcpy(h, "X-Pad: ");
+    memcpy(h, "X-Pad: ", 7);
     memset(h + 7, 'x', 65536);
     h[65536 + 7] = 0;
     const char *hh[] = {auth, h, NULL};

@@ -131,17 +131,17 @@ int phx_cli_submit(const phx_cli_env *env, int argc, char **argv)
     int wait = 0, timeout_s = 60, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "wt:h", opts, NULL)) != -1) {
-        char *end;
+        long t;
         switch (c) {
         case 'w':
             wait = 1;
             break;
         case 't':
-            timeout_s = (int)strtol(optarg, &end, 10);
-            if (*end || timeout_s <= 0 || timeout_s > 86400) {
+            if (phx_parse_long(optarg, 1, 86400, &t) < 0) {
                 fprintf(stderr, "phx submit: --timeout wants seconds (1..86400)\n");
                 return PHX_EXIT_USAGE;
             }
+            timeout_s = (int)t;
             break;
         default:
             fprintf(stderr, "usage: phx submit FILE|- [--wait] [--timeout S]\n");

@@ -144,7 +144,7 @@ void phx_keys_rotate(const phx_ctx *c, phx_answer *a)
         phx_apikey_id(secret, id);
         phx_ok(a, 201,
                json_pack("{s:s, s:s, s:s, s:I}", "id", id, "key", secret, "replaces", c->arg,
-                         "replaced_expires_ms", (json_int_t)(now + grace_s * 1000)));
+                         "replaced_expires_ms", (json_int_t)now + (json_int_t)grace_s * 1000));
         phx_log_info("API key %s rotated to %s by %s", c->arg, id, c->who->via);
     }
     memset(secret, 0, sizeof(secret));

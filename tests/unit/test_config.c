@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../../lib/config.h"
+#include "../../lib/util.h"
 
 typedef struct tcfg {
     phx_common common;
@@ -138,12 +139,48 @@ static void test_config_secret(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+/* phx_parse_long: the one strict parser behind options, config values and CLI numbers. */
+static void test_parse_long(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        long min, max;
+        int ok;
+        long want;
+    } rows[] = {
+        {"42", 0, 100, 1, 42},
+        {"0", 0, 100, 1, 0},
+        {"-5", -10, 10, 1, -5},
+        {"100", 0, 100, 1, 100},
+        {"101", 0, 100, 0, 0},
+        {"-1", 0, 100, 0, 0},
+        {"", 0, 100, 0, 0},
+        {"10x", 0, 100, 0, 0},
+        {"x10", 0, 100, 0, 0},
+        {"1.5", 0, 100, 0, 0},
+        {"99999999999999999999", 0, 100, 0, 0},
+        {"0x10", 0, 100, 0, 0},
+        {"7 ", 0, 100, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        long v = -12345;
+        int rc = phx_parse_long(rows[i].s, rows[i].min, rows[i].max, &v);
+        if ((rc == 0) != rows[i].ok)
+            fail_msg("'%s' in [%ld, %ld]: rc %d", rows[i].s, rows[i].min, rows[i].max, rc);
+        assert_int_equal(v, rows[i].ok ? rows[i].want : -12345); /* untouched on error */
+    }
+    long v = 0;
+    assert_int_equal(phx_parse_long(NULL, 0, 1, &v), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_cases),
         cmocka_unit_test(test_config_env_beats_file),
         cmocka_unit_test(test_config_secret),
+        cmocka_unit_test(test_parse_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

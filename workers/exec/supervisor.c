@@ -45,7 +45,7 @@
 /* The program's whole environment: nothing of the supervisor's (PHX_*, credentials) leaks. */
 static char *const phx_exec_envp[] = {
     "PATH=/usr/local/bin:/usr/bin:/bin",
-    "HOME=" PHX_EXEC_WORKDIR,
+    "HOME=" PHX_EXEC_WORKDIR, // NOLINT(bugprone-suspicious-missing-comma): one string on purpose
     "TMPDIR=/tmp",
     "USER=sandbox",
     "LANG=C.UTF-8",

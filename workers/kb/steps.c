@@ -75,6 +75,8 @@ static int phx_kb_normalise(const phx_kb_coll *c, float *v, const char *what, ph
         return 0;
     double n = 0;
     for (int i = 0; i < c->dim; i++)
+        /* v holds dim values: phx_kb_vector checked the size (the analyzer cannot see it) */
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult)
         n += (double)v[i] * v[i];
     if (n == 0 || !isfinite(n))
         return phx_err_set(err, "invalid_input", 0,

@@ -407,6 +407,8 @@ static int phx_kb_follow(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
         const redisReply *f = ents->element[i]->element[1];
         const char *id = f->element[5]->str;
         if (strcmp(f->element[3]->str, "put") == 0) {
+            /* a "put" entry means nput > 0, so recs was read (the analyzer cannot see it) */
+            // NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
             const redisReply *v = recs->element[p++];
             phx_kb_rec rec;
             char why[160];
