@@ -39,6 +39,8 @@ typedef struct phx_common {
     char *redis_master_name;
     long redis_wait_replicas;
     char *redis_cluster_nodes;
+    long redis_max_inflight;
+    long bulkhead_wait_ms;
     long concurrency;
     long shutdown_grace_ms;
     char *otlp_endpoint;
@@ -129,6 +131,15 @@ typedef struct phx_common {
          "Redis Cluster seed nodes (host:port,...): commands are routed by key slot to the "       \
          "primary serving it (MOVED/ASK followed); PHX_REDIS_URL then gives only credentials "     \
          "(empty = not a cluster). See docs/redis.md."},                                           \
+        {"PHX_REDIS_MAX_INFLIGHT", PHX_OPT_INT, "64", 1, 4096,                                     \
+         offsetof(type, common.redis_max_inflight),                                                \
+         "Worker processes: Redis calls in flight at once across the threads of the process "      \
+         "(its Redis bulkhead). A message whose call finds it full waits in Kafka: partitions "    \
+         "paused, retried once the bulkhead drained (phx_bulkhead_* metrics)."},                   \
+        {"PHX_BULKHEAD_WAIT_MS", PHX_OPT_INT, "50", 0, 10000,                                      \
+         offsetof(type, common.bulkhead_wait_ms),                                                  \
+         "How long a call waits for a slot in a full bulkhead (Redis, LLM providers, outbound "    \
+         "tools) before its message is handed back to Kafka (back-pressure)."},                    \
     {                                                                                              \
         "PHX_CONCURRENCY", PHX_OPT_INT, "2", 1, 256, offsetof(type, common.concurrency),           \
             "Consumer threads in this process (each handles one message at a time, so this is "    \

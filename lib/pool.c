@@ -1,5 +1,6 @@
 /* pool.c -- task -> step function -> result (see pool.h). */
 #include "pool.h"
+#include "bulkhead.h"
 #include "rbac.h"
 #include "redact.h"
 #include "log.h"
@@ -78,7 +79,6 @@ const json_t *phx_pool_current_task(void)
 
 static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox *out, phx_err *err)
 {
-    (void)err;
     phx_pool_thread *t = tctx;
     const json_t *task = in->body;
     const char *kind = json_string_value(json_object_get(task, "kind"));
@@ -110,6 +110,14 @@ static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox
         phx_pool_task_cur = task;
         output = k->run(t->def->app, t->state, json_object_get(task, "input"), &serr);
         phx_pool_task_cur = NULL;
+        /* A full bulkhead (Redis, a provider, an outbound tool) is not the step's failure: the
+         * message goes back to the loop, which holds it with its partitions paused and runs it
+         * again once a slot is free. Failing the step would spend one of its attempts (and
+         * the planner's retry delay) on our own congestion. */
+        if (!output && phx_bulkhead_refused(&serr)) {
+            *err = serr;
+            return PHX_RETRY_LATER;
+        }
         if (!output && !serr.code[0])
             phx_err_set(&serr, "internal", 1, "step %s failed without a reason", kind);
     }

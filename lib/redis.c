@@ -2,6 +2,7 @@
 #include "redis.h"
 #include "redact.h"
 #include "breaker.h"
+#include "bulkhead.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -55,7 +56,8 @@ struct phx_redis {
     char *password;
     char *password_file; /* re-read at every connect, so a rotated password needs no restart */
     int timeout_ms;
-    phx_breaker *breaker; /* not owned */
+    phx_breaker *breaker;   /* not owned */
+    phx_bulkhead *bulkhead; /* not owned */
     phx_metric *m_breaker;
     phx_metric *m_cmds; /* round trips: what phx-bench divides by steps */
     /* Latency series by command, looked up once per client (the registry lookup locks). */
@@ -104,10 +106,14 @@ static void phx_redis_count_error(const char *kind)
     snprintf(labels, sizeof(labels), "kind=\"%s\"", kind);
     phx_metric_add(phx_counter("phx_redis_errors_total",
                                "Redis commands that failed: unavailable (no answer within the "
-                               "timeout, or breaker open) or error_reply.",
+                               "timeout, or breaker open), bulkhead_full (refused by the "
+                               "process's Redis bulkhead) or error_reply.",
                                labels),
                    1);
 }
+
+/* See phx_redis_thread_bulkhead: a per-thread default, not shared state. */
+static __thread phx_bulkhead *phx_redis_thread_bh;
 
 /* Reconnects: 20 ms, 40 ms, ... up to 1 s, +-50%, within the command's time budget. */
 static const phx_retry_policy phx_redis_reconnect = {6, 20, 1000, 50};
@@ -196,6 +202,7 @@ phx_redis *phx_redis_new_ex(const char *url, const char *password_file, int time
 {
     phx_redis *r = calloc(1, sizeof(*r));
     r->timeout_ms = timeout_ms;
+    r->bulkhead = phx_redis_thread_bh;
     r->m_cmds =
         phx_counter("phx_redis_commands_total",
                     "Redis commands sent by this process (each one network round trip).", NULL);
@@ -667,6 +674,16 @@ static int phx_redis_cluster_batch(phx_redis *r, int n, const phx_redis_cmdbuf *
     return 0;
 }
 
+void phx_redis_set_bulkhead(phx_redis *r, phx_bulkhead *b)
+{
+    r->bulkhead = b;
+}
+
+void phx_redis_thread_bulkhead(phx_bulkhead *b)
+{
+    phx_redis_thread_bh = b;
+}
+
 /* Send a batch, reconnecting with backoff on I/O errors until the time budget is spent. After
  * an I/O error the whole batch is sent again: every caller's commands are idempotent or
  * compare-and-set (see redis.h). 0 with n replies, or -1 with err. */
@@ -689,8 +706,18 @@ static int phx_redis_send_batch(phx_redis *r, int n, const phx_redis_cmdbuf *cmd
     }
     struct timespec ts0, ts1;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
+    /* The bulkhead before the breaker: a refused call never reached Redis, so it says nothing
+     * about Redis's health and must not take a half-open probe slot. */
+    if (r->bulkhead && phx_bulkhead_enter(r->bulkhead, err) < 0) {
+        phx_redis_count_error("bulkhead_full");
+        phx_span_fail(&sp, "bulkhead full");
+        phx_span_end(&sp);
+        return -1;
+    }
     int ticket = r->breaker ? phx_breaker_allow(r->breaker, t0) : PHX_BREAKER_NORMAL;
     if (ticket == PHX_BREAKER_DENIED) {
+        if (r->bulkhead)
+            phx_bulkhead_leave(r->bulkhead);
         phx_err_set(err, "redis_unavailable", 1, "redis: circuit breaker open");
         phx_redis_count_error("unavailable");
         phx_span_fail(&sp, "circuit breaker open");
@@ -720,6 +747,8 @@ static int phx_redis_send_batch(phx_redis *r, int n, const phx_redis_cmdbuf *cmd
         int64_t sleep = phx_retry_delay(&phx_redis_reconnect, attempt);
         phx_sleep_ms(sleep < left ? sleep : left);
     }
+    if (r->bulkhead)
+        phx_bulkhead_leave(r->bulkhead);
     /* Error replies are answers: only a missing answer counts against the dependency. */
     if (r->breaker) {
         int64_t now = phx_mono_ms();

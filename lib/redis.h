@@ -97,6 +97,18 @@ int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisRe
 struct phx_breaker;
 void phx_redis_set_breaker(phx_redis *r, struct phx_breaker *b);
 
+/* Bound this client's calls with bulkhead b (shared by the process's clients; may be NULL):
+ * while b's limit of calls is in flight, a command waits up to b's wait and then fails with
+ * the retryable code "bulkhead_full" (see bulkhead.h for what callers do with it). */
+struct phx_bulkhead;
+void phx_redis_set_bulkhead(phx_redis *r, struct phx_bulkhead *b);
+/* The bulkhead every client created from now on *in the calling thread* starts with. The
+ * worker loop sets the process's Redis bulkhead in each of its threads before their
+ * thread_init, so every pool's clients (made there or later, by any module) are bounded
+ * together without each pool wiring it; clients made elsewhere (the admin thread's readiness
+ * probe, CLI tools) are not. */
+void phx_redis_thread_bulkhead(struct phx_bulkhead *b);
+
 /* PING; 0 when reachable. */
 int phx_redis_ping(phx_redis *r, char *why, size_t whylen);
 

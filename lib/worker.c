@@ -10,6 +10,7 @@
 #include "worker.h"
 #include "admin.h"
 #include "breaker.h"
+#include "bulkhead.h"
 #include "log.h"
 #include "metrics.h"
 #include "opsbeat.h"
@@ -36,11 +37,13 @@ struct phx_worker {
     atomic_int stop;
     atomic_int stalled; /* threads currently backing off on a failed dependency */
     atomic_int busy;    /* threads handling a message (the bulkhead's use) */
-    phx_metric *m_busy, *m_stalled;
+    atomic_int held;    /* threads holding a message back because a bulkhead is full */
+    phx_metric *m_busy, *m_stalled, *m_held;
     atomic_int failed; /* a thread could not start: exit 1 */
     pthread_mutex_t ready_mu;
     phx_redis *ready_redis; /* the admin thread's own connection, for /readyz */
     phx_breaker redis_breaker;
+    phx_bulkhead redis_bulkhead; /* every Redis client made in the loop's threads */
 };
 
 /* Redis: open at 50% failures over 10 s (at least 10 calls) or 80% calls slower than 1 s;
@@ -50,6 +53,10 @@ static const phx_breaker_cfg phx_worker_redis_breaker_cfg = {10000, 10, 50, 2000
 /* A consumer stalled on a failed dependency retries the same message: 100 ms, 200 ms, ...
  * up to 6.4 s, +-50%. Never gives up: dropping the message is not an option. */
 static const phx_retry_policy phx_worker_stall = {0, 100, 6400, 50};
+
+/* A message refused by a full bulkhead is retried sooner: the dependency is busy, not broken,
+ * and a slot frees within a call's time. 10 ms, 20 ms, ... up to 500 ms, +-50%. */
+static const phx_retry_policy phx_worker_full = {0, 10, 500, 50};
 
 phx_breaker *phx_worker_redis_breaker(phx_worker *w)
 {
@@ -156,7 +163,7 @@ static int phx_worker_one(phx_worker *w, int lane, void *tctx, const rd_kafka_me
                           phx_outbox *out)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    int stalled = 0, done = 0, retries = 0;
+    int stalled = 0, held = 0, done = 0, retries = 0, full = 0;
     char *force_poison = NULL, tpbuf[128], name[160];
     /* One span per message: the hop. Redis, Kafka and outward calls inside are its children.
      * Their log lines leave together when the message is done (phx_log_hold). */
@@ -173,7 +180,7 @@ static int phx_worker_one(phx_worker *w, int lane, void *tctx, const rd_kafka_me
     phx_span_set(&sp, "messaging.destination.name", "%s", topic);
     phx_span_set(&sp, "messaging.kafka.partition", "%d", (int)m->partition);
     phx_span_set(&sp, "messaging.kafka.offset", "%lld", (long long)m->offset);
-    for (int attempt = 0; !done; attempt++) {
+    while (!done) {
         phx_err err;
         phx_err_clear(&err);
         phx_outbox_reset(out);
@@ -219,27 +226,44 @@ static int phx_worker_one(phx_worker *w, int lane, void *tctx, const rd_kafka_me
             force_poison = strdup(err.message);
             continue;
         }
-        /* A dependency failed: the message stays ours, we retry it after a pause. */
-        phx_worker_count(topic, "retried");
-        retries++;
-        if (!stalled) {
-            stalled = 1;
-            phx_metric_set(w->m_stalled, atomic_fetch_add(&w->stalled, 1) + 1);
+        int64_t delay;
+        if (rc == PHX_RETRY_LATER && phx_bulkhead_refused(&err)) {
+            /* A bulkhead is full: the dependency is busy, not failing. Hold the message (and
+             * the lane's partitions) until a slot frees; the process stays ready, lag grows. */
+            phx_worker_count(topic, "backpressure");
+            if (!held) {
+                held = 1;
+                phx_metric_set(w->m_held, atomic_fetch_add(&w->held, 1) + 1);
+            }
+            phx_log_debug("%s[%d]@%lld: %s; holding it", topic, m->partition, (long long)m->offset,
+                          err.message);
+            delay = phx_retry_delay(&phx_worker_full, ++full);
+        } else {
+            /* A dependency failed: the message stays ours, we retry it after a pause. */
+            phx_worker_count(topic, "retried");
+            retries++;
+            if (!stalled) {
+                stalled = 1;
+                phx_metric_set(w->m_stalled, atomic_fetch_add(&w->stalled, 1) + 1);
+            }
+            phx_log_warn("%s[%d]@%lld: %s (%s); retrying", topic, m->partition,
+                         (long long)m->offset, err.message, err.code);
+            delay = phx_retry_delay(&phx_worker_stall, retries);
         }
         /* Back-pressure: stop fetching this lane's partitions while we wait (the group
          * thread keeps the membership). Again each round: a rebalance meanwhile may have
          * given the lane partitions that are not paused. */
         phx_consumer_pause_lane(w->consumer, lane, 1);
-        phx_log_warn("%s[%d]@%lld: %s (%s); retrying", topic, m->partition, (long long)m->offset,
-                     err.message, err.code);
-        phx_worker_nap(w, phx_retry_delay(&phx_worker_stall, attempt + 1));
+        phx_worker_nap(w, delay);
         if (atomic_load(&w->stop))
             break;
     }
-    if (stalled) {
+    if (stalled)
         phx_metric_set(w->m_stalled, atomic_fetch_sub(&w->stalled, 1) - 1);
+    if (held)
+        phx_metric_set(w->m_held, atomic_fetch_sub(&w->held, 1) - 1);
+    if (stalled || held)
         phx_consumer_pause_lane(w->consumer, lane, 0);
-    }
     free(force_poison);
     if (retries)
         phx_span_set(&sp, "phx.retries", "%d", retries);
@@ -257,6 +281,7 @@ static void *phx_worker_consume_main(void *arg)
     phx_err err;
     phx_err_clear(&err);
     phx_outbox out = {0};
+    phx_redis_thread_bulkhead(&w->redis_bulkhead);
     void *tctx = w->ops->thread_init(w, &err);
     if (!tctx) {
         phx_log_error("consumer thread %d: %s", t->idx, err.message);
@@ -305,6 +330,7 @@ static void *phx_worker_tick_main(void *arg)
     phx_err err;
     phx_err_clear(&err);
     phx_outbox out = {0};
+    phx_redis_thread_bulkhead(&w->redis_bulkhead);
     void *tctx = w->ops->thread_init(w, &err);
     if (!tctx) {
         phx_log_error("tick thread: %s", err.message);
@@ -418,6 +444,12 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     w.m_stalled =
         phx_gauge("phx_worker_stalled_threads",
                   "Consumer threads backing off on a failed dependency (Redis, Kafka).", NULL);
+    w.m_held = phx_gauge("phx_worker_held_threads",
+                         "Consumer threads holding their message back (partitions paused) because "
+                         "a bulkhead is full.",
+                         NULL);
+    phx_bulkhead_init(&w.redis_bulkhead, "redis", common->redis_max_inflight,
+                      common->bulkhead_wait_ms);
     phx_breaker_init(&w.redis_breaker, &phx_worker_redis_breaker_cfg);
     phx_breaker_name(&w.redis_breaker, "redis");
 
@@ -496,6 +528,7 @@ out:
     phx_redis_free(w.ready_redis);
     phx_schema_set_free(w.schemas);
     phx_breaker_destroy(&w.redis_breaker);
+    phx_bulkhead_destroy(&w.redis_bulkhead);
     pthread_mutex_destroy(&w.ready_mu);
     free(threads);
     return rc;

@@ -12,7 +12,11 @@
  * Bad input never stops the loop: unparsable or schema-invalid messages, and messages the
  * handler declares poison, go to phx.dlq with the original bytes and the reason, and their
  * offset is stored. When a dependency is down (handler says RETRY_LATER, or produce fails),
- * the same message is retried with backoff and the process reports not-ready meanwhile.
+ * the same message is retried with backoff and the process reports not-ready meanwhile. When
+ * a bulkhead is full (the handler's err is bulkhead_full, see bulkhead.h), the message is held
+ * the same way with short retries, but the process stays ready: the dependency is busy, not
+ * down. Every Redis client made in the loop's threads shares the process's Redis bulkhead
+ * (PHX_REDIS_MAX_INFLIGHT).
  *
  * Signals: SIGTERM/SIGINT stop fetching, finish the message in hand, commit and exit 0;
  * SIGHUP calls the reload hook. */

@@ -201,6 +201,7 @@ static int phx_llm_build_chain(phx_llm_cfg *cfg, phx_llm_app *app, const phx_sch
         .max_concurrency = cfg->max_concurrency,
         .max_retries = cfg->max_retries,
         .max_tokens = cfg->max_tokens,
+        .bulkhead_wait_ms = cfg->common.bulkhead_wait_ms,
         .breaker = {cfg->br_window_ms, cfg->br_min_requests, cfg->br_failure_pct, cfg->br_open_ms,
                     cfg->br_probes},
     };

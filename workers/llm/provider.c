@@ -122,11 +122,11 @@ int phx_llm_chain_add(phx_llm_chain *c, const json_t *spec, const phx_llm_defaul
     p->cost_prompt_1k = phx_llm_jnum(spec, "cost_per_1k_prompt");
     p->cost_completion_1k = phx_llm_jnum(spec, "cost_per_1k_completion");
     pthread_mutex_init(&p->key_mu, NULL);
-    atomic_init(&p->inflight, 0);
     phx_breaker_init(&p->breaker, &d->breaker);
     char bname[sizeof(p->breaker.name)];
     snprintf(bname, sizeof(bname), "llm:%s", p->name);
     phx_breaker_name(&p->breaker, bname);
+    phx_bulkhead_init(&p->bulkhead, bname, p->max_concurrency, d->bulkhead_wait_ms);
     c->n++; /* from here on phx_llm_chain_free cleans p up */
     if (p->timeout_ms < 1 || p->max_concurrency < 1 || p->max_retries < 0 || p->max_tokens < 1)
         return phx_err_set(err, "bad_config", 0,
@@ -143,8 +143,6 @@ int phx_llm_chain_add(phx_llm_chain *c, const json_t *spec, const phx_llm_defaul
     p->m_state =
         phx_gauge("phx_llm_breaker_state",
                   "Circuit breaker of each LLM provider: 0 closed, 1 open, 2 half-open.", label);
-    p->m_inflight = phx_gauge("phx_llm_inflight_requests",
-                              "Requests in flight to each LLM provider (bulkhead usage).", label);
     return 0;
 }
 
@@ -163,6 +161,7 @@ void phx_llm_chain_free(phx_llm_chain *c)
         }
         pthread_mutex_destroy(&p->key_mu);
         phx_breaker_destroy(&p->breaker);
+        phx_bulkhead_destroy(&p->bulkhead);
     }
     free(c->p);
     c->p = NULL;
@@ -455,7 +454,8 @@ static void phx_llm_note(char *buf, size_t n, const char *name, const char *what
 /* Try provider p. Returns 1 done (ok, *resp set), 0 move on, -1 stop with err set. */
 static int phx_llm_try(phx_llm_chain *c, phx_llm_provider *p, CURL *curl, const char *path,
                        const char *body, int64_t deadline, phx_llm_check_fn check, void *arg,
-                       json_t **resp, int *attempts, char *notes, size_t nlen, phx_err *err)
+                       json_t **resp, int *attempts, int *refused, char *notes, size_t nlen,
+                       phx_err *err)
 {
     char why[400];
     for (int a = 0; a <= p->max_retries; a++) {
@@ -471,27 +471,26 @@ static int phx_llm_try(phx_llm_chain *c, phx_llm_provider *p, CURL *curl, const 
             if (deadline - now < timeout)
                 timeout = (long)(deadline - now);
         }
-        if (atomic_fetch_add(&p->inflight, 1) >= p->max_concurrency) {
-            atomic_fetch_sub(&p->inflight, 1);
+        phx_err full;
+        if (phx_bulkhead_enter(&p->bulkhead, &full) < 0) {
             phx_llm_count(p, "bulkhead_full", -1);
             phx_llm_note(notes, nlen, p->name, "bulkhead full");
+            (*refused)++;
             return 0;
         }
         int ticket = phx_breaker_allow(&p->breaker, now);
         if (ticket == PHX_BREAKER_DENIED) {
-            atomic_fetch_sub(&p->inflight, 1);
+            phx_bulkhead_leave(&p->bulkhead);
             phx_metric_set(p->m_state, phx_breaker_state(&p->breaker, now));
             phx_llm_count(p, "breaker_open", -1);
             phx_llm_note(notes, nlen, p->name, "circuit open");
             return 0;
         }
-        phx_metric_set(p->m_inflight, (double)atomic_load(&p->inflight));
         phx_llm_http h = {0};
         CURLcode cc;
         char errbuf[CURL_ERROR_SIZE];
         long status = phx_llm_http_post(curl, p, path, body, timeout, &h, &cc, errbuf);
-        atomic_fetch_sub(&p->inflight, 1);
-        phx_metric_set(p->m_inflight, (double)atomic_load(&p->inflight));
+        phx_bulkhead_leave(&p->bulkhead);
         (*attempts)++;
         const char *outcome = "ok";
         int v =
@@ -537,7 +536,7 @@ int phx_llm_chain_post(phx_llm_chain *c, CURL *curl, int cap, const char *alias,
                        phx_llm_reply *out, phx_err *err)
 {
     char notes[1500] = "";
-    int served = 0;
+    int served = 0, refused = 0;
     memset(out, 0, sizeof(*out));
     if (!phx_llm_chain_serves(c, cap))
         return phx_err_set(err, "no_provider", 0, "no LLM provider configured for %s",
@@ -554,7 +553,7 @@ int phx_llm_chain_post(phx_llm_chain *c, CURL *curl, int cap, const char *alias,
             return phx_err_set(err, "internal", 1, "out of memory");
         json_t *resp = NULL;
         int rc = phx_llm_try(c, p, curl, path, text, deadline_mono_ms, check, arg, &resp,
-                             &out->attempts, notes, sizeof(notes), err);
+                             &out->attempts, &refused, notes, sizeof(notes), err);
         free(text);
         if (rc < 0)
             return -1;
@@ -569,5 +568,10 @@ int phx_llm_chain_post(phx_llm_chain *c, CURL *curl, int cap, const char *alias,
         return phx_err_set(err, "model_unavailable", 0,
                            "no configured LLM provider serves model \"%.100s\"",
                            alias ? alias : "");
+    /* Every provider was only busy (our own bulkheads full), none failed: back-pressure, the
+     * pool holds the message in Kafka instead of failing the step (see bulkhead.h). */
+    if (refused == served)
+        return phx_err_set(err, PHX_BULKHEAD_FULL, 1, "every LLM provider is at its limit: %s",
+                           notes);
     return phx_err_set(err, "provider_unavailable", 1, "every LLM provider failed: %s", notes);
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "breaker.h"
+#include "bulkhead.h"
 #include "err.h"
 #include "metrics.h"
 
@@ -44,15 +45,16 @@ typedef struct phx_llm_provider {
     double cost_prompt_1k, cost_completion_1k; /* estimated USD per 1000 tokens */
 
     pthread_mutex_t key_mu;
-    char *key; /* current key (NULL when key_file is ""), replaced on reload */
-    atomic_long inflight;
+    char *key;             /* current key (NULL when key_file is ""), replaced on reload */
+    phx_bulkhead bulkhead; /* "llm:NAME", max_concurrency requests in flight */
     phx_breaker breaker;
-    phx_metric *m_state, *m_inflight;
+    phx_metric *m_state;
 } phx_llm_provider;
 
 /* Defaults for provider fields a provider spec leaves out (from PHX_LLM_* options). */
 typedef struct phx_llm_defaults {
     long timeout_ms, max_concurrency, max_retries, max_tokens;
+    long bulkhead_wait_ms; /* PHX_BULKHEAD_WAIT_MS */
     phx_breaker_cfg breaker;
 } phx_llm_defaults;
 

@@ -3,6 +3,7 @@
  *
  * Each tool is a pure step function in its own file; this file only wires them to the pool
  * loop and to their configuration. */
+#include "bulkhead.h"
 #include "calc.h"
 #include "config.h"
 #include "http_fetch.h"
@@ -29,6 +30,8 @@ typedef struct phx_tools_cfg {
     phx_tool_rates rates;
     char *intel_files;
     long intel_check_ms;
+    long max_inflight;
+    phx_bulkhead fetch_bh, webhook_bh; /* per outbound tool: "tool:http_fetch", "tool:webhook" */
     phx_fetch_cfg fetch;
     phx_webhook_cfg webhook;
 } phx_tools_cfg;
@@ -62,6 +65,10 @@ static const phx_opt phx_tools_opts[] = {
      "'KIND=PER_S[/BURST],...', e.g. 'tool.http_fetch=20/40,tool.webhook=5'; a tenant's "
      "KIND:per_s / KIND:burst fields in phx:rl:{TENANT}:conf replace it (per_s 0 = unlimited). "
      "A call over the limit fails retryable with code rate_limited and retry_after_ms."},
+    {"PHX_TOOLS_MAX_INFLIGHT", PHX_OPT_INT, "16", 1, 4096, offsetof(CFG, max_inflight),
+     "Bulkhead of each outbound tool (tool.http_fetch, tool.webhook): calls in flight at once "
+     "in this process. A task finding it full waits in Kafka (partitions paused) until a call "
+     "ends."},
 };
 
 /* The tools themselves, as (app, input) functions for phx_tenancy_run. */
@@ -98,9 +105,23 @@ static json_t *phx_tools_calc(void *app, void *ts, const json_t *input, phx_err 
     return phx_tenancy_run(ts, "tool.calc", 0, phx_tools_calc_fn, app, input, err);
 }
 
+/* An outbound tool call inside its bulkhead. A refusal is not a tool call (nothing is
+ * accounted): the pool holds the task back (see pool.c). */
+static json_t *phx_tools_outbound(phx_bulkhead *bh, void *app, void *ts, const char *kind,
+                                  json_t *(*fn)(void *, phx_tenancy *, const json_t *, phx_err *),
+                                  const json_t *input, phx_err *err)
+{
+    if (phx_bulkhead_enter(bh, err) < 0)
+        return NULL;
+    json_t *out = phx_tenancy_run(ts, kind, 1, fn, app, input, err);
+    phx_bulkhead_leave(bh);
+    return out;
+}
+
 static json_t *phx_tools_fetch(void *app, void *ts, const json_t *input, phx_err *err)
 {
-    return phx_tenancy_run(ts, "tool.http_fetch", 1, phx_tools_fetch_fn, app, input, err);
+    return phx_tools_outbound(&((phx_tools_cfg *)app)->fetch_bh, app, ts, "tool.http_fetch",
+                              phx_tools_fetch_fn, input, err);
 }
 
 static json_t *phx_tools_json_extract(void *app, void *ts, const json_t *input, phx_err *err)
@@ -110,7 +131,8 @@ static json_t *phx_tools_json_extract(void *app, void *ts, const json_t *input, 
 
 static json_t *phx_tools_webhook(void *app, void *ts, const json_t *input, phx_err *err)
 {
-    return phx_tenancy_run(ts, "tool.webhook", 1, phx_tools_webhook_fn, app, input, err);
+    return phx_tools_outbound(&((phx_tools_cfg *)app)->webhook_bh, app, ts, "tool.webhook",
+                              phx_tools_webhook_fn, input, err);
 }
 
 static void *phx_tools_thread_init(void *app, phx_err *err)
@@ -179,6 +201,10 @@ int main(int argc, char **argv)
         goto out;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    phx_bulkhead_init(&cfg.fetch_bh, "tool:http_fetch", cfg.max_inflight,
+                      cfg.common.bulkhead_wait_ms);
+    phx_bulkhead_init(&cfg.webhook_bh, "tool:webhook", cfg.max_inflight,
+                      cfg.common.bulkhead_wait_ms);
     phx_pool_def def = {.proc = "phx-tools",
                         .pool = "tools",
                         .kinds = phx_tools_kinds,
@@ -190,6 +216,8 @@ int main(int argc, char **argv)
     phx_pool_ops(&ops, &def);
     ops.reload = phx_tools_reload;
     rc = phx_worker_main(&cfg.common, &ops);
+    phx_bulkhead_destroy(&cfg.fetch_bh);
+    phx_bulkhead_destroy(&cfg.webhook_bh);
     curl_global_cleanup();
 out:
     phx_intel_close(cfg.fetch.intel);
