@@ -539,9 +539,25 @@ out:
  * two actors -- a result and a timer, or two replicas -- never both send it. 1 yes. */
 static int phx_planner_reply_owed(phx_planner *p, phx_pjob *j, phx_err *err)
 {
-    if (strcmp(phx_jstr(j->hash, "reply_sent", "1"), "1") == 0)
+    const char *sent = phx_jstr(j->hash, "reply_sent", "1");
+    if (strcmp(sent, "1") == 0)
         return 0;
-    return phx_state_reply_claim(p->r, j->id, phx_now_ms(), PHX_REPLY_LEASE_MS, err);
+    int c = phx_state_reply_claim(p->r, j->id, phx_now_ms(), PHX_REPLY_LEASE_MS, err);
+    if (c == 0 && sent[0] == 'p') {
+        /* Someone holds a live lease -- maybe we did, in a finish whose answer a Redis crash
+         * swallowed, so nobody will confirm it. Make sure a timer looks again when the lease
+         * expires (LT: never postpone an earlier deadline); without it the reply waited for the
+         * job's deadline, minutes away. */
+        long long at = atoll(sent + 1) + PHX_REPLY_LEASE_MS + 1000;
+        char key[32];
+        snprintf(key, sizeof(key), "%lld", at);
+        redisReply *rep = phx_redis_cmd(p->r, err, "ZADD %s LT %s %s", PHX_KEY_DEADLINES, key,
+                                        j->id);
+        if (!rep)
+            return -1;
+        freeReplyObject(rep);
+    }
+    return c;
 }
 
 /* A cancelled job (DELETE /v1/jobs/ID sets the state) dispatches nothing more; it owes one
