@@ -250,7 +250,7 @@ bench-scale: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/scale/run.sh $(BUILD)
 
-# Full chaos run against the optimised build (tests/chaos/chaos.sh; CHAOS_JOBS, CHAOS_RATE).
+# Full chaos run against the optimised build (tests/chaos/chaos.sh: CHAOS_JOBS, CHAOS_RATE, CHAOS_TYPES, CHAOS_*_S).
 chaos: deps
 	@$(MAKE) --no-print-directory all
 	@PHX_BIN=$(CURDIR)/$(BUILD)/bin tests/chaos/chaos.sh

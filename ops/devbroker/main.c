@@ -75,7 +75,8 @@ static void phx_devbroker_usage(FILE *f)
            "\n"
            "Fault injection (for chaos tests): SIGUSR1 takes the next broker down (1, 2, ...\n"
            "in turn; its partitions' leaders become unreachable), SIGUSR2 brings every broker\n"
-           "back up.\n"
+           "back up, SIGWINCH makes the next 20 Produce, Fetch, OffsetCommit and Heartbeat\n"
+           "requests (from any client) fail with a retryable error.\n"
            "\n"
            "Topics created (replication factor min(3, brokers)):");
     int col = 80;
@@ -322,6 +323,32 @@ static int phx_devbroker_create_topics(rd_kafka_mock_cluster_t *mc,
     return 0;
 }
 
+/* Request error injection: the next requests of each kind fail with an error a client must
+ * retry (librdkafka does, for each of these). API keys from the Kafka protocol: Produce 0,
+ * Fetch 1, OffsetCommit 8, Heartbeat 12. */
+static void phx_devbroker_request_errors(rd_kafka_mock_cluster_t *mc)
+{
+    enum { N = 20 };
+    static const struct {
+        int16_t api;
+        rd_kafka_resp_err_t err;
+    } inject[] = {
+        {0, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS},
+        {1, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION},
+        {8, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS},
+        {12, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE},
+    };
+    for (size_t i = 0; i < sizeof(inject) / sizeof(inject[0]); i++) {
+        rd_kafka_resp_err_t errs[N];
+        for (int k = 0; k < N; k++)
+            errs[k] = inject[i].err;
+        rd_kafka_mock_push_request_errors_array(mc, inject[i].api, N, errs);
+    }
+    phx_log_warn("devbroker: fault injection: the next %d Produce, Fetch, OffsetCommit and "
+                 "Heartbeat requests fail",
+                 N);
+}
+
 int main(int argc, char **argv)
 {
     struct phx_devbroker_opts o = {.brokers = 3, .partitions = 12, .log_level = PHX_LOG_INFO};
@@ -336,6 +363,7 @@ int main(int argc, char **argv)
     phx_signals_block(&stop);
     sigaddset(&stop, SIGUSR1); /* fault injection, see --help */
     sigaddset(&stop, SIGUSR2);
+    sigaddset(&stop, SIGWINCH);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
     int rc = 1, wrote_file = 0, nodelay_started = 0;
@@ -373,6 +401,8 @@ int main(int argc, char **argv)
             int id = 1 + next_down++ % o.brokers;
             rd_kafka_mock_broker_set_down(mc, id);
             phx_log_warn("devbroker: fault injection: broker %d down", id);
+        } else if (sig == SIGWINCH) {
+            phx_devbroker_request_errors(mc);
         } else if (sig == SIGUSR2) {
             for (int id = 1; id <= o.brokers; id++)
                 rd_kafka_mock_broker_set_up(mc, id);
