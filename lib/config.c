@@ -16,16 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int phx_config_set(const phx_opt *o, void *cfg, const char *val, const char *src, char *err,
-                          size_t errlen)
+/* Parse val as o's type into *num (INT: the value; BOOL: 1/0; STR: untouched). */
+static int phx_config_parse(const phx_opt *o, const char *val, const char *src, long *num,
+                            char *err, size_t errlen)
 {
-    char *base = cfg;
-    if (o->type == PHX_OPT_STR) {
-        char **dst = (char **)(base + o->offset);
-        free(*dst);
-        *dst = strdup(val);
+    if (o->type == PHX_OPT_STR)
         return 0;
-    }
     if (o->type == PHX_OPT_INT) {
         long v;
         if (phx_parse_long(val, LONG_MIN, LONG_MAX, &v) < 0) {
@@ -37,13 +33,13 @@ static int phx_config_set(const phx_opt *o, void *cfg, const char *val, const ch
                      o->min, o->max);
             return -1;
         }
-        *(long *)(base + o->offset) = v;
+        *num = v;
         return 0;
     }
     static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
     for (int i = 0; i < 4; i++) {
         if (strcasecmp(val, yes[i]) == 0 || strcasecmp(val, no[i]) == 0) {
-            *(int *)(base + o->offset) = strcasecmp(val, yes[i]) == 0;
+            *num = strcasecmp(val, yes[i]) == 0;
             return 0;
         }
     }
@@ -51,11 +47,81 @@ static int phx_config_set(const phx_opt *o, void *cfg, const char *val, const ch
     return -1;
 }
 
+static int phx_config_set(const phx_opt *o, void *cfg, const char *val, const char *src, char *err,
+                          size_t errlen)
+{
+    char *base = cfg;
+    long num = 0;
+    if (phx_config_parse(o, val, src, &num, err, errlen) < 0)
+        return -1;
+    if (o->type == PHX_OPT_STR) {
+        char **dst = (char **)(base + o->offset);
+        free(*dst);
+        *dst = strdup(val);
+    } else if (o->type == PHX_OPT_INT) {
+        *(long *)(base + o->offset) = num;
+    } else {
+        *(int *)(base + o->offset) = (int)num;
+    }
+    return 0;
+}
+
+/* The checks of the shared options that go beyond their type (phx_common_apply and
+ * phx_config_check_value both use them, so a config file is judged as the process would). */
+static int phx_common_check(const char *name, const char *val, char *err, size_t errlen)
+{
+    enum phx_log_level lvl;
+    if (strcmp(name, "PHX_LOG_LEVEL") == 0 && phx_log_level_parse(val, &lvl) < 0) {
+        snprintf(err, errlen, "PHX_LOG_LEVEL=%s: must be debug, info, warn or error", val);
+        return -1;
+    }
+    if (strcmp(name, "PHX_KAFKA_BROKERS") == 0 && !*val) {
+        snprintf(err, errlen, "PHX_KAFKA_BROKERS is empty");
+        return -1;
+    }
+    if (strcmp(name, "PHX_REDIS_URL") == 0 && strncmp(val, "redis://", 8) != 0 &&
+        strncmp(val, "unix://", 7) != 0) {
+        snprintf(err, errlen, "PHX_REDIS_URL=%s: must start with redis:// or unix://", val);
+        return -1;
+    }
+    return 0;
+}
+
+int phx_config_check_value(const phx_opt *o, const char *val, const char *src, char *err,
+                           size_t errlen)
+{
+    long num;
+    if (phx_config_parse(o, val, src, &num, err, errlen) < 0)
+        return -1;
+    return phx_common_check(o->name, val, err, errlen);
+}
+
+void phx_config_options(FILE *out, const phx_opt *opts, size_t n)
+{
+    static const char *const types[] = {"str", "int", "bool"};
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s\t%s\t%ld\t%ld\t%s\t%s\n", opts[i].name, types[opts[i].type], opts[i].min,
+                opts[i].max, opts[i].def ? "default" : "required", opts[i].def ? opts[i].def : "");
+}
+
 static const phx_opt *phx_config_find(const phx_opt *opts, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(opts[i].name, name) == 0)
             return &opts[i];
+    return NULL;
+}
+
+const char *phx_config_json_text(const json_t *v, char buf[64])
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, 64, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    if (json_is_boolean(v))
+        return json_is_true(v) ? "true" : "false";
     return NULL;
 }
 
@@ -80,25 +146,27 @@ static int phx_config_file(const phx_opt *opts, size_t n, void *cfg, char *err, 
     json_t *v;
     json_object_foreach(root, key, v)
     {
-        if (strncmp(key, "PHX_KAFKA_CONF_", 15) == 0)
-            continue; /* passthrough, read by kafka.c */
         const phx_opt *o = phx_config_find(opts, n, key);
-        if (!o) {
+        if (!o && strncmp(key, "PHX_KAFKA_CONF_", 15) != 0) {
             snprintf(err, errlen, "PHX_CONFIG_FILE=%s: unknown option %s", path, key);
             goto out;
         }
         char buf[64];
-        const char *s = buf;
-        if (json_is_string(v))
-            s = json_string_value(v);
-        else if (json_is_integer(v))
-            snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        else if (json_is_boolean(v))
-            s = json_is_true(v) ? "true" : "false";
-        else {
+        const char *s = phx_config_json_text(v, buf);
+        if (!s) {
             snprintf(err, errlen, "PHX_CONFIG_FILE=%s: %s must be a string, integer or boolean",
                      path, key);
             goto out;
+        }
+        /* librdkafka properties are read from the environment by phx_kafka_conf, for every
+         * client the process makes; the file's become environment here, at start and before
+         * any thread, without overriding the real environment (which wins, as for options). */
+        if (!o) {
+            if (setenv(key, s, 0) < 0) {
+                snprintf(err, errlen, "PHX_CONFIG_FILE=%s: %s: %s", path, key, strerror(errno));
+                goto out;
+            }
+            continue;
         }
         if (phx_config_set(o, cfg, s, "config file", err, errlen) < 0)
             goto out;
@@ -168,19 +236,11 @@ void phx_config_usage(FILE *out, const char *prog, const char *summary, const ph
 int phx_common_apply(const char *proc, const phx_common *c, char *err, size_t errlen)
 {
     enum phx_log_level lvl;
-    if (phx_log_level_parse(c->log_level, &lvl) < 0) {
-        snprintf(err, errlen, "PHX_LOG_LEVEL=%s: must be debug, info, warn or error", c->log_level);
+    if (phx_common_check("PHX_LOG_LEVEL", c->log_level, err, errlen) < 0 ||
+        phx_common_check("PHX_KAFKA_BROKERS", c->kafka_brokers, err, errlen) < 0 ||
+        phx_common_check("PHX_REDIS_URL", c->redis_url, err, errlen) < 0)
         return -1;
-    }
-    if (!*c->kafka_brokers) {
-        snprintf(err, errlen, "PHX_KAFKA_BROKERS is empty");
-        return -1;
-    }
-    if (strncmp(c->redis_url, "redis://", 8) != 0 && strncmp(c->redis_url, "unix://", 7) != 0) {
-        snprintf(err, errlen, "PHX_REDIS_URL=%s: must start with redis:// or unix://",
-                 c->redis_url);
-        return -1;
-    }
+    phx_log_level_parse(c->log_level, &lvl);
     phx_log_init(proc, lvl);
     return phx_trace_init(proc, c->otlp_endpoint, c->otlp_timeout_ms, c->otlp_queue_spans, err,
                           errlen);
@@ -237,6 +297,10 @@ void phx_config_main(int argc, char **argv, const char *summary, const phx_opt *
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             phx_config_usage(stdout, prog, summary, opts, n);
+            exit(0);
+        }
+        if (strcmp(argv[i], "--options") == 0) {
+            phx_config_options(stdout, opts, n);
             exit(0);
         }
         fprintf(stderr, "%s: unknown argument '%s' (configuration is by environment; see --help)\n",

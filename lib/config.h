@@ -154,11 +154,24 @@ void phx_config_usage(FILE *out, const char *prog, const char *summary, const ph
 /* Validate the common options (log level, ...) and apply the log settings. */
 int phx_common_apply(const char *proc, const phx_common *c, char *err, size_t errlen);
 
+/* Check val as a value of o (type, range, and the shared options' own rules) without
+ * applying it; src names where it came from in the message. 0, or -1 with err. */
+int phx_config_check_value(const phx_opt *o, const char *val, const char *src, char *err,
+                           size_t errlen);
+/* A config file value as the text an environment variable would hold: a string, an integer
+ * (written into buf) or a boolean ("true"/"false"); NULL for any other JSON type. */
+struct json_t;
+const char *phx_config_json_text(const struct json_t *v, char buf[64]);
+/* The table as tab-separated lines: NAME, str|int|bool, MIN, MAX, default|required, DEFAULT.
+ * Every binary prints it for `--options`; `phx config check` reads it, so the one table in
+ * each binary stays the only description of its settings. */
+void phx_config_options(FILE *out, const phx_opt *opts, size_t nopts);
+
 /* Read a secret file (trailing newline stripped). malloc'd string or NULL with err. */
 char *phx_config_read_secret(const char *path, char *err, size_t errlen);
 
-/* Standard start for a binary: handle --help/-h (print usage, exit 0) and unknown arguments
- * (exit 2), load config (exit 2 with the message on failure). */
+/* Standard start for a binary: handle --help/-h (print usage, exit 0), --options (the table,
+ * exit 0) and unknown arguments (exit 2), load config (exit 2 with the message on failure). */
 void phx_config_main(int argc, char **argv, const char *summary, const phx_opt *opts, size_t nopts,
                      void *cfg);
 

@@ -5,6 +5,7 @@
  * by the producer's poll thread) counts down and signals. librdkafka guarantees exactly one
  * report per accepted message, bounded by message.timeout.ms, so the wait always ends. */
 #include "kafka.h"
+#include "config.h"
 #include "kafka_metrics.h"
 #include "log.h"
 #include "metrics.h"
@@ -64,33 +65,82 @@ static void phx_kafka_prop_name(const char *in, char *out, size_t outlen)
     out[j] = '\0';
 }
 
+/* Split PHX_KAFKA_CONF_<raw>[_FILE]: the librdkafka property into prop, and whether the value
+ * is a file holding it (no librdkafka property ends in ".file", so the suffix is free). */
+static int phx_kafka_env_prop(const char *name, char *prop, size_t proplen)
+{
+    char raw[256];
+    snprintf(raw, sizeof(raw), "%s", name + 15);
+    size_t n = strlen(raw);
+    int is_file = n > 5 && strcmp(raw + n - 5, "_FILE") == 0;
+    if (is_file)
+        raw[n - 5] = '\0';
+    phx_kafka_prop_name(raw, prop, proplen);
+    return is_file;
+}
+
+/* Apply one PHX_KAFKA_CONF_* variable. A _FILE variable names a secret file (sasl.password,
+ * ssl.key.password, ...), read like every other secret: sealed files opened, the value redacted
+ * from logs from then on. */
+static int phx_kafka_conf_apply(rd_kafka_conf_t *conf, const char *name, const char *value,
+                                phx_err *err)
+{
+    char prop[256], errstr[512];
+    int is_file = phx_kafka_env_prop(name, prop, sizeof(prop));
+    char *secret = NULL;
+    if (is_file && !(secret = phx_config_read_secret(value, errstr, sizeof(errstr))))
+        return phx_err_set(err, "bad_config", 0, "%s: %s", name, errstr);
+    rd_kafka_conf_res_t rc =
+        rd_kafka_conf_set(conf, prop, secret ? secret : value, errstr, sizeof(errstr));
+    if (secret) {
+        memset(secret, 0, strlen(secret));
+        free(secret);
+    }
+    if (rc != RD_KAFKA_CONF_OK)
+        return phx_err_set(err, "bad_config", 0, "%s: %s", name, errstr);
+    return 0;
+}
+
+int phx_kafka_conf_check(const char *name, const char *value, char *err, size_t errlen)
+{
+    char prop[256], errstr[512];
+    int is_file = phx_kafka_env_prop(name, prop, sizeof(prop));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* A _FILE value is a path, not the property's value: only ask whether the property exists
+     * (librdkafka answers UNKNOWN for a name it does not have, whatever the value). */
+    rd_kafka_conf_res_t rc =
+        rd_kafka_conf_set(conf, prop, is_file ? "x" : value, errstr, sizeof(errstr));
+    rd_kafka_conf_destroy(conf);
+    if (rc == RD_KAFKA_CONF_OK || (is_file && rc == RD_KAFKA_CONF_INVALID))
+        return is_file;
+    snprintf(err, errlen, "%s (librdkafka %s): %s", name, prop, errstr);
+    return -1;
+}
+
 rd_kafka_conf_t *phx_kafka_conf(const char *brokers, phx_err *err)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK)
-        goto bad;
+        RD_KAFKA_CONF_OK) {
+        phx_err_set(err, "bad_config", 0, "kafka config: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "PHX_KAFKA_CONF_", 15) != 0)
             continue;
         const char *eq = strchr(*e, '=');
         if (!eq)
             continue;
-        char raw[256], prop[256];
-        snprintf(raw, sizeof(raw), "%.*s", (int)(eq - *e - 15), *e + 15);
-        phx_kafka_prop_name(raw, prop, sizeof(prop));
-        if (rd_kafka_conf_set(conf, prop, eq + 1, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-            phx_err_set(err, "bad_config", 0, "PHX_KAFKA_CONF_%s: %s", raw, errstr);
+        char name[300];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - *e), *e);
+        if (phx_kafka_conf_apply(conf, name, eq + 1, err) < 0) {
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
     }
     return conf;
-bad:
-    phx_err_set(err, "bad_config", 0, "kafka config: %s", errstr);
-    rd_kafka_conf_destroy(conf);
-    return NULL;
 }
 
 static void phx_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)

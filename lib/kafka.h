@@ -75,6 +75,10 @@ void phx_consumer_close(phx_consumer *c);
 
 /* Build a librdkafka config from brokers + PHX_KAFKA_CONF_* (shared by the CLI and tools). */
 rd_kafka_conf_t *phx_kafka_conf(const char *brokers, phx_err *err);
+/* Judge one PHX_KAFKA_CONF_* setting as phx_kafka_conf would apply it, on a scratch
+ * configuration: 0 when librdkafka accepts the value, 1 when the name ends in _FILE and the
+ * property exists (the value is then a path for the caller to check), -1 with err otherwise. */
+int phx_kafka_conf_check(const char *name, const char *value, char *err, size_t errlen);
 /* Is the cluster reachable (metadata within timeout)? 0 yes. */
 int phx_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *why, size_t whylen);
 

@@ -4,6 +4,7 @@
 #include "trace.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,22 @@ const char *phx_kind_pool(const char *kind)
             return phx_kind_pools[i].pool;
     }
     return NULL;
+}
+
+int phx_topics_all(char out[][PHX_TOPIC_NAME_MAX], int max)
+{
+    static const char *const fixed[] = {PHX_TOPIC_JOBS, PHX_TOPIC_RESULTS, PHX_TOPIC_REPLIES,
+                                        PHX_TOPIC_EVENTS, PHX_TOPIC_DLQ};
+    const int nfixed = (int)(sizeof(fixed) / sizeof(fixed[0]));
+    const int npools = (int)(sizeof(phx_kind_pools) / sizeof(phx_kind_pools[0]));
+    for (int i = 0; i < nfixed + npools && i < max; i++) {
+        if (i < nfixed)
+            snprintf(out[i], PHX_TOPIC_NAME_MAX, "%s", fixed[i]);
+        else
+            snprintf(out[i], PHX_TOPIC_NAME_MAX, "%s%s", PHX_TASK_TOPIC_PREFIX,
+                     phx_kind_pools[i - nfixed].pool);
+    }
+    return nfixed + npools;
 }
 
 static void phx_hex(const unsigned char *b, size_t n, char *out)

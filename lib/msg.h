@@ -28,6 +28,13 @@
 /* The pool that runs a step kind ("tool.calc" -> "tools"), or NULL for an unknown kind. */
 const char *phx_kind_pool(const char *kind);
 
+/* Every topic Phoenix uses by default, as a cluster must provide them: phx.jobs, phx.results,
+ * phx.replies, phx.events, phx.dlq, then phx.tasks.<pool> for each pool of the kind table.
+ * Writes up to max names into out; returns how many there are. (`phx topics plan` prints
+ * them; a job's own reply_to topic is the client's to create.) */
+#define PHX_TOPIC_NAME_MAX 64
+int phx_topics_all(char out[][PHX_TOPIC_NAME_MAX], int max);
+
 /* W3C trace context. out must hold 56 bytes ("00-<32 hex>-<16 hex>-01"). */
 void phx_traceparent_new(char out[56]);
 int phx_traceparent_valid(const char *tp);

@@ -77,6 +77,21 @@ static const char phx_cli_usage[] =
     "      gets 403 from every ingress within PHX_INGRESS_GUARD_REFRESH_MS; a throttle sets\n"
     "      the tenant's rate limit; a quarantined job shows no outputs. Audited as\n"
     "      $PHX_OPERATOR (default \"operator\").\n"
+    "  config check [--for BINARY[,BINARY...]|all] [--no-file-checks] FILE...\n"
+    "      Validate configuration files (JSON for PHX_CONFIG_FILE, or KEY=VALUE environment\n"
+    "      files) as one process would read them, against the option tables of the binaries\n"
+    "      beside phx (or in PHX_BIN): unknown names, bad values, librdkafka properties,\n"
+    "      missing required options, secret files (*_FILE) missing or world-readable. Targets:\n"
+    "      --for, else the server a file name names (phx-tools.env), else every server. One\n"
+    "      line per problem (FILE:LINE: ...); exit 1 if any (docs/operations/config.md).\n"
+    "  topics plan [--scale small|medium|large] [--jobs-per-s N] [--steps-per-job N]\n"
+    "              [--members N] [--replication-factor N] [--min-insync N]\n"
+    "              [--bootstrap HOST:PORT] [--command-config FILE]\n"
+    "      Print the kafka-topics.sh commands creating every Phoenix topic for a load: the\n"
+    "      partitions (at least --members, the largest pool's replicas x PHX_CONCURRENCY),\n"
+    "      replication 3, min.insync.replicas 2, retention and cleanup policy, each explained.\n"
+    "      Scales: small 50 jobs/s and 12 members, medium 500 and 36 (default), large 5000\n"
+    "      and 144.\n"
     "  redteam [--suites exec,safety,ssrf,auth,payload] [--quick] [--json] [--timeout S]\n"
     "          [--verbose]\n"
     "      Attack the deployment through phx.jobs and the HTTP ingress and print a scorecard\n"
@@ -138,6 +153,10 @@ int main(int argc, char **argv)
         return phx_cli_kb(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "probe") == 0)
         return phx_cli_probe(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "config") == 0)
+        return phx_cli_config(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "topics") == 0)
+        return phx_cli_topics(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "redteam") == 0)
         return phx_cli_redteam(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "security") == 0)
