@@ -6,11 +6,13 @@
  * names the processes use. Sizing rules, printed with the commands so the output explains
  * itself:
  *   - A topic consumed by a Phoenix pool (phx.jobs, phx.results, phx.tasks.*) needs at least as
- *     many partitions as the pool's group has members at its peak (every PHX_CONCURRENCY thread
- *     of every replica is one member; members beyond the partition count sit idle), and one
- *     member handles one message at a time, ~50 messages/s at the ~20 ms a pipeline hop takes
- *     (docs/benchmarks.md). Partitions cannot be reduced later, and adding some moves keys
- *     (a job's messages change partition mid-flight), so the plan rounds up to a multiple of 12.
+ *     many partitions as the pool has consumer threads at its peak: each process is one member
+ *     of the group and spreads the partitions it is assigned over its PHX_CONCURRENCY threads,
+ *     one partition to one thread, so replicas x PHX_CONCURRENCY threads need that many
+ *     partitions to all have work. A thread handles one message at a time, ~50 messages/s at
+ *     the ~20 ms a pipeline hop takes (docs/benchmarks.md). Partitions cannot be reduced later, and
+ * adding some moves keys (a job's messages change partition mid-flight), so the plan rounds up to a
+ * multiple of 12.
  *   - Topics read by clients or operators (replies, events, dead letters) are sized for broker
  *     throughput, not consumer parallelism.
  *   - Replication 3, min.insync.replicas 2: with acks=all (every Phoenix producer) a confirmed
@@ -26,18 +28,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PHX_PLAN_MSGS_PER_MEMBER    50   /* messages/s one consumer thread handles (see above) */
+#define PHX_PLAN_MSGS_PER_THREAD    50   /* messages/s one consumer thread handles (see above) */
 #define PHX_PLAN_MSGS_PER_PARTITION 1000 /* for topics no pool consumes: broker throughput */
 #define PHX_PLAN_DAY_MS             86400000L
 
 typedef struct phx_plan {
-    long jobs_per_s, steps_per_job, members, rf, min_insync;
+    long jobs_per_s, steps_per_job, threads, rf, min_insync;
     const char *scale, *bootstrap, *command_config;
 } phx_plan;
 
 static const struct {
     const char *name;
-    long jobs_per_s, members;
+    long jobs_per_s, threads;
 } phx_plan_scales[] = {
     {"small", 50, 12},
     {"medium", 500, 36},
@@ -57,21 +59,21 @@ static void phx_plan_topic(const phx_plan *p, const char *t, long *parts, long *
     long need;
     *cleanup = "delete";
     if (strcmp(t, PHX_TOPIC_JOBS) == 0) {
-        need = p->jobs_per_s / PHX_PLAN_MSGS_PER_MEMBER;
+        need = p->jobs_per_s / PHX_PLAN_MSGS_PER_THREAD;
         *retention_ms = 7 * PHX_PLAN_DAY_MS;
         snprintf(why, whylen,
                  "planner input, %ld jobs/s; kept 7 days (a planner outage of days "
                  "loses nothing; matches PHX_JOB_TTL_S)",
                  p->jobs_per_s);
     } else if (strcmp(t, PHX_TOPIC_RESULTS) == 0) {
-        need = steps / PHX_PLAN_MSGS_PER_MEMBER;
+        need = steps / PHX_PLAN_MSGS_PER_THREAD;
         *retention_ms = 3 * PHX_PLAN_DAY_MS;
         snprintf(why, whylen,
                  "planner input, one result per step, %ld/s; kept 3 days (what "
                  "`phx trace` can show)",
                  steps);
     } else if (strncmp(t, PHX_TASK_TOPIC_PREFIX, strlen(PHX_TASK_TOPIC_PREFIX)) == 0) {
-        need = steps / PHX_PLAN_MSGS_PER_MEMBER;
+        need = steps / PHX_PLAN_MSGS_PER_THREAD;
         *retention_ms = PHX_PLAN_DAY_MS;
         snprintf(why, whylen,
                  "pool input, up to %ld steps/s if every step were this pool's; "
@@ -105,8 +107,8 @@ static void phx_plan_topic(const phx_plan *p, const char *t, long *parts, long *
         }
         return;
     }
-    if (need < p->members)
-        need = p->members;
+    if (need < p->threads)
+        need = p->threads;
     *parts = phx_plan_roundup(need < 12 ? 12 : need, 12);
 }
 
@@ -116,12 +118,12 @@ static void phx_plan_print(const phx_plan *p)
     int n = phx_topics_all(topics, 32);
     printf("# Phoenix topics (%s): %ld jobs/s, %ld steps per job, up to %ld consumer threads "
            "(replicas x PHX_CONCURRENCY) in the largest pool.\n",
-           p->scale, p->jobs_per_s, p->steps_per_job, p->members);
+           p->scale, p->jobs_per_s, p->steps_per_job, p->threads);
     printf("# Topics consumed by a pool get at least that many partitions and one per %d "
            "messages/s (one thread handles one message at a time); partitions can only grow, and "
            "growing moves job ids to other partitions, so size for the peak. Replication %ld, "
            "min.insync.replicas %ld: with acks=all a confirmed message is on %ld brokers.\n",
-           PHX_PLAN_MSGS_PER_MEMBER, p->rf, p->min_insync, p->min_insync);
+           PHX_PLAN_MSGS_PER_THREAD, p->rf, p->min_insync, p->min_insync);
     for (int i = 0; i < n && i < 32; i++) {
         long parts = 12, retention = PHX_PLAN_DAY_MS;
         const char *cleanup;
@@ -157,13 +159,13 @@ int phx_cli_topics(const phx_cli_env *env, int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "plan") != 0) {
         fprintf(stderr, "usage: phx topics plan [--scale small|medium|large] [--jobs-per-s N] "
-                        "[--steps-per-job N] [--members N] [--replication-factor N] "
+                        "[--steps-per-job N] [--threads N] [--replication-factor N] "
                         "[--min-insync N] [--bootstrap HOST:PORT] [--command-config FILE]\n");
         return PHX_EXIT_USAGE;
     }
     phx_plan p = {
         .scale = "medium", .steps_per_job = 3, .rf = 3, .min_insync = 2, .bootstrap = env->brokers};
-    long jobs = -1, members = -1;
+    long jobs = -1, threads = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
@@ -173,8 +175,8 @@ int phx_cli_topics(const phx_cli_env *env, int argc, char **argv)
             rc = phx_plan_num(a, v, 1, 10000000, &jobs);
         } else if (strcmp(a, "--steps-per-job") == 0) {
             rc = phx_plan_num(a, v, 1, 1000, &p.steps_per_job);
-        } else if (strcmp(a, "--members") == 0) {
-            rc = phx_plan_num(a, v, 1, 100000, &members);
+        } else if (strcmp(a, "--threads") == 0) {
+            rc = phx_plan_num(a, v, 1, 100000, &threads);
         } else if (strcmp(a, "--replication-factor") == 0) {
             rc = phx_plan_num(a, v, 1, 16, &p.rf);
         } else if (strcmp(a, "--min-insync") == 0) {
@@ -199,8 +201,8 @@ int phx_cli_topics(const phx_cli_env *env, int argc, char **argv)
         return PHX_EXIT_USAGE;
     }
     p.jobs_per_s = jobs > 0 ? jobs : phx_plan_scales[k].jobs_per_s;
-    p.members = members > 0 ? members : phx_plan_scales[k].members;
-    if (jobs > 0 || members > 0)
+    p.threads = threads > 0 ? threads : phx_plan_scales[k].threads;
+    if (jobs > 0 || threads > 0)
         p.scale = "explicit figures";
     if (p.min_insync > p.rf) {
         fprintf(stderr,

@@ -11,7 +11,7 @@ for s in small medium large; do
     "$PHX" topics plan --scale "$s" --bootstrap b1:9093 --command-config /etc/kafka/client.properties >"$TMP/$s.txt" 2>&1
     check "plan --scale $s: exit 0" "0" "$?"
 done
-"$PHX" topics plan --jobs-per-s 2000 --members 100 >"$TMP/explicit.txt" 2>&1
+"$PHX" topics plan --jobs-per-s 2000 --threads 100 >"$TMP/explicit.txt" 2>&1
 check "plan with explicit figures: exit 0" "0" "$?"
 "$PHX" topics plan --scale huge >/dev/null 2>&1
 check "unknown scale: exit 2" "2" "$?"
@@ -34,9 +34,9 @@ if len(pools) < 5 or len(fixed) < 5:
 dev = re.search(r"phx_devbroker_topics\[\] = \{(.*?)\};", src("ops/devbroker/main.c"), re.S)
 if dev and set(re.findall(r'"([^"]+)"', dev.group(1))) != code:
     problems.append(f"phx-devbroker creates {sorted(set(re.findall(chr(34)+'([^'+chr(34)+']+)'+chr(34), dev.group(1))))}, the code uses {sorted(code)}")
-members = {"small": 12, "medium": 36, "large": 144, "explicit": 100}
+threads = {"small": 12, "medium": 36, "large": 144, "explicit": 100}
 plans = {}
-for scale, m in members.items():
+for scale, m in threads.items():
     text = open(f"{tmp}/{scale}.txt").read()
     cmds = [l for l in text.splitlines() if l.startswith("kafka-topics.sh ")]
     got = {}
@@ -78,7 +78,7 @@ for so in (d for d in docs if d["kind"] == "ScaledObject"):
             problems.append(f"{name}: up to {cap} consumer threads on {topic}, medium plan has {plans['medium'].get(topic)} partitions")
 for p in problems:
     print("PROBLEM", p)
-print(f"checked {len(code)} topics x {len(members)} plans; {len(problems)} problems")
+print(f"checked {len(code)} topics x {len(threads)} plans; {len(problems)} problems")
 PY
 )
 check "plans match the code and the autoscalers" "0" "$?"
