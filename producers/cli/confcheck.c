@@ -92,17 +92,21 @@ static int phx_cc_bindir(char *out, size_t outlen)
     return 0;
 }
 
-/* Run DIR/NAME --options and parse its table; 0, or -1 when it is not a binary with a table
+/* Run DIR/NAME --options; then parse its table: 0, or -1 when it is not a binary with a table
  * (e.g. phx-devbroker refuses the flag). */
-static int phx_cc_load_bin(const char *dir, const char *name, phx_cc_bin *b)
+static FILE *phx_cc_spawn(const char *dir, const char *name)
 {
     char cmd[PATH_MAX + 64];
     if (strchr(dir, '\'') || strchr(name, '\''))
-        return -1;
+        return NULL;
     snprintf(cmd, sizeof(cmd), "'%s/%s' --options 2>/dev/null", dir, name);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
+    return popen(cmd, "r");
+}
+
+/* Read the table a spawned binary prints (its output fits a pipe's buffer, so every binary can
+ * be started first and read afterwards: they start in parallel). */
+static int phx_cc_load_bin(FILE *p, const char *name, phx_cc_bin *b)
+{
     memset(b, 0, sizeof(*b));
     snprintf(b->name, sizeof(b->name), "%s", name);
     char line[4096];
@@ -168,18 +172,23 @@ static int phx_cc_load_bins(phx_cc *c)
         return -1;
     }
     c->bins = calloc(PHX_CC_MAX_BINS, sizeof(*c->bins));
+    FILE *pipes[PHX_CC_MAX_BINS];
+    char names[PHX_CC_MAX_BINS][64];
+    int n = 0;
     struct dirent *e;
-    while (c->bins && (e = readdir(d)) != NULL && c->nbins < PHX_CC_MAX_BINS) {
-        if (strncmp(e->d_name, "phx-", 4) != 0)
+    while (c->bins && (e = readdir(d)) != NULL && n < PHX_CC_MAX_BINS) {
+        if (strncmp(e->d_name, "phx-", 4) != 0 || strlen(e->d_name) >= sizeof(names[0]))
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (access(path, X_OK) != 0)
+        if (access(path, X_OK) != 0 || !(pipes[n] = phx_cc_spawn(dir, e->d_name)))
             continue;
-        if (phx_cc_load_bin(dir, e->d_name, &c->bins[c->nbins]) == 0)
-            c->nbins++;
+        snprintf(names[n++], sizeof(names[0]), "%s", e->d_name);
     }
     closedir(d);
+    for (int i = 0; i < n; i++)
+        if (phx_cc_load_bin(pipes[i], names[i], &c->bins[c->nbins]) == 0)
+            c->nbins++;
     if (!c->bins || c->nbins == 0) {
         fprintf(stderr, "phx config check: no Phoenix binaries answered --options in %s\n", dir);
         return -1;
