@@ -88,33 +88,31 @@ static int phx_security_audit(phx_redis *r, long count)
     return PHX_EXIT_OK;
 }
 
-/* Parse the options after the positional arguments into q; -1 on bad usage. */
+/* Parse the options after the positional arguments into q; -1 on bad usage. Every option
+ * takes a value, so they come in pairs. */
 static int phx_security_opts(int argc, char **argv, int i, phx_sec_req *q, long *per_min)
 {
-    for (; i < argc; i++) {
+    for (; i < argc; i += 2) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
+        long n;
         if (!v)
             return -1;
         if (strcmp(o, "--reason") == 0) {
             q->reason = v;
         } else if (strcmp(o, "--ttl") == 0) {
-            long s = strtol(v, &end, 10);
-            if (*end || s < 0 || s > 31536000)
+            if (phx_parse_long(v, 0, 31536000, &n) < 0)
                 return -1;
-            q->ttl_ms = (int64_t)s * 1000;
+            q->ttl_ms = (int64_t)n * 1000;
         } else if (strcmp(o, "--per-min") == 0 && q->action == PHX_SEC_THROTTLE) {
-            *per_min = strtol(v, &end, 10);
-            if (*end || *per_min < 1 || *per_min > 1000000)
+            if (phx_parse_long(v, 1, 1000000, per_min) < 0)
                 return -1;
         } else if (strcmp(o, "--burst") == 0 && q->action == PHX_SEC_THROTTLE) {
-            q->throttle_burst = strtol(v, &end, 10);
-            if (*end || q->throttle_burst < 1 || q->throttle_burst > 1000000)
+            if (phx_parse_long(v, 1, 1000000, &n) < 0)
                 return -1;
+            q->throttle_burst = n;
         } else {
             return -1;
         }
-        i++;
     }
     return 0;
 }

@@ -22,6 +22,7 @@
  *     need. Every other topic carries many distinct messages per job id (a job's tasks, results,
  *     events, dead letters) that compaction would silently drop. */
 #include "cli.h"
+#include "util.h"
 #include "msg.h"
 
 #include <stdio.h>
@@ -145,13 +146,10 @@ static void phx_plan_print(const phx_plan *p)
 
 static int phx_plan_num(const char *flag, const char *v, long min, long max, long *out)
 {
-    char *end;
-    long n = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || n < min || n > max) {
+    if (phx_parse_long(v, min, max, out) < 0) {
         fprintf(stderr, "phx topics plan: %s wants an integer in %ld..%ld\n", flag, min, max);
         return -1;
     }
-    *out = n;
     return 0;
 }
 
@@ -166,7 +164,8 @@ int phx_cli_topics(const phx_cli_env *env, int argc, char **argv)
     phx_plan p = {
         .scale = "medium", .steps_per_job = 3, .rf = 3, .min_insync = 2, .bootstrap = env->brokers};
     long jobs = -1, threads = -1;
-    for (int i = 2; i < argc; i++) {
+    /* Every option takes a value: they come in pairs. */
+    for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
         if (strcmp(a, "--scale") == 0 && v) {
@@ -191,7 +190,6 @@ int phx_cli_topics(const phx_cli_env *env, int argc, char **argv)
         }
         if (rc < 0)
             return PHX_EXIT_USAGE;
-        i++;
     }
     size_t k, nscales = sizeof(phx_plan_scales) / sizeof(phx_plan_scales[0]);
     for (k = 0; k < nscales && strcmp(phx_plan_scales[k].name, p.scale) != 0; k++)
