@@ -61,18 +61,24 @@ trap '(stack_cleanup); rc=$?; sentinel_down; rm -rf "$S"; exit $rc' EXIT
 
 # --- load: N two-step jobs at RATE/s; the failover lands in the middle -----------------------
 RUN=$(date +%s%N | tail -c 8)
-i=0
-chain_jobs "s$RUN-" "$N" | while IFS= read -r line; do
-    printf '%s\n' "$line"
-    i=$((i + 1))
-    if [ $((i % (RATE / 10))) -eq 0 ]; then sleep 0.1; fi
-done | kcat -P -b "$KAFKA" -t phx.jobs -K $'\t' -X queue.buffering.max.ms=5 2>/dev/null &
-LOAD=$!
-# Mid-run: once the first jobs are through (the consumer groups have formed).
+publish() { # publish FIRST LAST: jobs FIRST..LAST of the run, paced at RATE/s
+    local i=0
+    chain_jobs "s$RUN-" "$N" | sed -n "$1,$2p" | while IFS= read -r line; do
+        printf '%s\n' "$line"
+        i=$((i + 1))
+        if [ $((i % (RATE / 10))) -eq 0 ]; then sleep 0.1; fi
+    done | kcat -P -b "$KAFKA" -t phx.jobs -K $'\t' -X queue.buffering.max.ms=5 2>/dev/null
+}
+# The first third, then wait until jobs come through (the consumer groups have formed); only
+# then the rest, so the failover lands while jobs are still arriving, however fast the machine
+# (with everything published at once, a quick run had answered all of them before the failover).
+publish 1 $((N / 3))
 for _ in $(seq 300); do
     kcat -C -b "$KAFKA" -t phx.replies -o beginning -e -q -f '%k\n' 2>/dev/null | grep -q "^s$RUN-" && break
     sleep 0.1
 done
+publish $((N / 3 + 1)) "$N" &
+LOAD=$!
 replies_before=$(kcat -C -b "$KAFKA" -t phx.replies -o beginning -e -q -f '%k\n' 2>/dev/null | grep -c "^s$RUN-")
 check "failover: the sentinels accept it" OK "$(redis-cli -p "${P[2]}" sentinel failover phx)"
 t_fo=$SECONDS
