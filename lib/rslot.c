@@ -42,7 +42,7 @@ int phx_rslot_of_cmd(int argc, const char **argv, const size_t *lens)
 {
     size_t l0 = lens ? lens[0] : strlen(argv[0]);
     if (phx_rslot_is(argv[0], l0, "EVALSHA") || phx_rslot_is(argv[0], l0, "EVAL")) {
-        if (argc < 4 || atoi(argv[2]) < 1)
+        if (argc < 4 || strtol(argv[2], NULL, 10) < 1)
             return -1;
         return phx_rslot_of(argv[3], lens ? lens[3] : strlen(argv[3]));
     }

@@ -277,9 +277,10 @@ static size_t phx_llm_on_header(char *data, size_t sz, size_t nmemb, void *arg)
     memcpy(line, data, n);
     line[n] = '\0';
     if (strncasecmp(line, "retry-after-ms:", 15) == 0) {
-        long ms = atol(line + 15);
-        if (ms >= 0)
-            h->retry_after_ms = ms; /* more precise than Retry-After: wins */
+        char *end;
+        long ms = strtol(line + 15, &end, 10);
+        if (end != line + 15 && ms >= 0) /* a value that is not a number is ignored */
+            h->retry_after_ms = ms;      /* more precise than Retry-After: wins */
     } else if (strncasecmp(line, "retry-after:", 12) == 0 && h->retry_after_ms < 0) {
         h->retry_after_ms = phx_llm_retry_after_ms(line + 12, h->now_wall);
     }

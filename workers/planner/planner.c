@@ -368,7 +368,7 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
     /* The timer goes in first (Redis runs a pipeline in order): if we die between here and
      * the task, it fires and repairs. One round trip for both. */
     char at[32];
-    snprintf(at, sizeof(at), "%lld", (long long)(now + timeout));
+    snprintf(at, sizeof(at), "%lld", (long long)now + (long long)timeout);
     const char *zadd[] = {"ZADD", PHX_KEY_TIMEOUTS, at, member};
     phx_state_call dc;
     phx_state_step_dispatch_call(&dc, j->id, sid, attempt, now);
@@ -513,7 +513,7 @@ static int phx_planner_pass(phx_planner *p, phx_pjob *j, int *changed, int *done
             goto err;
         char af[160];
         snprintf(af, sizeof(af), "%s:attempt", sid);
-        int attempt = atoi(phx_jstr(sh, af, "0"));
+        int attempt = (int)strtol(phx_jstr(sh, af, "0"), NULL, 10);
         int r = phx_planner_dispatch(p, j, step, attempt, outputs, out, err);
         if (r < 0)
             goto err;
@@ -548,11 +548,11 @@ static int phx_planner_reply_owed(phx_planner *p, phx_pjob *j, phx_err *err)
          * swallowed, so nobody will confirm it. Make sure a timer looks again when the lease
          * expires (LT: never postpone an earlier deadline); without it the reply waited for the
          * job's deadline, minutes away. */
-        long long at = atoll(sent + 1) + PHX_REPLY_LEASE_MS + 1000;
+        long long at = strtoll(sent + 1, NULL, 10) + PHX_REPLY_LEASE_MS + 1000;
         char key[32];
         snprintf(key, sizeof(key), "%lld", at);
-        redisReply *rep = phx_redis_cmd(p->r, err, "ZADD %s LT %s %s", PHX_KEY_DEADLINES, key,
-                                        j->id);
+        redisReply *rep =
+            phx_redis_cmd(p->r, err, "ZADD %s LT %s %s", PHX_KEY_DEADLINES, key, j->id);
         if (!rep)
             return -1;
         freeReplyObject(rep);
@@ -1157,7 +1157,7 @@ static int phx_planner_member(char *m, char **id, char **step, int *attempt)
     if (!t2)
         return -1;
     *t1 = *t2 = '\0';
-    *id = m, *step = t1 + 1, *attempt = atoi(t2 + 1);
+    *id = m, *step = t1 + 1, *attempt = (int)strtol(t2 + 1, NULL, 10);
     return 0;
 }
 

@@ -115,9 +115,9 @@ static int phx_pol_apply(phx_safety_policy *p, const json_t *doc, phx_err *err)
                 return phx_err_set(err, "internal", 1, "out of memory");
             json_array_foreach(cidrs, i, c)
             {
-                if (i)
-                    strcat(p->allow_cidrs, ",");
-                strcat(p->allow_cidrs, json_string_value(c) ? json_string_value(c) : "");
+                size_t at = strlen(p->allow_cidrs);
+                snprintf(p->allow_cidrs + at, total - at, "%s%s", i ? "," : "",
+                         json_string_value(c) ? json_string_value(c) : "");
             }
         }
     }

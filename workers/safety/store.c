@@ -84,7 +84,7 @@ static void phx_store_check(phx_safety_store *s, phx_redis *r)
             __atomic_store_n(&s->force, 1, __ATOMIC_RELAXED);
         return; /* keep what we have */
     }
-    long long v = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
+    long long v = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : 0;
     freeReplyObject(rep);
     pthread_mutex_lock(&s->mu);
     if (force || v != s->seen_version) {

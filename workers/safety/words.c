@@ -120,7 +120,7 @@ static int phx_words_parse(const char *src, phx_ph_pat *pat, char *err, size_t e
     char *save = NULL;
     for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         if (tok[0] == '~') {
-            gap = atoi(tok + 1);
+            gap = (int)strtol(tok + 1, NULL, 10);
             if (gap < 1 || gap > PHX_WORDS_MAXGAP || pat->ne == 0) {
                 snprintf(err, errlen, "pattern \"%s\": bad gap %s", src, tok);
                 goto err;
@@ -163,7 +163,8 @@ static int phx_words_parse(const char *src, phx_ph_pat *pat, char *err, size_t e
     }
     for (int i = 0; i < pat->ne; i++) {
         phx_ph_elem *el = &pat->e[i];
-        qsort(el->alts, (size_t)el->nalts, sizeof(el->alts[0]), phx_words_alt_cmp);
+        if (el->nalts > 1) /* qsort of a NULL base is undefined even for 0 elements */
+            qsort(el->alts, (size_t)el->nalts, sizeof(el->alts[0]), phx_words_alt_cmp);
         el->nwhole = 0;
         while (el->nwhole < el->nalts && !el->alts[el->nwhole].prefix)
             el->nwhole++;

@@ -53,16 +53,20 @@ static const char *calc_describe(const calc_parser *p, size_t pos, char buf[32])
     return buf;
 }
 
+/* The error helpers return -1 themselves rather than phx_err_set's -1: the analyzer cannot see
+ * into lib/err.c, and a "maybe 0" there let it follow failed parses with unset outputs. */
 static int calc_fail(calc_parser *p, size_t pos, const char *what)
 {
-    return phx_err_set(p->err, "invalid_input", 0, "%s at position %zu", what, pos + 1);
+    phx_err_set(p->err, "invalid_input", 0, "%s at position %zu", what, pos + 1);
+    return -1;
 }
 
 static int calc_unexpected(calc_parser *p, size_t pos, const char *expected)
 {
     char buf[32];
-    return phx_err_set(p->err, "invalid_input", 0, "unexpected %s at position %zu (expected %s)",
-                       calc_describe(p, pos, buf), pos + 1, expected);
+    phx_err_set(p->err, "invalid_input", 0, "unexpected %s at position %zu (expected %s)",
+                calc_describe(p, pos, buf), pos + 1, expected);
+    return -1;
 }
 
 /* Each '(' , unary sign and '^' exponent recurses; counting them bounds the C stack no matter
@@ -307,7 +311,7 @@ json_t *phx_calc_step(const json_t *input, phx_err *err)
         return NULL;
     }
 
-    double v;
+    double v = 0; /* set on success; 0 keeps the analyzer from guessing across lib/err.c */
     if (phx_calc_eval(s, &v, err) < 0)
         return NULL;
 

@@ -229,7 +229,7 @@ static int fetch_cidrs_parse(const char *list, fetch_net *out, int *n, phx_err *
             const char *d = slash + 1;
             int bits = 0, max = net->family == AF_INET ? 32 : 128;
             if (!*d || strlen(d) > 3 || strspn(d, "0123456789") != strlen(d) ||
-                (bits = atoi(d)) > max)
+                (bits = (int)strtol(d, NULL, 10)) > max)
                 return phx_err_set(err, "invalid_config", 0, "allow_cidrs: bad prefix \"/%s\"", d);
             net->prefix = bits;
         }
@@ -443,8 +443,9 @@ static int fetch_add_header(fetch_ctx *ctx, char *line, size_t len)
         char *joined = malloc(olen + 2 + vlen + 1);
         if (!joined)
             return -1;
-        memcpy(joined, old, olen);
-        memcpy(joined + olen, ", ", 2);
+        /* NUL-terminated by the last memcpy, which copies value's terminator */
+        memcpy(joined, old, olen);      // NOLINT(bugprone-not-null-terminated-result)
+        memcpy(joined + olen, ", ", 2); // NOLINT(bugprone-not-null-terminated-result)
         memcpy(joined + olen + 2, value, vlen + 1);
         v = json_string(joined);
         free(joined);

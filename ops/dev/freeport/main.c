@@ -3,6 +3,8 @@
  * The kernel picks each port (bind to port 0); all N sockets stay open until every port is
  * chosen, so the N answers are distinct. Another process can still take a port between our
  * close and the caller's bind -- acceptable for a dev stack, which retries on failure. */
+#include "util.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -12,8 +14,8 @@
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1;
-    if (n < 1 || n > 64 || argc > 2) {
+    long n = 1;
+    if ((argc > 1 && phx_parse_long(argv[1], 1, 64, &n) < 0) || argc > 2) {
         fprintf(stderr,
                 "usage: phx-freeport [N]   (1..64 free loopback TCP ports, one per line)\n");
         return 2;
