@@ -4,7 +4,7 @@
 #   make test       install missing packages, build with ASan+UBSan, run every test
 #   make test-scale 3 replicas of every pool, one of each killed mid-run (part of make test)
 #   make fuzz       libFuzzer targets (tests/fuzz) for FUZZ_SECONDS each (default 60)
-#   make analyze    static analysis (cppcheck), clean on the tree
+#   make analyze    static analysis (cppcheck, clang-tidy), clean on the tree
 #   make deps-report  linked libraries and Debian packages, with pending (security) updates
 #   make demo       install, build, start the local stack, run examples/calc-chain.json
 #   make up|down|status   the local stack (ops/dev/stack), state under var/
@@ -142,7 +142,7 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-
             libcurl4-openssl-dev libseccomp-dev libmicrohttpd-dev libssl-dev libcmocka-dev libicu-dev \
             libjwt-dev libsodium-dev redis-server redis-tools kcat curl jq wrk python3-jwt bubblewrap python3 \
             python3-celery python3-redis prometheus python3-yaml \
-            clang cppcheck chromium python3-websocket
+            clang clang-tidy cppcheck chromium python3-websocket
 # chromium + python3-websocket: the ops page's end-to-end test drives headless Chromium over
 # the DevTools protocol (tests/tools/cdp.py, tests/integration/test_ops_page.sh).
 deps:
@@ -195,7 +195,8 @@ analyze:
 	  -D_GNU_SOURCE -Ilib --include=ops/analyze/cppcheck.h --suppress=missingIncludeSystem \
 	  --template='{file}:{line}: {severity}: {message} [{id}]' -j$$(nproc) \
 	  lib producers workers ops tests/unit tests/tools tests/fuzz tests/bench
-	@echo "make analyze: cppcheck clean"
+	@ops/analyze/tidy.sh
+	@echo "make analyze: cppcheck and clang-tidy clean"
 
 # Every linked library and DEB_PKGS package with its Debian version, flagging pending updates
 # (exit 1 on a pending security update); the update process is in docs/security.md.
