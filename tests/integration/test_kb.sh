@@ -74,6 +74,9 @@ check "upsert: replaces in place" '["a","alpha2",{}]' "$(o '.s5.hits[0] | [.id, 
 check "delete by ids: only existing ones count" 1 "$(o .d1.deleted)"
 check "delete by filter" 1 "$(o .d2.deleted)"
 check "delete: gone from search" '["a","c"]' "$(o '[.s6.hits[].id] | sort')"
+check "metric: the replica's copy holds the 2 records left" 2 \
+    "$(curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/kb.admin")/metrics" |
+        sed -n 's/^phx_kb_records{collection="vec"} //p')"
 check "texts: embedded by the lexical embedder" 3 "$(o .tu.embedded)"
 check "texts: query finds the related text" '"bread"' "$(o '.ts.hits[0].id')"
 

@@ -466,6 +466,18 @@ static void phx_kb_retire(phx_kb_app *app, phx_kb_coll *c)
     phx_log_info("kb %s: dropped or re-created in Redis; this copy is discarded", c->name);
 }
 
+/* Records this replica serves for c (0 once it is gone): every change to a copy goes through
+ * phx_kb_sync, so setting it there keeps it current. One series per collection: collections
+ * are created by operators (phx kb create), not by jobs, so the label stays bounded. */
+static void phx_kb_size_metric(const phx_kb_coll *c, size_t n)
+{
+    char labels[200];
+    snprintf(labels, sizeof(labels), "collection=\"%s\"", c->name);
+    phx_metric_set(
+        phx_gauge("phx_kb_records", "Records held in this replica's copy of a collection.", labels),
+        (double)n);
+}
+
 int phx_kb_sync(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err *err)
 {
     int rc = 0;
@@ -487,6 +499,9 @@ int phx_kb_sync(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err *err)
         if (rc <= 0 || rc == 3 || rounds > 10000)
             break;
     }
+    /* the copy's writers all hold sync_mu, so n is stable here */
+    if (rc == 0 || rc == 3)
+        phx_kb_size_metric(c, rc == 3 ? 0 : c->idx.n);
     pthread_mutex_unlock(&c->sync_mu);
     if (rc == 3)
         return phx_err_set(err, "no_collection", 0,
