@@ -124,8 +124,13 @@ check "duplicate result: still one reply" 1 "$(kafka_get phx.replies "$id" 1 | g
 # exec.run has no pool in this stack, so the test answers phx.tasks.exec itself -- through
 # the real topics, exactly like a pool would.
 answer_task() { # answer_task JOB ATTEMPT RESULT_FIELDS_JSON
-    local t
-    t=$(kafka_get phx.tasks.exec "$1" 20 | jq -c "select(.attempt == $2)" | head -n1)
+    local t="" end=$((SECONDS + 20))
+    # kafka_get returns once the job has any task: wait for this attempt's (a retry is
+    # dispatched after its backoff, which a quick test can beat)
+    while [ -z "$t" ] && [ $SECONDS -lt $end ]; do
+        t=$(kafka_get phx.tasks.exec "$1" 20 | jq -c "select(.attempt == $2)" | head -n1)
+        [ -n "$t" ] || sleep 0.2
+    done
     check "retry: task attempt $2 dispatched" "$2" "$(jq -r .attempt <<<"$t")"
     jq -cn --arg j "$1" --argjson a "$2" --argjson f "$3" \
         '{schema:"result.v1",job_id:$j,step_id:"x",attempt:$a,kind:"exec.run"} + $f' |
