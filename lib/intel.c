@@ -396,15 +396,7 @@ int phx_intel_set_match_host(const phx_intel_set *s, const char *host, int64_t n
 
 static int intel_in_net(const intel_entry *a, const intel_entry *net)
 {
-    if (a->family != net->family)
-        return 0;
-    int full = net->prefix / 8, rest = net->prefix % 8;
-    if (memcmp(a->b, net->b, (size_t)full) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (a->b[full] & mask) == (net->b[full] & mask);
+    return a->family == net->family && phx_prefix_match(a->b, net->b, net->prefix);
 }
 
 int phx_intel_set_match_ip(const phx_intel_set *s, const char *ip, int64_t now_ms,

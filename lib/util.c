@@ -26,6 +26,17 @@ int phx_parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
+int phx_prefix_match(const unsigned char *a, const unsigned char *net, int prefix)
+{
+    int full = prefix / 8, rest = prefix % 8;
+    if (memcmp(a, net, (size_t)full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[full] & mask) == (net[full] & mask);
+}
+
 int64_t phx_now_ms(void)
 {
     struct timespec ts;

@@ -10,6 +10,10 @@
  * a user typed (options, config values, CLI arguments): atoi/atol turn "10x" into 10. */
 int phx_parse_long(const char *s, long min, long max, long *out);
 
+/* Do the first prefix bits of the addresses a and net (network byte order) agree? The CIDR
+ * test shared by tool.http_fetch's address rules and the intel feeds. */
+int phx_prefix_match(const unsigned char *a, const unsigned char *net, int prefix);
+
 /* Wall-clock milliseconds since the epoch (for timestamps stored in Redis and messages). */
 int64_t phx_now_ms(void);
 /* Monotonic milliseconds (for timeouts and durations inside one process). */

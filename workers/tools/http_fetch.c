@@ -106,15 +106,7 @@ static void fetch_normalize(fetch_net *a)
 
 static int fetch_in_net(const fetch_net *a, const fetch_net *net)
 {
-    if (a->family != net->family)
-        return 0;
-    int full = net->prefix / 8, rest = net->prefix % 8;
-    if (memcmp(a->b, net->b, (size_t)full) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (a->b[full] & mask) == (net->b[full] & mask);
+    return a->family == net->family && phx_prefix_match(a->b, net->b, net->prefix);
 }
 
 static int fetch_in(const fetch_net *a, const char *net, int prefix)
