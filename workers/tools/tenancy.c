@@ -166,10 +166,12 @@ static int phx_tenancy_check_rate(phx_tenancy *t, const char *tenant, const char
     /* A tenant id too long for the cache (the schema allows none) is asked about every time:
      * the script reads its overrides, so nothing is skipped, only not cached. */
     unsigned kinds = ~0u;
-    if (t->rates->rate[k].per_s <= 0 && strlen(tenant) < sizeof(t->cache[0].tenant) &&
+    int no_default = t->rates->rate[k].per_s <= 0;
+    if (no_default && strlen(tenant) < sizeof(t->cache[0].tenant) &&
         phx_tenancy_limited_kinds(t, tenant, &kinds, err) < 0)
         return -1;
-    if (t->rates->rate[k].per_s <= 0 && k < 32 && !(kinds & (1u << k)))
+    /* kinds has a bit for each of the first 32 kinds; a later one is always asked about. */
+    if (no_default && k < 32 && !(kinds & (1u << k)))
         return 0;
     char key[400], fp[160], fb[160];
     snprintf(key, sizeof(key), "phx:rl:{%s}:tool:%s", tenant, kind);
