@@ -446,7 +446,11 @@ phx_consumer *phx_consumer_new(const char *brokers, const char *group, const cha
     }
     /* earliest: a job published before its pool first joined the group is still done. */
     if (phx_kafka_default(conf, "auto.offset.reset", "earliest", err) < 0 ||
-        phx_kafka_default(conf, "session.timeout.ms", "10000", err) < 0 ||
+        /* 6 s, the least a Kafka broker accepts by default (group.min.session.timeout.ms):
+         * a replica killed -9 holds its partitions until its session expires, so this is how
+         * long its work waits. librdkafka heartbeats from its own thread, so a busy worker
+         * does not miss its session; max.poll.interval.ms still catches a stuck loop. */
+        phx_kafka_default(conf, "session.timeout.ms", "6000", err) < 0 ||
         phx_kafka_default(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
         /* Low latency per hop: a real broker answers a fetch as soon as data arrives, so this
          * only bounds idle polling (and librdkafka's mock cluster does not long-poll at all:

@@ -39,6 +39,9 @@ run() { # run NAME COMMAND...
         failed+=("$name")
         printf 'FAIL  %-32s %4ss  (log: %s)\n' "$name" $((SECONDS - t0)) "$LOGDIR/$name.log"
         grep -E "not ok|FAILED|ERROR|Assert|runtime error" "$LOGDIR/$name.log" | head -20 | sed 's/^/      /'
+        # The test's own diagnostics ("# ..." lines: figures, ids of the jobs that went
+        # wrong), so a CI run whose logs are gone can still be read.
+        grep -E "^# " "$LOGDIR/$name.log" | tail -15 | sed 's/^/      /'
     fi
     grep -hE "SKIPPED|[1-9][0-9]* skipped" "$LOGDIR/$name.log" | head -5 | sed "s/^/      /"
     [ "$fail" -eq "$fail0" ] # the status: did this test pass?

@@ -46,7 +46,7 @@ for t in ${CHAOS_TYPES//,/ }; do pools+=" $t"; done
 export PHX_STACK_POOLS=${PHX_STACK_POOLS:-$pools}
 export PHX_STACK_REDIS_APPENDFSYNC=always
 # A task lost with a killed process is retried after its step timeout. The timeout must outlast
-# the consumer group's rebalance after a kill -9 (session.timeout.ms, 10 s), or every attempt
+# the consumer group's rebalance after a kill -9 (session.timeout.ms, 6 s), or every attempt
 # expires while the partitions wait for their new owner.
 export PHX_STEP_TIMEOUT_MS=${PHX_STEP_TIMEOUT_MS:-15000}
 export PHX_RETRY_MAX_ATTEMPTS=${PHX_RETRY_MAX_ATTEMPTS:-5}
@@ -57,9 +57,10 @@ read -r -a POOLS <<<"$PHX_STACK_POOLS"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 fault() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$PHX_VAR/faults"; }
 : >"$PHX_VAR/faults"
-# Restarts are serialised (two `stack up` at once could both start the same process).
-restart() { flock -o "$PHX_VAR/restart.lock" "$ROOT/ops/dev/stack" up >/dev/null 2>&1 ||
-    flock -o "$PHX_VAR/restart.lock" "$ROOT/ops/dev/stack" up >/dev/null 2>&1; }
+# `stack up` starts what is down under its own lock (two at once never start the same
+# process) and waits for readiness after releasing it, so a restart never queues behind
+# another one's rebalance. A second try covers an `up` that gave up waiting for readiness.
+restart() { "$ROOT/ops/dev/stack" up >/dev/null 2>&1 || "$ROOT/ops/dev/stack" up >/dev/null 2>&1; }
 alive() { kill -0 "$(cat "$PHX_VAR/run/$1.pid" 2>/dev/null)" 2>/dev/null; }
 
 case ",$CHAOS_TYPES," in *,kb,*) "$PHX" kb create "chaos-$RUN" --dim 3 >/dev/null ;; esac
@@ -96,6 +97,7 @@ while [ $SECONDS -lt $end ]; do
             until alive "$victim"; do sleep 0.1; done
             fault "kill:$victim" "$s" "$(now_ms)"
             wait
+            echo "# chaos: stack up after kill:$victim returned in $(($(now_ms) - s)) ms"
         ) &
         restarts+=($!)
     fi

@@ -178,6 +178,15 @@ def main():
         if xs:
             print(f"# {name}: {' '.join(map(str, xs[:10]))}{' ...' if len(xs) > 10 else ''}",
                   file=sys.stderr)
+    # Why the first few wrong jobs went wrong: their reply's status and error, or the step
+    # whose output was off.
+    for jid in wrong[:5]:
+        r = replies[jid][0][1]
+        outs = r.get("outputs") or {}
+        bad = [s for s, ok in expected(jobs[jid][0], jobs[jid][1]).items()
+               if not (isinstance(outs.get(s), dict) and ok(outs[s]))]
+        print(f"# wrong {jid} ({jobs[jid][0]}): status={r.get('status')} "
+              f"error={json.dumps(r.get('error'))[:300]} steps off: {' '.join(bad)}")
     print(f"jobs={len(jobs)} lost={len(lost)} duplicated={len(dup)} "
           f"conflicting={len(conflicting)} wrong={len(wrong)} "
           f"wrong_redis={len(wrong_redis)} stuck={len(stuck)} double_applied={len(double)} "

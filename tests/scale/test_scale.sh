@@ -44,7 +44,7 @@ export PHX_LLM_PROVIDERS=$WORK/providers.json
 # keeps 18 sanitizer-built workers' threads down.
 export PHX_CONCURRENCY=1
 export PHX_STACK_POOLS="planner:3 tools:3 exec:3 safety:3 kb:3 llm:3"
-# A task whose partition waits for its new owner (the session timeout, 10 s, then the
+# A task whose partition waits for its new owner (the session timeout, 6 s, then the
 # rebalance) should not time out meanwhile (a retry is harmless, but noise); a dispatch the
 # killed planner marked but never sent is only recovered by this timeout, so it bounds the run.
 export PHX_STEP_TIMEOUT_MS=45000 PHX_RETRY_MAX_ATTEMPTS=5 PHX_JOB_DEADLINE_MS=900000
