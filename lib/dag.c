@@ -170,6 +170,36 @@ static void phx_dag_check_ref(const char *ref, size_t len, void *arg)
                        rc->g->id[rc->step], id);
 }
 
+/* The member of a step's input that is data, not templates, or NULL. A safety.review_plan
+ * step's `steps` array is the plan under review: its templates name that plan's own steps,
+ * which this job does not have (and must not resolve). A `steps` that is not an array -- a
+ * whole-string template taking an earlier step's plan, say -- is this job's to render. */
+static const char *phx_dag_data_member(const json_t *step)
+{
+    const char *kind = json_string_value(json_object_get(step, "kind"));
+    if (kind && strcmp(kind, "safety.review_plan") == 0 &&
+        json_is_array(json_object_get(json_object_get(step, "input"), "steps")))
+        return "steps";
+    return NULL;
+}
+
+/* phx_dag_walk_refs over a step's input, minus its data member. */
+static void phx_dag_walk_input(const json_t *step, phx_dag_ref_fn fn, void *arg)
+{
+    const json_t *input = json_object_get(step, "input");
+    const char *data = phx_dag_data_member(step), *k;
+    json_t *x;
+    if (!data || !json_is_object(input)) {
+        phx_dag_walk_refs(input, fn, arg);
+        return;
+    }
+    json_object_foreach((json_t *)input, k, x)
+    {
+        if (strcmp(k, data) != 0)
+            phx_dag_walk_refs(x, fn, arg);
+    }
+}
+
 int phx_dag_check(const json_t *steps, json_t **reasons)
 {
     json_t *rs = json_array();
@@ -225,8 +255,7 @@ int phx_dag_check(const json_t *steps, json_t **reasons)
             unsigned char reach[PHX_DAG_MAX] = {0};
             phx_dag_reach(g, s, reach);
             phx_dag_refcheck rc = {g, s, reach, rs};
-            phx_dag_walk_refs(json_object_get(json_array_get(steps, (size_t)s), "input"),
-                              phx_dag_check_ref, &rc);
+            phx_dag_walk_input(json_array_get(steps, (size_t)s), phx_dag_check_ref, &rc);
         }
     }
 done:
@@ -399,4 +428,22 @@ json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err)
         return a;
     }
     return json_deep_copy(input);
+}
+
+json_t *phx_dag_render_step(const json_t *step, const json_t *outputs, phx_err *err)
+{
+    const json_t *input = json_object_get(step, "input");
+    const char *data = phx_dag_data_member(step);
+    if (!input)
+        return json_object();
+    if (!data)
+        return phx_dag_render(input, outputs, err);
+    /* Render every other member; the data member is copied as it is. */
+    json_t *rest = json_deep_copy(input);
+    json_object_del(rest, data);
+    json_t *out = phx_dag_render(rest, outputs, err);
+    json_decref(rest);
+    if (out)
+        json_object_set_new(out, data, json_deep_copy(json_object_get(input, data)));
+    return out;
 }

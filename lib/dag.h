@@ -9,7 +9,11 @@
  * takes the referenced JSON value with its type (number stays number); a template inside
  * other text is replaced by the value's text (strings raw, other values as compact JSON). A
  * step may only reference steps it (transitively) needs, so the value is always there when
- * the step is dispatched. */
+ * the step is dispatched.
+ *
+ * One exception: the `steps` array of a safety.review_plan step is a plan under review, whose
+ * templates name that plan's own steps: it is data, neither checked against the job's graph
+ * nor rendered. */
 #ifndef PHX_DAG_H
 #define PHX_DAG_H
 
@@ -25,6 +29,10 @@ int phx_dag_check(const json_t *steps, json_t **reasons);
 /* Copy of input with every template resolved against outputs ({step id: output}). NULL with
  * err (code "template_unresolved", not retryable) when a referenced value is missing. */
 json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err);
+
+/* The step's input ready to dispatch: phx_dag_render of it, except for data that is not
+ * this job's templates (above), copied as it is. An absent input renders as {}. */
+json_t *phx_dag_render_step(const json_t *step, const json_t *outputs, phx_err *err);
 
 /* Call fn(step_id, arg) for every well-formed {{steps.ID.output...}} reference in strings under
  * v (once per occurrence; malformed templates are skipped: phx_dag_check reports them). */

@@ -55,6 +55,25 @@ static const struct {
     {"template bad form",
      "[{\"id\":\"a\",\"kind\":\"tool.calc\",\"input\":{\"expr\":\"{{nope}}\"}}]",
      "not of the form"},
+    /* A plan under review names its own steps (examples/safety-review-plan.json was
+     * rejected with "template references unknown step get"). */
+    {"review_plan: the plan's templates are data",
+     "[{\"id\":\"r\",\"kind\":\"safety.review_plan\",\"input\":{\"steps\":[{\"id\":"
+     "\"get\",\"kind\":\"tool.http_fetch\"},{\"id\":\"run\",\"kind\":\"exec.run\","
+     "\"needs\":[\"get\"],\"input\":{\"code\":\"{{steps.get.output.body}}\"}}]}}]",
+     NULL},
+    {"review_plan: its other members are templates",
+     "[{\"id\":\"r\",\"kind\":\"safety.review_plan\",\"input\":{\"steps\":[],"
+     "\"principal\":\"{{steps.q.output.p}}\"}}]",
+     "unknown step q"},
+    {"review_plan: a templated plan is this job's",
+     "[{\"id\":\"r\",\"kind\":\"safety.review_plan\",\"input\":{\"steps\":"
+     "\"{{steps.plan.output.steps}}\"}}]",
+     "unknown step plan"},
+    {"other kinds: nested steps are templates",
+     "[{\"id\":\"r\",\"kind\":\"tool.calc\",\"input\":{\"steps\":[{\"x\":"
+     "\"{{steps.get.output.body}}\"}]}}]",
+     "unknown step get"},
     {"empty", "[]", "1 to"},
     {"not an array", "{}", "1 to"},
 };
@@ -140,11 +159,63 @@ static void test_dag_render(void **state)
     json_decref(outputs);
 }
 
+/* phx_dag_render_step: step JSON -> its dispatched input, or NULL for an error. */
+static const struct {
+    const char *name, *step, *want;
+} step_cases[] = {
+    {"plain step renders",
+     "{\"kind\":\"tool.calc\",\"input\":{\"e\":\"{{steps.a.output.value}}\"}}", "{\"e\":14}"},
+    {"no input", "{\"kind\":\"tool.calc\"}", "{}"},
+    {"review_plan keeps the plan, renders the rest",
+     "{\"kind\":\"safety.review_plan\",\"input\":{\"principal\":\"p{{steps.a.output.value}}\","
+     "\"steps\":[{\"id\":\"x\",\"input\":{\"e\":\"{{steps.get.output.body}}\"}}]}}",
+     "{\"principal\":\"p14\",\"steps\":[{\"id\":\"x\",\"input\":{\"e\":\"{{steps.get."
+     "output.body}}\"}}]}"},
+    {"review_plan of an earlier step's plan",
+     "{\"kind\":\"safety.review_plan\",\"input\":{\"steps\":\"{{steps.p.output.steps}}\"}}",
+     "{\"steps\":[{\"id\":\"y\"}]}"},
+    {"review_plan, bad template elsewhere",
+     "{\"kind\":\"safety.review_plan\",\"input\":{\"principal\":\"{{steps.zz.output.p}}\","
+     "\"steps\":[]}}",
+     NULL},
+};
+
+static void test_dag_render_step(void **state)
+{
+    (void)state;
+    json_t *outputs =
+        json_loads("{\"a\":{\"value\":14},\"p\":{\"steps\":[{\"id\":\"y\"}]}}", 0, NULL);
+    assert_non_null(outputs);
+    for (size_t i = 0; i < sizeof(step_cases) / sizeof(step_cases[0]); i++) {
+        json_t *step = json_loads(step_cases[i].step, 0, NULL);
+        assert_non_null(step);
+        phx_err err;
+        phx_err_clear(&err);
+        json_t *got = phx_dag_render_step(step, outputs, &err);
+        if (!step_cases[i].want) {
+            if (got)
+                fail_msg("%s: expected an error, got %s", step_cases[i].name, json_dumps(got, 0));
+            assert_string_equal(err.code, "template_unresolved");
+        } else {
+            json_t *want = json_loads(step_cases[i].want, 0, NULL);
+            assert_non_null(want);
+            if (!got || !json_equal(got, want))
+                fail_msg("%s: got %s want %s (%s)", step_cases[i].name,
+                         got ? json_dumps(got, 0) : "NULL", step_cases[i].want, err.message);
+            json_decref(want);
+        }
+        json_decref(got);
+        json_decref(step);
+    }
+    json_decref(outputs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dag_check),
         cmocka_unit_test(test_dag_render),
+        cmocka_unit_test(test_dag_render_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -343,14 +343,11 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
 {
     const char *sid = phx_jstr(step, "id", ""), *kind = phx_jstr(step, "kind", "");
     int64_t now = phx_now_ms();
-    json_t *input_tpl = json_object_get(step, "input");
     phx_err rerr;
     phx_err_clear(&rerr);
-    /* A plan gate's input is the plan itself, templates and all: data, not to be rendered. */
-    const char *gate_on = phx_jstr(phx_gates_of(step), "on", "");
-    json_t *input = !input_tpl                     ? json_object()
-                    : strcmp(gate_on, "plan") == 0 ? json_deep_copy(input_tpl)
-                                                   : phx_dag_render(input_tpl, outputs, &rerr);
+    /* A plan under review (a plan gate's, or a client's safety.review_plan) keeps its
+     * templates: they are data, not this job's (lib/dag.h). */
+    json_t *input = phx_dag_render_step(step, outputs, &rerr);
     if (input)
         phx_gates_redact_input(json_object_get(j->spec, "steps"), sid, input, outputs);
     if (!input) {
