@@ -461,6 +461,28 @@ int phx_intel_set_match_prompt(const phx_intel_set *s, const char *text, size_t 
     return found;
 }
 
+int phx_intel_set_scan_prompts(const phx_intel_set *s, const char *norm, size_t len, int64_t now_ms,
+                               phx_intel_prompt_fn fn, void *arg)
+{
+    if (!s || !norm)
+        return 0;
+    int found = 0;
+    const intel_list *l = &s->l[PHX_INTEL_PROMPT];
+    for (size_t i = 0; i < l->n; i++) {
+        const intel_entry *e = &l->v[i];
+        size_t n = strlen(e->value);
+        const char *at = intel_live(e, now_ms) ? memmem(norm, len, e->value, n) : NULL;
+        if (!at)
+            continue;
+        phx_intel_hit hit;
+        intel_fill(s, PHX_INTEL_PROMPT, e, &hit);
+        if (fn)
+            fn(arg, &hit, (size_t)(at - norm), n);
+        found++;
+    }
+    return found;
+}
+
 /* --- the process's feeds ------------------------------------------------------------------ */
 
 #define INTEL_MAX_FILES 32
@@ -630,4 +652,10 @@ int phx_intel_match_sha256(phx_intel *in, const char *hex, phx_intel_hit *hit)
 int phx_intel_match_prompt(phx_intel *in, const char *text, size_t len, phx_intel_hit *hit)
 {
     INTEL_MATCH(phx_intel_set_match_prompt(in->set, text, len, phx_now_ms(), hit));
+}
+
+int phx_intel_scan_prompts(phx_intel *in, const char *norm, size_t len, phx_intel_prompt_fn fn,
+                           void *arg)
+{
+    INTEL_MATCH(phx_intel_set_scan_prompts(in->set, norm, len, phx_now_ms(), fn, arg));
 }

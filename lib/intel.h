@@ -98,4 +98,33 @@ int phx_intel_match_url(phx_intel *in, const char *url, phx_intel_hit *hit);
 int phx_intel_match_sha256(phx_intel *in, const char *hex, phx_intel_hit *hit);
 int phx_intel_match_prompt(phx_intel *in, const char *text, size_t len, phx_intel_hit *hit);
 
+/* Every live prompt signature found in norm, text already in the signatures' form (lowercase,
+ * blank runs as one space -- the safety pool's folded text is), so the caller can map the
+ * match back to its own text: fn(arg, hit, offset in norm, length) once per signature, at its
+ * first occurrence. The number found. Thread-safe (fn runs under the read lock: keep it short,
+ * and do not call back into in). */
+typedef void (*phx_intel_prompt_fn)(void *arg, const phx_intel_hit *hit, size_t off, size_t len);
+int phx_intel_set_scan_prompts(const phx_intel_set *s, const char *norm, size_t len, int64_t now_ms,
+                               phx_intel_prompt_fn fn, void *arg);
+int phx_intel_scan_prompts(phx_intel *in, const char *norm, size_t len, phx_intel_prompt_fn fn,
+                           void *arg);
+
+/* The two settings of every process that reads feeds, one definition so the pools name and
+ * describe them alike (docs/config-reference.md). type: the config struct; files, check: its
+ * char * and long fields; use: what the pool does with a listed entry (a string literal). */
+#define PHX_INTEL_OPTS(type, files, check, use)                                                    \
+    {"PHX_INTEL_FILES",                                                                            \
+     PHX_OPT_STR,                                                                                  \
+     "",                                                                                           \
+     0,                                                                                            \
+     0,                                                                                            \
+     offsetof(type, files),                                                                        \
+     "Comma-separated threat intelligence feed files (docs/security.md, \"Threat "                 \
+     "intelligence\"): " use ". Empty = none. A missing file stops the start."},                   \
+    {                                                                                              \
+        "PHX_INTEL_CHECK_MS", PHX_OPT_INT, "5000", 0, 3600000, offsetof(type, check),              \
+            "How often (at most) the feed files are checked for changes (size, mtime) and "        \
+            "reloaded; SIGHUP reloads at once."                                                    \
+    }
+
 #endif

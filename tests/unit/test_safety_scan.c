@@ -213,7 +213,7 @@ static json_t *review(const char *steps, const char *principal, int *verdict)
     json_t *in = json_pack("{s:o}", "steps", json_loads(steps, 0, NULL));
     phx_safety_findings f = {0};
     phx_err e;
-    json_t *o = phx_safety_review(pol, in, principal, verdict, &f, &e);
+    json_t *o = phx_safety_review(pol, NULL, in, principal, verdict, &f, &e);
     assert_non_null(o);
     json_decref(in);
     phx_safety_findings_free(&f);

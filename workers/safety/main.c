@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "config.h"
 #include "inject.h"
+#include "intel.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -30,12 +31,15 @@ typedef struct phx_safety_cfg {
     long max_text;
     int resolve;
     int audit_allow;
+    char *intel_files;
+    long intel_check_ms;
 } phx_safety_cfg;
 
 typedef struct phx_safety_app {
     phx_safety_cfg cfg;
     phx_schema_set *schemas;
     phx_safety_store *store;
+    phx_intel *intel; /* threat feeds, NULL when PHX_INTEL_FILES is empty */
 } phx_safety_app;
 
 #define CFG phx_safety_cfg
@@ -55,6 +59,10 @@ static const phx_opt phx_safety_opts[] = {
     {"PHX_SAFETY_RESOLVE", PHX_OPT_BOOL, "true", 0, 0, offsetof(CFG, resolve),
      "Allow DNS resolution of URL hosts (role url) when the policy asks for it; false turns "
      "it off whatever the policy says (e.g. no DNS in the pool's network)."},
+    PHX_INTEL_OPTS(CFG, intel_files, intel_check_ms,
+                   "safety.scan reports a listed domain, address, URL, text hash or prompt "
+                   "signature as a finding of detector intel (verdict: the role's intel action), "
+                   "and safety.review_plan a tool.http_fetch step to a listed host"),
 };
 
 /* The task being handled by this thread, and its outbox. */
@@ -176,7 +184,10 @@ static json_t *phx_safety_scan_step(void *app, void *ts, const json_t *input, ph
         local.resolve_urls = 0;
     phx_safety_result res;
     json_t *out = NULL;
-    if (phx_safety_scan(&local, (phx_safety_role)role, json_string_value(jt), len, &res, err) < 0)
+    phx_intel_refresh(a->intel, 0, NULL); /* reload changed feeds, at most every check_ms */
+    phx_safety_scan_ctx sc = {a->intel};
+    if (phx_safety_scan_with(&local, &sc, (phx_safety_role)role, json_string_value(jt), len, &res,
+                             err) < 0)
         goto done;
     au.policy = pol->name;
     au.verdict = res.verdict;
@@ -211,7 +222,8 @@ static json_t *phx_safety_review_step(void *app, void *ts, const json_t *input, 
         local.resolve_urls = 0;
     phx_safety_findings f = {0};
     int verdict = 0;
-    json_t *out = phx_safety_review(&local, input, au.principal, &verdict, &f, err);
+    phx_intel_refresh(a->intel, 0, NULL);
+    json_t *out = phx_safety_review(&local, a->intel, input, au.principal, &verdict, &f, err);
     if (out) {
         au.policy = pol->name;
         au.verdict = verdict;
@@ -240,6 +252,9 @@ static void phx_safety_reload(void *defp)
     phx_pool_def *def = defp;
     phx_safety_app *a = def->app;
     phx_safety_store_invalidate(a->store);
+    phx_err e;
+    if (a->intel && phx_intel_refresh(a->intel, 1, &e) < 0)
+        phx_log_error("intel feeds: %s (keeping the previous ones)", e.message);
 }
 
 int main(int argc, char **argv)
@@ -281,6 +296,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "phx-safety: schema policy.v1 missing\n");
         goto out;
     }
+    if (app.cfg.intel_files[0] &&
+        !(app.intel = phx_intel_open(app.cfg.intel_files, app.cfg.intel_check_ms, &e))) {
+        fprintf(stderr, "phx-safety: configuration error in PHX_INTEL_FILES: %s\n", e.message);
+        goto out;
+    }
     if (!(app.store = phx_safety_store_new(ps, app.cfg.policy_check_ms))) {
         fprintf(stderr, "phx-safety: out of memory\n");
         goto out;
@@ -299,6 +319,7 @@ int main(int argc, char **argv)
     ops.reload = phx_safety_reload;
     rc = phx_worker_main(&app.cfg.common, &ops);
 out:
+    phx_intel_close(app.intel);
     phx_safety_store_free(app.store);
     phx_schema_set_free(app.schemas);
     phx_config_free(phx_safety_opts, n, &app.cfg);

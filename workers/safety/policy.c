@@ -18,7 +18,7 @@ const char phx_safety_policy_default[] =
     "  \"tool_output\": {\"warn\": 0.4, \"block\": 0.65, \"secrets\": \"redact\", \"pii\": "
     "\"allow\", \"hidden_text\": \"warn\"},\n"
     "  \"model_output\": {\"warn\": 0.6, \"block\": 0.9, \"secrets\": \"redact\", \"pii\": "
-    "\"redact\", \"hidden_text\": \"warn\"},\n"
+    "\"redact\", \"hidden_text\": \"warn\", \"intel\": \"redact\"},\n"
     "  \"code\": {\"secrets\": \"warn\", \"pii\": \"allow\", \"hidden_text\": \"warn\", "
     "\"code_warn\": 0.5, \"code_block\": 0.9},\n"
     "  \"url\": {\"secrets\": \"warn\", \"pii\": \"allow\", \"hidden_text\": \"block\", "
@@ -42,6 +42,7 @@ static void phx_pol_role_defaults(phx_safety_role_policy *r)
     r->secrets = PHX_VERDICT_REDACT;
     r->pii = PHX_VERDICT_ALLOW;
     r->hidden_text = PHX_VERDICT_WARN;
+    r->intel = PHX_VERDICT_BLOCK;
     r->code_warn = 0.5;
     r->code_block = 0.9;
     r->url_warn = 0.5;
@@ -88,6 +89,7 @@ static int phx_pol_apply(phx_safety_policy *p, const json_t *doc, phx_err *err)
         phx_pol_action(rv, "secrets", &rp->secrets);
         phx_pol_action(rv, "pii", &rp->pii);
         phx_pol_action(rv, "hidden_text", &rp->hidden_text);
+        phx_pol_action(rv, "intel", &rp->intel);
         if (rp->warn > rp->block || rp->code_warn > rp->code_block || rp->url_warn > rp->url_block)
             return phx_err_set(err, "invalid_policy", 0,
                                "role %s: a warn threshold is above "

@@ -18,6 +18,7 @@
 typedef struct phx_safety_role_policy {
     double warn, block;            /* injection score thresholds */
     int secrets, pii, hidden_text; /* verdict for such findings (PHX_VERDICT_*) */
+    int intel;                     /* verdict for a threat-feed match (detector "intel") */
     double code_warn, code_block;  /* code risk thresholds */
     double url_warn, url_block;    /* URL finding severity thresholds */
 } phx_safety_role_policy;

@@ -3,6 +3,7 @@
  * Plans are small (tens of steps), so the chain check is a plain depth-first walk from each
  * sink back through "needs", stopping at safety.scan steps. */
 #include "review.h"
+#include "feeds.h"
 #include "url.h"
 
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 typedef struct phx_review {
     const phx_safety_policy *pol;
+    phx_intel *intel;
     const json_t *steps;
     size_t n;
     json_t *out; /* findings array */
@@ -154,6 +156,18 @@ static void phx_review_urls_in(phx_review *rv, const char *step, const json_t *v
         json_object_foreach((json_t *)v, k, x) phx_review_urls_in(rv, step, x, 0);
 }
 
+/* The fetch target u of step on a threat feed: the feeds detector on it, as role url. */
+static void phx_review_feeds(phx_review *rv, const char *step, const char *u, size_t n)
+{
+    phx_safety_findings f = {0};
+    phx_safety_feeds_scan(rv->intel, PHX_ROLE_URL, u, n, NULL, NULL, &f);
+    for (int i = 0; i < f.n; i++)
+        phx_review_add(rv, step, f.v[i].category, f.v[i].severity,
+                       rv->pol->roles[PHX_ROLE_URL].intel, "tool.http_fetch to %s: %s", u,
+                       f.v[i].evidence);
+    phx_safety_findings_free(&f);
+}
+
 static void phx_review_urls(phx_review *rv)
 {
     for (size_t i = 0; i < rv->n; i++) {
@@ -165,6 +179,8 @@ static void phx_review_urls(phx_review *rv)
             json_is_string(json_object_get(in, "url")) &&
             !strstr(json_string_value(json_object_get(in, "url")), "{{")) {
             phx_review_urls_in(rv, id, json_object_get(in, "url"), 1);
+            phx_review_feeds(rv, id, json_string_value(json_object_get(in, "url")),
+                             json_string_length(json_object_get(in, "url")));
             json_t *rest = json_deep_copy(in);
             json_object_del(rest, "url");
             phx_review_urls_in(rv, id, rest, 0);
@@ -175,8 +191,9 @@ static void phx_review_urls(phx_review *rv)
     }
 }
 
-json_t *phx_safety_review(const phx_safety_policy *pol, const json_t *input, const char *principal,
-                          int *verdict, phx_safety_findings *findings, phx_err *err)
+json_t *phx_safety_review(const phx_safety_policy *pol, phx_intel *intel, const json_t *input,
+                          const char *principal, int *verdict, phx_safety_findings *findings,
+                          phx_err *err)
 {
     const json_t *steps = json_object_get(input, "steps");
     if (!json_is_array(steps) || json_array_size(steps) > PHX_REVIEW_MAX_STEPS) {
@@ -186,7 +203,7 @@ json_t *phx_safety_review(const phx_safety_policy *pol, const json_t *input, con
     }
     if (!principal)
         principal = json_string_value(json_object_get(input, "principal"));
-    phx_review rv = {pol, steps, json_array_size(steps), json_array(), findings, 0, 0};
+    phx_review rv = {pol, intel, steps, json_array_size(steps), json_array(), findings, 0, 0};
     phx_review_kinds(&rv, principal);
     phx_review_chains(&rv);
     phx_review_urls(&rv);

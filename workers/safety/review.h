@@ -9,7 +9,9 @@
  *     outbound request unchecked;
  *   - URLs to private ranges: every string in a step's input that is a URL is checked like
  *     safety.scan role url (tool.http_fetch's "url" strictly, with resolution when the policy
- *     says so; other strings without resolution).
+ *     says so; other strings without resolution);
+ *   - threat feeds: a tool.http_fetch step whose literal URL, host or address is on a feed
+ *     (feeds.h), judged by the url role's `intel` action.
  * The output has the shape of a scan: verdict, score, findings (with "step" instead of a text
  * span). */
 #ifndef PHX_SAFETY_REVIEW_H
@@ -18,13 +20,15 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "intel.h"
 #include "policy.h"
 #include "safety.h"
 
 /* input {"steps": [...], "principal"?: string}; principal (from the task, trusted) overrides
- * the input's. Returns the output object (new reference) and sets *verdict and findings for
- * the audit, or NULL with err (invalid_input). */
-json_t *phx_safety_review(const phx_safety_policy *pol, const json_t *input, const char *principal,
-                          int *verdict, phx_safety_findings *findings, phx_err *err);
+ * the input's; intel: the process's feeds (NULL = none). Returns the output object (new reference)
+ * and sets *verdict and findings for the audit, or NULL with err (invalid_input). */
+json_t *phx_safety_review(const phx_safety_policy *pol, phx_intel *intel, const json_t *input,
+                          const char *principal, int *verdict, phx_safety_findings *findings,
+                          phx_err *err);
 
 #endif

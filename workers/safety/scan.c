@@ -6,6 +6,7 @@
 #include "scan.h"
 #include "code.h"
 #include "decode.h"
+#include "feeds.h"
 #include "inject.h"
 #include "normalize.h"
 #include "pii.h"
@@ -111,6 +112,8 @@ static int phx_scan_action(const phx_safety_finding *x, const phx_safety_role_po
         return rp->pii;
     if (!strcmp(x->detector, "normalize"))
         return rp->hidden_text;
+    if (!strcmp(x->detector, "intel"))
+        return rp->intel;
     if (!strcmp(x->detector, "url"))
         return x->severity >= rp->url_block  ? PHX_VERDICT_BLOCK
                : x->severity >= rp->url_warn ? PHX_VERDICT_WARN
@@ -123,6 +126,14 @@ static int phx_scan_action(const phx_safety_finding *x, const phx_safety_role_po
 int phx_safety_scan(const phx_safety_policy *pol, phx_safety_role role, const char *text,
                     size_t len, phx_safety_result *res, phx_err *err)
 {
+    return phx_safety_scan_with(pol, NULL, role, text, len, res, err);
+}
+
+int phx_safety_scan_with(const phx_safety_policy *pol, const phx_safety_scan_ctx *ctx,
+                         phx_safety_role role, const char *text, size_t len, phx_safety_result *res,
+                         phx_err *err)
+{
+    phx_intel *intel = ctx ? ctx->intel : NULL;
     memset(res, 0, sizeof(*res));
     const phx_safety_role_policy *rp = &pol->roles[role];
     phx_safety_norm n;
@@ -160,6 +171,8 @@ int phx_safety_scan(const phx_safety_policy *pol, phx_safety_role role, const ch
                 inj = d;
         }
         phx_safety_secrets_scan(s->text, s->len, &res->f, s->start, s->end);
+        phx_safety_feed_seg fs = {s->start, s->end, s->encoding};
+        phx_safety_feeds_scan(intel, role, s->text, s->len, &sn, &fs, &res->f);
         phx_safety_norm_free(&sn);
     }
     phx_safety_secrets_scan(text, len, &res->f, 0, 0);
@@ -173,6 +186,7 @@ int phx_safety_scan(const phx_safety_policy *pol, phx_safety_role role, const ch
         phx_safety_pii_scan(text, len, &res->f);
     phx_safety_url_opts uo = {role == PHX_ROLE_URL, pol->resolve_urls, pol->allow_cidrs};
     phx_safety_url_scan(text, len, &uo, &res->f);
+    phx_safety_feeds_scan(intel, role, text, len, &n, NULL, &res->f);
     double code = role == PHX_ROLE_CODE ? phx_safety_code_scan(text, len, &res->f) : 0;
 
     /* Verdict. */

@@ -9,6 +9,7 @@
  *   secrets / PII / hidden-text findings -> the action the role names (allow|warn|redact|block);
  *   code risk >= code_block -> block, >= code_warn -> warn (role code);
  *   URL findings: severity >= url_block -> block, >= url_warn -> warn;
+ *   threat-feed matches (detector intel, feeds.h) -> the role's intel action;
  * the verdict is the most severe of these; "score" is the largest of the injection score and
  * the severities of the findings that contributed. redacted_text is present only when the
  * verdict is redact: every redactable span replaced by "[REDACTED:<category>]". */
@@ -17,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "intel.h"
 #include "policy.h"
 #include "safety.h"
 
@@ -29,7 +31,17 @@ typedef struct phx_safety_result {
     int normalized; /* folding or decoding changed what the detectors read */
 } phx_safety_result;
 
-/* Scan len bytes of text as role under policy. 0, or -1 with err (out of memory). */
+/* What a scan knows beyond the policy: the process's threat feeds (NULL = none). */
+typedef struct phx_safety_scan_ctx {
+    phx_intel *intel;
+} phx_safety_scan_ctx;
+
+/* Scan len bytes of text as role under policy (ctx may be NULL). 0, or -1 with err (out of
+ * memory). */
+int phx_safety_scan_with(const phx_safety_policy *pol, const phx_safety_scan_ctx *ctx,
+                         phx_safety_role role, const char *text, size_t len, phx_safety_result *res,
+                         phx_err *err);
+/* The same without a context: what the evaluation, the fuzzer and most tests call. */
 int phx_safety_scan(const phx_safety_policy *pol, phx_safety_role role, const char *text,
                     size_t len, phx_safety_result *res, phx_err *err);
 void phx_safety_result_free(phx_safety_result *r);

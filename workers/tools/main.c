@@ -50,13 +50,9 @@ static const phx_opt phx_tools_opts[] = {
     {"PHX_FETCH_ALLOW_CIDRS", PHX_OPT_STR, "", 0, 0, offsetof(CFG, fetch_allow_cidrs),
      "tool.http_fetch: comma-separated CIDRs allowed although private, loopback or "
      "link-local (refused by default to stop SSRF), e.g. 10.1.2.0/24."},
-    {"PHX_INTEL_FILES", PHX_OPT_STR, "", 0, 0, offsetof(CFG, intel_files),
-     "tool.http_fetch: comma-separated threat intelligence feed files (docs/security.md, "
-     "\"Threat intelligence\"); a listed domain, address, URL or body hash is refused "
-     "(intel_blocked). Empty = none. A missing file stops the start."},
-    {"PHX_INTEL_CHECK_MS", PHX_OPT_INT, "5000", 0, 3600000, offsetof(CFG, intel_check_ms),
-     "How often (at most) the feed files are checked for changes (size, mtime) and reloaded; "
-     "SIGHUP reloads at once."},
+    PHX_INTEL_OPTS(CFG, intel_files, intel_check_ms,
+                   "tool.http_fetch refuses a listed domain, address, URL or body hash "
+                   "(intel_blocked)"),
     {"PHX_WEBHOOK_SECRET_FILE", PHX_OPT_STR, "", 0, 0, offsetof(CFG, webhook_secret_file),
      "tool.webhook: file holding the HMAC-SHA256 signing secret, read at every call (rotate "
      "by replacing the file); empty = tool.webhook fails with 'unavailable'."},
