@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -328,6 +329,145 @@ void phx_intel_set_free(phx_intel_set *s)
 size_t phx_intel_count(const phx_intel_set *s, phx_intel_type t)
 {
     return s && t >= 0 && t < PHX_INTEL_NTYPES ? s->l[t].n : 0;
+}
+
+/* --- importing plain-text blocklists ------------------------------------------------------ */
+
+/* Names a hosts file maps for the machine's own sake, not because they are bad. */
+static const char *const import_boilerplate[] = {
+    "localhost",     "localhost.localdomain", "local",        "broadcasthost",
+    "ip6-localhost", "ip6-loopback",          "ip6-localnet", "ip6-mcastprefix",
+    "ip6-allnodes",  "ip6-allrouters",        "ip6-allhosts", "0.0.0.0",
+};
+
+static int import_boiler(const char *v)
+{
+    for (size_t i = 0; i < sizeof(import_boilerplate) / sizeof(import_boilerplate[0]); i++)
+        if (strcasecmp(v, import_boilerplate[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Append "type value\n" to out at *at; -1 when it does not fit. */
+static int import_emit(char *out, size_t n, size_t *at, const char *type, const char *v)
+{
+    int w = snprintf(out + *at, n - *at, "%s %s\n", type, v);
+    if (w < 0 || (size_t)w >= n - *at)
+        return -1;
+    *at += (size_t)w;
+    return 0;
+}
+
+/* One value of a domains list: "*.x" means x (which covers its subdomains). */
+static int import_domain(const char *v, char *out, size_t n, size_t *at, const char **why)
+{
+    char d[300];
+    if (strncmp(v, "*.", 2) == 0)
+        v += 2;
+    if (strstr(v, "://"))
+        return *why = "a URL, not a domain (use --kind urls)", -1;
+    intel_entry probe;
+    if (intel_net(v, 1, &probe) == 0)
+        return *why = "an address, not a domain (use --kind ips)", -1;
+    if (!intel_domain(v, d, sizeof(d)))
+        return *why = "not a domain name", -1;
+    if (import_emit(out, n, at, "domain", d) < 0)
+        return *why = "too many entries on one line", -1;
+    return 0;
+}
+
+int phx_intel_import_line(phx_intel_type kind, const char *line, char *out, size_t n,
+                          const char **why)
+{
+    char buf[2048];
+    char *f[64];
+    int nf = 0;
+    size_t at = 0, len = strlen(line);
+    *why = NULL;
+    if (n)
+        out[0] = '\0';
+    if (len >= sizeof(buf))
+        return *why = "line longer than 2047 bytes", -1;
+    memcpy(buf, line, len + 1);
+    /* Comments: whole lines (# or AdBlock's !), and a # (or ; in address lists) after blanks. */
+    for (char *p = buf; *p; p++)
+        if ((*p == '#' && (p == buf || isspace((unsigned char)p[-1]))) || (*p == '!' && p == buf) ||
+            (*p == ';' && kind == PHX_INTEL_IP)) {
+            *p = '\0';
+            break;
+        }
+    for (char *save = NULL, *t = strtok_r(buf, " \t\r\n", &save); t && nf < 64;
+         t = strtok_r(NULL, " \t\r\n", &save))
+        f[nf++] = t;
+    if (nf == 0)
+        return 0;
+    if (strncasecmp(f[0], "[adblock", 8) == 0)
+        return *why = "AdBlock header", 0;
+    if (strncmp(f[0], "@@", 2) == 0)
+        return *why = "AdBlock exception rule", 0;
+    if (strstr(f[0], "##") || strstr(f[0], "#@#") || strstr(f[0], "#?#"))
+        return *why = "AdBlock element-hiding rule", 0;
+    if (strncmp(f[0], "||", 2) == 0) {
+        if (kind != PHX_INTEL_DOMAIN || nf > 1)
+            return *why = "an AdBlock host rule (use --kind domains)", -1;
+        char *v = f[0] + 2;
+        v[strcspn(v, "^$")] = '\0';
+        if (strpbrk(v, "/*|"))
+            return *why = "an AdBlock rule with a path or wildcard is not a domain", -1;
+        return import_domain(v, out, n, &at, why) < 0 ? -1 : 1;
+    }
+    intel_entry e;
+    if (nf >= 2 && intel_net(f[0], 0, &e) == 0 && kind != PHX_INTEL_IP) {
+        /* hosts file: ADDRESS NAME [NAME...] */
+        if (kind != PHX_INTEL_DOMAIN)
+            return *why = "a hosts-file line (use --kind domains)", -1;
+        int added = 0;
+        for (int i = 1; i < nf; i++) {
+            if (import_boiler(f[i]))
+                continue;
+            if (import_domain(f[i], out, n, &at, why) < 0)
+                return -1;
+            added++;
+        }
+        if (!added)
+            *why = "hosts-file boilerplate";
+        return added;
+    }
+    if (nf > 1 && kind != PHX_INTEL_SHA256)
+        return *why = "more than one value on the line", -1;
+    const char *v = f[0];
+    switch (kind) {
+    case PHX_INTEL_DOMAIN:
+        if (import_boiler(v))
+            return *why = "hosts-file boilerplate", 0;
+        return import_domain(v, out, n, &at, why) < 0 ? -1 : 1;
+    case PHX_INTEL_IP:
+        if (intel_net(v, 1, &e) < 0)
+            return *why = "not an address or network", -1;
+        return import_emit(out, n, &at, strchr(v, '/') ? "cidr" : "ip", v) < 0 ? -1 : 1;
+    case PHX_INTEL_URL:
+        if (!strstr(v, "://") || strstr(v, "://") == v || strlen(v) >= 1024)
+            return *why = "not a URL (scheme://...)", -1;
+        return import_emit(out, n, &at, "url", v) < 0 ? -1 : 1;
+    case PHX_INTEL_SHA256: {
+        /* "HEX  file" or "HEX *file" from sha256sum: the first field. */
+        size_t hl = strlen(v);
+        char h[65];
+        for (size_t i = 0; i < hl; i++)
+            if (!isxdigit((unsigned char)v[i]))
+                return *why = "not a hex hash", -1;
+        if (hl == 32 || hl == 40)
+            return *why = "an MD5 or SHA-1 hash; feeds hold SHA-256", -1;
+        if (hl != 64)
+            return *why = "not 64 hex digits", -1;
+        for (size_t i = 0; i < 64; i++)
+            h[i] = (char)tolower((unsigned char)v[i]);
+        h[64] = '\0';
+        return import_emit(out, n, &at, "sha256", h) < 0 ? -1 : 1;
+    }
+    default:
+        return *why = "this kind cannot be imported", -1;
+    }
 }
 
 /* --- matching ----------------------------------------------------------------------------- */

@@ -109,6 +109,18 @@ int phx_intel_set_scan_prompts(const phx_intel_set *s, const char *norm, size_t 
 int phx_intel_scan_prompts(phx_intel *in, const char *norm, size_t len, phx_intel_prompt_fn fn,
                            void *arg);
 
+/* `phx intel import`: one line of a plain-text blocklist of type kind (DOMAIN, IP, URL or
+ * SHA256) as feed lines. Understood: one entry a line; `#` and `!` comments (also after an
+ * entry) and `[Adblock ...]` headers; hosts files (`0.0.0.0 bad.example other.example`);
+ * AdBlock network rules (`||bad.example^`, options after `$` ignored); `*.bad.example`;
+ * `ADDR ; note` (Spamhaus DROP) and `ADDR/PREFIX` for ips; `HEX  filename` (sha256sum) for
+ * hashes. Returns the number of entries written to out ("TYPE VALUE\n" each, n bytes at most);
+ * 0 when the line holds none -- *why NULL for a blank or comment line, else why it is ignored
+ * (hosts-file boilerplate such as localhost, an AdBlock exception or element-hiding rule);
+ * -1 when the line is bad, with *why. */
+int phx_intel_import_line(phx_intel_type kind, const char *line, char *out, size_t n,
+                          const char **why);
+
 /* The two settings of every process that reads feeds, one definition so the pools name and
  * describe them alike (docs/config-reference.md). type: the config struct; files, check: its
  * char * and long fields; use: what the pool does with a listed entry (a string literal). */

@@ -77,6 +77,13 @@ static const char phx_cli_usage[] =
     "      gets 403 from every ingress within PHX_INGRESS_GUARD_REFRESH_MS; a throttle sets\n"
     "      the tenant's rate limit; a quarantined job shows no outputs. Audited as\n"
     "      $PHX_OPERATOR (default \"operator\").\n"
+    "  intel import --kind domains|ips|urls|hashes --source NAME --out FEED_FILE\n"
+    "               [--expires DURATION] [--max-bad N] FILE|-\n"
+    "      Convert a plain-text blocklist (one entry a line, # comments, hosts files,\n"
+    "      AdBlock ||host^ rules, sha256sum output) into a threat feed file (docs/security.md,\n"
+    "      \"Threat intelligence feeds\"), replaced atomically. Every bad line is reported\n"
+    "      with its number; more than --max-bad (default 0) of them, or no entries, writes\n"
+    "      nothing (exit 1). DURATION: 30d, 12h, ... (default: never expires).\n"
     "  config check [--for BINARY[,BINARY...]|all] [--no-file-checks] FILE...\n"
     "      Validate configuration files (JSON for PHX_CONFIG_FILE, or KEY=VALUE environment\n"
     "      files) as one process would read them, against the option tables of the binaries\n"
@@ -159,6 +166,8 @@ int main(int argc, char **argv)
         return phx_cli_topics(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "redteam") == 0)
         return phx_cli_redteam(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "intel") == 0)
+        return phx_cli_intel(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "security") == 0)
         return phx_cli_security(&env, argc - 1, argv + 1);
     fprintf(stderr, "phx: unknown command '%s'\n\n%s", argv[1], phx_cli_usage);

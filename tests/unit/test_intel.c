@@ -196,13 +196,87 @@ static void test_intel_reload(void **state)
     assert_int_equal(phx_intel_match_host(NULL, "two.test", NULL), 0);
 }
 
+/* phx intel import, one line at a time: kind | input line | result (entries, 0 none, -1 bad) |
+ * the feed lines written, or for 0 and -1 a word of the reason ("" = blank or comment). */
+static const struct {
+    phx_intel_type kind;
+    const char *line;
+    int rc;
+    const char *want;
+} import_cases[] = {
+    {PHX_INTEL_DOMAIN, "Bad.Example.", 1, "domain bad.example\n"},
+    {PHX_INTEL_DOMAIN, "bad.example   # listed 2026-01-02\r\n", 1, "domain bad.example\n"},
+    {PHX_INTEL_DOMAIN, "*.wild.example", 1, "domain wild.example\n"},
+    {PHX_INTEL_DOMAIN, "0.0.0.0 ads.example tracker.example", 2,
+     "domain ads.example\ndomain tracker.example\n"},
+    {PHX_INTEL_DOMAIN, "127.0.0.1\tlocalhost", 0, "boilerplate"},
+    {PHX_INTEL_DOMAIN, "::1 ip6-localhost ip6-loopback", 0, "boilerplate"},
+    {PHX_INTEL_DOMAIN, "0.0.0.0 0.0.0.0", 0, "boilerplate"},
+    {PHX_INTEL_DOMAIN, "||evil.example^", 1, "domain evil.example\n"},
+    {PHX_INTEL_DOMAIN, "||evil.example^$third-party,script", 1, "domain evil.example\n"},
+    {PHX_INTEL_DOMAIN, "||evil.example/ads/*^", -1, "path"},
+    {PHX_INTEL_DOMAIN, "@@||good.example^", 0, "exception"},
+    {PHX_INTEL_DOMAIN, "example.com##.banner", 0, "element-hiding"},
+    {PHX_INTEL_DOMAIN, "[Adblock Plus 2.0]", 0, "header"},
+    {PHX_INTEL_DOMAIN, "! Title: a list", 0, ""},
+    {PHX_INTEL_DOMAIN, "# comment", 0, ""},
+    {PHX_INTEL_DOMAIN, "   ", 0, ""},
+    {PHX_INTEL_DOMAIN, "http://bad.example/x", -1, "URL"},
+    {PHX_INTEL_DOMAIN, "203.0.113.9", -1, "address"},
+    {PHX_INTEL_DOMAIN, "bad_host!", -1, "domain"},
+    {PHX_INTEL_DOMAIN, "a.example b.example", -1, "more than one"},
+    {PHX_INTEL_IP, "203.0.113.9", 1, "ip 203.0.113.9\n"},
+    {PHX_INTEL_IP, "198.51.100.0/24 ; SBL123", 1, "cidr 198.51.100.0/24\n"},
+    {PHX_INTEL_IP, "2001:db8::/32", 1, "cidr 2001:db8::/32\n"},
+    {PHX_INTEL_IP, "300.1.1.1", -1, "address"},
+    {PHX_INTEL_IP, "0.0.0.0 bad.example", -1, "more than one"},
+    {PHX_INTEL_URL, "http://cdn.example/payload.exe", 1, "url http://cdn.example/payload.exe\n"},
+    {PHX_INTEL_URL, "https://x.example/a#frag", 1, "url https://x.example/a#frag\n"},
+    {PHX_INTEL_URL, "cdn.example/payload.exe", -1, "URL"},
+    {PHX_INTEL_URL, "||evil.example^", -1, "--kind domains"},
+    {PHX_INTEL_URL, "0.0.0.0 bad.example", -1, "hosts-file"},
+    {PHX_INTEL_SHA256, "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855  a.exe", 1,
+     "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"},
+    {PHX_INTEL_SHA256, "d41d8cd98f00b204e9800998ecf8427e", -1, "MD5"},
+    {PHX_INTEL_SHA256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85z", -1,
+     "hex"},
+};
+
+/* Every case: the entries written, or the reason; and what is written loads as a feed without
+ * a problem (the importer and the loader agree). */
+static void test_intel_import_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(import_cases) / sizeof(import_cases[0]); i++) {
+        char out[1024];
+        const char *why = NULL;
+        int rc = phx_intel_import_line(import_cases[i].kind, import_cases[i].line, out, sizeof(out),
+                                       &why);
+        if (rc != import_cases[i].rc)
+            fail_msg("case %zu (%s): rc %d, want %d (%s)", i, import_cases[i].line, rc,
+                     import_cases[i].rc, why ? why : "-");
+        if (rc > 0) {
+            assert_string_equal(out, import_cases[i].want);
+            nproblems = 0;
+            phx_intel_set *s = NULL;
+            assert_int_equal(phx_intel_parse(&s, out, strlen(out), "import", on_problem, NULL), rc);
+            assert_int_equal(nproblems, 0);
+            phx_intel_set_free(s);
+        } else if (!import_cases[i].want[0]) {
+            assert_null(why);
+        } else if (!why || !strstr(why, import_cases[i].want)) {
+            fail_msg("case %zu (%s): reason [%s] lacks [%s]", i, import_cases[i].line,
+                     why ? why : "(none)", import_cases[i].want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_intel_match_table),
-        cmocka_unit_test(test_intel_bad_lines),
-        cmocka_unit_test(test_intel_hostile),
-        cmocka_unit_test(test_intel_reload),
+        cmocka_unit_test(test_intel_match_table),  cmocka_unit_test(test_intel_bad_lines),
+        cmocka_unit_test(test_intel_hostile),      cmocka_unit_test(test_intel_reload),
+        cmocka_unit_test(test_intel_import_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
