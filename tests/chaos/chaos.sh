@@ -94,7 +94,8 @@ while [ $SECONDS -lt $end ]; do
         # The fault ends when the victim runs again (not when every pool is ready).
         (
             restart &
-            until alive "$victim"; do sleep 0.1; done
+            for _ in $(seq 600); do alive "$victim" && break; sleep 0.1; done
+            alive "$victim" || echo "$victim" >>"$PHX_VAR/not_back"
             fault "kill:$victim" "$s" "$(now_ms)"
             wait
             echo "# chaos: stack up after kill:$victim returned in $(($(now_ms) - s)) ms"
@@ -177,6 +178,7 @@ check "chaos: every reply right" 0 "${R[wrong]:-}"
 check "chaos: every step's Redis state and output right" 0 "${R[wrong_redis]:-}"
 check "chaos: no step applied twice" 0 "${R[double_applied]:-}"
 check "chaos: no job stuck" 0 "${R[stuck]:-}"
+check "chaos: every killed process came back within 60 s" "" "$(cat "$PHX_VAR/not_back" 2>/dev/null)"
 dl=$(kcat -C -b "$KAFKA" -t phx.dlq -o beginning -e -q 2>/dev/null | grep -c . || true)
 check "chaos: DLQ empty (no poison was sent)" 0 "$dl"
 [ -n "${CHAOS_KEEP:-}" ] && cp -r "$PHX_VAR" "$CHAOS_KEEP"

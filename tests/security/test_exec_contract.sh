@@ -14,8 +14,9 @@ fi
 export PHX_STACK_POOLS="planner exec"
 # No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
 export PHX_SAFETY_GATES=false
-# Small maximums, so capping is observable.
-export PHX_EXEC_MAX_OUTPUT_KB=8 PHX_EXEC_MAX_WALL_MS=2000
+# Small maximums, so capping is observable (the wall cap leaves a cancel below time to land
+# on a loaded machine before the cap would kill its program).
+export PHX_EXEC_MAX_OUTPUT_KB=8 PHX_EXEC_MAX_WALL_MS=8000
 stack_up
 trap 'stack_cleanup || exit 1' EXIT
 
@@ -43,7 +44,7 @@ files land in the work dir|{"lang":"sh","code":"pwd; cat a.txt b.py; python3 b.p
 modules import from files|{"lang":"python","code":"import helper; print(helper.f())","files":{"helper.py":"def f(): return 'from helper'\n"}}|succeeded|.outputs.x.stdout == "from helper\n"
 binary output is scrubbed|{"lang":"sh","code":"printf 'a\\000b\\377c'"}|succeeded|.outputs.x.stdout == "a?b?c"
 output cap is the pool maximum|{"lang":"python","code":"print('x' * 100000)","limits":{"output_kb":1000}}|succeeded|.outputs.x.truncated == true and (.outputs.x.stdout | length) == 8192
-wall limit is capped by the pool|{"lang":"sh","code":"sleep 10","limits":{"wall_ms":600000}}|succeeded|.outputs.x.timed_out == true and .outputs.x.duration_ms < 5000
+wall limit is capped by the pool|{"lang":"sh","code":"sleep 40","limits":{"wall_ms":600000}}|succeeded|.outputs.x.timed_out == true and .outputs.x.duration_ms < 20000
 unknown lang|{"lang":"ruby","code":"puts 1"}|failed|.steps.x.error.code == "invalid_input" and .steps.x.attempts == 1
 missing code|{"lang":"python"}|failed|.steps.x.error.code == "invalid_input" and .steps.x.attempts == 1
 code not a string|{"lang":"sh","code":42}|failed|.steps.x.error.code == "invalid_input"
@@ -92,3 +93,26 @@ check "cancel exec: reply cancelled" cancelled "$(reply "$cid" 20 | jq -r .statu
 # --- 3. metrics ----------------------------------------------------------------------------
 m=$(curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/exec.admin")/metrics")
 check_contains "metrics: exec.run steps counted" 'phx_steps_total{kind="exec.run",outcome="ok"}' "$m"
+
+# --- 4. a worker killed -9 leaves nothing behind -------------------------------------------
+# Sandboxes being set up or running die with their worker (PR_SET_PDEATHSIG, and a setup
+# child reads its dead parent as EOF): none may linger holding the worker's fds -- once one
+# did, holding the admin port, and the restarted worker could not bind it.
+for i in 1 2 3 4 5 6; do
+    id=$(uid kill9)
+    job "$id" '[{"id":"x","kind":"exec.run","input":{"lang":"sh","code":"sleep 41.25"}}]' |
+        kafka_put phx.jobs "$id"
+done
+for _ in $(seq 100); do [ "$(redis hget "phx:job:{$id}:steps" x)" = dispatched ] && break; sleep 0.1; done
+sleep 0.3
+epid=$(cat "$PHX_VAR/run/exec.pid")
+kids=$(ps -e -o pid=,ppid= | awk -v p="$epid" '$2 == p { print $1 }')
+check "kill -9 of the worker: it had sandboxes running" 1 "$([ -n "$kids" ] && echo 1)"
+kill -9 "$epid"
+sleep 3
+left=0
+for k in $kids; do [ -e "/proc/$k" ] && [ "$(awk '{print $3}' "/proc/$k/stat")" != Z ] && left=$((left + 1)); done
+check "kill -9 of the worker: none of its $(wc -w <<<"$kids") sandboxes outlives it" 0 "$left"
+"$ROOT/ops/dev/stack" up >/dev/null 2>&1
+check "kill -9 of the worker: the restarted worker is ready on its admin port" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(cat "$PHX_VAR/run/exec.admin")/readyz")"

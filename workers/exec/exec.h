@@ -203,6 +203,7 @@ struct phx_exec_plan {
     const phx_exec_req *req;
     int have_cgroup;
     int sync_fd;         /* the child's end of the setup socket */
+    int parent_fd;       /* the parent's end: the child closes its copy (see phx_exec_child) */
     int stdin_fd;        /* sealed memfd holding the request's stdin */
     int out_fd, err_fd;  /* write ends of the output pipes */
     const char *argv[4]; /* interpreter, "-c", code, NULL */

@@ -92,8 +92,17 @@ static int phx_exec_sync(int fd, char want)
 static int phx_exec_child(void *arg)
 {
     const phx_exec_plan *p = arg;
-    const char *stage = "setns(net)";
+    const char *stage = "pdeathsig";
     char kind = 'S';
+    /* A worker killed -9 mid-setup must not leave this child behind: it would wait for the
+     * next sync byte forever, holding copies of every fd of the worker (its admin listener
+     * among them, so a restarted worker could not bind its port). PDEATHSIG kills it with
+     * the supervising thread; closing our copy of the parent's end makes a parent that died
+     * before the prctl read as EOF (getppid() cannot tell: it is 0 in a new pid namespace). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        goto fail;
+    close(p->parent_fd);
+    stage = "setns(net)";
     if (phx_exec_net_enter(p->sb->netns_fd) < 0)
         goto fail;
     stage = "sethostname";
@@ -145,7 +154,7 @@ static int phx_exec_child(void *arg)
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
         goto fail;
-    /* After the uid change (a credential change clears it): the run dies with the thread
+    /* Again after the uid change (a credential change clears it): the run dies with the thread
      * that supervises it. */
     stage = "pdeathsig";
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -389,6 +398,7 @@ static void phx_exec_plan_init(phx_exec_plan *p, const phx_exec_sandbox *sb,
     p->req = req;
     p->have_cgroup = cg && strcmp(phx_exec_cg_mode(), "off") != 0;
     p->sync_fd = f->sync[1];
+    p->parent_fd = f->sync[0];
     p->stdin_fd = f->stdin_fd;
     p->out_fd = f->out[1];
     p->err_fd = f->err[1];
