@@ -3,6 +3,7 @@
 #include "jobstore.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,4 +249,128 @@ int phx_apikey_rotate(phx_redis *r, const char *id, const char *tenant, int64_t 
 out:
     phx_apikey_clear(&key);
     return rc;
+}
+
+/* --- the lookup cache (see apikey.h) ----------------------------------------------------- */
+
+typedef struct phx_apikey_slot {
+    char hash[65]; /* "" when empty */
+    phx_apikey key;
+    int64_t loaded_mono_ms;
+} phx_apikey_slot;
+
+struct phx_apikey_cache {
+    pthread_mutex_t mu;
+    int64_t ttl_ms;
+    unsigned long gen; /* bumped by every forget */
+    size_t mask;
+    phx_apikey_slot *slots;
+};
+
+phx_apikey_cache *phx_apikey_cache_new(int64_t ttl_ms, size_t slots)
+{
+    size_t n = 1;
+    while (n < slots)
+        n <<= 1;
+    phx_apikey_cache *c = calloc(1, sizeof(*c));
+    c->slots = calloc(n, sizeof(*c->slots));
+    c->mask = n - 1;
+    c->ttl_ms = ttl_ms;
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void phx_apikey_cache_free(phx_apikey_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i <= c->mask; i++)
+        phx_apikey_clear(&c->slots[i].key);
+    free(c->slots);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* The slot of a hash: its first 8 hex digits are as uniform as any other bits of SHA-256. */
+static phx_apikey_slot *phx_apikey_cache_slot(phx_apikey_cache *c, const char h[65])
+{
+    char head[9];
+    memcpy(head, h, 8);
+    head[8] = '\0';
+    return &c->slots[strtoul(head, NULL, 16) & c->mask];
+}
+
+static void phx_apikey_copy(phx_apikey *dst, const phx_apikey *src)
+{
+    *dst = *src;
+    dst->tenant = strdup(src->tenant ? src->tenant : "");
+    dst->principal = strdup(src->principal ? src->principal : "");
+    dst->roles = strdup(src->roles ? src->roles : "");
+}
+
+int phx_apikey_cache_get(phx_apikey_cache *c, const char *secret, int64_t now_ms, int64_t mono_ms,
+                         phx_apikey *out, phx_apikey_ticket *t)
+{
+    memset(out, 0, sizeof(*out));
+    t->mono_ms = mono_ms;
+    t->gen = 0;
+    if (!c || c->ttl_ms <= 0)
+        return 0;
+    char h[65];
+    phx_apikey_hash(secret, h);
+    int hit = 0;
+    pthread_mutex_lock(&c->mu);
+    t->gen = c->gen;
+    phx_apikey_slot *s = phx_apikey_cache_slot(c, h);
+    /* A plain comparison is fine: both sides are SHA-256 digests, and how many leading digits
+     * of a digest match a cached one says nothing about any secret. */
+    if (s->hash[0] && strcmp(s->hash, h) == 0) {
+        if (mono_ms - s->loaded_mono_ms < c->ttl_ms &&
+            strcmp(phx_apikey_state(&s->key, now_ms), "active") == 0) {
+            phx_apikey_copy(out, &s->key);
+            hit = 1;
+        } else {
+            /* Stale or expired: Redis has the final word (and its message). */
+            phx_apikey_clear(&s->key);
+            s->hash[0] = '\0';
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return hit;
+}
+
+void phx_apikey_cache_put(phx_apikey_cache *c, const char *secret, const phx_apikey *k,
+                          const phx_apikey_ticket *t)
+{
+    if (!c || c->ttl_ms <= 0)
+        return;
+    char h[65];
+    phx_apikey_hash(secret, h);
+    pthread_mutex_lock(&c->mu);
+    if (t->gen == c->gen) {
+        phx_apikey_slot *s = phx_apikey_cache_slot(c, h);
+        phx_apikey_clear(&s->key);
+        phx_apikey_copy(&s->key, k);
+        memcpy(s->hash, h, sizeof(s->hash));
+        s->loaded_mono_ms = t->mono_ms;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void phx_apikey_cache_forget(phx_apikey_cache *c, const char *id)
+{
+    if (!c)
+        return;
+    /* By id, not by secret (the revoking admin does not hold it): a scan of the table, which
+     * only an admin's revoke or rotate pays for. */
+    pthread_mutex_lock(&c->mu);
+    c->gen++;
+    for (size_t i = 0; i <= c->mask; i++) {
+        phx_apikey_slot *s = &c->slots[i];
+        if (s->hash[0] && strcmp(s->key.id, id) == 0) {
+            phx_apikey_clear(&s->key);
+            s->hash[0] = '\0';
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
 }

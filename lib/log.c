@@ -67,6 +67,11 @@ void phx_log_init(const char *proc, enum phx_log_level min_level)
     phx_log_cfg.min = min_level;
 }
 
+int phx_log_enabled(enum phx_log_level lvl)
+{
+    return lvl >= phx_log_cfg.min;
+}
+
 int phx_log_level_parse(const char *s, enum phx_log_level *out)
 {
     for (int i = 0; i < 4; i++) {

@@ -15,6 +15,8 @@ enum phx_log_level { PHX_LOG_DEBUG, PHX_LOG_INFO, PHX_LOG_WARN, PHX_LOG_ERROR };
 /* Set once at start (process config); proc names the process in every line. */
 void phx_log_init(const char *proc, enum phx_log_level min_level);
 int phx_log_level_parse(const char *s, enum phx_log_level *out);
+/* Would a line at lvl be written? Lets a caller skip building fields nobody will read. */
+int phx_log_enabled(enum phx_log_level lvl);
 
 void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
               ...) __attribute__((format(printf, 4, 5)));

@@ -184,16 +184,9 @@ static void phx_trace_enqueue(const phx_span *s)
     pthread_mutex_unlock(&phx_tracer.mu);
 }
 
-void phx_span_end(phx_span *s)
+/* The span's record in the JSON log (msg "span NAME"). */
+static void phx_span_log(const phx_span *s)
 {
-    if (!s->active)
-        return;
-    s->active = 0;
-    s->end_ns = s->start_ns + (phx_trace_clock_ns(CLOCK_MONOTONIC) - s->mono_ns);
-    /* Spans end in reverse order of their start; if a caller broke that, unwinding to this
-     * span's outer one keeps the thread's context sane rather than pointing at a dead frame. */
-    phx_trace_cur = s->outer;
-
     char tp[56];
     phx_span_traceparent(s, tp);
     json_t *f = json_object();
@@ -210,6 +203,21 @@ void phx_span_end(phx_span *s)
     if (s->error)
         json_object_set_new(f, "error", json_string(s->status_msg));
     phx_log_fields(PHX_LOG_INFO, s->job_id[0] ? s->job_id : NULL, tp, f, "span %s", s->name);
+}
+
+void phx_span_end(phx_span *s)
+{
+    if (!s->active)
+        return;
+    s->active = 0;
+    s->end_ns = s->start_ns + (phx_trace_clock_ns(CLOCK_MONOTONIC) - s->mono_ns);
+    /* Spans end in reverse order of their start; if a caller broke that, unwinding to this
+     * span's outer one keeps the thread's context sane rather than pointing at a dead frame. */
+    phx_trace_cur = s->outer;
+    /* The log record is built only when it will be written: at PHX_LOG_LEVEL=warn (busy
+     * production) the JSON of every span of every request was built and thrown away. */
+    if (phx_log_enabled(PHX_LOG_INFO))
+        phx_span_log(s);
     phx_trace_enqueue(s);
 }
 

@@ -153,14 +153,20 @@ static int phx_auth_apikey(phx_ingress *in, const char *secret, phx_principal *w
 {
     phx_err err;
     phx_err_clear(&err);
+    phx_apikey key;
+    phx_apikey_ticket t;
+    int64_t now = phx_now_ms();
+    if (phx_apikey_cache_get(in->keys, secret, now, phx_mono_ms(), &key, &t))
+        goto found;
     phx_redis *r = phx_ingress_redis_get(in, &err);
     if (!r) {
         phx_unavailable(a, "key store unreachable");
         return -1;
     }
-    phx_apikey key;
-    int rc = phx_apikey_lookup(r, secret, phx_now_ms(), &key, &err);
+    int rc = phx_apikey_lookup(r, secret, now, &key, &err);
     phx_ingress_redis_put(in, r);
+    if (rc == 0)
+        phx_apikey_cache_put(in->keys, secret, &key, &t);
     if (rc < 0) {
         if (strcmp(err.code, "unauthorized") == 0)
             phx_unauthorized(a, "Invalid API key", err.message);
@@ -168,6 +174,7 @@ static int phx_auth_apikey(phx_ingress *in, const char *secret, phx_principal *w
             phx_unavailable(a, "key store unreachable");
         return -1;
     }
+found:
     who->tenant = key.tenant, who->principal = key.principal, who->roles = key.roles;
     snprintf(who->via, sizeof(who->via), "api_key:%s", key.id);
     return 0;
@@ -483,6 +490,7 @@ phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *produce
     pthread_mutex_init(&in->sec_mu, NULL);
     pthread_cond_init(&in->cv, NULL);
     in->ops = phx_ops_new();
+    in->keys = phx_apikey_cache_new(cfg->key_cache_ms, 4096);
     in->sec_loaded_ms = INT64_MIN / 2;
     phx_ingress_guard_refresh(in, phx_now_ms()); /* suspensions hold from the first request */
     if (phx_ingress_jwt_init(in, err, errlen) < 0 ||
@@ -553,6 +561,7 @@ void phx_ingress_stop(phx_ingress *in)
         MHD_stop_daemon(in->d);
     phx_events_stop(in->events);
     phx_ops_free(in->ops);
+    phx_apikey_cache_free(in->keys);
     phx_jwt_verifier_free(in->jwt);
     for (int i = 0; i < in->nidle; i++)
         phx_redis_free(in->idle[i]);

@@ -34,8 +34,9 @@ typedef struct phx_ingress_cfg {
     long rate_tenant, burst_tenant, rate_principal, burst_principal; /* requests/s; 0 = off */
     char *jwt_keys_file, *jwt_issuer, *jwt_audience;
     long jwt_leeway_s;
-    long max_streams; /* concurrent SSE streams */
+    long max_streams;      /* concurrent SSE streams */
     long guard_refresh_ms; /* reload of phx:sec:suspended */
+    long key_cache_ms;     /* how long a looked-up API key is trusted (<= 1000) */
     int audit_auth;        /* record 401/403 in phx:audit:auth */
     long audit_maxlen;
 } phx_ingress_cfg;

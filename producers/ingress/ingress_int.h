@@ -6,6 +6,7 @@
 #ifndef PHX_INGRESS_INT_H
 #define PHX_INGRESS_INT_H
 
+#include "apikey.h"
 #include "ingress.h"
 #include "jwt.h"
 
@@ -19,9 +20,10 @@ struct phx_ingress {
     const phx_ingress_cfg *cfg;
     phx_producer *producer;
     const phx_schema_set *schemas;
-    phx_jwt_verifier *jwt; /* NULL when PHX_JWT_KEYS_FILE is empty */
-    phx_events *events;    /* the phx.events tail behind SSE and the recent jobs */
-    phx_ops *ops;          /* the ops API's caches and bounds */
+    phx_jwt_verifier *jwt;  /* NULL when PHX_JWT_KEYS_FILE is empty */
+    phx_events *events;     /* the phx.events tail behind SSE and the recent jobs */
+    phx_ops *ops;           /* the ops API's caches and bounds */
+    phx_apikey_cache *keys; /* API keys looked up recently (PHX_INGRESS_KEY_CACHE_MS) */
     struct MHD_Daemon *d;
     int port;
     pthread_mutex_t mu;

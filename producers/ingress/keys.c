@@ -98,6 +98,8 @@ void phx_keys_revoke(const phx_ctx *c, phx_answer *a)
     int rc = r ? phx_apikey_revoke(r, c->arg, c->who->tenant, phx_now_ms(), &err) : -1;
     if (r)
         phx_ingress_redis_put(c->in, r);
+    if (rc > 0)
+        phx_apikey_cache_forget(c->in->keys, c->arg); /* here at once; elsewhere within 1 s */
     if (rc < 0) {
         phx_unavailable(a, err.message);
     } else if (rc == 0) {
@@ -135,6 +137,8 @@ void phx_keys_rotate(const phx_ctx *c, phx_answer *a)
         r ? phx_apikey_rotate(r, c->arg, c->who->tenant, now, grace_s * 1000, secret, &err) : -1;
     if (r)
         phx_ingress_redis_put(c->in, r);
+    if (rc > 0)
+        phx_apikey_cache_forget(c->in->keys, c->arg); /* its expiry changed */
     if (rc < 0) {
         phx_unavailable(a, err.message);
     } else if (rc == 0) {

@@ -58,6 +58,10 @@ static const phx_opt phx_ingress_opts[] = {
      "How often the suspended tenants, API keys and principals (phx:sec:suspended, written by "
      "phx-sentinel and `phx security`) are reloaded: a suspension or release takes effect "
      "within this long on every replica (403 code suspended)."},
+    {"PHX_INGRESS_KEY_CACHE_MS", PHX_OPT_INT, "500", 0, 1000, offsetof(CFG, key_cache_ms),
+     "How long an API key read from Redis is trusted without asking again (0 = ask on every "
+     "request). A revocation or rotation made elsewhere takes effect on this replica within "
+     "this long, hence at most 1000; the replica that revokes a key stops accepting it at once."},
     {"PHX_INGRESS_AUDIT_AUTH", PHX_OPT_BOOL, "true", 0, 0, offsetof(CFG, audit_auth),
      "Record every 401 and missing-scope 403 in the Redis stream phx:audit:auth (key id, "
      "principal, client address; never the credential) for phx-sentinel."},
