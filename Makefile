@@ -260,11 +260,11 @@ chaos: deps
 # --- local stack ------------------------------------------------------------------------
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@PHX_STACK_PROBE=$${PHX_STACK_PROBE:-1} ops/dev/stack up
+	@PHX_STACK_PROBE=$${PHX_STACK_PROBE:-1} PHX_STACK_EXAMPLES=$${PHX_STACK_EXAMPLES:-1} ops/dev/stack up
 	@ops/dev/demo
 
 up: all
-	@PHX_STACK_PROBE=$${PHX_STACK_PROBE:-1} ops/dev/stack up
+	@PHX_STACK_PROBE=$${PHX_STACK_PROBE:-1} PHX_STACK_EXAMPLES=$${PHX_STACK_EXAMPLES:-1} ops/dev/stack up
 down:
 	@ops/dev/stack down
 status:
