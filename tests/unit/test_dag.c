@@ -102,6 +102,26 @@ static void test_dag_check(void **state)
     }
 }
 
+/* A rendering's verdict: got (consumed) must equal the JSON want, or, want NULL, be NULL with
+ * a non-retryable template_unresolved in err. */
+static void expect_rendered(const char *name, json_t *got, const phx_err *err, const char *want)
+{
+    if (!want) {
+        if (got)
+            fail_msg("%s: expected an error, got %s", name, json_dumps(got, 0));
+        assert_string_equal(err->code, "template_unresolved");
+        assert_int_equal(err->retryable, 0);
+        return;
+    }
+    json_t *w = json_loads(want, 0, NULL);
+    assert_non_null(w);
+    if (!got || !json_equal(got, w))
+        fail_msg("%s: got %s want %s (%s)", name, got ? json_dumps(got, 0) : "NULL", want,
+                 err->message);
+    json_decref(w);
+    json_decref(got);
+}
+
 /* input JSON rendered against outputs -> expected JSON, or NULL for an error. */
 static const struct {
     const char *name, *input, *want;
@@ -139,21 +159,8 @@ static void test_dag_render(void **state)
         assert_non_null(in);
         phx_err err;
         phx_err_clear(&err);
-        json_t *got = phx_dag_render(in, outputs, &err);
-        if (!render_cases[i].want) {
-            if (got)
-                fail_msg("%s: expected an error, got %s", render_cases[i].name, json_dumps(got, 0));
-            assert_string_equal(err.code, "template_unresolved");
-            assert_int_equal(err.retryable, 0);
-        } else {
-            json_t *want = json_loads(render_cases[i].want, 0, NULL);
-            assert_non_null(want);
-            if (!got || !json_equal(got, want))
-                fail_msg("%s: got %s want %s (%s)", render_cases[i].name,
-                         got ? json_dumps(got, 0) : "NULL", render_cases[i].want, err.message);
-            json_decref(want);
-        }
-        json_decref(got);
+        expect_rendered(render_cases[i].name, phx_dag_render(in, outputs, &err), &err,
+                        render_cases[i].want);
         json_decref(in);
     }
     json_decref(outputs);
@@ -191,20 +198,8 @@ static void test_dag_render_step(void **state)
         assert_non_null(step);
         phx_err err;
         phx_err_clear(&err);
-        json_t *got = phx_dag_render_step(step, outputs, &err);
-        if (!step_cases[i].want) {
-            if (got)
-                fail_msg("%s: expected an error, got %s", step_cases[i].name, json_dumps(got, 0));
-            assert_string_equal(err.code, "template_unresolved");
-        } else {
-            json_t *want = json_loads(step_cases[i].want, 0, NULL);
-            assert_non_null(want);
-            if (!got || !json_equal(got, want))
-                fail_msg("%s: got %s want %s (%s)", step_cases[i].name,
-                         got ? json_dumps(got, 0) : "NULL", step_cases[i].want, err.message);
-            json_decref(want);
-        }
-        json_decref(got);
+        expect_rendered(step_cases[i].name, phx_dag_render_step(step, outputs, &err), &err,
+                        step_cases[i].want);
         json_decref(step);
     }
     json_decref(outputs);
