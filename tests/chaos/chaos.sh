@@ -61,7 +61,13 @@ fault() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$PHX_VAR/faults"; }
 # process) and waits for readiness after releasing it, so a restart never queues behind
 # another one's rebalance. A second try covers an `up` that gave up waiting for readiness.
 restart() { "$ROOT/ops/dev/stack" up >/dev/null 2>&1 || "$ROOT/ops/dev/stack" up >/dev/null 2>&1; }
-alive() { kill -0 "$(cat "$PHX_VAR/run/$1.pid" 2>/dev/null)" 2>/dev/null; }
+# alive NAME [OLD_PID]: its recorded process runs, and is not OLD_PID. A process killed -9
+# answers kill -0 until it is reaped; a zombie has no /proc/PID/exe.
+alive() {
+    local p
+    p=$(cat "$PHX_VAR/run/$1.pid" 2>/dev/null) && [ -n "$p" ] && [ "$p" != "${2:-}" ] &&
+        readlink "/proc/$p/exe" >/dev/null 2>&1
+}
 
 case ",$CHAOS_TYPES," in *,kb,*) "$PHX" kb create "chaos-$RUN" --dim 3 >/dev/null ;; esac
 
@@ -90,12 +96,13 @@ while [ $SECONDS -lt $end ]; do
     for p in "${POOLS[@]}"; do alive "$p" && up+=("$p"); done
     if [ ${#up[@]} -gt 0 ]; then
         victim=${up[$((RANDOM % ${#up[@]}))]}
-        kill -9 "$(cat "$PHX_VAR/run/$victim.pid")" 2>/dev/null && kills=$((kills + 1))
+        old=$(cat "$PHX_VAR/run/$victim.pid")
+        kill -9 "$old" 2>/dev/null && kills=$((kills + 1))
         # The fault ends when the victim runs again (not when every pool is ready).
         (
             restart &
-            for _ in $(seq 600); do alive "$victim" && break; sleep 0.1; done
-            alive "$victim" || echo "$victim" >>"$PHX_VAR/not_back"
+            for _ in $(seq 600); do alive "$victim" "$old" && break; sleep 0.1; done
+            alive "$victim" "$old" || echo "$victim" >>"$PHX_VAR/not_back"
             fault "kill:$victim" "$s" "$(now_ms)"
             wait
             echo "# chaos: stack up after kill:$victim returned in $(($(now_ms) - s)) ms"
