@@ -56,8 +56,12 @@ int phx_cli_kb_backup(struct phx_redis *r, const char *name, const char *path, s
 int phx_cli_kb_restore(struct phx_redis *r, const char *path, struct phx_err *err);
 int phx_cli_trace(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_security(const phx_cli_env *env, int argc, char **argv);
+/* Who an operator's action is recorded as: $PHX_OPERATOR, default "operator" (security.c). */
+const char *phx_cli_operator(void);
 /* phx intel import (intel.c). */
 int phx_cli_intel(const phx_cli_env *env, int argc, char **argv);
+/* phx safety feedback (safetyfb.c). */
+int phx_cli_safety(const phx_cli_env *env, int argc, char **argv);
 /* phx config check (confcheck.c) and phx topics plan (topics.c). */
 int phx_cli_config(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_topics(const phx_cli_env *env, int argc, char **argv);

@@ -84,6 +84,14 @@ static const char phx_cli_usage[] =
     "      \"Threat intelligence feeds\"), replaced atomically. Every bad line is reported\n"
     "      with its number; more than --max-bad (default 0) of them, or no entries, writes\n"
     "      nothing (exit 1). DURATION: 30d, 12h, ... (default: never expires).\n"
+    "  safety feedback JOB_ID [--step ID] --false-positive|--missed [--detector D]\n"
+    "                  [--note TEXT] | safety feedback list --tenant T [--json]\n"
+    "  safety feedback rollback ID\n"
+    "      Label a safety.scan verdict of a job (docs/security.md, \"Operator feedback\"):\n"
+    "      a false positive allow-lists that exact text for the findings' detectors and\n"
+    "      raises the tenant's thresholds of inject/code/url by 0.05; a miss lowers one by\n"
+    "      0.05; offsets stay within +-0.15. Audited (phx:audit) as $PHX_OPERATOR; rollback\n"
+    "      undoes one label's changes.\n"
     "  config check [--for BINARY[,BINARY...]|all] [--no-file-checks] FILE...\n"
     "      Validate configuration files (JSON for PHX_CONFIG_FILE, or KEY=VALUE environment\n"
     "      files) as one process would read them, against the option tables of the binaries\n"
@@ -166,6 +174,8 @@ int main(int argc, char **argv)
         return phx_cli_topics(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "redteam") == 0)
         return phx_cli_redteam(&env, argc - 1, argv + 1);
+    if (strcmp(argv[1], "safety") == 0)
+        return phx_cli_safety(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "intel") == 0)
         return phx_cli_intel(&env, argc - 1, argv + 1);
     if (strcmp(argv[1], "security") == 0)

@@ -20,7 +20,7 @@ static const char phx_security_usage[] =
     "       phx security quarantine JOB_ID [--reason TEXT] [--ttl S]\n"
     "       phx security audit [--count N]\n";
 
-static const char *phx_security_by(void)
+const char *phx_cli_operator(void)
 {
     const char *o = getenv("PHX_OPERATOR");
     return o && *o ? o : "operator";
@@ -119,7 +119,7 @@ static int phx_security_opts(int argc, char **argv, int i, phx_sec_req *q, long 
 
 static int phx_security_apply(phx_redis *r, int argc, char **argv)
 {
-    phx_sec_req q = {.rule = "manual", .reason = "", .by = phx_security_by(), .throttle_burst = 3};
+    phx_sec_req q = {.rule = "manual", .reason = "", .by = phx_cli_operator(), .throttle_burst = 3};
     long per_min = 30;
     int first_opt;
     if (strcmp(argv[1], "throttle") == 0 && argc >= 3) {
@@ -191,7 +191,7 @@ int phx_cli_security(const phx_cli_env *env, int argc, char **argv)
     } else if (strcmp(cmd, "release") == 0) {
         phx_err err;
         phx_err_clear(&err);
-        int n = phx_sec_release(r, argv[2], phx_security_by(), phx_now_ms(), &err);
+        int n = phx_sec_release(r, argv[2], phx_cli_operator(), phx_now_ms(), &err);
         if (n < 0)
             fprintf(stderr, "phx security: %s\n", err.message);
         else if (n == 0)

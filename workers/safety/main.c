@@ -8,6 +8,7 @@
  * leaves in the same confirmed batch as the result) in thread-local storage for them. */
 #include "audit.h"
 #include "config.h"
+#include "feedback.h"
 #include "inject.h"
 #include "intel.h"
 #include "log.h"
@@ -184,8 +185,19 @@ static json_t *phx_safety_scan_step(void *app, void *ts, const json_t *input, ph
         local.resolve_urls = 0;
     phx_safety_result res;
     json_t *out = NULL;
+    phx_sha256_hex(json_string_value(jt), len, au.sha256);
+    /* The tenant's feedback adjustments (lib/feedback.h): one HMGET per scan, so an operator's
+     * feedback or rollback counts from the next scan on, on every replica. */
+    phx_fb_adj adj;
+    if (phx_fb_adj_get(t->r, au.tenant, au.sha256, &adj, err) < 0)
+        goto done;
+    for (int r = 0; r < PHX_ROLE_COUNT; r++) {
+        phx_fb_shift(&local.roles[r].warn, &local.roles[r].block, adj.off_inject);
+        phx_fb_shift(&local.roles[r].code_warn, &local.roles[r].code_block, adj.off_code);
+        phx_fb_shift(&local.roles[r].url_warn, &local.roles[r].url_block, adj.off_url);
+    }
     phx_intel_refresh(a->intel, 0, NULL); /* reload changed feeds, at most every check_ms */
-    phx_safety_scan_ctx sc = {a->intel};
+    phx_safety_scan_ctx sc = {a->intel, adj.allow};
     if (phx_safety_scan_with(&local, &sc, (phx_safety_role)role, json_string_value(jt), len, &res,
                              err) < 0)
         goto done;
@@ -193,9 +205,15 @@ static json_t *phx_safety_scan_step(void *app, void *ts, const json_t *input, ph
     au.verdict = res.verdict;
     au.score = res.score;
     phx_safety_audit_detectors(&au, &res.f);
-    phx_sha256_hex(json_string_value(jt), len, au.sha256);
-    if (phx_safety_record(a, t, &au, err) == 0)
-        out = phx_safety_result_json(&res, pol, (phx_safety_role)role);
+    if (phx_safety_record(a, t, &au, err) == 0 &&
+        (out = phx_safety_result_json(&res, pol, (phx_safety_role)role))) {
+        json_object_set_new(out, "text_sha256", json_string(au.sha256));
+        if (adj.allow[0] || adj.off_inject != 0 || adj.off_code != 0 || adj.off_url != 0)
+            json_object_set_new(out, "tenant_adjustments",
+                                json_pack("{s:f, s:f, s:f, s:s, s:s}", "inject", adj.off_inject,
+                                          "code", adj.off_code, "url", adj.off_url, "allowed",
+                                          adj.allow, "allowed_by", adj.allow_id));
+    }
     phx_safety_result_free(&res);
 done:
     phx_safety_policy_release(pol);

@@ -6,6 +6,7 @@
 #include "scan.h"
 #include "code.h"
 #include "decode.h"
+#include "feedback.h"
 #include "feeds.h"
 #include "inject.h"
 #include "normalize.h"
@@ -188,6 +189,16 @@ int phx_safety_scan_with(const phx_safety_policy *pol, const phx_safety_scan_ctx
     phx_safety_url_scan(text, len, &uo, &res->f);
     phx_safety_feeds_scan(intel, role, text, len, &n, NULL, &res->f);
     double code = role == PHX_ROLE_CODE ? phx_safety_code_scan(text, len, &res->f) : 0;
+
+    if (ctx && ctx->ignore && ctx->ignore[0]) {
+        for (int i = 0; i < res->f.n; i++)
+            if (phx_fb_listed(ctx->ignore, res->f.v[i].detector))
+                res->f.v[i].severity = 0, res->f.v[i].redact = 0;
+        if (phx_fb_listed(ctx->ignore, "inject"))
+            inj = 0;
+        if (phx_fb_listed(ctx->ignore, "code"))
+            code = 0;
+    }
 
     /* Verdict. */
     int v = PHX_VERDICT_ALLOW;

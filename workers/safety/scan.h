@@ -34,6 +34,10 @@ typedef struct phx_safety_result {
 /* What a scan knows beyond the policy: the process's threat feeds (NULL = none). */
 typedef struct phx_safety_scan_ctx {
     phx_intel *intel;
+    /* Detectors an operator's feedback allow-listed for this exact text (comma-separated,
+     * lib/feedback.h; NULL = none): their findings, and the injection or code score when
+     * "inject" or "code" is listed, do not count. */
+    const char *ignore;
 } phx_safety_scan_ctx;
 
 /* Scan len bytes of text as role under policy (ctx may be NULL). 0, or -1 with err (out of
