@@ -16,20 +16,37 @@
 
 FAKE=$PHX_BIN/../tests/fake_llm
 [ -x "$FAKE" ] || { not_ok "fake_llm built" "$FAKE missing"; exit 1; }
-W=$(mktemp -d /tmp/phx-examples-it.XXXXXX)
+# The doubles start after the stack (the pools only need their addresses), so nothing of ours
+# is left behind if stack_up fails: it exits with its own trap.
+mapfile -t DPORT < <("$PHX_BIN/phx-freeport" 2)
+export WEB_URL=http://127.0.0.1:${DPORT[1]}/ PHX_LLM_BASE_URL=http://127.0.0.1:${DPORT[0]}/v1
+export PHX_LLM_MODEL=fake-examples
+# Loopback only for the fetch pool and the url gate of tenant "loopback" (below).
+export PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32 PHX_SAFETY_POLICY_CHECK_MS=0 PHX_STACK_EXAMPLES=1
+unset PHX_STACK_POOLS PHX_SAFETY_GATES
+T_UP=$SECONDS
+stack_up
+T_UP=$((SECONDS - T_UP))
+W=$PHX_VAR/examples
+mkdir -p "$W"
 PIDS=()
+# SIGTERM, then SIGKILL after 10 s: a double stuck on its way out must not hold the suite.
 cleanup_examples() {
     local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$W"
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
 }
-trap cleanup_examples EXIT
+# The stack goes first: its keep-alive connections would otherwise hold the fake's shutdown.
+trap 'rc=0; (stack_cleanup) || rc=1; cleanup_examples; exit $rc' EXIT
 
-# timeout: the doubles go away even if a failing stack_up exits before the trap below is set.
-timeout 300 "$FAKE" --port-file "$W/llm.port" --script "$ROOT/tests/tools/fake_llm_examples.json" \
-    >/dev/null 2>"$W/fake.log" &
+"$FAKE" --port "${DPORT[0]}" --port-file "$W/llm.port" \
+    --script "$ROOT/tests/tools/fake_llm_examples.json" >/dev/null 2>"$W/fake.log" &
 PIDS+=($!)
-timeout 300 python3 - "$W/web.port" >/dev/null 2>&1 <<'EOF' &
+python3 - "${DPORT[1]}" "$W/web.port" >/dev/null 2>"$W/web.log" <<'EOF' &
 import http.server, os, sys
 class H(http.server.BaseHTTPRequestHandler):
     n = 0
@@ -45,28 +62,18 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-with open(sys.argv[1] + ".tmp", "w") as f:
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+with open(sys.argv[2] + ".tmp", "w") as f:
     f.write(str(s.server_port))
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
 s.serve_forever()
 EOF
 PIDS+=($!)
-for _ in $(seq 50); do [ -s "$W/llm.port" ] && [ -s "$W/web.port" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -s "$W/llm.port" ] && [ -s "$W/web.port" ] && break; sleep 0.1; done
 if [ ! -s "$W/llm.port" ] || [ ! -s "$W/web.port" ]; then
-    not_ok "test doubles up" "$(cat "$W/fake.log")"
+    not_ok "test doubles up" "$(cat "$W/fake.log" "$W/web.log")"
     exit 1
 fi
-WEB_URL=http://127.0.0.1:$(cat "$W/web.port")/
-PHX_LLM_BASE_URL=http://127.0.0.1:$(cat "$W/llm.port")/v1
-export WEB_URL PHX_LLM_BASE_URL PHX_LLM_MODEL=fake-examples
-# Loopback only for the fetch pool and the url gate of tenant "loopback" (below).
-export PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32 PHX_SAFETY_POLICY_CHECK_MS=0 PHX_STACK_EXAMPLES=1
-unset PHX_STACK_POOLS PHX_SAFETY_GATES
-T_UP=$SECONDS
-stack_up
-T_UP=$((SECONDS - T_UP))
-trap 'rc=0; (stack_cleanup) || rc=1; cleanup_examples; exit $rc' EXIT
 redis set phx:safety:policy:loopback \
     '{"schema": "policy.v1", "name": "loopback", "urls": {"allow_cidrs": ["127.0.0.1/32"]}}' >/dev/null
 
@@ -84,7 +91,7 @@ ex() { R_NAME+=("$1") R_FILTER+=("$2") R_CHECK+=("$3") R_WANT+=("$4") R_STATUS+=
 # Every policy is stored first, then every job is submitted at once (one `phx submit --wait`
 # each, in parallel: the file takes the stack's time, not the sum of the jobs'), then checked.
 run_rows() {
-    local i f job got st subs=() t0=$SECONDS
+    local i f job got subs=() t0=$SECONDS
     for f in "${R_NAME[@]}"; do
         f=$ROOT/examples/$f.json
         if [ -f "$f" ] && [ "$(jq -r .schema "$f")" = policy.v1 ]; then
@@ -100,7 +107,7 @@ run_rows() {
         else
             job=$(jq -c "${R_FILTER[$i]}" "$f")
         fi
-        timeout 60 "$PHX" submit - --wait --timeout 45 <<<"$job" >"$W/reply.$i" 2>"$W/err.$i" &
+        timeout -k 5 60 "$PHX" submit - --wait --timeout 45 <<<"$job" >"$W/reply.$i" 2>"$W/err.$i" &
         subs+=($!)
     done
     wait "${subs[@]}"
@@ -110,14 +117,14 @@ run_rows() {
             not_ok "${R_NAME[$i]}: examples/${R_NAME[$i]}.json exists"
             continue
         fi
-        got=$(cat "$W/reply.$i")
-        st=$(jq -r '.status // empty' <<<"$got" 2>/dev/null)
-        if [ "$st" != "${R_STATUS[$i]}" ]; then
-            not_ok "${R_NAME[$i]}: reply status ${R_STATUS[$i]}" \
-                "got [$st]: $(jq -c '.error // .' <<<"$got" 2>/dev/null | head -c 600) $(head -c 300 "$W/err.$i")"
+        # One jq for both: the status, then the check's value (or why it could not be read).
+        mapfile -t got < <(jq -r "(.status // \"\"), (try (${R_CHECK[$i]}) catch \"check failed: \\(.)\")" \
+            "$W/reply.$i" 2>&1)
+        if [ "${got[0]:-}" != "${R_STATUS[$i]}" ]; then
+            not_ok "${R_NAME[$i]}: reply status ${R_STATUS[$i]}" "got [${got[0]:-}]: $(head -c 900 "$W/reply.$i") $(head -c 300 "$W/err.$i")"
             continue
         fi
-        check "${R_NAME[$i]}: ${R_STATUS[$i]}, ${R_WANT[$i]}" "${R_WANT[$i]}" "$(jq -r "${R_CHECK[$i]}" <<<"$got")"
+        check "${R_NAME[$i]}: ${R_STATUS[$i]}, ${R_WANT[$i]}" "${R_WANT[$i]}" "${got[1]:-}"
     done
 }
 
@@ -130,7 +137,7 @@ ex kb-retrieval          .                                        '.outputs.answ
 ex llm-chat              .                                        .outputs.fahrenheit.value               212
 ex llm-embed             .                                        'def cos(a; b): ([a, b] | transpose | map(.[0] * .[1]) | add) / ((a | map(. * .) | add | sqrt) * (b | map(. * .) | add | sqrt)); .outputs.vectors.vectors as $v | "\($v | length) \(cos($v[0]; $v[1]) > cos($v[0]; $v[2]))"' '3 true'
 ex llm-plan              .                                        '[.outputs.plan.plan.steps[].kind] | join(",")' 'tool.calc,tool.calc'
-ex retry-policy          '.tenant = "loopback" | .steps[0].input.url = env.WEB_URL' '"\(.steps.fetch.attempts) \(.outputs.size.value)"' '2 200'
+ex retry-policy          '.tenant = "loopback" | .steps[0].input.url = env.WEB_URL' '"\(.steps.fetch.attempts) \(.outputs.status.value)"' '2 200'
 ex safety-review-plan    .                                        '"\(.outputs.review.verdict) \([.outputs.review.findings[].category] | sort | join(","))"' 'block dangerous_chain,private_address'
 ex safety-scan           .                                        '[.outputs.prompt, .outputs.page, .outputs.reply, .outputs.link] | map(.verdict) | join(" ")' 'block block redact block'
 ex safety-policy-tenant  .                                        '"\(.outputs.prompt.policy) \(.outputs.prompt.verdict)"' 'acme redact'
