@@ -1,46 +1,11 @@
 /* index.c -- in-memory vectors and exact top-k search (see index.h). */
 #include "index.h"
 #include "filter.h"
+#include "vecmath.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* GCC vector extensions: 8 floats per operation, lowered to SSE or AVX as the target allows,
- * without intrinsics tied to one instruction set. Eight independent accumulator lanes also
- * break the add dependency chain a scalar loop would serialise on. */
-typedef float phx_v8f __attribute__((vector_size(32)));
-
-float phx_kb_dot(const float *a, const float *b, int dim)
-{
-    phx_v8f acc = {0}, va, vb;
-    int i = 0;
-    for (; i + 8 <= dim; i += 8) {
-        memcpy(&va, a + i, sizeof(va));
-        memcpy(&vb, b + i, sizeof(vb));
-        acc += va * vb;
-    }
-    float s = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
-    for (; i < dim; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-float phx_kb_l2sq(const float *a, const float *b, int dim)
-{
-    phx_v8f acc = {0}, va, vb, d;
-    int i = 0;
-    for (; i + 8 <= dim; i += 8) {
-        memcpy(&va, a + i, sizeof(va));
-        memcpy(&vb, b + i, sizeof(vb));
-        d = va - vb;
-        acc += d * d;
-    }
-    float s = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
-    for (; i < dim; i++)
-        s += (a[i] - b[i]) * (a[i] - b[i]);
-    return s;
-}
 
 /* FNV-1a: ids are short and attacker-chosen only by authorised writers. */
 static uint64_t phx_kb_hash(const char *s)
@@ -264,31 +229,59 @@ static int phx_kb_hit_cmp(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Offer slot i with score s to the top-k heap out (n entries so far). */
+static void phx_kb_offer(phx_kb_hit *out, size_t *n, size_t k, size_t i, float s)
+{
+    if (*n < k) {
+        out[*n] = (phx_kb_hit){i, s};
+        phx_kb_heap_up(out, (*n)++);
+    } else if (s > out[0].score) {
+        out[0] = (phx_kb_hit){i, s};
+        phx_kb_heap_down(out, *n, 0);
+    }
+}
+
+/* Vectors scored per call of the block kernel: 256 x 4 bytes of scores stay in L1, and the
+ * per-block work (expiry, heap) runs on scores already computed. */
+enum { PHX_KB_BLOCK = 256 };
+
 size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, size_t k,
                            const json_t *filter, double min_score, int64_t now_ms, phx_kb_hit *out,
                            size_t *scanned)
 {
     size_t n = 0, seen = 0;
+    int l2 = metric == PHX_KB_L2;
     if (k == 0)
         return 0;
-    for (size_t i = 0; i < x->n; i++) {
-        const phx_kb_item *it = &x->items[i];
-        if (it->expires_ms && it->expires_ms <= now_ms)
-            continue;
-        if (filter && !phx_kb_filter_match(filter, it->meta))
-            continue;
-        const float *v = x->vecs + i * (size_t)x->dim;
-        float s =
-            metric == PHX_KB_L2 ? -sqrtf(phx_kb_l2sq(q, v, x->dim)) : phx_kb_dot(q, v, x->dim);
-        seen++;
-        if (s < min_score)
-            continue;
-        if (n < k) {
-            out[n] = (phx_kb_hit){i, s};
-            phx_kb_heap_up(out, n++);
-        } else if (s > out[0].score) {
-            out[0] = (phx_kb_hit){i, s};
-            phx_kb_heap_down(out, n, 0);
+    if (filter) {
+        /* A filter may reject most items: test it first, score only what passes. */
+        for (size_t i = 0; i < x->n; i++) {
+            const phx_kb_item *it = &x->items[i];
+            if ((it->expires_ms && it->expires_ms <= now_ms) ||
+                !phx_kb_filter_match(filter, it->meta))
+                continue;
+            const float *v = x->vecs + i * (size_t)x->dim;
+            float s = l2 ? -sqrtf(phx_kb_l2sq(q, v, x->dim)) : phx_kb_dot(q, v, x->dim);
+            seen++;
+            if (s >= min_score)
+                phx_kb_offer(out, &n, k, i, s);
+        }
+    } else {
+        /* No filter: score whole blocks with the SIMD block kernel (expired items are rare,
+         * so scoring them too costs less than breaking up the blocks). */
+        float sc[PHX_KB_BLOCK];
+        for (size_t b = 0; b < x->n; b += PHX_KB_BLOCK) {
+            size_t m = x->n - b < PHX_KB_BLOCK ? x->n - b : PHX_KB_BLOCK;
+            phx_kb_scores(q, x->vecs + b * (size_t)x->dim, m, x->dim, l2, sc);
+            for (size_t j = 0; j < m; j++) {
+                const phx_kb_item *it = &x->items[b + j];
+                if (it->expires_ms && it->expires_ms <= now_ms)
+                    continue;
+                float s = l2 ? -sqrtf(sc[j]) : sc[j];
+                seen++;
+                if (s >= min_score)
+                    phx_kb_offer(out, &n, k, b + j, s);
+            }
         }
     }
     qsort(out, n, sizeof(*out), phx_kb_hit_cmp);

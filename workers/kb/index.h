@@ -16,6 +16,7 @@
 
 #include "hnsw.h"
 #include "kbrec.h"
+#include "vecmath.h"
 
 /* When a collection gets an HNSW graph beside its exact scan. */
 typedef struct phx_kb_ann_cfg {
@@ -78,8 +79,5 @@ size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, si
 size_t phx_kb_index_query(const phx_kb_index *x, int metric, const float *q, size_t k,
                           const json_t *filter, double min_score, int64_t now_ms, size_t ef,
                           phx_kb_hit *out, size_t *scanned, const char **method);
-
-float phx_kb_dot(const float *a, const float *b, int dim);
-float phx_kb_l2sq(const float *a, const float *b, int dim);
 
 #endif

@@ -1,0 +1,162 @@
+/* test_kb_vecmath.c -- phx-kb's distance kernels: the AVX2+FMA and portable implementations
+ * agree with a double-precision reference (and so with each other) within float tolerance on
+ * odd dimensions (tails of every length), and the exact search -- block kernel without a
+ * filter, pair kernel with one -- returns the same ranking as a brute force over the portable
+ * kernel, for every metric. On a CPU without AVX2 the AVX2 comparison is skipped (and says so);
+ * the dispatching entry points are still checked. */
+#include "../../workers/kb/index.h"
+#include "../../workers/kb/vecmath.h"
+#include "kbrec.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static uint64_t rng_state;
+
+static float rnd(void)
+{
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* |got - want| within the worst-case float rounding of a sum of dim terms whose absolute
+ * values sum to mag, as the kernels add it (8+ lanes of about dim/8 terms each, then the
+ * lanes): (dim/8 + 8) roundings of at most FLT_EPSILON/2 relative to mag, doubled for slack.
+ * A term left out or counted twice (a tail bug) is far outside this. */
+static void near(double got, double want, double mag, int dim, const char *what)
+{
+    double tol = (dim / 8 + 8) * 1.2e-7 * mag + 1e-7;
+    if (fabs(got - want) > tol)
+        fail_msg("%s dim %d: %.9g vs %.9g (tolerance %.3g)", what, dim, got, want, tol);
+}
+
+static void test_kernels_agree(void **st)
+{
+    (void)st;
+    static const int dims[] = {1, 3, 17, 384, 385};
+    enum { NV = 11 }; /* several vectors through the block kernel */
+    int avx2 = phx_kb_simd_avx2();
+    if (!avx2)
+        printf("# this CPU has no AVX2+FMA: only the portable kernels are checked\n");
+    rng_state = 0x9E3779B97F4A7C15ULL;
+    for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
+        int dim = dims[di];
+        float *q = malloc(sizeof(float) * (size_t)dim);
+        float *v = malloc(sizeof(float) * (size_t)dim * NV);
+        float got_p[NV], got_a[NV], got_d[NV];
+        for (int i = 0; i < dim; i++)
+            q[i] = rnd();
+        for (int i = 0; i < dim * NV; i++)
+            v[i] = rnd();
+        for (int l2 = 0; l2 <= 1; l2++) {
+            phx_kb_scores_portable(q, v, NV, dim, l2, got_p);
+            phx_kb_scores(q, v, NV, dim, l2, got_d);
+            if (avx2)
+                phx_kb_scores_avx2(q, v, NV, dim, l2, got_a);
+            for (int j = 0; j < NV; j++) {
+                const float *x = v + (size_t)j * dim;
+                double want = 0, mag = 0;
+                for (int i = 0; i < dim; i++) {
+                    double t =
+                        l2 ? ((double)q[i] - x[i]) * ((double)q[i] - x[i]) : (double)q[i] * x[i];
+                    want += t;
+                    mag += fabs(t);
+                }
+                const char *name = l2 ? "l2sq" : "dot";
+                float pair_p =
+                    l2 ? phx_kb_l2sq_portable(q, x, dim) : phx_kb_dot_portable(q, x, dim);
+                float pair_d = l2 ? phx_kb_l2sq(q, x, dim) : phx_kb_dot(q, x, dim);
+                near(pair_p, want, mag, dim, name);
+                near(pair_d, want, mag, dim, name);
+                near(got_p[j], want, mag, dim, name);
+                near(got_d[j], want, mag, dim, name);
+                if (avx2) {
+                    float pair_a = l2 ? phx_kb_l2sq_avx2(q, x, dim) : phx_kb_dot_avx2(q, x, dim);
+                    near(pair_a, want, mag, dim, name);
+                    near(got_a[j], want, mag, dim, name);
+                    near(pair_a, pair_p, mag, dim, name);
+                }
+            }
+        }
+        free(q);
+        free(v);
+    }
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    const phx_kb_hit *x = a, *y = b;
+    return x->score < y->score ? 1 : x->score > y->score ? -1 : 0;
+}
+
+/* The index's search (whichever kernel this CPU uses) = brute force with the portable one. */
+static void test_search_identical(void **st)
+{
+    (void)st;
+    enum { N = 1003, DIM = 385, K = 20 };
+    static const int metrics[] = {PHX_KB_COSINE, PHX_KB_DOT, PHX_KB_L2};
+    phx_kb_index x;
+    phx_kb_index_init(&x, DIM);
+    float *all = malloc(sizeof(float) * N * DIM);
+    rng_state = 42;
+    for (int i = 0; i < N; i++) {
+        for (int d = 0; d < DIM; d++)
+            all[i * DIM + d] = rnd();
+        char id[16];
+        snprintf(id, sizeof(id), "v%d", i);
+        phx_kb_rec r = {.dim = DIM, .text = "", .importance = 0.5f};
+        size_t len;
+        unsigned char *b = phx_kb_rec_encode(id, &r, all + i * DIM, &len);
+        phx_kb_rec dec;
+        char why[64];
+        assert_int_equal(phx_kb_rec_decode(id, b, len, &dec, why, sizeof(why)), 0);
+        phx_kb_index_put(&x, id, &dec);
+        free(b);
+    }
+    phx_kb_hit *ref = malloc(sizeof(*ref) * N);
+    json_t *all_match = json_object(); /* an empty filter: every item, through the pair path */
+    for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {
+        const float *q = all + 5 * DIM;
+        for (size_t s = 0; s < x.n; s++) {
+            const float *v = x.vecs + s * DIM;
+            float sc = metrics[m] == PHX_KB_L2 ? -sqrtf(phx_kb_l2sq_portable(q, v, DIM))
+                                               : phx_kb_dot_portable(q, v, DIM);
+            ref[s] = (phx_kb_hit){s, sc};
+        }
+        qsort(ref, x.n, sizeof(*ref), cmp_desc);
+        for (int filtered = 0; filtered <= 1; filtered++) {
+            phx_kb_hit hits[K];
+            size_t scanned;
+            size_t n = phx_kb_index_search(&x, metrics[m], q, K, filtered ? all_match : NULL,
+                                           -INFINITY, 0, hits, &scanned);
+            assert_int_equal(n, K);
+            assert_int_equal(scanned, N);
+            for (int i = 0; i < K; i++) {
+                if (hits[i].slot != ref[i].slot)
+                    fail_msg("metric %d filtered %d: rank %d is slot %zu, brute force says %zu",
+                             metrics[m], filtered, i, hits[i].slot, ref[i].slot);
+                assert_true(fabsf(hits[i].score - ref[i].score) <= 1e-3f);
+            }
+        }
+    }
+    json_decref(all_match);
+    free(ref);
+    free(all);
+    phx_kb_index_free(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_search_identical),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

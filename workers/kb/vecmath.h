@@ -1,0 +1,35 @@
+/* vecmath.h -- the distance kernels behind phx-kb's searches: dot product and squared L2
+ * distance, one pair at a time (HNSW) or one query against a block of contiguous vectors (the
+ * exact scan).
+ *
+ * Two implementations: a portable one (GCC vector extensions, lowered to whatever the build's
+ * target has -- SSE2 on plain x86-64) and an AVX2+FMA one compiled with a per-function target
+ * attribute. The public entry points pick AVX2 at run time with __builtin_cpu_supports, so one
+ * binary runs everywhere and uses the wider units where they exist. Both are exported so tests
+ * can check they agree. Results of the two differ only by float rounding (different summation
+ * order), never by more than a few ulps of the sum's magnitude. */
+#ifndef PHX_KB_VECMATH_H
+#define PHX_KB_VECMATH_H
+
+#include <stddef.h>
+
+/* Dispatching entry points. */
+float phx_kb_dot(const float *a, const float *b, int dim);
+float phx_kb_l2sq(const float *a, const float *b, int dim);
+/* out[i] = dot(q, vecs + i*dim) (l2 == 0) or l2sq(q, vecs + i*dim) (l2 == 1), i < n. */
+void phx_kb_scores(const float *q, const float *vecs, size_t n, int dim, int l2, float *out);
+
+/* 1 when this CPU runs the AVX2+FMA kernels (what the entry points use). */
+int phx_kb_simd_avx2(void);
+
+/* The implementations, for tests and benchmarks. The _avx2 ones must only be called when
+ * phx_kb_simd_avx2() is 1. */
+float phx_kb_dot_portable(const float *a, const float *b, int dim);
+float phx_kb_l2sq_portable(const float *a, const float *b, int dim);
+void phx_kb_scores_portable(const float *q, const float *vecs, size_t n, int dim, int l2,
+                            float *out);
+float phx_kb_dot_avx2(const float *a, const float *b, int dim);
+float phx_kb_l2sq_avx2(const float *a, const float *b, int dim);
+void phx_kb_scores_avx2(const float *q, const float *vecs, size_t n, int dim, int l2, float *out);
+
+#endif
