@@ -48,26 +48,51 @@ void phx_key_tenant_jobs(char *buf, size_t n, const char *tenant)
     snprintf(buf, n, "phx:jobs:%s", tenant);
 }
 
-int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
+/* Run one plain command, for the rare follow-ups of phx_jobstore_submit. */
+static int phx_jobstore_run(phx_redis *r, phx_err *err, int argc, const char **argv)
 {
-    char key[256], now[32];
-    phx_key_job(key, sizeof(key), s->id);
-    snprintf(now, sizeof(now), "%lld", (long long)s->now_ms);
-    const char *argv[] = {key, s->tenant, s->spec, now, s->principal, s->roles ? s->roles : ""};
-    redisReply *rep = phx_redis_eval(r, &phx_submit_script, 1, 6, argv, NULL, err);
+    redisReply *rep = phx_redis_cmdv(r, err, argc, argv, NULL);
     if (!rep)
         return -1;
-    int rc = (int)rep->integer;
     freeReplyObject(rep);
-    if (rc != 1)
-        return rc;
-    /* The tenant's listing index lives in its own slot, so it is a separate command; a crash
-     * in between leaves a job that GET finds but the listing misses, never the reverse. */
-    phx_key_tenant_jobs(key, sizeof(key), s->tenant);
-    if (!(rep = phx_redis_cmd(r, err, "ZADD %s %s %s", key, now, s->id)))
+    return 0;
+}
+
+int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
+{
+    char key[256], list[300], now[32];
+    phx_key_job(key, sizeof(key), s->id);
+    phx_key_tenant_jobs(list, sizeof(list), s->tenant);
+    snprintf(now, sizeof(now), "%lld", (long long)s->now_ms);
+    /* One round trip for the job and its listing entry (they live in different slots, so not
+     * one script). The ZADD is NX: it never touches an entry that exists, and its reply says
+     * whether it added one, which makes the rare follow-ups below exact. */
+    const char *argv[] = {key, s->tenant, s->spec, now, s->principal, s->roles ? s->roles : ""};
+    const char *zadd[] = {"ZADD", list, "NX", now, s->id};
+    phx_redis_call calls[] = {{&phx_submit_script, 1, 6, argv, NULL}, {NULL, 0, 5, zadd, NULL}};
+    redisReply *rep[2] = {0};
+    if (phx_redis_pipeline(r, calls, 2, rep, err) < 0)
         return -1;
-    freeReplyObject(rep);
-    return 1;
+    int rc = rep[0]->type == REDIS_REPLY_INTEGER ? (int)rep[0]->integer : -1;
+    int added = rep[1]->type == REDIS_REPLY_INTEGER && rep[1]->integer == 1;
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
+    if (rc < 0)
+        return phx_err_set(err, "redis_error", 0, "job_submit: unexpected reply");
+    if (rc == 0 && added) {
+        /* The id is taken (maybe by another tenant's job): take back the entry we just added,
+         * so the listing never names a job that is not ours (the listing also checks each
+         * job's tenant, for the moment in between). */
+        const char *zrem[] = {"ZREM", list, s->id};
+        return phx_jobstore_run(r, err, 3, zrem) < 0 ? -1 : 0;
+    }
+    if (rc == 1 && !added) {
+        /* Stored, but the listing already named this id: an expired earlier job of ours with
+         * the same id. Date the entry from this job, as the listing's order expects. */
+        const char *xx[] = {"ZADD", list, "XX", now, s->id};
+        return phx_jobstore_run(r, err, 5, xx) < 0 ? -1 : 1;
+    }
+    return rc;
 }
 
 /* Roles the planner must check a job against. A job stored by the ingress carries the roles

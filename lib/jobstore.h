@@ -53,8 +53,8 @@ typedef struct phx_job_submit {
     int64_t now_ms;
 } phx_job_submit;
 
-/* Store a job as "submitted" (with the principal's roles) and index it under its tenant.
- * 1 stored, 0 the id exists already, -1 on error. */
+/* Store a job as "submitted" (with the principal's roles) and index it under its tenant, in one
+ * round trip. 1 stored, 0 the id exists already (the listing is left as it was), -1 on error. */
 int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err);
 
 /* Roles to check job id against (see jobstore.c): 1 with *roles (malloc'd; "" = none), 0 when

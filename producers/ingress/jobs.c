@@ -244,17 +244,20 @@ static int phx_jobs_cursor(const char *s, long long *ms, const char **id)
     return 0;
 }
 
-/* One list entry in *e (NULL when the job is gone -- expired -- or filtered out). 0, or -1
- * with err. */
-static int phx_jobs_entry(phx_redis *r, const char *id, const char *want, json_t **e, phx_err *err)
+/* One list entry in *e (NULL when the job is gone -- expired --, filtered out, or not the
+ * tenant's: phx_jobstore_submit adds an entry before it knows whether the id was free, and
+ * takes it back at once when it was not). 0, or -1 with err. */
+static int phx_jobs_entry(phx_redis *r, const char *id, const char *tenant, const char *want,
+                          json_t **e, phx_err *err)
 {
     char key[256];
     phx_key_job(key, sizeof(key), id);
     *e = NULL;
-    redisReply *rep = phx_redis_cmd(r, err, "HMGET %s state created_ms finished_ms", key);
+    redisReply *rep = phx_redis_cmd(r, err, "HMGET %s state created_ms finished_ms tenant", key);
     if (!rep)
         return -1;
-    if (rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING &&
+    if (rep->elements == 4 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[3]->type == REDIS_REPLY_STRING && strcmp(rep->element[3]->str, tenant) == 0 &&
         (!want || strcmp(want, rep->element[0]->str) == 0)) {
         *e = json_pack("{s:s, s:s}", "job_id", id, "state", rep->element[0]->str);
         for (int i = 1; i <= 2; i++)
@@ -320,7 +323,7 @@ void phx_jobs_list(const phx_ctx *c, phx_answer *a)
             if (cid && ms == cms && strcmp(id, cid) >= 0)
                 continue; /* on or before the cursor */
             json_t *e;
-            if (phx_jobs_entry(r, id, state, &e, &err) < 0) {
+            if (phx_jobs_entry(r, id, c->who->tenant, state, &e, &err) < 0) {
                 freeReplyObject(rep);
                 goto unavailable;
             }
