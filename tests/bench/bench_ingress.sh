@@ -6,6 +6,10 @@
 # pipeline behind it). Target (issue 7): >= 20k req/s with p99 < 10 ms on this machine.
 #
 # BENCH_SECONDS (10), BENCH_CONNS (128), BENCH_WRK_THREADS (4), PHX_INGRESS_THREADS (64).
+#
+# On a shared machine req/s and latency swing by 3x from run to run with the load of others;
+# so, when `perf stat` works here, the run also counts the system calls and context switches
+# of the ingress and of Redis per request: counts, which the neighbours barely change.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-build}
@@ -42,8 +46,19 @@ end
 LUA
 # Warm up (connections, Redis scripts, producer), then measure.
 wrk -t2 -c16 -d2s -s "$PHX_VAR/post.lua" "$PHX_INGRESS_URL/v1/jobs" >/dev/null 2>&1
+counted=
+if perf stat -e context-switches,raw_syscalls:sys_enter -p "$(cat "$PHX_VAR/run/ingress.pid")" \
+    -o /dev/null -- true >/dev/null 2>&1; then
+    counted=1
+    for p in ingress redis; do
+        perf stat -x, -e context-switches,raw_syscalls:sys_enter -p "$(cat "$PHX_VAR/run/$p.pid")" \
+            -o "$PHX_VAR/perf.$p" -- sleep "$((SECS + 1))" &
+    done
+    sleep 0.2
+fi
 wrk -t"${BENCH_WRK_THREADS:-4}" -c"$CONNS" -d"${SECS}s" --latency -s "$PHX_VAR/post.lua" \
     "$PHX_INGRESS_URL/v1/jobs" >"$PHX_VAR/wrk.out" 2>&1
+wait
 cat "$PHX_VAR/wrk.out" >&2
 rps=$(awk '$1 == "rps" {print $2}' "$PHX_VAR/wrk.out")
 p99=$(awk '$1 == "p99_ms" {print $2}' "$PHX_VAR/wrk.out")
@@ -51,6 +66,15 @@ p50=$(awk '$1 == "p50_ms" {print $2}' "$PHX_VAR/wrk.out")
 errors=$(awk '$1 == "errors" {print $2}' "$PHX_VAR/wrk.out")
 stored=$(redis zcard 'phx:jobs:default')
 echo "| $(date -u +%F) | $(nproc) CPUs | $CONNS conns, $PHX_INGRESS_THREADS threads | ${rps} req/s | p50 ${p50} ms | p99 ${p99} ms | ${errors} errors | ${stored} jobs stored |"
+if [ -n "$counted" ]; then
+    n=$(awk '/requests in/ {print $1}' "$PHX_VAR/wrk.out")
+    for p in ingress redis; do
+        awk -F, -v n="$n" -v p=$p '/context-switches/ {cs = $1} /sys_enter/ {sc = $1}
+            END {printf "per request: %s %.1f system calls, %.1f context switches\n", p, sc / n, cs / n}' \
+            "$PHX_VAR/perf.$p"
+    done
+fi
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 check "bench: no errors (non-2xx or socket)" 0 "$errors"
 check "bench: every answer was a stored job" 1 "$(( stored >= $(awk '$1 == "rps" {printf "%d", $2}' "$PHX_VAR/wrk.out") ))"
 exit "$((T_FAIL > 0))"
