@@ -58,6 +58,20 @@ stack_cleanup() {
     [ "$T_FAIL" -eq 0 ] || exit 1
 }
 
+# stop_procs PID...: SIGTERM, then SIGKILL after 10 s, and reap. For the test doubles a test
+# starts itself: one stuck on its way out (a sanitizer-built fake_llm once hung 15 min in
+# libmicrohttpd's shutdown) must not hold the suite.
+stop_procs() {
+    local p
+    for p in "$@"; do kill "$p" 2>/dev/null; done
+    for p in "$@"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    return 0
+}
+
 # kafka_put TOPIC KEY < value
 kafka_put() { kcat -P -b "$KAFKA" -t "$1" -k "$2" 2>/dev/null; }
 

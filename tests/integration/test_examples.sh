@@ -30,16 +30,7 @@ T_UP=$((SECONDS - T_UP))
 W=$PHX_VAR/examples
 mkdir -p "$W"
 PIDS=()
-# SIGTERM, then SIGKILL after 10 s: a double stuck on its way out must not hold the suite.
-cleanup_examples() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-}
+cleanup_examples() { stop_procs "${PIDS[@]}"; }
 # The stack goes first: its keep-alive connections would otherwise hold the fake's shutdown.
 trap 'rc=0; (stack_cleanup) || rc=1; cleanup_examples; exit $rc' EXIT
 

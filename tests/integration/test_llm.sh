@@ -63,7 +63,7 @@ export PHX_LLM_TIMEOUT_MS=2000 PHX_LLM_MAX_RETRIES=2 PHX_CONCURRENCY=4
 export PHX_STACK_POOLS="planner tools llm"
 # No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
 export PHX_SAFETY_GATES=false
-cleanup_llm() { kill "$FAKE_PID" 2>/dev/null; wait "$FAKE_PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup_llm() { stop_procs "$FAKE_PID"; rm -rf "$WORK"; }
 stack_up
 # stack_cleanup's status is that of the test file; `exit` makes it stick (a plain EXIT trap
 # cannot change the shell's exit status).

@@ -32,7 +32,7 @@ cat >"$WORK/providers.json" <<EOF2
 EOF2
 export PHX_LLM_PROVIDERS=$WORK/providers.json PHX_LLM_TIMEOUT_MS=3000
 export PHX_SAFETY_POLICY_CHECK_MS=200 PHX_STACK_POOLS="planner tools llm safety"
-cleanup_gates() { kill "$FAKE_PID" 2>/dev/null; wait "$FAKE_PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup_gates() { stop_procs "$FAKE_PID"; rm -rf "$WORK"; }
 stack_up
 # stack_cleanup exits 1 when a check failed: a subshell keeps that from skipping the fake's cleanup.
 trap 'rc=0; (stack_cleanup) || rc=1; cleanup_gates; exit $rc' EXIT
