@@ -48,16 +48,6 @@ void phx_key_tenant_jobs(char *buf, size_t n, const char *tenant)
     snprintf(buf, n, "phx:jobs:%s", tenant);
 }
 
-/* Run one plain command, for the rare follow-ups of phx_jobstore_submit. */
-static int phx_jobstore_run(phx_redis *r, phx_err *err, int argc, const char **argv)
-{
-    redisReply *rep = phx_redis_cmdv(r, err, argc, argv, NULL);
-    if (!rep)
-        return -1;
-    freeReplyObject(rep);
-    return 0;
-}
-
 int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
 {
     char key[256], list[300], now[32];
@@ -79,18 +69,23 @@ int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
     freeReplyObject(rep[1]);
     if (rc < 0)
         return phx_err_set(err, "redis_error", 0, "job_submit: unexpected reply");
+    const char *fix[5];
+    int nfix = 0;
     if (rc == 0 && added) {
         /* The id is taken (maybe by another tenant's job): take back the entry we just added,
          * so the listing never names a job that is not ours (the listing also checks each
          * job's tenant, for the moment in between). */
-        const char *zrem[] = {"ZREM", list, s->id};
-        return phx_jobstore_run(r, err, 3, zrem) < 0 ? -1 : 0;
-    }
-    if (rc == 1 && !added) {
+        fix[0] = "ZREM", fix[1] = list, fix[2] = s->id, nfix = 3;
+    } else if (rc == 1 && !added) {
         /* Stored, but the listing already named this id: an expired earlier job of ours with
          * the same id. Date the entry from this job, as the listing's order expects. */
-        const char *xx[] = {"ZADD", list, "XX", now, s->id};
-        return phx_jobstore_run(r, err, 5, xx) < 0 ? -1 : 1;
+        fix[0] = "ZADD", fix[1] = list, fix[2] = "XX", fix[3] = now, fix[4] = s->id, nfix = 5;
+    }
+    if (nfix) {
+        redisReply *f = phx_redis_cmdv(r, err, nfix, fix, NULL);
+        if (!f)
+            return -1;
+        freeReplyObject(f);
     }
     return rc;
 }

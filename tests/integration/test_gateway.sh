@@ -78,6 +78,11 @@ check "tenant: other tenant reads -> 404" 404 "$(code "$(api GET "/v1/jobs/$mine
 check "tenant: other tenant cancels -> 404" 404 "$(code "$(api DELETE "/v1/jobs/$mine" '' -H "$(auth "$OTHER")")")"
 check "tenant: other tenant's events -> 404" 404 "$(code "$(api GET "/v1/jobs/$mine/events" '' -H "$(auth "$OTHER")")")"
 check "tenant: missing job -> 404 too" 404 "$(code "$(api GET /v1/jobs/no-such-job '' -H "$(auth "$OTHER")")")"
+# Submitting with our job's id: the id is taken (409), and the listing entry the submit added
+# in the same round trip is taken back (the listing check below).
+jq -cn --arg id "$mine" '{id: $id, steps: [{id: "a", kind: "tool.calc", input: {expr: "1"}}]}' >"$T/taken.json"
+check "tenant: another tenant's job id is taken -> 409" 409 "$(code "$(api POST /v1/jobs "$T/taken.json" -H "$(auth "$OTHER")")")"
+check "tenant: the 409 left no listing entry behind" "" "$(redis zscore phx:jobs:other "$mine")"
 r=$(api GET /v1/jobs '' -H "$(auth "$OTHER")")
 check "tenant: other tenant's listing has none of ours" 0 "$(body "$r" | jq "[.jobs[] | select(.job_id == \"$mine\")] | length")"
 
