@@ -18,8 +18,10 @@
  * two of them make 16 independent lanes. */
 typedef float phx_v8f __attribute__((vector_size(32)));
 
-static float phx_kb_hsum8(phx_v8f a)
+/* By pointer: a 32-byte vector passed by value draws GCC's -Wpsabi note on SSE2 targets. */
+static float phx_kb_hsum8(const phx_v8f *v)
 {
+    const phx_v8f a = *v;
     return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
@@ -40,7 +42,8 @@ float phx_kb_dot_portable(const float *a, const float *b, int dim)
         memcpy(&vb, b + i, sizeof(vb));
         acc0 += va * vb;
     }
-    float s = phx_kb_hsum8(acc0 + acc1);
+    acc0 += acc1;
+    float s = phx_kb_hsum8(&acc0);
     for (; i < dim; i++)
         s += a[i] * b[i];
     return s;
@@ -66,7 +69,8 @@ float phx_kb_l2sq_portable(const float *a, const float *b, int dim)
         d = va - vb;
         acc0 += d * d;
     }
-    float s = phx_kb_hsum8(acc0 + acc1);
+    acc0 += acc1;
+    float s = phx_kb_hsum8(&acc0);
     for (; i < dim; i++)
         s += (a[i] - b[i]) * (a[i] - b[i]);
     return s;
