@@ -191,7 +191,7 @@ fuzz: deps
 # Static analysis: cppcheck's warning and portability checks on every C file of the tree; exit
 # 1 on any finding. False positives are suppressed inline (`// cppcheck-suppress ID`) with the
 # reason on the line above; docs/security.md has the rules.
-analyze:
+analyze: deps
 	@cppcheck -q --std=c11 --enable=warning,portability --inline-suppr --error-exitcode=1 \
 	  -D_GNU_SOURCE -Ilib --include=ops/analyze/cppcheck.h --suppress=missingIncludeSystem \
 	  --template='{file}:{line}: {severity}: {message} [{id}]' -j$$(nproc) \

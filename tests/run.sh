@@ -57,9 +57,9 @@ done
 JOBS=${PHX_TEST_JOBS:-3}
 STATUS=$(mktemp -d /tmp/phx-test-status.XXXXXX)
 # The longest tests start first, so none of them is left running alone at the end (a full
-# run on a quiet machine: test_analyze 277 s, test_lifecycle 135 s, test_llm 104 s, the
-# others under 100 s); then the rest in name order.
-SLOW="security/test_analyze integration/test_lifecycle integration/test_llm"
+# run on a quiet machine: test_lifecycle 135 s, test_llm 104 s, test_exec_attacks 95 s,
+# test_pipeline 92 s, the others under 90 s); then the rest in name order.
+SLOW="integration/test_lifecycle integration/test_llm security/test_exec_attacks integration/test_pipeline"
 ORDER=$SLOW
 for dir in integration security; do
     for t in "$ROOT"/tests/$dir/test_*.sh; do
