@@ -35,12 +35,25 @@ void phx_key_idem(char *buf, size_t n, const char *tenant, const char *key)
 
 /* Only create: never overwrite a job someone else stored or the planner already runs. The
  * principal's roles are kept with the job: the planner checks the job's step kinds against
- * them (the ingress verified the identity; the planner cannot see the credential). */
+ * them (the ingress verified the identity; the planner cannot see the credential).
+ *
+ * An existing job with the same tenant and fingerprint is the same submission seen again: the
+ * client resent it after losing our answer, or the Redis client resent this very script after
+ * the connection dropped on its reply. Answering "taken" then would strand the job stored but
+ * never published, so the script says whether it still waits for its Kafka publish (2) or the
+ * planner has taken it up (3). A job that came straight from the topic has no fingerprint and
+ * is never matched. */
 static const phx_script phx_submit_script = {
     "job_submit",
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "local cur = redis.call('HMGET', KEYS[1], 'state', 'tenant', 'fingerprint')\n"
+    "if cur[1] then\n"
+    "  if cur[2] ~= ARGV[1] or cur[3] ~= ARGV[6] then return 0 end\n"
+    "  if cur[1] == 'submitted' then return 2 end\n"
+    "  return 3\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], 'state', 'submitted', 'tenant', ARGV[1], 'spec', ARGV[2],\n"
-    "           'created_ms', ARGV[3], 'principal', ARGV[4], 'roles', ARGV[5])\n"
+    "           'created_ms', ARGV[3], 'principal', ARGV[4], 'roles', ARGV[5],\n"
+    "           'fingerprint', ARGV[6])\n"
     "return 1\n"};
 
 void phx_key_tenant_jobs(char *buf, size_t n, const char *tenant)
@@ -57,9 +70,10 @@ int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
     /* One round trip for the job and its listing entry (they live in different slots, so not
      * one script). The ZADD is NX: it never touches an entry that exists, and its reply says
      * whether it added one, which makes the rare follow-ups below exact. */
-    const char *argv[] = {key, s->tenant, s->spec, now, s->principal, s->roles ? s->roles : ""};
+    const char *argv[] = {
+        key, s->tenant, s->spec, now, s->principal, s->roles ? s->roles : "", s->fingerprint};
     const char *zadd[] = {"ZADD", list, "NX", now, s->id};
-    phx_redis_call calls[] = {{&phx_submit_script, 1, 6, argv, NULL}, {NULL, 0, 5, zadd, NULL}};
+    phx_redis_call calls[] = {{&phx_submit_script, 1, 7, argv, NULL}, {NULL, 0, 5, zadd, NULL}};
     redisReply *rep[2] = {0};
     if (phx_redis_pipeline(r, calls, 2, rep, err) < 0)
         return -1;
@@ -67,16 +81,16 @@ int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
     int added = rep[1]->type == REDIS_REPLY_INTEGER && rep[1]->integer == 1;
     freeReplyObject(rep[0]);
     freeReplyObject(rep[1]);
-    if (rc < 0)
+    if (rc < PHX_SUBMIT_TAKEN || rc > PHX_SUBMIT_TAKEN_UP)
         return phx_err_set(err, "redis_error", 0, "job_submit: unexpected reply");
     const char *fix[5];
     int nfix = 0;
-    if (rc == 0 && added) {
+    if (rc == PHX_SUBMIT_TAKEN && added) {
         /* The id is taken (maybe by another tenant's job): take back the entry we just added,
          * so the listing never names a job that is not ours (the listing also checks each
          * job's tenant, for the moment in between). */
         fix[0] = "ZREM", fix[1] = list, fix[2] = s->id, nfix = 3;
-    } else if (rc == 1 && !added) {
+    } else if (rc == PHX_SUBMIT_STORED && !added) {
         /* Stored, but the listing already named this id: an expired earlier job of ours with
          * the same id. Date the entry from this job, as the listing's order expects. */
         fix[0] = "ZADD", fix[1] = list, fix[2] = "XX", fix[3] = now, fix[4] = s->id, nfix = 5;

@@ -47,14 +47,23 @@ void phx_key_idem(char *buf, size_t n, const char *tenant, const char *key);
 void phx_key_principal(char *buf, size_t n, const char *tenant, const char *principal);
 void phx_key_tenant_jobs(char *buf, size_t n, const char *tenant);
 
-/* A job the ingress stores as "submitted" before publishing it. */
+/* A job the ingress stores as "submitted" before publishing it. fingerprint: what makes two
+ * requests the same submission (the ingress hashes the job without its own clock). */
 typedef struct phx_job_submit {
-    const char *id, *tenant, *principal, *roles, *spec;
+    const char *id, *tenant, *principal, *roles, *spec, *fingerprint;
     int64_t now_ms;
 } phx_job_submit;
 
-/* Store a job as "submitted" (with the principal's roles) and index it under its tenant, in one
- * round trip. 1 stored, 0 the id exists already (the listing is left as it was), -1 on error. */
+/* phx_jobstore_submit's answers besides -1 (error). */
+enum {
+    PHX_SUBMIT_TAKEN = 0,    /* the id holds another submission (the listing is left as it was) */
+    PHX_SUBMIT_STORED = 1,   /* stored now */
+    PHX_SUBMIT_UNSENT = 2,   /* this submission was stored before and still waits to be published */
+    PHX_SUBMIT_TAKEN_UP = 3, /* this submission was stored and published before */
+};
+
+/* Store a job as "submitted" (with the principal's roles and fingerprint) and index it under
+ * its tenant, in one round trip. PHX_SUBMIT_* or -1 on error. */
 int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err);
 
 /* Roles to check job id against (see jobstore.c): 1 with *roles (malloc'd; "" = none), 0 when

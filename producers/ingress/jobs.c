@@ -92,13 +92,39 @@ static void phx_jobs_unsubmit(phx_redis *r, const char *id, const char *tenant, 
     }
 }
 
+/* The submission's fingerprint: the job as the client sent it, with the tenant and principal
+ * the ingress set, without the ingress's clock, keys sorted. Two requests with the same
+ * fingerprint are one submission sent twice (see phx_jobstore_submit). */
+static void phx_jobs_fingerprint(json_t *job, char hex[65])
+{
+    json_t *sub = json_incref(json_object_get(job, "submitted_ms"));
+    json_object_del(job, "submitted_ms");
+    char *s = json_dumps(job, JSON_COMPACT | JSON_SORT_KEYS);
+    if (sub)
+        json_object_set_new(job, "submitted_ms", sub);
+    phx_sha256_hex(s ? s : "", s ? strlen(s) : 0, hex);
+    free(s);
+}
+
+/* The answer to a repeat of a submission (same Idempotency-Key, or same id and body). */
+static void phx_jobs_duplicate(phx_answer *a, const char *id)
+{
+    phx_ok(a, 200, json_pack("{s:s, s:b}", "job_id", id, "duplicate", 1));
+    snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", id);
+}
+
+/* Store, then publish. A request can die between the two (Redis drops the connection after
+ * the store, Kafka refuses and the take-back fails too), so a repeat of the same submission is
+ * not answered from the store alone: when the job is stored but was never published, the
+ * repeat publishes it (the planner ignores a second copy of a job it already runs). */
 void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
 {
     const phx_principal *who = c->who;
     phx_err err;
     phx_err_clear(&err);
-    char *owner = NULL, *spec = NULL;
+    char *owner = NULL, *spec = NULL, fp[65];
     phx_redis *r = NULL;
+    int repeat = 0; /* the Idempotency-Key names an earlier request's job */
     json_t *job = phx_jobs_parse(c, a);
     if (!job)
         return;
@@ -110,26 +136,37 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
         if (!(owner = phx_jobstore_idem_claim(r, who->tenant, idem, id, &err)))
             goto unavailable;
         if (strcmp(owner, id) != 0) {
-            /* Same key again: the first submission's answer, without a second job. */
-            phx_ok(a, 200, json_pack("{s:s, s:b}", "job_id", owner, "duplicate", 1));
-            snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", owner);
-            goto out;
+            /* Same key again: this is the first request's job, under its id. */
+            json_object_set_new(job, "id", json_string(owner));
+            id = json_string_value(json_object_get(job, "id"));
+            repeat = 1;
         }
     }
+    phx_jobs_fingerprint(job, fp);
     spec = json_dumps(job, JSON_COMPACT);
     phx_job_submit js = {.id = id,
                          .tenant = who->tenant,
                          .principal = who->principal,
                          .roles = who->roles,
                          .spec = spec,
+                         .fingerprint = fp,
                          .now_ms = phx_now_ms()};
     int rc = phx_jobstore_submit(r, &js, &err);
     if (rc < 0)
         goto unavailable;
-    if (rc == 0) {
+    if (rc == PHX_SUBMIT_TAKEN && repeat) {
+        phx_problem(a, 422, "idempotency_key_reused", "Idempotency-Key reused with another job",
+                    "this Idempotency-Key was used for a different job body; use a new key", NULL);
+        goto out;
+    }
+    if (rc == PHX_SUBMIT_TAKEN) {
         phx_problem(a, 409, "conflict", "Job id already exists",
                     "a job with this id was submitted before; GET it, or submit with a new id",
                     NULL);
+        goto out;
+    }
+    if (rc == PHX_SUBMIT_TAKEN_UP) {
+        phx_jobs_duplicate(a, id);
         goto out;
     }
     char tp[56];
@@ -138,11 +175,18 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
     phx_kmsg m;
     phx_job_kmsg(&m, id, who->tenant, spec, tp);
     if (phx_produce_batch(c->in->producer, &m, 1, &err) < 0) {
-        phx_jobs_unsubmit(r, id, who->tenant, idem);
+        /* Take back only what this request created; an earlier request's job stays for its
+         * client's retry to publish. */
+        if (rc == PHX_SUBMIT_STORED && !repeat)
+            phx_jobs_unsubmit(r, id, who->tenant, idem);
         goto unavailable;
     }
-    phx_logj(PHX_LOG_INFO, id, tp, "job submitted by %s/%s (%s)", who->tenant, who->principal,
-             who->via);
+    phx_logj(PHX_LOG_INFO, id, tp, "job submitted by %s/%s (%s)%s", who->tenant, who->principal,
+             who->via, rc == PHX_SUBMIT_UNSENT ? ", published on a repeat" : "");
+    if (repeat) {
+        phx_jobs_duplicate(a, id);
+        goto out;
+    }
     phx_ok(a, 202,
            json_pack("{s:s, s:s, s:s}", "job_id", id, "state", "submitted", "status_url", ""));
     snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", id);
