@@ -1136,9 +1136,12 @@ static struct phx_schema_fast *phx_schema_fast_compile(const char *src, size_t l
 }
 
 /* Does s[pos..len) match atoms k.. to the end? Greedy with backtracking (at most
- * PHX_SCHEMA_FAST_MAX levels deep). */
+ * PHX_SCHEMA_FAST_MAX levels deep): 1 yes, 0 no, -1 when *budget (characters examined) ran
+ * out. Backtracking over runs of overlapping classes is polynomial in the length ("^a*a*a*a*a*b$"
+ * on 20,000 a's took minutes: fuzz_schema), so the caller gives it a budget linear in the
+ * length and asks the regex instead when it is spent; both accept exactly the same strings. */
 static int phx_schema_fast_at(const struct phx_schema_fast *f, int k, const char *s, size_t pos,
-                              size_t len)
+                              size_t len, size_t *budget)
 {
     if (k == f->n)
         return pos == len;
@@ -1146,12 +1149,94 @@ static int phx_schema_fast_at(const struct phx_schema_fast *f, int k, const char
     while (run < cap && pos + run < len &&
            phx_schema_fast_has(f->at[k].set, (unsigned char)s[pos + run]))
         run++;
+    if (*budget <= run)
+        return -1;
+    *budget -= run + 1;
     if (k == f->n - 1) /* the last atom must take the rest */
         return pos + run == len && run >= (size_t)f->at[k].min;
-    for (size_t r = run + 1; r-- > (size_t)f->at[k].min;)
-        if (phx_schema_fast_at(f, k + 1, s, pos + r, len))
-            return 1;
+    for (size_t r = run + 1; r-- > (size_t)f->at[k].min;) {
+        int m = phx_schema_fast_at(f, k + 1, s, pos + r, len, budget);
+        if (m != 0)
+            return m;
+    }
     return 0;
+}
+
+/* How many atoms glibc's regcomp builds for a POSIX ERE: it expands x{n,m} into max(n,m)
+ * copies of x (x{n,} into n+1, x+ into two) and builds its automaton from them, so nested
+ * or large bounds multiply. "((a{0,1000}){0,1000}){0,1000}" took minutes and gigabytes, and
+ * 8,000 alternatives a second and 1.5 GB (fuzz_schema); Phoenix's own schemas need at most
+ * 251. Saturates just past PHX_SCHEMA_RX_MAX_ATOMS. */
+#define PHX_SCHEMA_RX_MAX_ATOMS 2048
+static uint64_t phx_schema_rx_atoms(const char *p)
+{
+    const uint64_t cap = PHX_SCHEMA_RX_MAX_ATOMS + 1;
+    uint64_t total[64], last[64]; /* per open group: atoms so far, the last atom's */
+    int d = 0;
+    total[0] = last[0] = 0;
+    while (*p) {
+        uint64_t atom = 1;
+        if (*p == '(') {
+            if (d == 63)
+                return cap;
+            d++, p++;
+            total[d] = last[d] = 0;
+            continue;
+        } else if (*p == ')' && d > 0) {
+            atom = total[d] ? total[d] : 1;
+            d--, p++;
+        } else if (*p == '|') {
+            last[d] = 0, p++;
+            continue;
+        } else if (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+            uint64_t copies = 2;
+            if (*p == '{') {
+                char *e;
+                unsigned long n = strtoul(p + 1, &e, 10), m = n; /* {n} */
+                if (*e == ',')
+                    m = e[1] == '}' ? n + 1 : strtoul(e + 1, &e, 10); /* {n,} or {n,m} */
+                copies = m > n ? m : n;
+                if (copies > cap)
+                    copies = cap;
+                p = strchr(p, '}') ? strchr(p, '}') + 1 : p + strlen(p);
+            } else {
+                p++;
+            }
+            uint64_t grown = last[d] * (copies ? copies : 1);
+            total[d] += (grown > cap ? cap : grown) - last[d];
+            last[d] = grown > cap ? cap : grown;
+            if (total[d] > cap)
+                return cap;
+            continue;
+        } else if (*p == '\\' && p[1]) {
+            p += 2;
+        } else if (*p == '[') {
+            /* a bracket expression is one atom: "[]...]", "[^]...]", "[:class:]" inside */
+            const char *q = p + 1;
+            if (*q == '^')
+                q++;
+            if (*q == ']')
+                q++;
+            while (*q && *q != ']') {
+                const char *close;
+                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=') &&
+                    (close = strstr(q + 2, (const char[]){q[1], ']', 0})) != NULL)
+                    q = close + 2;
+                else
+                    q++;
+            }
+            p = *q ? q + 1 : q;
+        } else {
+            p++;
+        }
+        total[d] += atom;
+        last[d] = atom;
+        if (total[d] > cap)
+            return cap;
+    }
+    while (d > 0) /* unbalanced: regcomp refuses it anyway */
+        total[d - 1] += total[d], d--;
+    return total[0] > cap ? cap : total[0];
 }
 
 /* Compile an ECMA-262 pattern into re. 0, or -1 with a message in why/whylen. */
@@ -1162,6 +1247,12 @@ static int phx_schema_rx_compile(const struct phx_schema_reg *r, regex_t *re, co
     char *posix = phx_schema_rx_translate(src, len, &bad);
     if (!posix) {
         snprintf(why, whylen, "%s", bad);
+        return -1;
+    }
+    if (phx_schema_rx_atoms(posix) > PHX_SCHEMA_RX_MAX_ATOMS) {
+        snprintf(why, whylen, "pattern too large: over %d atoms once its repeats are expanded",
+                 PHX_SCHEMA_RX_MAX_ATOMS);
+        free(posix);
         return -1;
     }
     locale_t old = r->utf8 ? uselocale(r->utf8) : (locale_t)0;
@@ -1189,6 +1280,15 @@ static int phx_schema_rx_match(const struct phx_schema_reg *r, const regex_t *re
     if (old)
         uselocale(old);
     return rc == 0;
+}
+
+/* The fast matcher within its budget, else the regex (see phx_schema_fast_at). */
+static int phx_schema_fast_match(const struct phx_schema_reg *r, const struct phx_schema_fast *f,
+                                 const regex_t *re, const char *s, size_t len)
+{
+    size_t budget = 16 * len + 1024;
+    int m = phx_schema_fast_at(f, 0, s, 0, len, &budget);
+    return m >= 0 ? m : phx_schema_rx_match(r, re, s, len);
 }
 
 /* --- formats ------------------------------------------------------------------------------ */
@@ -2818,7 +2918,7 @@ static int phx_schema_eval_string(struct phx_schema_run *run, const struct phx_s
         if (bad && phx_schema_stop(run, f))
             return 1;
     }
-    if (n->pattern && !(n->fast ? phx_schema_fast_at(n->fast, 0, s, 0, len)
+    if (n->pattern && !(n->fast ? phx_schema_fast_match(run->reg, n->fast, n->pattern, s, len)
                                 : phx_schema_rx_match(run->reg, n->pattern, s, len))) {
         phx_schema_fail(run, f, f->path, "pattern", "does not match the pattern \"%s\"",
                         n->pattern_src);

@@ -31,7 +31,10 @@
  *     but not exactly Unicode's). Refused at compile time with a message: lookaround,
  *     backreferences, \D \W \S \P{..} inside [...], ranges whose ends are ']' or '-', the
  *     empty class [], and other \p{...} names. Matching is unanchored, as in the spec. Without
- *     a C.UTF-8 locale on the machine, patterns fall back to byte semantics.
+ *     a C.UTF-8 locale on the machine, patterns fall back to byte semantics. A pattern whose
+ *     repeats expand to more than 2048 atoms (a{0,5000}, (a{0,100}){0,100}, thousands of
+ *     alternatives) is refused as "pattern too large": glibc's regcomp builds every copy, and
+ *     such patterns took seconds to minutes and gigabytes to compile.
  *   - Older dialects ($schema of draft-04..2019-09) are refused rather than misread.
  *   - Evaluation depth is capped (PHX_SCHEMA_MAX_DEPTH) so a schema that recurses without
  *     consuming the instance ({"$ref": "#"}) fails with an error instead of the stack.

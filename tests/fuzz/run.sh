@@ -26,7 +26,7 @@ for name in "${targets[@]}"; do
     log=$BUILD/crashes/$name.log
     mkdir -p "$corpus"
     regress=("$ROOT"/tests/fuzz/regress/"$name"/*)
-    if [ -e "${regress[0]}" ] && ! "$bin" -runs=0 "${regress[@]}" >"$log" 2>&1; then
+    if [ -e "${regress[0]}" ] && ! "$bin" -runs=0 -timeout=10 "${regress[@]}" >"$log" 2>&1; then
         printf '%-16s %12s %8s %8s %8s  %s\n' "$name" - - - - "REGRESSION (see $log)"
         fail=1
         continue
