@@ -119,6 +119,11 @@ $(BUILD)/bin/phx-ingress: $(BUILD)/obj/gen/ops_assets.o
 $(BUILD)/bin/phx-safety: $(BUILD)/obj/workers/tools/http_fetch.o
 # ...which comes after libphx.a on the link line and needs it (intel.c) again.
 $(BUILD)/bin/phx-safety: LDLIBS := $(BUILD)/libphx.a $(LDLIBS)
+# phx-kb embeds texts through the LLM pool's providers (PHX_KB_EMBEDDER=llm): the same chain,
+# budget and llm.embed code, not a second client.
+PHX_KB_LLM_OBJS := $(patsubst %,$(BUILD)/obj/workers/llm/%.o,provider embed budget task)
+$(BUILD)/bin/phx-kb: $(PHX_KB_LLM_OBJS)
+$(BUILD)/bin/phx-kb: LDLIBS := $(BUILD)/libphx.a $(LDLIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmods.a $(BUILD)/libphx.a
 	@mkdir -p $(dir $@)

@@ -12,10 +12,12 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "../llm/llm.h"
 #include "index.h"
 #include "redis.h"
 
-enum phx_kb_embedder { PHX_KB_EMBED_NONE = 0, PHX_KB_EMBED_LEXICAL = 1 };
+/* How texts without a vector are embedded (PHX_KB_EMBEDDER). */
+enum phx_kb_embedder { PHX_KB_EMBED_NONE = 0, PHX_KB_EMBED_LEXICAL = 1, PHX_KB_EMBED_LLM = 2 };
 
 typedef struct phx_kb_coll {
     char name[65];
@@ -36,10 +38,12 @@ typedef struct phx_kb_app {
     const struct phx_common *common;
     long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, max_ttl_s;
     int embedder, embed_dim;
-    phx_kb_ann_cfg ann; /* metric filled per collection */
-    long hnsw_ef;       /* default search beam */
-    char worker[128];   /* host:pid, the owner of pruning leases */
-    pthread_mutex_t mu; /* guards the collection table (not the collections) */
+    phx_llm_chain llm;     /* PHX_KB_EMBEDDER=llm: the LLM pool's providers (PHX_LLM_*) */
+    long llm_daily_tokens; /* PHX_LLM_TENANT_DAILY_TOKENS, as phx-llm charges it */
+    phx_kb_ann_cfg ann;    /* metric filled per collection */
+    long hnsw_ef;          /* default search beam */
+    char worker[128];      /* host:pid, the owner of pruning leases */
+    pthread_mutex_t mu;    /* guards the collection table (not the collections) */
     phx_kb_coll **colls;
     int ncolls, capcolls;
     phx_kb_coll **retired; /* dropped while in use; freed at exit */
@@ -49,6 +53,8 @@ typedef struct phx_kb_app {
 typedef struct phx_kb_thread {
     phx_kb_app *app;
     phx_redis *r;
+    CURL *curl;            /* PHX_KB_EMBEDDER=llm only */
+    phx_llm_ctx task;      /* the task being run: tenant and job to charge, deadline */
     int64_t next_prune_ms; /* tick thread only */
 } phx_kb_thread;
 

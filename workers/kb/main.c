@@ -5,12 +5,14 @@
  * start or a quiet spell finds it warm) and runs the periodic pruner. */
 #include "config.h"
 #include "log.h"
+#include "msg.h"
 #include "pool.h"
 #include "prune.h"
 #include "steps.h"
 #include "store.h"
 #include "util.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 
 typedef struct phx_kb_cfg {
     phx_common common;
+    phx_llm_provider_cfg llm;
     char *embedder;
     long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, sync_ms;
     long hnsw_min, hnsw_m, hnsw_efc, hnsw_ef, hnsw_rebuild_pct;
@@ -29,8 +32,10 @@ static const phx_opt phx_kb_opts[] = {
     {"PHX_KB_EMBEDDER", PHX_OPT_STR, "lexical", 0, 0, offsetof(CFG, embedder),
      "How texts stored or searched without a vector are embedded: lexical (the local "
      "feature-hashing embedder llm.embed uses without a provider, at the collection's "
-     "dimension; lexical, not semantic) or none (such items fail with no_embedder, not "
-     "retryable)."},
+     "dimension; lexical, not semantic), llm (the embedding providers of the LLM pool, "
+     "configured by the same PHX_LLM_* variables, with the same retries, circuit breakers and "
+     "token budgets; the collection's dimension must be the model's) or none (such items fail "
+     "with no_embedder, not retryable)."},
     {"PHX_KB_MAX_ITEMS", PHX_OPT_INT, "256", 1, 100000, offsetof(CFG, max_items),
      "Items in one kb.upsert (and ids in one kb.delete)."},
     {"PHX_KB_MAX_TEXT", PHX_OPT_INT, "65536", 1, 16777216, offsetof(CFG, max_text),
@@ -59,6 +64,7 @@ static const phx_opt phx_kb_opts[] = {
      "HNSW: rebuild a collection's graph when this percentage of its nodes are deleted."},
     {"PHX_KB_SYNC_MS", PHX_OPT_INT, "500", 10, 60000, offsetof(CFG, sync_ms),
      "Background catch-up period with the change logs (searches always catch up first)."},
+    PHX_LLM_PROVIDER_OPTS(CFG, llm),
 };
 
 static json_t *phx_kb_run_upsert(void *app, void *ts, const json_t *in, phx_err *err)
@@ -101,6 +107,12 @@ static void *phx_kb_thread_init(void *appv, phx_err *err)
     phx_kb_thread *t = calloc(1, sizeof(*t));
     t->app = app;
     t->r = r;
+    if (app->embedder == PHX_KB_EMBED_LLM && !(t->curl = curl_easy_init())) {
+        phx_err_set(err, "internal", 0, "curl_easy_init failed");
+        phx_redis_free(r);
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -110,7 +122,55 @@ static void phx_kb_thread_free(void *ts)
     if (!t)
         return;
     phx_redis_free(t->r);
+    if (t->curl)
+        curl_easy_cleanup(t->curl);
     free(t);
+}
+
+static phx_handle_rc (*phx_kb_pool_handle)(void *, const phx_inmsg *, phx_outbox *, phx_err *);
+
+/* Record the task (tenant, job, deadline) for the step functions, then run the pool's own
+ * handler: embedding through the LLM providers charges the task's budgets and must end before
+ * its deadline. */
+static phx_handle_rc phx_kb_handle(void *tctx, const phx_inmsg *in, phx_outbox *out, phx_err *err)
+{
+    phx_kb_thread *t = phx_pool_thread_state(tctx);
+    if (t)
+        phx_llm_ctx_from_task(&t->task, in->body);
+    phx_handle_rc rc = phx_kb_pool_handle(tctx, in, out, err);
+    if (t)
+        memset(&t->task, 0, sizeof(t->task));
+    return rc;
+}
+
+/* SIGHUP: re-read the providers' API key files, as phx-llm does. */
+static void phx_kb_reload(void *defv)
+{
+    phx_pool_def *def = defv;
+    phx_kb_app *app = def->app;
+    phx_llm_chain_reload_keys(&app->llm);
+}
+
+/* PHX_KB_EMBEDDER=llm: the chain from PHX_LLM_*, which must be able to embed. */
+static int phx_kb_llm_setup(phx_kb_cfg *cfg, phx_kb_app *app, phx_err *err)
+{
+    phx_schema_set *set = phx_schemas_load(cfg->common.schema_dir, err);
+    if (!set)
+        return -1;
+    int rc = phx_llm_chain_build(&app->llm, &cfg->llm, cfg->common.bulkhead_wait_ms, set, err);
+    phx_schema_set_free(set);
+    if (rc < 0)
+        return -1;
+    if (!phx_llm_chain_serves(&app->llm, PHX_LLM_CAP_EMBED))
+        return phx_err_set(err, "bad_config", 0,
+                           "PHX_KB_EMBEDDER=llm needs an embedding provider: PHX_LLM_BASE_URL "
+                           "with PHX_LLM_EMBED_MODEL, or embed_model in PHX_LLM_PROVIDERS");
+    app->llm_daily_tokens = cfg->llm.tenant_daily_tokens;
+    for (int i = 0; i < app->llm.n; i++)
+        if (app->llm.p[i].embed_model[0])
+            phx_log_info("embedding provider %s at %s, model %s", app->llm.p[i].name,
+                         app->llm.p[i].base_url, app->llm.p[i].embed_model);
+    return 0;
 }
 
 /* Catch up with every collection; every so often, prune what this replica's lease wins. */
@@ -142,12 +202,22 @@ int main(int argc, char **argv)
                      "each collection's change log; reports to phx.results.",
                      phx_kb_opts, n, &cfg, &cfg.common);
     int rc = 2;
+    phx_err err;
+    phx_err_clear(&err);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(cfg.embedder, "lexical") == 0) {
         app.embedder = PHX_KB_EMBED_LEXICAL;
     } else if (strcmp(cfg.embedder, "none") == 0) {
         app.embedder = PHX_KB_EMBED_NONE;
+    } else if (strcmp(cfg.embedder, "llm") == 0) {
+        app.embedder = PHX_KB_EMBED_LLM;
+        if (phx_kb_llm_setup(&cfg, &app, &err) < 0) {
+            fprintf(stderr, "phx-kb: configuration error: %s\n", err.message);
+            goto out;
+        }
     } else {
-        fprintf(stderr, "phx-kb: configuration error: PHX_KB_EMBEDDER=%s: use lexical or none\n",
+        fprintf(stderr,
+                "phx-kb: configuration error: PHX_KB_EMBEDDER=%s: use lexical, llm or none\n",
                 cfg.embedder);
         goto out;
     }
@@ -178,10 +248,15 @@ int main(int argc, char **argv)
     phx_pool_ops(&ops, &def);
     ops.tick = phx_kb_tick;
     ops.tick_ms = (int)cfg.sync_ms;
+    phx_kb_pool_handle = ops.handle;
+    ops.handle = phx_kb_handle;
+    ops.reload = phx_kb_reload;
     rc = phx_worker_main(&cfg.common, &ops);
     phx_kb_app_free(&app);
     pthread_mutex_destroy(&app.mu);
 out:
+    phx_llm_chain_free(&app.llm);
+    curl_global_cleanup();
     phx_config_free(phx_kb_opts, n, &cfg);
     return rc;
 }

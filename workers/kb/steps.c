@@ -1,5 +1,6 @@
 /* steps.c -- kb.upsert, kb.search, kb.delete, kb.prune (see steps.h). */
 #include "steps.h"
+#include "../llm/embed.h"
 #include "filter.h"
 #include "lexical.h"
 #include "prune.h"
@@ -87,21 +88,57 @@ static int phx_kb_normalise(const phx_kb_coll *c, float *v, const char *what, ph
     return 0;
 }
 
-/* Embed text into out (c->dim floats) with the configured embedder. */
-static int phx_kb_embed(phx_kb_thread *t, const phx_kb_coll *c, const char *text, size_t len,
-                        float *out, const char *what, phx_err *err)
+/* Embed texts[0..n) into outs[0..n) (c->dim floats each) with the configured embedder: the
+ * local lexical one at the collection's dimension, or the LLM pool's embedding providers in
+ * one request for all n (phx_llm_embed_remote: same chain, retries, breakers and token budget
+ * as llm.embed). A provider whose vectors do not have the collection's dimension is a
+ * configuration mismatch, not retryable. */
+static int phx_kb_embed(phx_kb_thread *t, const phx_kb_coll *c, const json_t *const *texts,
+                        float *const *outs, size_t n, const char *what, phx_err *err)
 {
+    if (n == 0)
+        return 0;
     if (t->app->embedder == PHX_KB_EMBED_NONE)
         return phx_err_set(err, "no_embedder", 0,
                            "%s has text but no vector, and phx-kb has no embedder configured "
-                           "(set PHX_KB_EMBEDDER=lexical, or send vectors)",
+                           "(set PHX_KB_EMBEDDER=lexical or llm, or send vectors)",
                            what);
-    double *d = malloc(sizeof(double) * (size_t)c->dim);
-    phx_llm_lexical_embed(text, len, d, c->dim);
-    for (int i = 0; i < c->dim; i++)
-        out[i] = (float)d[i];
-    free(d);
-    return 0;
+    if (t->app->embedder == PHX_KB_EMBED_LEXICAL) {
+        double *d = malloc(sizeof(double) * (size_t)c->dim);
+        for (size_t i = 0; i < n; i++) {
+            phx_llm_lexical_embed(json_string_value(texts[i]), json_string_length(texts[i]), d,
+                                  c->dim);
+            for (int k = 0; k < c->dim; k++)
+                outs[i][k] = (float)d[k];
+        }
+        free(d);
+        return 0;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(arr, (json_t *)texts[i]);
+    json_t *res = phx_llm_embed_remote(&t->app->llm, t->curl, t->r, &t->task,
+                                       t->app->llm_daily_tokens, arr, NULL, err);
+    json_decref(arr);
+    if (!res)
+        return -1;
+    int rc = 0;
+    long dim = (long)json_integer_value(json_object_get(res, "dim"));
+    if (dim != c->dim) {
+        rc = phx_err_set(err, "embed_dim_mismatch", 0,
+                         "the embedding provider (%s, model %s) returns %ld-dimensional vectors; "
+                         "collection %s has dimension %d (create it with that --dim)",
+                         json_string_value(json_object_get(res, "provider")),
+                         json_string_value(json_object_get(res, "model")), dim, c->name, c->dim);
+        goto out;
+    }
+    json_t *vecs = json_object_get(res, "vectors");
+    for (size_t i = 0; i < n; i++)
+        if ((rc = phx_kb_vector(json_array_get(vecs, i), c->dim, outs[i], what, err)) < 0)
+            goto out;
+out:
+    json_decref(res);
+    return rc;
 }
 
 /* --- kb.upsert ------------------------------------------------------------------------------ */
@@ -187,18 +224,27 @@ json_t *phx_kb_upsert_step(phx_kb_thread *t, const json_t *in, phx_err *err)
     float *vecs = malloc(sizeof(float) * (size_t)c->dim * n);
     phx_kb_put *puts = calloc(n, sizeof(*puts));
     char **metas = calloc(n, sizeof(*metas));
+    const json_t **texts = calloc(n, sizeof(*texts));
+    float **rows = calloc(n, sizeof(*rows));
     int64_t now = phx_now_ms();
+    /* The items without a vector are embedded together: one provider request per upsert. */
+    for (i = 0; i < n; i++) {
+        json_t *item = json_array_get(items, i);
+        if (!json_object_get(item, "vector")) {
+            texts[embedded] = json_object_get(item, "text");
+            rows[embedded++] = vecs + i * (size_t)c->dim;
+        }
+    }
+    if (phx_kb_embed(t, c, texts, rows, embedded, "items[].text", err) < 0)
+        goto out;
     for (i = 0; i < n; i++) {
         json_t *item = json_array_get(items, i);
         char what[48];
         snprintf(what, sizeof(what), "items[%zu].vector", i);
         float *v = vecs + i * (size_t)c->dim;
         json_t *vec = json_object_get(item, "vector"), *text = json_object_get(item, "text");
-        if (vec ? phx_kb_vector(vec, c->dim, v, what, err)
-                : phx_kb_embed(t, c, json_string_value(text), json_string_length(text), v, what,
-                               err))
+        if (vec && phx_kb_vector(vec, c->dim, v, what, err) < 0)
             goto out;
-        embedded += !vec;
         if (phx_kb_normalise(c, v, what, err) < 0)
             goto out;
         json_t *meta = json_object_get(item, "metadata"),
@@ -249,6 +295,8 @@ out:
     }
     free(puts);
     free(metas);
+    free(texts);
+    free(rows);
     free(vecs);
     return out;
 }
@@ -307,8 +355,7 @@ json_t *phx_kb_search_step(phx_kb_thread *t, const json_t *in, phx_err *err)
     phx_kb_hit *hits = calloc(k, sizeof(*hits));
     json_t *out = NULL;
     if ((vec ? phx_kb_vector(vec, c->dim, q, "vector", err)
-             : phx_kb_embed(t, c, json_string_value(query), json_string_length(query), q, "query",
-                            err)) < 0 ||
+             : phx_kb_embed(t, c, (const json_t *const *)&query, &q, 1, "query", err)) < 0 ||
         phx_kb_normalise(c, q, vec ? "vector" : "query", err) < 0)
         goto done;
     if (phx_kb_sync(t->app, c, t->r, err) < 0)

@@ -172,6 +172,34 @@ static json_t *phx_embed_remote_out(const json_t *resp, size_t n, const phx_llm_
                      "usage", "prompt_tokens", (json_int_t)tokens);
 }
 
+json_t *phx_llm_embed_remote(phx_llm_chain *chain, CURL *curl, phx_redis *r, const phx_llm_ctx *ctx,
+                             long tenant_daily_tokens, const json_t *texts, const char *model,
+                             phx_err *err)
+{
+    size_t n = json_array_size(texts), i, bytes = 0;
+    json_t *x;
+    json_array_foreach(texts, i, x) bytes += json_string_length(x);
+    long need = (long)(bytes / 3) + 8 * (long)n;
+    phx_llm_budget b;
+    if (phx_llm_budget_reserve(r, ctx, tenant_daily_tokens, need, &b, err) < 0)
+        return NULL;
+    json_t *body = json_pack("{s:O, s:s}", "input", texts, "encoding_format", "float");
+    phx_llm_reply rep;
+    int rc = phx_llm_chain_post(chain, curl, PHX_LLM_CAP_EMBED, model, "/embeddings", body,
+                                ctx->deadline_mono_ms, phx_embed_check, &n, &rep, err);
+    json_decref(body);
+    if (rc < 0) {
+        phx_llm_budget_settle(r, &b, 0);
+        return NULL;
+    }
+    json_t *u = json_object_get(json_object_get(rep.resp, "usage"), "prompt_tokens");
+    long used = json_is_integer(u) ? (long)json_integer_value(u) : need;
+    phx_llm_budget_settle(r, &b, used);
+    json_t *out = phx_embed_remote_out(rep.resp, n, &rep, used);
+    json_decref(rep.resp);
+    return out;
+}
+
 json_t *phx_llm_embed_step(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ctx *ctx,
                            const json_t *input, phx_err *err)
 {
@@ -189,26 +217,6 @@ json_t *phx_llm_embed_step(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ct
         }
         return phx_embed_local(app, texts);
     }
-    size_t n = json_array_size(texts), i, bytes = 0;
-    json_t *x;
-    json_array_foreach(texts, i, x) bytes += json_string_length(x);
-    long need = (long)(bytes / 3) + 8 * (long)n;
-    phx_llm_budget b;
-    if (phx_llm_budget_reserve(t->r, ctx, app->tenant_daily_tokens, need, &b, err) < 0)
-        return NULL;
-    json_t *body = json_pack("{s:O, s:s}", "input", texts, "encoding_format", "float");
-    phx_llm_reply rep;
-    int rc = phx_llm_chain_post(&app->chain, t->curl, PHX_LLM_CAP_EMBED, model, "/embeddings", body,
-                                ctx->deadline_mono_ms, phx_embed_check, &n, &rep, err);
-    json_decref(body);
-    if (rc < 0) {
-        phx_llm_budget_settle(t->r, &b, 0);
-        return NULL;
-    }
-    json_t *u = json_object_get(json_object_get(rep.resp, "usage"), "prompt_tokens");
-    long used = json_is_integer(u) ? (long)json_integer_value(u) : need;
-    phx_llm_budget_settle(t->r, &b, used);
-    json_t *out = phx_embed_remote_out(rep.resp, n, &rep, used);
-    json_decref(rep.resp);
-    return out;
+    return phx_llm_embed_remote(&app->chain, t->curl, t->r, ctx, app->tenant_daily_tokens, texts,
+                                model, err);
 }

@@ -42,4 +42,9 @@ typedef struct phx_llm_ctx {
     int64_t deadline_mono_ms; /* 0 = none */
 } phx_llm_ctx;
 
+/* Fill ctx from a task.v1 message (its strings stay owned by task): the tenant, job, principal
+ * and step, and the deadline -- the earlier of the job's and the step's timeout, 100 ms early
+ * so the result reaches the planner before its timer fires. */
+void phx_llm_ctx_from_task(phx_llm_ctx *ctx, const json_t *task);
+
 #endif

@@ -576,3 +576,66 @@ int phx_llm_chain_post(phx_llm_chain *c, CURL *curl, int cap, const char *alias,
                            notes);
     return phx_err_set(err, "provider_unavailable", 1, "every LLM provider failed: %s", notes);
 }
+
+/* --- the chain from configuration ---------------------------------------------------------- */
+
+int phx_llm_chain_build(phx_llm_chain *c, const phx_llm_provider_cfg *cfg, long bulkhead_wait_ms,
+                        const phx_schema_set *set, phx_err *err)
+{
+    phx_llm_defaults d = {
+        .timeout_ms = cfg->timeout_ms,
+        .max_concurrency = cfg->max_concurrency,
+        .max_retries = cfg->max_retries,
+        .max_tokens = cfg->max_tokens,
+        .bulkhead_wait_ms = bulkhead_wait_ms,
+        .breaker = {cfg->br_window_ms, cfg->br_min_requests, cfg->br_failure_pct, cfg->br_open_ms,
+                    cfg->br_probes},
+    };
+    c->backoff_ms = cfg->backoff_ms;
+    c->backoff_max_ms = cfg->backoff_max_ms;
+    c->retry_after_max_ms = cfg->retry_after_max_ms;
+    if (cfg->providers[0]) {
+        if (cfg->base_url[0])
+            return phx_err_set(err, "bad_config", 0,
+                               "set PHX_LLM_PROVIDERS or PHX_LLM_BASE_URL, not both");
+        json_error_t je;
+        json_t *doc = json_load_file(cfg->providers, JSON_REJECT_DUPLICATES, &je), *errors = NULL;
+        if (!doc)
+            return phx_err_set(err, "bad_config", 0, "PHX_LLM_PROVIDERS %s: %s (line %d)",
+                               cfg->providers, je.text, je.line);
+        const phx_schema *s = phx_schema_set_get(set, "llm-providers.v1");
+        if (s && phx_schema_validate(s, doc, &errors) != 0) {
+            char *e = json_dumps(errors, JSON_COMPACT);
+            phx_err_set(err, "bad_config", 0, "PHX_LLM_PROVIDERS %s fails llm-providers.v1: %.400s",
+                        cfg->providers, e ? e : "");
+            free(e);
+            json_decref(errors);
+            json_decref(doc);
+            return -1;
+        }
+        size_t i;
+        json_t *p;
+        int rc = 0;
+        json_array_foreach(json_object_get(doc, "providers"), i, p) if (rc == 0) rc =
+            phx_llm_chain_add(c, p, &d, err);
+        json_decref(doc);
+        return rc;
+    }
+    if (!cfg->base_url[0]) {
+        if (cfg->model[0] || cfg->key_file[0] || cfg->embed_model[0])
+            return phx_err_set(err, "bad_config", 0,
+                               "PHX_LLM_MODEL/API_KEY_FILE/EMBED_MODEL need PHX_LLM_BASE_URL");
+        return 0;
+    }
+    if (!cfg->model[0] && !cfg->embed_model[0])
+        return phx_err_set(err, "bad_config", 0,
+                           "PHX_LLM_BASE_URL needs PHX_LLM_MODEL (and/or PHX_LLM_EMBED_MODEL)");
+    json_t *spec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "default", "base_url",
+                             cfg->base_url, "model", cfg->model, "embed_model", cfg->embed_model,
+                             "api_key_file", cfg->key_file);
+    if (cfg->embed_dim_check > 0)
+        json_object_set_new(spec, "embed_dim", json_integer(cfg->embed_dim_check));
+    int rc = phx_llm_chain_add(c, spec, &d, err);
+    json_decref(spec);
+    return rc;
+}

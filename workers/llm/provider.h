@@ -26,8 +26,10 @@
 
 #include "breaker.h"
 #include "bulkhead.h"
+#include "config.h"
 #include "err.h"
 #include "metrics.h"
+#include "schema.h"
 
 enum phx_llm_cap { PHX_LLM_CAP_CHAT = 0, PHX_LLM_CAP_EMBED = 1 };
 
@@ -64,6 +66,167 @@ typedef struct phx_llm_chain {
     long backoff_ms, backoff_max_ms; /* exponential backoff: base and cap of one wait */
     long retry_after_max_ms;         /* a longer Retry-After skips to the next provider */
 } phx_llm_chain;
+
+/* The provider settings a process reads from PHX_LLM_*: phx-llm, and phx-kb when it embeds
+ * texts through the same providers (PHX_KB_EMBEDDER=llm). A process embeds this struct in its
+ * configuration and lists PHX_LLM_PROVIDER_OPTS(its type, the member) in its option table, so
+ * both read one set of variables with one meaning. */
+typedef struct phx_llm_provider_cfg {
+    char *base_url, *model, *key_file, *embed_model, *providers;
+    long embed_dim_check, timeout_ms, max_concurrency, max_retries, backoff_ms, backoff_max_ms;
+    long retry_after_max_ms, max_tokens, tenant_daily_tokens;
+    long br_window_ms, br_min_requests, br_failure_pct, br_open_ms, br_probes;
+} phx_llm_provider_cfg;
+
+#define PHX_LLM_PROVIDER_OPTS(type, f)                                                             \
+    {"PHX_LLM_BASE_URL",                                                                           \
+     PHX_OPT_STR,                                                                                  \
+     "",                                                                                           \
+     0,                                                                                            \
+     0,                                                                                            \
+     offsetof(type, f.base_url),                                                                   \
+     "OpenAI-compatible API base URL of the one provider of the simple configuration, e.g. "       \
+     "https://api.openai.com/v1, http://host:8000/v1 (vLLM), http://host:8080/v1 (llama.cpp), "    \
+     "http://host:11434/v1 (Ollama). Empty = no provider: llm.chat and llm.plan fail with "        \
+     "no_provider, llm.embed uses the local lexical embedder."},                                   \
+        {"PHX_LLM_MODEL",                                                                          \
+         PHX_OPT_STR,                                                                              \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, f.model),                                                                  \
+         "Chat model of the simple configuration (required with PHX_LLM_BASE_URL unless "          \
+         "PHX_LLM_EMBED_MODEL is set)."},                                                          \
+        {"PHX_LLM_API_KEY_FILE",                                                                   \
+         PHX_OPT_STR,                                                                              \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, f.key_file),                                                               \
+         "File holding the API key of the simple configuration (re-read on SIGHUP). Empty = no "   \
+         "Authorization header (local servers)."},                                                 \
+        {"PHX_LLM_EMBED_MODEL",                                                                    \
+         PHX_OPT_STR,                                                                              \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, f.embed_model),                                                            \
+         "Embedding model of the simple configuration; empty = llm.embed uses the local lexical "  \
+         "embedder."},                                                                             \
+        {"PHX_LLM_EMBED_DIM",                                                                      \
+         PHX_OPT_INT,                                                                              \
+         "0",                                                                                      \
+         0,                                                                                        \
+         65536,                                                                                    \
+         offsetof(type, f.embed_dim_check),                                                        \
+         "Expected dimension of the provider's embeddings (0 = any; answers of another "           \
+         "dimension are treated as a provider failure)."},                                         \
+        {"PHX_LLM_PROVIDERS",                                                                      \
+         PHX_OPT_STR,                                                                              \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         offsetof(type, f.providers),                                                              \
+         "Path of a JSON file with the provider chain (schema llm-providers.v1: name, base_url, "  \
+         "model, embed_model, models map, api_key_file, timeout_ms, max_concurrency, "             \
+         "max_retries, "                                                                           \
+         "max_tokens, embed_dim, cost_per_1k_*). Replaces PHX_LLM_BASE_URL/MODEL/API_KEY_FILE."},  \
+        {"PHX_LLM_TIMEOUT_MS",                                                                     \
+         PHX_OPT_INT,                                                                              \
+         "60000",                                                                                  \
+         100,                                                                                      \
+         600000,                                                                                   \
+         offsetof(type, f.timeout_ms),                                                             \
+         "Default timeout of one request to a provider (also bounded by the step's deadline)."},   \
+        {"PHX_LLM_MAX_CONCURRENCY",                                                                \
+         PHX_OPT_INT,                                                                              \
+         "16",                                                                                     \
+         1,                                                                                        \
+         10000,                                                                                    \
+         offsetof(type, f.max_concurrency),                                                        \
+         "Default bulkhead: requests in flight to one provider from this process; beyond it the "  \
+         "next provider is used."},                                                                \
+        {"PHX_LLM_MAX_RETRIES",                                                                    \
+         PHX_OPT_INT,                                                                              \
+         "2",                                                                                      \
+         0,                                                                                        \
+         10,                                                                                       \
+         offsetof(type, f.max_retries),                                                            \
+         "Default retries on one provider after a 429, 5xx, timeout or malformed answer."},        \
+        {"PHX_LLM_BACKOFF_MS",                                                                     \
+         PHX_OPT_INT,                                                                              \
+         "250",                                                                                    \
+         1,                                                                                        \
+         60000,                                                                                    \
+         offsetof(type, f.backoff_ms),                                                             \
+         "Base of the exponential backoff between retries (full jitter)."},                        \
+        {"PHX_LLM_BACKOFF_MAX_MS",                                                                 \
+         PHX_OPT_INT,                                                                              \
+         "8000",                                                                                   \
+         1,                                                                                        \
+         600000,                                                                                   \
+         offsetof(type, f.backoff_max_ms),                                                         \
+         "Cap of one backoff wait."},                                                              \
+        {"PHX_LLM_RETRY_AFTER_MAX_MS",                                                             \
+         PHX_OPT_INT,                                                                              \
+         "30000",                                                                                  \
+         0,                                                                                        \
+         600000,                                                                                   \
+         offsetof(type, f.retry_after_max_ms),                                                     \
+         "A Retry-After longer than this moves on to the next provider instead of waiting."},      \
+        {"PHX_LLM_MAX_TOKENS",                                                                     \
+         PHX_OPT_INT,                                                                              \
+         "8192",                                                                                   \
+         1,                                                                                        \
+         10000000,                                                                                 \
+         offsetof(type, f.max_tokens),                                                             \
+         "Default per-model limit on max_tokens (a request above it is invalid_input)."},          \
+        {"PHX_LLM_TENANT_DAILY_TOKENS",                                                            \
+         PHX_OPT_INT,                                                                              \
+         "0",                                                                                      \
+         0,                                                                                        \
+         4000000000000L,                                                                           \
+         offsetof(type, f.tenant_daily_tokens),                                                    \
+         "Default token budget per tenant per UTC day (0 = unlimited); a tenant's own limit in "   \
+         "Redis key phx:llm:budget:{TENANT}:limit overrides it."},                                 \
+        {"PHX_LLM_BREAKER_WINDOW_MS",                                                              \
+         PHX_OPT_INT,                                                                              \
+         "30000",                                                                                  \
+         100,                                                                                      \
+         3600000,                                                                                  \
+         offsetof(type, f.br_window_ms),                                                           \
+         "Circuit breaker: sliding window over which a provider's failure rate is measured."},     \
+        {"PHX_LLM_BREAKER_MIN_REQUESTS",                                                           \
+         PHX_OPT_INT,                                                                              \
+         "10",                                                                                     \
+         1,                                                                                        \
+         100000,                                                                                   \
+         offsetof(type, f.br_min_requests),                                                        \
+         "Circuit breaker: outcomes in the window before it may open."},                           \
+        {"PHX_LLM_BREAKER_FAILURE_PCT",                                                            \
+         PHX_OPT_INT,                                                                              \
+         "50",                                                                                     \
+         1,                                                                                        \
+         100,                                                                                      \
+         offsetof(type, f.br_failure_pct),                                                         \
+         "Circuit breaker: failure percentage in the window that opens it."},                      \
+        {"PHX_LLM_BREAKER_OPEN_MS",                                                                \
+         PHX_OPT_INT,                                                                              \
+         "10000",                                                                                  \
+         10,                                                                                       \
+         3600000,                                                                                  \
+         offsetof(type, f.br_open_ms),                                                             \
+         "Circuit breaker: how long it stays open (jittered +-20%) before half-open probes."},     \
+    {                                                                                              \
+        "PHX_LLM_BREAKER_PROBES", PHX_OPT_INT, "2", 1, 100, offsetof(type, f.br_probes),           \
+            "Circuit breaker: concurrent half-open probes, and successes needed to close."         \
+    }
+
+/* Build chain c from PHX_LLM_PROVIDERS (validated against llm-providers.v1 in set) or the
+ * simple PHX_LLM_BASE_URL/MODEL/EMBED_MODEL variables; no provider at all is not an error (c
+ * stays empty). 0, or -1 with err (code "bad_config"). */
+int phx_llm_chain_build(phx_llm_chain *c, const phx_llm_provider_cfg *cfg, long bulkhead_wait_ms,
+                        const phx_schema_set *set, phx_err *err);
 
 /* Add a provider from a spec object (the items of schema llm-providers.v1: name, base_url,
  * model, embed_model, models, api_key_file, timeout_ms, max_concurrency, max_retries,
