@@ -330,7 +330,21 @@ static char *phx_dag_format_real(double d)
     return s;
 }
 
-static json_t *phx_dag_render_string(const char *s, const json_t *outputs, phx_err *err)
+/* Charge n substituted bytes to *budget; -1 with err when that exceeds it. */
+static int phx_dag_charge(size_t *budget, size_t n, phx_err *err)
+{
+    if (n > *budget) {
+        phx_err_set(err, "input_too_large", 0,
+                    "templates expand the step's input past %d bytes (the largest message)",
+                    PHX_MSG_MAX_BYTES);
+        return -1;
+    }
+    *budget -= n;
+    return 0;
+}
+
+static json_t *phx_dag_render_string(const char *s, const json_t *outputs, size_t *budget,
+                                     phx_err *err)
 {
     /* Whole-string template: keep the value's JSON type. */
     size_t slen = strlen(s);
@@ -343,10 +357,14 @@ static json_t *phx_dag_render_string(const char *s, const json_t *outputs, phx_e
         while (len && r[len - 1] == ' ')
             len--;
         json_t *v = phx_dag_resolve_ref(r, len, outputs, err);
-        return v ? json_deep_copy(v) : NULL;
+        /* Its encoded size, measured without building it (costs at most what it charges). */
+        if (!v ||
+            phx_dag_charge(budget, json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY), err) < 0)
+            return NULL;
+        return json_deep_copy(v);
     }
     size_t cap = slen + 64, n = 0;
-    char *buf = malloc(cap);
+    char *buf = phx_xrealloc(NULL, cap);
     const char *p = s;
     for (;;) {
         const char *open = strstr(p, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
@@ -372,6 +390,11 @@ static json_t *phx_dag_render_string(const char *s, const json_t *outputs, phx_e
                 text = phx_dag_format_real(json_real_value(v));
             }
             tlen = text ? strlen(text) : 0;
+            if (phx_dag_charge(budget, tlen, err) < 0) {
+                free(text);
+                free(buf);
+                return NULL;
+            }
         }
         size_t clen = (size_t)(chunk_end - p);
         if (n + clen + tlen + 1 > cap) {
@@ -393,17 +416,18 @@ static json_t *phx_dag_render_string(const char *s, const json_t *outputs, phx_e
     return out;
 }
 
-json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err)
+static json_t *phx_dag_render_in(const json_t *input, const json_t *outputs, size_t *budget,
+                                 phx_err *err)
 {
     if (json_is_string(input))
-        return phx_dag_render_string(json_string_value(input), outputs, err);
+        return phx_dag_render_string(json_string_value(input), outputs, budget, err);
     if (json_is_object(input)) {
         json_t *o = json_object();
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)input, k, v)
         {
-            json_t *r = phx_dag_render(v, outputs, err);
+            json_t *r = phx_dag_render_in(v, outputs, budget, err);
             if (!r) {
                 json_decref(o);
                 return NULL;
@@ -418,7 +442,7 @@ json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err)
         json_t *v;
         json_array_foreach(input, i, v)
         {
-            json_t *r = phx_dag_render(v, outputs, err);
+            json_t *r = phx_dag_render_in(v, outputs, budget, err);
             if (!r) {
                 json_decref(a);
                 return NULL;
@@ -428,6 +452,15 @@ json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err)
         return a;
     }
     return json_deep_copy(input);
+}
+
+json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err)
+{
+    /* What templates substitute is bounded by the largest message a task can be: a job of
+     * many references to a large output ("{{steps.a.output}}" 50,000 times in a 1 MB job)
+     * would otherwise make the planner build gigabytes before the task is refused. */
+    size_t budget = PHX_MSG_MAX_BYTES;
+    return phx_dag_render_in(input, outputs, &budget, err);
 }
 
 json_t *phx_dag_render_step(const json_t *step, const json_t *outputs, phx_err *err)

@@ -27,7 +27,9 @@
 int phx_dag_check(const json_t *steps, json_t **reasons);
 
 /* Copy of input with every template resolved against outputs ({step id: output}). NULL with
- * err (code "template_unresolved", not retryable) when a referenced value is missing. */
+ * err (code "template_unresolved", not retryable) when a referenced value is missing, or
+ * ("input_too_large", not retryable) when the substituted values add up to more than
+ * PHX_MSG_MAX_BYTES, which no task message could carry. */
 json_t *phx_dag_render(const json_t *input, const json_t *outputs, phx_err *err);
 
 /* The step's input ready to dispatch: phx_dag_render of it, except for data that is not

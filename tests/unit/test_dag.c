@@ -205,12 +205,52 @@ static void test_dag_render_step(void **state)
     json_decref(outputs);
 }
 
+/* Many references to a large output: refused once the substituted bytes pass one message,
+ * before the planner builds gigabytes (embedded text and whole-value copies alike). */
+static void test_dag_render_bounded(void **state)
+{
+    (void)state;
+    char *big = malloc(100001);
+    assert_non_null(big);
+    memset(big, 'x', 100000);
+    big[100000] = '\0';
+    json_t *outputs = json_pack("{s:{s:s}}", "a", "t", big);
+    free(big);
+    json_t *text = json_string(""), *arr = json_array();
+    for (int i = 0; i < 11; i++) {
+        json_t *t = json_sprintf("%s{{steps.a.output.t}}", json_string_value(text));
+        json_decref(text);
+        text = t;
+        json_array_append_new(arr, json_string("{{steps.a.output}}"));
+    }
+    json_t *ok = json_pack("[s,s]", "{{steps.a.output}}", "n={{steps.a.output.t}}");
+    json_t *inputs[] = {text, arr};
+    for (int i = 0; i < 2; i++) {
+        phx_err err;
+        phx_err_clear(&err);
+        json_t *got = phx_dag_render(inputs[i], outputs, &err);
+        if (got)
+            fail_msg("input %d: rendered %zu bytes", i, json_dumpb(got, NULL, 0, JSON_COMPACT));
+        assert_string_equal(err.code, "input_too_large");
+        assert_int_equal(err.retryable, 0);
+    }
+    phx_err err;
+    json_t *got = phx_dag_render(ok, outputs, &err); /* 200 KB: well within a message */
+    assert_non_null(got);
+    json_decref(got);
+    json_decref(ok);
+    json_decref(text);
+    json_decref(arr);
+    json_decref(outputs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dag_check),
         cmocka_unit_test(test_dag_render),
         cmocka_unit_test(test_dag_render_step),
+        cmocka_unit_test(test_dag_render_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
