@@ -54,6 +54,20 @@ struct phx_redis;
 struct phx_err;
 int phx_cli_kb_backup(struct phx_redis *r, const char *name, const char *path, struct phx_err *err);
 int phx_cli_kb_restore(struct phx_redis *r, const char *path, struct phx_err *err);
+/* A parsed record frame of a backup (pointers into the file). */
+typedef struct phx_kb_frame {
+    const char *id;
+    uint32_t idlen;
+    const unsigned char *rec;
+    uint32_t reclen;
+    uint64_t hits, seen;
+    int64_t expires_ms;
+} phx_kb_frame;
+/* Verify a whole backup file p[0..n) as restore reads it, before anything is written: 0 with
+ * the settings line in *hdr and the n record frames in *frames, or -1 with why. The caller
+ * frees *hdr and *frames (both start NULL) either way. Public for tests/fuzz/fuzz_kb_backup. */
+int phx_cli_kb_verify(const unsigned char *p, size_t n, json_t **hdr, phx_kb_frame **frames,
+                      size_t *nframes, char *why, size_t whylen);
 int phx_cli_trace(const phx_cli_env *env, int argc, char **argv);
 int phx_cli_security(const phx_cli_env *env, int argc, char **argv);
 /* Who an operator's action is recorded as: $PHX_OPERATOR, default "operator" (security.c). */

@@ -219,19 +219,12 @@ out:
     return rc;
 }
 
-/* A parsed record frame of a backup (pointers into the file). */
-typedef struct phx_kb_frame {
-    const char *id;
-    uint32_t idlen;
-    const unsigned char *rec;
-    uint32_t reclen;
-    uint64_t hits, seen;
-    int64_t expires_ms;
-} phx_kb_frame;
+/* The smallest record frame: id length, a 1-byte id, record length, an empty record, hits,
+ * last hit, CRC. Bounds the record count a file of a given size can announce. */
+#define PHX_KB_FRAME_MIN (4 + 1 + 4 + 16 + 4)
 
-/* Verify the whole file; fills hdr and frames. 0, or -1 with why. */
-static int phx_kb_verify(const unsigned char *p, size_t n, json_t **hdr, phx_kb_frame **frames,
-                         size_t *nframes, char *why, size_t whylen)
+int phx_cli_kb_verify(const unsigned char *p, size_t n, json_t **hdr, phx_kb_frame **frames,
+                      size_t *nframes, char *why, size_t whylen)
 {
     size_t ml = strlen(PHX_KB_BACKUP_MAGIC);
     if (n < ml || memcmp(p, PHX_KB_BACKUP_MAGIC, ml) != 0) {
@@ -270,7 +263,18 @@ static int phx_kb_verify(const unsigned char *p, size_t n, json_t **hdr, phx_kb_
         return -1;
     }
     at = nl + 1;
-    *frames = calloc((size_t)cnt + 1, sizeof(**frames));
+    /* The count sizes an allocation before any frame is read, and the SHA-256 proves nothing
+     * against a crafted file (anyone can recompute it): a count the rest of the file cannot
+     * hold is refused before it is trusted (fuzz_kb_backup found calloc(2^63) here). */
+    if ((size_t)cnt > (size_t)(end - at) / PHX_KB_FRAME_MIN) {
+        snprintf(why, whylen, "settings announce %lld records, more than the file can hold",
+                 (long long)cnt);
+        return -1;
+    }
+    if (!(*frames = calloc((size_t)cnt + 1, sizeof(**frames)))) {
+        snprintf(why, whylen, "out of memory for %lld records", (long long)cnt);
+        return -1;
+    }
     size_t k = 0;
     while (at < end) {
         const unsigned char *f0 = at;
@@ -349,7 +353,7 @@ int phx_cli_kb_restore(phx_redis *r, const char *path, phx_err *err)
     size_t n = 0;
     char why[300];
     int rc = PHX_EXIT_FAILED;
-    if (phx_kb_verify(file.p, file.n, &hdr, &frames, &n, why, sizeof(why)) < 0) {
+    if (phx_cli_kb_verify(file.p, file.n, &hdr, &frames, &n, why, sizeof(why)) < 0) {
         fprintf(stderr, "phx kb restore: %s is damaged, nothing restored: %s\n", path, why);
         goto out;
     }
