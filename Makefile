@@ -115,8 +115,10 @@ $(BUILD)/gen/ops_assets.c: $(OPS_PAGE) ops/build/embed-files.sh
 	@mkdir -p $(dir $@)
 	ops/build/embed-files.sh phx_ops_assets "" $(OPS_PAGE) > $@.tmp && mv $@.tmp $@
 $(BUILD)/bin/phx-ingress: $(BUILD)/obj/gen/ops_assets.o
-# phx-safety judges URLs with the address policy of tool.http_fetch (one policy, not two).
-$(BUILD)/bin/phx-safety: $(BUILD)/obj/workers/tools/http_fetch.o
+# phx-safety judges URLs with the address policy of tool.http_fetch (one policy, not two), and
+# asks a policy's guard model through the LLM pool's provider chain (one client, not two).
+$(BUILD)/bin/phx-safety: $(BUILD)/obj/workers/tools/http_fetch.o \
+	$(patsubst %,$(BUILD)/obj/workers/llm/%.o,provider task)
 # ...which comes after libphx.a on the link line and needs it (intel.c) again.
 $(BUILD)/bin/phx-safety: LDLIBS := $(BUILD)/libphx.a $(LDLIBS)
 # phx-kb embeds texts through the LLM pool's providers (PHX_KB_EMBEDDER=llm): the same chain,

@@ -4,6 +4,7 @@
  *
  * Every example is written for this test; none comes from an evaluation corpus. */
 #include "../../workers/safety/audit.h"
+#include "../../workers/safety/guard.h"
 #include "../../workers/safety/policy.h"
 #include "../../workers/safety/review.h"
 #include "../../workers/safety/scan.h"
@@ -323,12 +324,78 @@ static void test_audit_record(void **state)
     phx_safety_result_free(&r);
 }
 
+/* The guard model's reply: only "safe" or "unsafe" (+ a category line) is an answer. */
+static void test_guard_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *reply;
+        int want;
+        const char *cats;
+    } cases[] = {
+        {"safe", 0, ""},
+        {"  Safe.\n", 0, ""},
+        {"SAFE", 0, ""},
+        {"unsafe\nS1,S2", 1, "S1,S2"},
+        {"unsafe\n  S2  \nmore", 1, "S2"},
+        {"unsafe", 1, ""},
+        {"unsafe:\nS3", 1, "S3"},
+        {"safe, but I would be careful", -1, ""},
+        {"unsafely", -1, ""},
+        {"It is safe", -1, ""},
+        {"", -1, ""},
+        {"\n\n", -1, ""},
+        {"safety first", -1, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char cats[32];
+        int got = phx_safety_guard_parse(cases[i].reply, cats, sizeof(cats));
+        if (got != cases[i].want || strcmp(cats, cases[i].cats) != 0)
+            fail_msg("reply %zu [%s]: got %d [%s], want %d [%s]", i, cases[i].reply, got, cats,
+                     cases[i].want, cases[i].cats);
+    }
+    assert_int_equal(phx_safety_guard_parse(NULL, NULL, 0), -1);
+}
+
+/* A policy's guard object: defaults and the fields it sets. */
+static void test_guard_policy(void **state)
+{
+    (void)state;
+    phx_err err;
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s, s:s, s:[s], s:i}}", "schema", "policy.v1", "guard",
+                            "model", "lg3", "on_error", "fail_open", "verdict", "warn", "roles",
+                            "code", "max_bytes", 4096);
+    phx_safety_policy *p = phx_safety_policy_new(doc, NULL, &err);
+    assert_non_null(p);
+    assert_true(p->guard.on);
+    assert_string_equal(p->guard.model, "lg3");
+    assert_true(p->guard.fail_open);
+    assert_int_equal(p->guard.verdict, PHX_VERDICT_WARN);
+    assert_int_equal(p->guard.roles, 1u << PHX_ROLE_CODE);
+    assert_int_equal(p->guard.max_bytes, 4096);
+    phx_safety_policy_release(p);
+    json_decref(doc);
+    doc = json_pack("{s:s, s:{}}", "schema", "policy.v1", "guard");
+    p = phx_safety_policy_new(doc, NULL, &err);
+    assert_non_null(p);
+    assert_false(p->guard.fail_open);
+    assert_int_equal(p->guard.verdict, PHX_VERDICT_BLOCK);
+    assert_true(p->guard.roles & (1u << PHX_ROLE_USER_PROMPT));
+    assert_false(p->guard.roles & (1u << PHX_ROLE_CODE));
+    phx_safety_policy_release(p);
+    json_decref(doc);
+    p = phx_safety_policy_new(NULL, NULL, &err);
+    assert_false(p->guard.on);
+    phx_safety_policy_release(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_table),       cmocka_unit_test(test_redaction),
         cmocka_unit_test(test_policy_documents), cmocka_unit_test(test_review_plan),
-        cmocka_unit_test(test_audit_record),
+        cmocka_unit_test(test_audit_record),     cmocka_unit_test(test_guard_parse),
+        cmocka_unit_test(test_guard_policy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

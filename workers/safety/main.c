@@ -9,6 +9,8 @@
 #include "audit.h"
 #include "config.h"
 #include "feedback.h"
+#include "../llm/llm.h"
+#include "guard.h"
 #include "inject.h"
 #include "intel.h"
 #include "log.h"
@@ -19,6 +21,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <curl/curl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +37,15 @@ typedef struct phx_safety_cfg {
     int audit_allow;
     char *intel_files;
     long intel_check_ms;
+    phx_llm_provider_cfg llm; /* the guard model's providers (policy "guard") */
 } phx_safety_cfg;
 
 typedef struct phx_safety_app {
     phx_safety_cfg cfg;
     phx_schema_set *schemas;
     phx_safety_store *store;
-    phx_intel *intel; /* threat feeds, NULL when PHX_INTEL_FILES is empty */
+    phx_intel *intel;  /* threat feeds, NULL when PHX_INTEL_FILES is empty */
+    phx_llm_chain llm; /* providers for a policy's guard model (may be empty) */
 } phx_safety_app;
 
 #define CFG phx_safety_cfg
@@ -64,6 +69,7 @@ static const phx_opt phx_safety_opts[] = {
                    "safety.scan reports a listed domain, address, URL, text hash or prompt "
                    "signature as a finding of detector intel (verdict: the role's intel action), "
                    "and safety.review_plan a tool.http_fetch step to a listed host"),
+    PHX_LLM_PROVIDER_OPTS(CFG, llm),
 };
 
 /* The task being handled by this thread, and its outbox. */
@@ -90,6 +96,7 @@ static const char *phx_safety_task_str(const char *k)
 
 typedef struct phx_safety_thread {
     phx_redis *r;
+    CURL *curl; /* the guard model's calls */
 } phx_safety_thread;
 
 static void *phx_safety_thread_init(void *app, phx_err *err)
@@ -105,6 +112,12 @@ static void *phx_safety_thread_init(void *app, phx_err *err)
         free(t);
         return NULL;
     }
+    if (!(t->curl = curl_easy_init())) {
+        phx_err_set(err, "internal", 0, "curl_easy_init failed");
+        phx_redis_free(t->r);
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -114,6 +127,7 @@ static void phx_safety_thread_free(void *ts)
     if (!t)
         return;
     phx_redis_free(t->r);
+    curl_easy_cleanup(t->curl);
     free(t);
 }
 
@@ -201,6 +215,11 @@ static json_t *phx_safety_scan_step(void *app, void *ts, const json_t *input, ph
     if (phx_safety_scan_with(&local, &sc, (phx_safety_role)role, json_string_value(jt), len, &res,
                              err) < 0)
         goto done;
+    phx_llm_ctx task = {0};
+    if (phx_safety_cur_in)
+        phx_llm_ctx_from_task(&task, phx_safety_cur_in->body);
+    json_t *guard = phx_safety_guard_judge(&a->llm, t->curl, &local, (phx_safety_role)role,
+                                           json_string_value(jt), len, task.deadline_mono_ms, &res);
     au.policy = pol->name;
     au.verdict = res.verdict;
     au.score = res.score;
@@ -213,7 +232,10 @@ static json_t *phx_safety_scan_step(void *app, void *ts, const json_t *input, ph
                                 json_pack("{s:f, s:f, s:f, s:s, s:s}", "inject", adj.off_inject,
                                           "code", adj.off_code, "url", adj.off_url, "allowed",
                                           adj.allow, "allowed_by", adj.allow_id));
+        if (guard)
+            json_object_set_new(out, "guard", json_incref(guard));
     }
+    json_decref(guard);
     phx_safety_result_free(&res);
 done:
     phx_safety_policy_release(pol);
@@ -270,6 +292,7 @@ static void phx_safety_reload(void *defp)
     phx_pool_def *def = defp;
     phx_safety_app *a = def->app;
     phx_safety_store_invalidate(a->store);
+    phx_llm_chain_reload_keys(&a->llm);
     phx_err e;
     if (a->intel && phx_intel_refresh(a->intel, 1, &e) < 0)
         phx_log_error("intel feeds: %s (keeping the previous ones)", e.message);
@@ -323,6 +346,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "phx-safety: out of memory\n");
         goto out;
     }
+    /* Providers for policies that name a guard model. None configured is fine: such a policy
+     * then meets a guard that cannot answer, and its on_error decides. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (phx_llm_chain_build(&app.llm, &app.cfg.llm, app.cfg.common.bulkhead_wait_ms, app.schemas,
+                            &e) < 0) {
+        fprintf(stderr, "phx-safety: configuration error: %s\n", e.message);
+        goto out;
+    }
+    for (int i = 0; i < app.llm.n; i++)
+        phx_log_info("guard provider %d: %s at %s (default model %s)", i + 1, app.llm.p[i].name,
+                     app.llm.p[i].base_url, app.llm.p[i].model[0] ? app.llm.p[i].model : "-");
     phx_pool_def def = {.proc = "phx-safety",
                         .pool = "safety",
                         .kinds = phx_safety_kinds,
@@ -337,6 +371,8 @@ int main(int argc, char **argv)
     ops.reload = phx_safety_reload;
     rc = phx_worker_main(&app.cfg.common, &ops);
 out:
+    phx_llm_chain_free(&app.llm);
+    curl_global_cleanup();
     phx_intel_close(app.intel);
     phx_safety_store_free(app.store);
     phx_schema_set_free(app.schemas);

@@ -63,6 +63,35 @@ static void phx_pol_action(const json_t *o, const char *k, int *out)
         *out = v;
 }
 
+/* The guard object (the schema checked its shape). Roles default to the text that comes from
+ * outside the system: user prompts, documents, tool output and model output. */
+static void phx_pol_guard(phx_safety_guard_policy *g, const json_t *o)
+{
+    g->on = 1;
+    snprintf(g->model, sizeof(g->model), "%s",
+             json_string_value(json_object_get(o, "model")) ?: "");
+    snprintf(g->provider, sizeof(g->provider), "%s",
+             json_string_value(json_object_get(o, "provider")) ?: "");
+    const char *oe = json_string_value(json_object_get(o, "on_error"));
+    g->fail_open = oe && strcmp(oe, "fail_open") == 0;
+    g->verdict = PHX_VERDICT_BLOCK;
+    phx_pol_action(o, "verdict", &g->verdict);
+    json_t *mb = json_object_get(o, "max_bytes");
+    g->max_bytes = json_is_integer(mb) ? (long)json_integer_value(mb) : 16384;
+    json_t *roles = json_object_get(o, "roles"), *r;
+    size_t i;
+    g->roles = 0;
+    if (!json_is_array(roles))
+        g->roles = 1u << PHX_ROLE_USER_PROMPT | 1u << PHX_ROLE_RETRIEVED_DOCUMENT |
+                   1u << PHX_ROLE_TOOL_OUTPUT | 1u << PHX_ROLE_MODEL_OUTPUT;
+    json_array_foreach(roles, i, r)
+    {
+        int role = phx_safety_role_parse(json_string_value(r));
+        if (role >= 0)
+            g->roles |= 1u << role;
+    }
+}
+
 /* Apply one document's fields on top of p. */
 static int phx_pol_apply(phx_safety_policy *p, const json_t *doc, phx_err *err)
 {
@@ -137,8 +166,9 @@ static int phx_pol_apply(phx_safety_policy *p, const json_t *doc, phx_err *err)
         phx_pol_action(p->plan, "forbidden_kind", &p->kind_verdict);
         phx_pol_action(p->plan, "private_url", &p->url_verdict);
     }
-    if (json_is_object(json_object_get(doc, "guard")))
-        p->guard = 1;
+    json_t *guard = json_object_get(doc, "guard");
+    if (json_is_object(guard))
+        phx_pol_guard(&p->guard, guard);
     return 0;
 }
 

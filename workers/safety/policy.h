@@ -23,6 +23,18 @@ typedef struct phx_safety_role_policy {
     double url_warn, url_block;    /* URL finding severity thresholds */
 } phx_safety_role_policy;
 
+/* The optional model guard of a policy ("guard" in policy.v1): which model judges which roles,
+ * what its "unsafe" means, and what happens when it cannot answer. */
+typedef struct phx_safety_guard_policy {
+    int on;            /* the policy names a guard */
+    char model[128];   /* logical model name for the providers ("" = a provider's default) */
+    char provider[64]; /* only this provider of the chain ("" = the whole chain) */
+    int fail_open;     /* guard unavailable: 1 = verdict as without it, 0 = block */
+    int verdict;       /* verdict of an "unsafe" answer (PHX_VERDICT_WARN or _BLOCK) */
+    unsigned roles;    /* bit (1 << role) for each role sent to the guard */
+    long max_bytes;    /* text beyond this is cut before it is sent */
+} phx_safety_guard_policy;
+
 typedef struct phx_safety_policy {
     char name[65];
     long version;
@@ -34,7 +46,7 @@ typedef struct phx_safety_policy {
     json_t *tenants;   /* array or NULL */
     json_t *plan;      /* the "plan" object (defaults applied) */
     int chain_verdict, kind_verdict, url_verdict;
-    int guard; /* a guard model is named (not implemented: reported as skipped) */
+    phx_safety_guard_policy guard; /* the optional model guard (guard.h) */
     int refs;
 } phx_safety_policy;
 

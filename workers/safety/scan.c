@@ -275,11 +275,8 @@ json_t *phx_safety_result_json(const phx_safety_result *r, const phx_safety_poli
         json_object_set_new(o, "redacted_text", json_string(r->redacted));
     json_object_set_new(o, "normalized", json_boolean(r->normalized));
     json_object_set_new(o, "role", json_string(phx_safety_role_name(role)));
-    if (pol) {
+    if (pol)
         json_object_set_new(o, "policy", json_string(pol->name));
-        if (pol->guard)
-            json_object_set_new(o, "guard", json_string("skipped: not implemented"));
-    }
     return o;
 }
 
