@@ -679,6 +679,20 @@ static json_t *fetch_body_json(const fetch_ctx *ctx, int *b64)
     return s;
 }
 
+/* "fail_on_status": an error status fails the step instead of being returned, so the step's
+ * retry policy covers a server's transient failures: 408, 429 and 5xx retryable, any other
+ * 4xx not (asking again gets the same answer). */
+static int fetch_status_fails(CURL *h, phx_err *err)
+{
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 400)
+        return 0;
+    int retryable = status >= 500 || status == 408 || status == 429;
+    return phx_err_set(err, "http_status", retryable, "the server answered HTTP %ld%s", status,
+                       retryable ? " (retryable)" : "");
+}
+
 static json_t *fetch_result(CURL *h, fetch_ctx *ctx, phx_err *err)
 {
     long status = 0;
@@ -840,6 +854,11 @@ json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
         }
     }
 
+    const json_t *jfail = json_object_get(input, "fail_on_status");
+    if (jfail && !json_is_boolean(jfail)) {
+        fetch_bad(err, "\"fail_on_status\" must be a boolean");
+        goto out;
+    }
     long timeout;
     if (fetch_timeout(json_object_get(input, "timeout_ms"), cfg, &timeout, err) < 0)
         goto out;
@@ -950,6 +969,8 @@ json_t *phx_http_fetch_hosts(const json_t *input, const phx_fetch_cfg *cfg,
             goto out;
         }
     }
+    if (json_is_true(jfail) && fetch_status_fails(h, err) < 0)
+        goto out;
     res = fetch_result(h, ctx, err);
 
 out:

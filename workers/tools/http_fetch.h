@@ -51,7 +51,8 @@ int phx_fetch_cfg_check(const phx_fetch_cfg *cfg, phx_err *err);
 int phx_fetch_ip_allowed(const char *ip, const char *allow_cidrs, const char **reason);
 
 /* input {"url", "method": "GET"|"POST" (default GET), "headers": {name: value}, "body": string,
- * "timeout_ms"} -> output {"status": int, "headers": {lowercased-name: value}, "body": string,
+ * "timeout_ms", "fail_on_status": bool} -> output {"status": int, "headers": {lowercased-name:
+ * value}, "body": string,
  * "truncated": bool, "url": final url}.
  * Input rules: method is matched case-insensitively; "body" (at most PHX_FETCH_MAX_REQ_BODY
  * bytes) only with POST; at most PHX_FETCH_MAX_HEADERS headers, names RFC 9110 tokens, values
@@ -60,7 +61,10 @@ int phx_fetch_ip_allowed(const char *ip, const char *allow_cidrs, const char **r
  * covering the whole request, silently capped at cfg->max_timeout_ms.
  * Body that is not valid UTF-8 (or contains NUL) is returned base64 with "body_encoding":
  * "base64". Repeated response headers are joined with ", "; only the final response's headers
- * (after redirects and 1xx) are returned. Any HTTP status, 5xx included, is a successful fetch.
+ * (after redirects and 1xx) are returned. By default any HTTP status, 5xx included, is a
+ * successful fetch (an agent reads the error page); with "fail_on_status": true a final status
+ * >= 400 fails the step instead (http_status below), so the step's retry policy covers a
+ * server's transient failures.
  *
  * Errors (err->code, retryable):
  *   invalid_input       0  bad url/scheme/method/headers/body/timeout_ms
@@ -76,6 +80,8 @@ int phx_fetch_ip_allowed(const char *ip, const char *allow_cidrs, const char **r
  *   dns_failed          1  the host name did not resolve
  *   connect_failed      1  TCP connect refused/unreachable
  *   fetch_failed        1  the transfer broke off (reset, empty reply, ...)
+ *   http_status      0/1  "fail_on_status" and a final status >= 400: retryable for 408, 429
+ *                          and 5xx, not for other 4xx
  *   internal            1  out of memory or an unexpected libcurl error */
 json_t *phx_http_fetch(const json_t *input, const phx_fetch_cfg *cfg, phx_err *err);
 
