@@ -69,7 +69,9 @@ static int use_rec(const char *name, int line)
 static int load(const char *dir, const char *name, file *f)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int pn = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (pn < 0 || (size_t)pn >= sizeof(path))
+        return -1; /* a path that long cannot name the corpus: report it as missing */
     FILE *fp = fopen(path, "r");
     if (!fp)
         return -1;

@@ -16,7 +16,8 @@ if [ ! -d "$PHX_EVAL_DIR/safety" ]; then
     exit 0
 fi
 make --no-print-directory -s BUILD="$BUILD" "$BUILD/libphx.a" "$BUILD/libmods.a" >&2
-PKGS="rdkafka hiredis jansson libcurl libmicrohttpd libcrypto libseccomp icu-uc icu-i18n"
+# the Makefile's own library list, so a library added there (libsodium, libjwt) links here too
+PKGS=$(sed -n 's/^PKGS := //p' Makefile)
 mkdir -p "$BUILD/bench"
 # shellcheck disable=SC2046
 cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Ilib $(pkg-config --cflags $PKGS) \
