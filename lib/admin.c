@@ -335,25 +335,15 @@ void phx_admin_set_stuck_after_ms(phx_admin *a, long ms)
 
 void phx_admin_add_route(phx_admin *a, const char *path_prefix, phx_admin_route_fn fn, void *ctx)
 {
-    char *prefix = strdup(path_prefix);
-    if (!prefix || !prefix[0]) {
+    if (!path_prefix[0]) {
         phx_log_error("admin: cannot add route \"%s\"", path_prefix);
-        free(prefix);
         return;
     }
     pthread_mutex_lock(&a->mu);
-    struct phx_admin_route *grown = realloc(a->routes, (a->nroutes + 1) * sizeof(*grown));
-    if (grown) {
-        a->routes = grown;
-        a->routes[a->nroutes++] =
-            (struct phx_admin_route){.prefix = prefix, .len = strlen(prefix), .fn = fn, .ctx = ctx};
-        prefix = NULL;
-    }
+    a->routes = phx_xrealloc(a->routes, (a->nroutes + 1) * sizeof(*a->routes));
+    a->routes[a->nroutes++] = (struct phx_admin_route){
+        .prefix = phx_xstrdup(path_prefix), .len = strlen(path_prefix), .fn = fn, .ctx = ctx};
     pthread_mutex_unlock(&a->mu);
-    if (prefix) {
-        phx_log_error("admin: out of memory adding route %s", prefix);
-        free(prefix);
-    }
 }
 
 void phx_admin_stop(phx_admin *a)

@@ -73,9 +73,9 @@ int phx_apikey_create(phx_redis *r, const char *secret, const char *tenant, cons
 
 static char *phx_apikey_field(const redisReply *rep, size_t i)
 {
-    return strdup(i < rep->elements && rep->element[i]->type == REDIS_REPLY_STRING
-                      ? rep->element[i]->str
-                      : "");
+    return phx_xstrdup(i < rep->elements && rep->element[i]->type == REDIS_REPLY_STRING
+                           ? rep->element[i]->str
+                           : "");
 }
 
 static int64_t phx_apikey_int(const redisReply *rep, size_t i)
@@ -188,6 +188,7 @@ json_t *phx_apikey_list(phx_redis *r, const char *tenant, int64_t now_ms, phx_er
         phx_apikey key;
         int rc = phx_apikey_find(r, rep->element[i]->str, tenant, k, sizeof(k), &key, err);
         if (rc < 0) {
+            phx_apikey_clear(&key);
             json_decref(a);
             a = NULL;
             break;
@@ -272,7 +273,7 @@ phx_apikey_cache *phx_apikey_cache_new(int64_t ttl_ms, size_t slots)
     size_t n = 1;
     while (n < slots)
         n <<= 1;
-    phx_apikey_cache *c = calloc(1, sizeof(*c));
+    phx_apikey_cache *c = phx_xcalloc(1, sizeof(*c));
     c->slots = calloc(n, sizeof(*c->slots));
     c->mask = n - 1;
     c->ttl_ms = ttl_ms;
@@ -303,9 +304,9 @@ static phx_apikey_slot *phx_apikey_cache_slot(phx_apikey_cache *c, const char h[
 static void phx_apikey_copy(phx_apikey *dst, const phx_apikey *src)
 {
     *dst = *src;
-    dst->tenant = strdup(src->tenant ? src->tenant : "");
-    dst->principal = strdup(src->principal ? src->principal : "");
-    dst->roles = strdup(src->roles ? src->roles : "");
+    dst->tenant = phx_xstrdup(src->tenant ? src->tenant : "");
+    dst->principal = phx_xstrdup(src->principal ? src->principal : "");
+    dst->roles = phx_xstrdup(src->roles ? src->roles : "");
 }
 
 int phx_apikey_cache_get(phx_apikey_cache *c, const char *secret, int64_t now_ms, int64_t mono_ms,

@@ -57,7 +57,7 @@ static int phx_config_set(const phx_opt *o, void *cfg, const char *val, const ch
     if (o->type == PHX_OPT_STR) {
         char **dst = (char **)(base + o->offset);
         free(*dst);
-        *dst = strdup(val);
+        *dst = phx_xstrdup(val);
     } else if (o->type == PHX_OPT_INT) {
         *(long *)(base + o->offset) = num;
     } else {

@@ -364,7 +364,7 @@ static json_t *phx_dag_render_string(const char *s, const json_t *outputs, size_
         return json_deep_copy(v);
     }
     size_t cap = slen + 64, n = 0;
-    char *buf = phx_xrealloc(NULL, cap);
+    char *buf = phx_xmalloc(cap);
     const char *p = s;
     for (;;) {
         const char *open = strstr(p, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;

@@ -174,7 +174,7 @@ static int intel_source(phx_intel_set *s, const char *name)
         if (strcmp(s->sources[i], name) == 0)
             return i;
     s->sources = phx_xrealloc(s->sources, (size_t)(s->nsources + 1) * sizeof(*s->sources));
-    s->sources[s->nsources] = strdup(name);
+    s->sources[s->nsources] = phx_xstrdup(name);
     return s->nsources++;
 }
 
@@ -234,7 +234,7 @@ int phx_intel_parse(phx_intel_set **set, const char *text, size_t len, const cha
                     phx_intel_problem_fn problems, void *arg)
 {
     if (!*set)
-        *set = calloc(1, sizeof(**set));
+        *set = phx_xcalloc(1, sizeof(**set));
     phx_intel_set *s = *set;
     int src = intel_source(s, file ? file : "-");
     int64_t exp = 0;
@@ -678,7 +678,7 @@ static phx_intel_set *intel_load(phx_intel *in, struct stat *st, phx_err *err)
 
 phx_intel *phx_intel_open(const char *files, long check_ms, phx_err *err)
 {
-    phx_intel *in = calloc(1, sizeof(*in));
+    phx_intel *in = phx_xcalloc(1, sizeof(*in));
     pthread_rwlock_init(&in->lock, NULL);
     pthread_mutex_init(&in->reload_mu, NULL);
     in->check_ms = check_ms;

@@ -11,6 +11,7 @@
 #include "jobstore.h"
 #include "kafka.h"
 #include "msg.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,7 @@ static int phx_trace_by_ts(const void *a, const void *b)
 static json_t *phx_trace_sorted(json_t *timeline)
 {
     size_t n = json_array_size(timeline);
-    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    json_t **v = phx_xcalloc(n ? n : 1, sizeof(*v));
     for (size_t i = 0; i < n; i++) {
         v[i] = json_array_get(timeline, i);
         json_object_set_new(v[i], "_i", json_integer((json_int_t)i));

@@ -230,7 +230,7 @@ phx_producer *phx_producer_new(const char *brokers, phx_err *err)
     }
     rd_kafka_conf_set_dr_msg_cb(conf, phx_kafka_dr_cb);
     rd_kafka_conf_set_log_cb(conf, phx_kafka_log_cb);
-    phx_producer *p = calloc(1, sizeof(*p));
+    phx_producer *p = phx_xcalloc(1, sizeof(*p));
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (!p->rk) {
         phx_err_set(err, "bad_config", 0, "kafka producer: %s", errstr);
@@ -468,7 +468,7 @@ phx_consumer *phx_consumer_new(const char *brokers, const char *group, const cha
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    phx_consumer *c = calloc(1, sizeof(*c));
+    phx_consumer *c = phx_xcalloc(1, sizeof(*c));
     c->nlanes = nlanes > 0 ? nlanes : 1;
     pthread_mutex_init(&c->mu, NULL);
     rd_kafka_conf_set_opaque(conf, c);
@@ -720,7 +720,7 @@ int phx_kafka_snapshot_scan(rd_kafka_t *rk, const int64_t *hi, int nparts, int t
 {
     int rc = 0;
     int64_t deadline = phx_mono_ms() + timeout_ms;
-    int64_t *next = calloc((size_t)nparts, sizeof(*next));
+    int64_t *next = phx_xcalloc((size_t)nparts, sizeof(*next));
     rd_kafka_topic_partition_list_t *pos = NULL;
     rd_kafka_assignment(rk, &pos);
     for (int i = 0; pos && i < pos->cnt; i++)

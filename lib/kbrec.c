@@ -87,7 +87,7 @@ unsigned char *phx_kb_rec_encode(const char *id, const phx_kb_rec *rec, const fl
                                  size_t *len)
 {
     size_t n = PHX_KB_REC_HDR + 4 * (size_t)rec->dim + rec->text_len + rec->meta_len;
-    unsigned char *b = malloc(n);
+    unsigned char *b = phx_xmalloc(n);
     memcpy(b, PHX_KB_REC_MAGIC, 4); // NOLINT(bugprone-not-null-terminated-result): binary header
     phx_kb_put32(b + 8, rec->dim);
     phx_kb_put32(b + 12, rec->text_len);

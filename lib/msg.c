@@ -173,16 +173,16 @@ void phx_outbox_add(phx_outbox *ob, const char *topic, const char *key, json_t *
     }
     phx_kmsg *m = &ob->msgs[ob->n++];
     memset(m, 0, sizeof(*m));
-    m->topic = phx_outbox_own(ob, strdup(topic));
-    m->key = key ? phx_outbox_own(ob, strdup(key)) : NULL;
+    m->topic = phx_outbox_own(ob, phx_xstrdup(topic));
+    m->key = key ? phx_outbox_own(ob, phx_xstrdup(key)) : NULL;
     char *body = phx_outbox_own(ob, json_dumps(value, JSON_COMPACT));
     m->value = body;
     m->len = strlen(body);
     const char *schema = json_string_value(json_object_get(value, "schema"));
     if (schema)
-        m->hdrs[m->nhdrs++] = (phx_hdr){"phx-schema", phx_outbox_own(ob, strdup(schema))};
+        m->hdrs[m->nhdrs++] = (phx_hdr){"phx-schema", phx_outbox_own(ob, phx_xstrdup(schema))};
     if (tenant)
-        m->hdrs[m->nhdrs++] = (phx_hdr){"phx-tenant", phx_outbox_own(ob, strdup(tenant))};
+        m->hdrs[m->nhdrs++] = (phx_hdr){"phx-tenant", phx_outbox_own(ob, phx_xstrdup(tenant))};
     /* The context passed on is the sender's span itself (the hop span, or the span a timer
      * stored with the job), so the next hop's span is its child and the trace stays one tree. */
     char tp[56];
@@ -194,11 +194,11 @@ void phx_outbox_add(phx_outbox *ob, const char *topic, const char *key, json_t *
     else
         has_tp = phx_trace_current(tp) == 0;
     if (has_tp)
-        m->hdrs[m->nhdrs++] = (phx_hdr){"traceparent", phx_outbox_own(ob, strdup(tp))};
+        m->hdrs[m->nhdrs++] = (phx_hdr){"traceparent", phx_outbox_own(ob, phx_xstrdup(tp))};
     if (attempt > 0) {
         char a[16];
         snprintf(a, sizeof(a), "%d", attempt);
-        m->hdrs[m->nhdrs++] = (phx_hdr){"phx-attempt", phx_outbox_own(ob, strdup(a))};
+        m->hdrs[m->nhdrs++] = (phx_hdr){"phx-attempt", phx_outbox_own(ob, phx_xstrdup(a))};
     }
     json_decref(value);
 }
@@ -210,7 +210,7 @@ void phx_outbox_after(phx_outbox *ob, phx_after_fn fn, const char *arg)
         ob->after = phx_xrealloc(ob->after, (size_t)ob->capafter * sizeof(*ob->after));
     }
     ob->after[ob->nafter].fn = fn;
-    ob->after[ob->nafter].arg = phx_outbox_own(ob, strdup(arg));
+    ob->after[ob->nafter].arg = phx_outbox_own(ob, phx_xstrdup(arg));
     ob->nafter++;
 }
 
@@ -243,7 +243,7 @@ char *phx_base64_encode(const void *data, size_t len)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *s = data;
-    char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
+    char *out = phx_xmalloc(4 * ((len + 2) / 3) + 1), *o = out;
     size_t i = 0;
     for (; i + 2 < len; i += 3) {
         *o++ = tbl[s[i] >> 2];
@@ -269,7 +269,7 @@ char *phx_base64_encode(const void *data, size_t len)
 unsigned char *phx_base64_decode(const char *s, size_t *len)
 {
     size_t n = strlen(s);
-    unsigned char *out = malloc(n / 4 * 3 + 3);
+    unsigned char *out = phx_xmalloc(n / 4 * 3 + 3);
     unsigned acc = 0;
     int bits = 0;
     size_t o = 0, i = 0;

@@ -23,7 +23,7 @@ struct phx_opsbeat {
 
 phx_opsbeat *phx_opsbeat_new(const char *proc, int admin_port)
 {
-    phx_opsbeat *b = calloc(1, sizeof(*b));
+    phx_opsbeat *b = phx_xcalloc(1, sizeof(*b));
     snprintf(b->proc, sizeof(b->proc), "%s", proc);
     if (gethostname(b->host, sizeof(b->host) - 1) != 0)
         snprintf(b->host, sizeof(b->host), "unknown");
@@ -236,7 +236,7 @@ json_t *phx_opsbeat_read(phx_redis *r, int64_t now_ms, phx_err *err)
     if (!rep)
         return NULL;
     size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements / 2 : 0, k = 0;
-    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    json_t **v = phx_xcalloc(n ? n : 1, sizeof(*v));
     for (size_t i = 0; i < n; i++) {
         const redisReply *f = rep->element[2 * i], *t = rep->element[2 * i + 1];
         json_t *o = t->type == REDIS_REPLY_STRING ? json_loadb(t->str, t->len, 0, NULL) : NULL;

@@ -144,7 +144,7 @@ static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox
 static void *phx_pool_thread_init(phx_worker *w, phx_err *err)
 {
     phx_pool_def *def = phx_worker_app(w);
-    phx_pool_thread *t = calloc(1, sizeof(*t));
+    phx_pool_thread *t = phx_xcalloc(1, sizeof(*t));
     t->def = def;
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);

@@ -106,7 +106,7 @@ static size_t phx_redact_at(const char *s, const char *start, size_t *keep)
 static char *phx_redact_run(const char *s, int *count)
 {
     size_t len = strlen(s), cap = len + 1, o = 0;
-    char *out = malloc(cap);
+    char *out = phx_xmalloc(cap);
     *count = 0;
     pthread_rwlock_rdlock(&phx_redact_lock);
     for (const char *p = s; *p;) {

@@ -818,8 +818,8 @@ redisReply *phx_redis_cmd(phx_redis *r, phx_err *err, const char *fmt, ...)
     }
     /* Parse "*N\r\n$L\r\n<bytes>\r\n..." */
     int argc = (int)strtol(cmd + 1, NULL, 10); /* our own formatted command */
-    const char **argv = calloc((size_t)argc, sizeof(*argv));
-    size_t *lens = calloc((size_t)argc, sizeof(*lens));
+    const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
+    size_t *lens = phx_xcalloc((size_t)argc, sizeof(*lens));
     char *p = strchr(cmd, '\n') + 1;
     for (int i = 0; i < argc; i++) {
         lens[i] = (size_t)strtoul(p + 1, &p, 10);

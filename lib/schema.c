@@ -467,7 +467,13 @@ static int phx_schema_map_rebuild(struct phx_schema_reg *r, size_t cap)
     r->map = map;
     r->map_cap = cap;
     r->map_used = r->n_nodes;
+    /* r->map owns the new map (phx_schema_reg_free frees it). gcc 12's analyzer, on the path
+     * from phx_schema_set_add, loses track of the registry it was stored in and calls it a
+     * leak; its other paths here are clean. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak"
     return 0;
+#pragma GCC diagnostic pop
 }
 
 static struct phx_schema_node *phx_schema_node_new(struct phx_schema_reg *r, json_t *js)
@@ -1700,13 +1706,18 @@ static const char *const phx_schema_meta_docs[] = {
     "Type\":{\"type\":\"string\"},\"contentSchema\":{\"$dynamicRef\":\"#meta\"}}}",
 };
 
+#define PHX_SCHEMA_WHERE 512
+
 /* Compilation state: the registry being filled and where in the schema we are, for messages. */
 struct phx_schema_cc {
     struct phx_schema_reg *reg;
     char *err;
     size_t errlen;
-    int strict;      /* a $ref to an unknown document is an error (not so while filling a set) */
-    char where[512]; /* JSON pointer of the schema being compiled, inside its document */
+    int strict; /* a $ref to an unknown document is an error (not so while filling a set) */
+    /* JSON pointer of the schema being compiled, inside its document: PHX_SCHEMA_WHERE bytes
+     * of the caller's. Not an array in this struct: gcc 12's -fanalyzer forgets every field of
+     * a struct once it is written at a variable index, and then took cc->reg's nodes for leaks. */
+    char *where;
     size_t wlen;
 };
 
@@ -1746,9 +1757,9 @@ static size_t phx_schema_cc_push(struct phx_schema_cc *cc, const char *seg)
             phx_schema_buf_chr(&b, *p);
     }
     if (b.p)
-        cc->wlen += (size_t)snprintf(cc->where + cc->wlen, sizeof(cc->where) - cc->wlen, "%s", b.p);
-    if (cc->wlen >= sizeof(cc->where))
-        cc->wlen = sizeof(cc->where) - 1; /* truncated location: only used in messages */
+        cc->wlen += (size_t)snprintf(cc->where + cc->wlen, PHX_SCHEMA_WHERE - cc->wlen, "%s", b.p);
+    if (cc->wlen >= PHX_SCHEMA_WHERE)
+        cc->wlen = PHX_SCHEMA_WHERE - 1; /* truncated location: only used in messages */
     free(b.p);
     return old;
 }
@@ -1904,12 +1915,11 @@ static int phx_schema_res_add_anchor(struct phx_schema_cc *cc, struct phx_schema
     if (!v)
         return phx_schema_cc_oom(cc);
     res->anchors = v;
-    v[res->n_anchors].name = strdup(name);
-    v[res->n_anchors].node = n;
-    v[res->n_anchors].dynamic = dynamic;
-    if (!v[res->n_anchors].name)
+    char *copy = strdup(name);
+    if (!copy)
         return phx_schema_cc_oom(cc);
-    res->n_anchors++;
+    /* the entry is written whole, once it is complete (no half-filled anchor on failure) */
+    v[res->n_anchors++] = (struct phx_schema_anchor){.name = copy, .node = n, .dynamic = dynamic};
     return 0;
 }
 
@@ -2342,7 +2352,7 @@ static int phx_schema_link(struct phx_schema_cc *cc)
         int rc;
         if ((!n->ref_uri || n->ref) && (!n->dynref_uri || n->dynref))
             continue;
-        snprintf(cc->where, sizeof(cc->where), "%s", n->ref_where ? n->ref_where : "");
+        snprintf(cc->where, PHX_SCHEMA_WHERE, "%s", n->ref_where ? n->ref_where : "");
         cc->wlen = strlen(cc->where);
         if (n->ref_uri && !n->ref) {
             rc = phx_schema_lookup(cc, "$ref", n->ref_uri, &n->ref, &anchor);
@@ -3305,7 +3315,8 @@ static int phx_schema_eval(struct phx_schema_run *run, const struct phx_schema_n
 
 phx_schema *phx_schema_new(json_t *root, char *err, size_t errlen)
 {
-    struct phx_schema_cc cc = {.err = err, .errlen = errlen, .strict = 1};
+    char where[PHX_SCHEMA_WHERE] = "";
+    struct phx_schema_cc cc = {.err = err, .errlen = errlen, .strict = 1, .where = where};
     phx_schema *s = calloc(1, sizeof(*s));
     if (!root) {
         phx_schema_errf(err, errlen, "no schema given");
@@ -3440,7 +3451,9 @@ static void phx_schema_set_rollback(phx_schema_set *set, size_t n_nodes, size_t 
 int phx_schema_set_add(phx_schema_set *set, const char *name, json_t *root, char *err,
                        size_t errlen)
 {
-    struct phx_schema_cc cc = {.reg = set->reg, .err = err, .errlen = errlen, .strict = 0};
+    char where[PHX_SCHEMA_WHERE] = "";
+    struct phx_schema_cc cc = {
+        .reg = set->reg, .err = err, .errlen = errlen, .strict = 0, .where = where};
     struct phx_schema_reg *r = set->reg;
     size_t n_nodes = r->n_nodes, n_res = r->n_res, n_docs = json_array_size(r->docs);
     struct phx_schema_buf base = {0};

@@ -1,6 +1,7 @@
 /* seal.c -- sealed secrets (see seal.h). */
 #include "seal.h"
 #include "msg.h"
+#include "util.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -56,12 +57,12 @@ char *phx_seal(const unsigned char key[PHX_SEAL_KEY_LEN], const void *plain, siz
     if (phx_seal_init(err) < 0)
         return NULL;
     size_t len = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n;
-    unsigned char *box = malloc(len);
+    unsigned char *box = phx_xmalloc(len);
     randombytes_buf(box, crypto_secretbox_NONCEBYTES);
     crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, plain, n, box, key);
     char *b64 = phx_base64_encode(box, len);
     free(box);
-    char *out = malloc(strlen(PHX_SEAL_PREFIX) + strlen(b64) + 1);
+    char *out = phx_xmalloc(strlen(PHX_SEAL_PREFIX) + strlen(b64) + 1);
     sprintf(out, "%s%s", PHX_SEAL_PREFIX, b64);
     free(b64);
     return out;

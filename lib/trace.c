@@ -311,7 +311,7 @@ static int phx_trace_post(CURL *h, const phx_span *spans, size_t n, char *why, s
 static void *phx_trace_main(void *arg)
 {
     (void)arg;
-    phx_span *batch = malloc(PHX_TRACE_BATCH * sizeof(*batch));
+    phx_span *batch = phx_xmalloc(PHX_TRACE_BATCH * sizeof(*batch));
     CURL *h = curl_easy_init();
     int64_t last_warn = 0;
     for (;;) {

@@ -269,15 +269,40 @@ size_t phx_capbuf_curl_write(char *data, size_t size, size_t nmemb, void *buf)
     return add;
 }
 
-void *phx_xrealloc(void *p, size_t n)
+/* The one place an allocation failure ends the process (see util.h for why). */
+static void *util_oom(void *p)
 {
-    void *np = realloc(p, n ? n : 1);
-    if (!np) {
+    if (!p) {
         static const char msg[] = "phoenix: out of memory; aborting\n";
         if (write(2, msg, sizeof(msg) - 1) < 0) {
             /* nothing left to report with */
         }
         abort();
     }
-    return np;
+    return p;
+}
+
+void *phx_xmalloc(size_t n)
+{
+    return util_oom(malloc(n ? n : 1));
+}
+
+void *phx_xcalloc(size_t nmemb, size_t size)
+{
+    return util_oom(calloc(nmemb ? nmemb : 1, size ? size : 1));
+}
+
+void *phx_xrealloc(void *p, size_t n)
+{
+    return util_oom(realloc(p, n ? n : 1));
+}
+
+char *phx_xstrdup(const char *s)
+{
+    return util_oom(strdup(s));
+}
+
+char *phx_xstrndup(const char *s, size_t n)
+{
+    return util_oom(strndup(s, n));
 }

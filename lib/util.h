@@ -49,10 +49,22 @@ int phx_addr_parse(const char *what, const char *addr, struct sockaddr_storage *
 #include <signal.h>
 void phx_signals_block(sigset_t *set);
 
-/* realloc that does not return on failure: it logs "out of memory" and aborts. For buffers
- * whose growth failing leaves nothing sensible to do (a process that cannot allocate a few
- * KiB cannot answer anyone), so that no caller writes through a NULL or leaks the old block. */
-void *phx_xrealloc(void *p, size_t n);
+/* Allocators that do not return on failure: they log "out of memory" and abort, as Redis's
+ * zmalloc does. The policy for every Phoenix process: one that cannot allocate a few KiB cannot
+ * answer anyone, and handling NULL at hundreds of call sites is code that never runs in tests
+ * and so leaks or writes through NULL when it finally does. Aborting is honest for a worker:
+ * its supervisor restarts it and Kafka redelivers the uncommitted message. The trade-off: an
+ * allocation failure is a process restart, not one failed request -- so a size from outside
+ * (a body, a count in a message) must be bounded before it reaches these, never after; code
+ * that reads hostile sizes checks them against its cap first (phx_capbuf, body limits).
+ * n == 0 allocates 1 byte so the result is never NULL. */
+#define PHX_XALLOC __attribute__((malloc, returns_nonnull, warn_unused_result))
+void *phx_xmalloc(size_t n) PHX_XALLOC;
+void *phx_xcalloc(size_t nmemb, size_t size) PHX_XALLOC;
+char *phx_xstrdup(const char *s) PHX_XALLOC;
+char *phx_xstrndup(const char *s, size_t n) PHX_XALLOC;
+/* Not `malloc`: the result may alias the block passed in. */
+void *phx_xrealloc(void *p, size_t n) __attribute__((returns_nonnull, warn_unused_result));
 
 /* A growing, NUL-terminated byte buffer that refuses to pass cap bytes: the target of an HTTP
  * client's body (curl's CURLOPT_WRITEDATA with phx_capbuf_curl_write as CURLOPT_WRITEFUNCTION). */

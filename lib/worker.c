@@ -430,7 +430,7 @@ int phx_worker_main(const phx_common *common, const phx_worker_ops *ops)
     char e[512];
     int rc = 1, nthreads = (int)common->concurrency, nrun = 0;
     /* The consumer threads, the tick thread and the group thread. */
-    phx_wthread *threads = calloc((size_t)nthreads + 2, sizeof(*threads));
+    phx_wthread *threads = phx_xcalloc((size_t)nthreads + 2, sizeof(*threads));
     phx_opsbeat *beat = NULL;
     pthread_mutex_init(&w.ready_mu, NULL);
     phx_metrics_set_process(ops->proc);
