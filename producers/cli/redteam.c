@@ -125,7 +125,7 @@ json_t *rt_run_jobs(const rt_ctx *c, json_t *jobs, int timeout_s)
         goto err;
     size_t n = json_array_size(jobs), i;
     phx_kmsg *msgs = calloc(n ? n : 1, sizeof(*msgs));
-    char **bodies = calloc(n ? n : 1, sizeof(*bodies));
+    char **bodies = phx_xcalloc(n ? n : 1, sizeof(*bodies));
     char(*tps)[56] = calloc(n ? n : 1, sizeof(*tps));
     for (i = 0; i < n; i++) {
         json_t *j = json_array_get(jobs, i);
@@ -241,7 +241,7 @@ rt_canary *rt_canary_start_redirect(const char *addr, const char *target, char *
         fprintf(stderr, "phx redteam: %s\n", why);
         return NULL;
     }
-    rt_canary *k = calloc(1, sizeof(*k));
+    rt_canary *k = phx_xcalloc(1, sizeof(*k));
     pthread_mutex_init(&k->mu, NULL);
     k->hits = json_object();
     if (target)

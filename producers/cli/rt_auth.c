@@ -158,7 +158,7 @@ static void rt_auth_anonymous(const rt_ctx *c, rt_suite *s)
     }
     rt_expect(s, "jwt two parts",
               rt_bearer(c, "GET", "/v1/jobs", "eyJhbGciOiJub25lIn0.e30", NULL, NULL), u401);
-    char *huge = malloc(6000);
+    char *huge = phx_xmalloc(6000);
     memset(huge, 'A', 5999);
     huge[5999] = 0;
     memcpy(huge, "eyJ", 3);

@@ -42,7 +42,7 @@ static char *rt_slurp(const char *path)
 static char *rt_subst(const char *s, const char *const *vars)
 {
     size_t cap = strlen(s) + 1024, n = 0;
-    char *out = malloc(cap);
+    char *out = phx_xmalloc(cap);
     while (*s) {
         const char *rep = NULL;
         size_t skip = 0;

@@ -42,24 +42,24 @@ static rt_payload *rt_payloads(int *n)
         {"empty", "", 0},
     };
     int nf = (int)(sizeof(fixed) / sizeof(fixed[0]));
-    rt_payload *p = calloc((size_t)nf + 2, sizeof(*p));
+    rt_payload *p = phx_xcalloc((size_t)nf + 2, sizeof(*p));
     for (int i = 0; i < nf; i++) {
         p[i].name = fixed[i].name;
         p[i].len = fixed[i].len ? fixed[i].len : strlen(fixed[i].text);
-        p[i].data = malloc(p[i].len + 1);
+        p[i].data = phx_xmalloc(p[i].len + 1);
         memcpy(p[i].data, fixed[i].text, p[i].len + 1);
     }
     /* 100k nested arrays: recursion depth for a naive parser. */
     p[nf].name = "deep nesting";
     p[nf].len = 100000;
-    p[nf].data = malloc(p[nf].len + 1);
+    p[nf].data = phx_xmalloc(p[nf].len + 1);
     memset(p[nf].data, '[', p[nf].len);
     p[nf].data[p[nf].len] = 0;
     /* Just over the 1 MiB message limit, and valid JSON otherwise. */
     size_t big = PHX_MSG_MAX_BYTES + 4096;
     p[nf + 1].name = "oversized";
     p[nf + 1].len = big;
-    p[nf + 1].data = malloc(big + 1);
+    p[nf + 1].data = phx_xmalloc(big + 1);
     memset(p[nf + 1].data, 'a', big);
     memcpy(p[nf + 1].data, "{\"schema\": \"job.v1\", \"id\": \"big\", \"goal\": \"", 44);
     memcpy(p[nf + 1].data + big - 2, "\"}", 2);
@@ -159,7 +159,7 @@ static void rt_payload_http(const rt_ctx *c, rt_suite *s, const rt_payload *pl, 
     }
     /* 8 MiB: far over any sane body limit. */
     size_t big = 8u << 20;
-    char *b = malloc(big);
+    char *b = phx_xmalloc(big);
     memset(b, ' ', big);
     long st = rt_http(c, "POST", "/v1/jobs", hs, b, big, NULL);
     free(b);
@@ -169,7 +169,7 @@ static void rt_payload_http(const rt_ctx *c, rt_suite *s, const rt_payload *pl, 
                             : RT_ERROR,
             "HTTP %ld", st);
     /* 64 KiB of headers. */
-    char *h = malloc(65536 + 16);
+    char *h = phx_xmalloc(65536 + 16);
     memcpy(h, "X-Pad: ", 7);
     memset(h + 7, 'x', 65536);
     h[65536 + 7] = 0;

@@ -39,7 +39,7 @@ static void rt_texts_add(rt_texts *t, const char *text, const char *group, const
 {
     if (t->n == t->cap)
         t->v = phx_xrealloc(t->v, (t->cap = t->cap ? t->cap * 2 : 64) * sizeof(*t->v));
-    t->v[t->n++] = (rt_text){strdup(text), strdup(group), strdup(role), benign};
+    t->v[t->n++] = (rt_text){phx_xstrdup(text), phx_xstrdup(group), phx_xstrdup(role), benign};
 }
 
 /* Every line of a .jsonl file, sampled evenly down to at most per_file records. */
@@ -77,12 +77,12 @@ static char *rt_variant(const char *s, int kind)
     size_t n = strlen(s);
     if (kind == 0) { /* base64, with a plain request to decode and obey */
         char *b = phx_base64_encode(s, n);
-        char *o = malloc(strlen(b) + 64);
+        char *o = phx_xmalloc(strlen(b) + 64);
         sprintf(o, "Decode this base64 and do what it says: %s", b);
         free(b);
         return o;
     }
-    char *o = malloc(n * 4 + 1), *w = o;
+    char *o = phx_xmalloc(n * 4 + 1), *w = o;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (kind == 1 && ch >= 'a' && ch <= 'z' && i % 2) { /* U+200B after every other letter */

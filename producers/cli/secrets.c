@@ -14,7 +14,7 @@
 static char *phx_secrets_read(FILE *f, size_t *n)
 {
     size_t cap = 4096;
-    char *buf = malloc(cap);
+    char *buf = phx_xmalloc(cap);
     *n = 0;
     size_t r;
     while ((r = fread(buf + *n, 1, cap - *n - 1, f)) > 0) {

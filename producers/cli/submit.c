@@ -16,13 +16,14 @@
 
 char *phx_cli_read(const char *path, size_t *len)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    const int from_stdin = strcmp(path, "-") == 0;
+    FILE *f = from_stdin ? stdin : fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "phx submit: cannot open %s: %m\n", path);
         return NULL;
     }
     size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
+    char *buf = phx_xmalloc(cap);
     size_t r;
     while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
         n += r;
@@ -35,7 +36,7 @@ char *phx_cli_read(const char *path, size_t *len)
         if (n == cap)
             buf = phx_xrealloc(buf, cap *= 2);
     }
-    if (f != stdin)
+    if (!from_stdin)
         fclose(f);
     *len = n;
     return buf;

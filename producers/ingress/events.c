@@ -62,7 +62,7 @@ struct phx_events {
 /* Queue bytes on a stream and wake its connection (ev->mu held). */
 static void phx_stream_push(phx_stream *s, const char *data, size_t n)
 {
-    s->buf = realloc(s->buf, s->len + n);
+    s->buf = phx_xrealloc(s->buf, s->len + n);
     memcpy(s->buf + s->len, data, n);
     s->len += n;
     if (s->suspended) {
@@ -76,7 +76,7 @@ static void phx_stream_push(phx_stream *s, const char *data, size_t n)
  * since clients (and the protocol's promise) expect the snapshot first. */
 static void phx_stream_unshift(phx_stream *s, const char *data, size_t n)
 {
-    char *nb = malloc(s->len - s->off + n);
+    char *nb = phx_xmalloc(s->len - s->off + n);
     memcpy(nb, data, n);
     if (s->len > s->off)
         memcpy(nb + n, s->buf + s->off, s->len - s->off);
@@ -289,7 +289,7 @@ phx_events *phx_events_start(const char *brokers, long max_streams, char *err, s
 {
     phx_err e;
     char es[256];
-    phx_events *ev = calloc(1, sizeof(*ev));
+    phx_events *ev = phx_xcalloc(1, sizeof(*ev));
     ev->max_streams = max_streams;
     pthread_mutex_init(&ev->mu, NULL);
     if (max_streams == 0)
@@ -412,7 +412,7 @@ void phx_events_stream(const phx_ctx *c, phx_answer *a)
         phx_problem(a, 404, "not_found", "No such job", NULL, NULL);
         return;
     }
-    phx_stream *s = calloc(1, sizeof(*s));
+    phx_stream *s = phx_xcalloc(1, sizeof(*s));
     s->ev = ev;
     s->conn = c->conn;
     snprintf(s->job, sizeof(s->job), "%s", c->arg);

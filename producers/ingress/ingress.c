@@ -410,7 +410,7 @@ static enum MHD_Result phx_ingress_handle(void *cls, struct MHD_Connection *conn
     phx_ingress *in = cls;
     phx_req *rq = *ctx;
     if (!rq) {
-        rq = calloc(1, sizeof(*rq));
+        rq = phx_xcalloc(1, sizeof(*rq));
         rq->t0 = phx_mono_ms();
         *ctx = rq;
         return MHD_YES;
@@ -419,7 +419,7 @@ static enum MHD_Result phx_ingress_handle(void *cls, struct MHD_Connection *conn
         if (phx_mono_ms() - rq->t0 > in->cfg->body_timeout_ms)
             rq->too_slow = 1;
         if (!rq->too_big && !rq->too_slow && rq->len + *upload_size <= (size_t)in->cfg->max_body) {
-            rq->body = realloc(rq->body, rq->len + *upload_size + 1);
+            rq->body = phx_xrealloc(rq->body, rq->len + *upload_size + 1);
             memcpy(rq->body + rq->len, upload, *upload_size);
             rq->len += *upload_size;
         } else if (!rq->too_slow) {
@@ -480,7 +480,7 @@ phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *produce
     struct sockaddr_storage ss;
     if (phx_addr_parse("PHX_INGRESS_ADDR", cfg->listen, &ss, err, errlen) < 0)
         return NULL;
-    phx_ingress *in = calloc(1, sizeof(*in));
+    phx_ingress *in = phx_xcalloc(1, sizeof(*in));
     in->cfg = cfg;
     in->producer = producer;
     in->schemas = schemas;

@@ -203,7 +203,7 @@ static json_t *phx_jwt_header(const char *token)
     size_t n = dot ? (size_t)(dot - token) : 0;
     if (n == 0 || n > 2048)
         return NULL;
-    char *b = malloc(n + 4);
+    char *b = phx_xmalloc(n + 4);
     for (size_t i = 0; i < n; i++)
         b[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : token[i];
     while (n % 4)

@@ -57,7 +57,11 @@ cp "$T/docs.kbb" "$T/trunc.kbb"; truncate -s $((size - 100)) "$T/trunc.kbb"
 cp "$T/docs.kbb" "$T/resigned.kbb"; flip "$T/resigned.kbb" $((size / 2))
 head -c -72 "$T/resigned.kbb" >"$T/body"; { cat "$T/body"; printf 'sha256 %s\n' "$(sha256sum <"$T/body" | cut -d' ' -f1)"; } >"$T/resigned.kbb"
 sed '1s/phx-kb-backup 1/phx-kb-backup 9/' "$T/docs.kbb" >"$T/version.kbb"
-for f in flip:SHA-256 trunc:sha256 resigned:CRC version:version; do
+# A record count no file can hold, digest recomputed: refused before anything is allocated for
+# it (it once made calloc fail and the reader write through NULL; found by fuzz_kb_backup too).
+LC_ALL=C sed '2s/"records": *[0-9]*/"records":4611686018427387904/' "$T/docs.kbb" | head -c -72 >"$T/body"
+{ cat "$T/body"; printf 'sha256 %s\n' "$(sha256sum <"$T/body" | cut -d' ' -f1)"; } >"$T/huge.kbb"
+for f in flip:SHA-256 trunc:sha256 resigned:CRC version:version huge:hold; do
     name=${f%%:*} want=${f#*:}
     msg=$("$PHX" kb restore "$T/$name.kbb" 2>&1 >/dev/null)
     check "damaged ($name): refused with exit 1" 1 $?

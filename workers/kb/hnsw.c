@@ -253,7 +253,7 @@ int32_t phx_kb_hnsw_add(phx_kb_hnsw *h, const float *vec)
         level = 16;
     h->level[node] = level;
     size_t words = (size_t)(1 + h->M0) + (size_t)level * (size_t)(1 + h->M);
-    h->links[node] = calloc(words, sizeof(int32_t));
+    h->links[node] = phx_xcalloc(words, sizeof(int32_t));
     h->linkbytes += words * sizeof(int32_t);
     if (h->entry < 0) {
         h->entry = node;
@@ -261,8 +261,8 @@ int32_t phx_kb_hnsw_add(phx_kb_hnsw *h, const float *vec)
         return node;
     }
     int32_t ep = phx_hnsw_greedy(h, vec, level);
-    uint8_t *visited = malloc((h->n + 7) / 8);
-    int32_t *sel = malloc(sizeof(int32_t) * (size_t)h->M0);
+    uint8_t *visited = phx_xmalloc((h->n + 7) / 8);
+    int32_t *sel = phx_xmalloc(sizeof(int32_t) * (size_t)h->M0);
     for (int l = level < h->maxlevel ? level : h->maxlevel; l >= 0; l--) {
         memset(visited, 0, (h->n + 7) / 8);
         phx_kb_ann *w;

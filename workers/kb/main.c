@@ -104,7 +104,7 @@ static void *phx_kb_thread_init(void *appv, phx_err *err)
     phx_redis *r = phx_redis_from_common(app->common, err);
     if (!r)
         return NULL;
-    phx_kb_thread *t = calloc(1, sizeof(*t));
+    phx_kb_thread *t = phx_xcalloc(1, sizeof(*t));
     t->app = app;
     t->r = r;
     if (app->embedder == PHX_KB_EMBED_LLM && !(t->curl = curl_easy_init())) {

@@ -58,8 +58,8 @@ static long phx_kb_evict(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
         goto out;
     }
     /* Counters by slot: the index maps ids to slots, so one pass over each reply suffices. */
-    long *h = calloc(n, sizeof(*h));
-    int64_t *s = calloc(n, sizeof(*s));
+    long *h = phx_xcalloc(n, sizeof(*h));
+    int64_t *s = phx_xcalloc(n, sizeof(*s));
     long maxh = 0;
     for (size_t i = 0; i + 1 < hits->elements; i += 2) {
         long slot = phx_kb_index_find(&c->idx, hits->element[i]->str);
@@ -74,13 +74,13 @@ static long phx_kb_evict(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
         if (slot >= 0)
             s[slot] = strtoll(seen->element[i + 1]->str, NULL, 10);
     }
-    phx_kb_cand *cand = calloc(n, sizeof(*cand));
+    phx_kb_cand *cand = phx_xcalloc(n, sizeof(*cand));
     for (size_t i = 0; i < n; i++) {
         const phx_kb_item *it = &c->idx.items[i];
         int64_t last = it->updated_ms > s[i] ? it->updated_ms : s[i];
         double rec = pow(0.5, (double)(now > last ? now - last : 0) / PHX_KB_DAY_MS);
         double freq = maxh > 0 ? log1p((double)h[i]) / log1p((double)maxh) : 0;
-        cand[i].id = strdup(it->id);
+        cand[i].id = phx_xstrdup(it->id);
         cand[i].crc = it->crc;
         cand[i].last = last;
         if (c->policy == PHX_KB_LRU)
@@ -93,8 +93,8 @@ static long phx_kb_evict(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
     pthread_rwlock_unlock(&c->lock);
     qsort(cand, n, sizeof(*cand), phx_kb_cand_cmp);
     size_t nv = n - (size_t)c->capacity;
-    const char **ids = calloc(nv, sizeof(*ids));
-    uint32_t *crcs = calloc(nv, sizeof(*crcs));
+    const char **ids = phx_xcalloc(nv, sizeof(*ids));
+    uint32_t *crcs = phx_xcalloc(nv, sizeof(*crcs));
     for (size_t i = 0; i < nv; i++) {
         ids[i] = cand[i].id;
         crcs[i] = cand[i].crc;
@@ -169,7 +169,7 @@ int phx_kb_prune_due(phx_kb_app *app, phx_redis *r, phx_err *err)
 {
     pthread_mutex_lock(&app->mu);
     int n = app->ncolls;
-    phx_kb_coll **cs = calloc((size_t)n + 1, sizeof(*cs));
+    phx_kb_coll **cs = phx_xcalloc((size_t)n + 1, sizeof(*cs));
     if (n > 0)
         memcpy(cs, app->colls, (size_t)n * sizeof(*cs));
     pthread_mutex_unlock(&app->mu);

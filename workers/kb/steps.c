@@ -221,11 +221,11 @@ json_t *phx_kb_upsert_step(phx_kb_thread *t, const json_t *in, phx_err *err)
     /* Created times survive a rewrite: read them from the index once it is current. */
     if (phx_kb_sync(t->app, c, t->r, err) < 0)
         return NULL;
-    float *vecs = malloc(sizeof(float) * (size_t)c->dim * n);
-    phx_kb_put *puts = calloc(n, sizeof(*puts));
-    char **metas = calloc(n, sizeof(*metas));
-    const json_t **texts = calloc(n, sizeof(*texts));
-    float **rows = calloc(n, sizeof(*rows));
+    float *vecs = phx_xmalloc(sizeof(float) * (size_t)c->dim * n);
+    phx_kb_put *puts = phx_xcalloc(n, sizeof(*puts));
+    char **metas = phx_xcalloc(n, sizeof(*metas));
+    const json_t **texts = phx_xcalloc(n, sizeof(*texts));
+    float **rows = phx_xcalloc(n, sizeof(*rows));
     int64_t now = phx_now_ms();
     /* The items without a vector are embedded together: one provider request per upsert. */
     for (i = 0; i < n; i++) {
@@ -409,7 +409,7 @@ json_t *phx_kb_delete_step(phx_kb_thread *t, const json_t *in, phx_err *err)
                         t->app->max_items);
             return NULL;
         }
-        list = calloc(json_array_size(ids), sizeof(*list));
+        list = phx_xcalloc(json_array_size(ids), sizeof(*list));
         json_array_foreach(ids, i, x)
         {
             if (!json_is_string(x) || !phx_id_valid(json_string_value(x))) {
@@ -431,10 +431,10 @@ json_t *phx_kb_delete_step(phx_kb_thread *t, const json_t *in, phx_err *err)
         if (phx_kb_sync(t->app, c, t->r, err) < 0)
             return NULL;
         pthread_rwlock_rdlock(&c->lock);
-        list = calloc(c->idx.n + 1, sizeof(*list));
+        list = phx_xcalloc(c->idx.n + 1, sizeof(*list));
         for (i = 0; i < c->idx.n; i++)
             if (phx_kb_filter_match(filter, c->idx.items[i].meta))
-                list[n++] = strdup(c->idx.items[i].id);
+                list[n++] = phx_xstrdup(c->idx.items[i].id);
         pthread_rwlock_unlock(&c->lock);
     }
     long del = phx_kb_delete(t->app, c, t->r, list, NULL, (int)n, err);

@@ -178,7 +178,7 @@ static phx_kb_coll *phx_kb_coll_load(phx_kb_app *app, phx_redis *r, const char *
                     key);
         goto out;
     }
-    c = calloc(1, sizeof(*c));
+    c = phx_xcalloc(1, sizeof(*c));
     snprintf(c->name, sizeof(c->name), "%s", name);
     snprintf(c->gen, sizeof(c->gen), "%s", gen);
     c->dim = (int)dim;
@@ -373,7 +373,7 @@ static int phx_kb_follow(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
     const redisReply *ents = x->element[1]->element[0]->element[1];
     size_t n = ents->elements;
     /* Entries: [id, [seq, S, op, put|del, id, ID]]. Fetch the puts' records in one HMGET. */
-    const char **argv = calloc(n + 2, sizeof(*argv));
+    const char **argv = phx_xcalloc(n + 2, sizeof(*argv));
     int nput = 0, rc = n == BATCH;
     argv[0] = "HMGET";
     argv[1] = krec;
@@ -407,8 +407,13 @@ static int phx_kb_follow(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
         const redisReply *f = ents->element[i]->element[1];
         const char *id = f->element[5]->str;
         if (strcmp(f->element[3]->str, "put") == 0) {
-            /* a "put" entry means nput > 0, so recs was read (the analyzer cannot see it) */
-            // NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
+            /* HMGET answers one element per field asked; a reply that does not (not an
+             * array, too short) leaves this copy unsure of its state: rebuild it */
+            if (!recs || recs->type != REDIS_REPLY_ARRAY || (size_t)p >= recs->elements) {
+                phx_log_warn("kb %s: unexpected record reply: rebuilding", c->name);
+                rc = 2;
+                break;
+            }
             const redisReply *v = recs->element[p++];
             phx_kb_rec rec;
             char why[160];
@@ -432,6 +437,8 @@ static int phx_kb_follow(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
     }
     if (recs)
         freeReplyObject(recs);
+    if (rc == 2)
+        goto out;
     snprintf(c->last_id, sizeof(c->last_id), "%s", ents->element[n - 1]->element[0]->str);
     c->last_seq = expect - 1;
 out:
@@ -558,8 +565,8 @@ long phx_kb_write(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, const phx_kb_pu
     static const char *const parts[] = {"meta", "rec", "log", "seq", "ttl"};
     char keys[5][160], cap[24], maxlen[24];
     int argc = 5 + 3 + 3 * n;
-    const char **argv = calloc((size_t)argc, sizeof(*argv));
-    size_t *lens = calloc((size_t)argc, sizeof(*lens));
+    const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
+    size_t *lens = phx_xcalloc((size_t)argc, sizeof(*lens));
     char(*exp)[24] = calloc((size_t)n, sizeof(*exp));
     for (int i = 0; i < 5; i++) {
         phx_kb_key(keys[i], sizeof(keys[i]), c->name, parts[i]);
@@ -605,8 +612,8 @@ long phx_kb_delete(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, const char *co
     /* Batches keep one script (which blocks Redis while it runs) short. */
     for (int at = 0; at < n; at += 256) {
         int m = n - at < 256 ? n - at : 256, argc = 7 + 2 * m;
-        const char **argv = calloc((size_t)argc, sizeof(*argv));
-        size_t *lens = calloc((size_t)argc, sizeof(*lens));
+        const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
+        size_t *lens = phx_xcalloc((size_t)argc, sizeof(*lens));
         unsigned char(*crc)[4] = calloc((size_t)m, 4);
         for (int i = 0; i < 6; i++)
             argv[i] = k.p[i];
@@ -665,7 +672,7 @@ int phx_kb_touch(phx_kb_coll *c, phx_redis *r, const char *const *ids, int n, ph
     phx_kb_key(keys[1], sizeof(keys[1]), c->name, "hits");
     phx_kb_key(keys[2], sizeof(keys[2]), c->name, "seen");
     snprintf(now, sizeof(now), "%lld", (long long)phx_now_ms());
-    const char **argv = calloc((size_t)n + 4, sizeof(*argv));
+    const char **argv = phx_xcalloc((size_t)n + 4, sizeof(*argv));
     argv[0] = keys[0];
     argv[1] = keys[1];
     argv[2] = keys[2];

@@ -2,6 +2,7 @@
 #include "embed.h"
 #include "budget.h"
 #include "lexical.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,7 +44,7 @@ static int phx_embed_input(const phx_llm_app *app, const json_t *in, phx_err *er
 /* Two texts sharing an index would leave a null in the output: refuse that answer too. */
 static int phx_embed_indexes_ok(const json_t *resp, size_t n)
 {
-    char *seen = calloc(n, 1);
+    char *seen = phx_xcalloc(n, 1);
     json_t *d;
     size_t i;
     int ok = 1;
@@ -149,7 +150,7 @@ static json_t *phx_embed_remote_out(const json_t *resp, size_t n, const phx_llm_
     json_t *data = json_object_get(resp, "data");
     json_t *vecs = json_array();
     size_t dim = json_array_size(json_object_get(json_array_get(data, 0), "embedding"));
-    double *v = malloc(sizeof(double) * dim);
+    double *v = phx_xmalloc(sizeof(double) * dim);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(vecs, json_null());
     for (size_t i = 0; i < n; i++) {

@@ -86,7 +86,7 @@ static const phx_step_kind phx_llm_kinds[] = {
 static void *phx_llm_thread_init(void *appv, phx_err *err)
 {
     phx_llm_app *app = appv;
-    phx_llm_thread *t = calloc(1, sizeof(*t));
+    phx_llm_thread *t = phx_xcalloc(1, sizeof(*t));
     t->r = phx_redis_from_common(app->common, err);
     t->curl = curl_easy_init();
     if (!t->r || !t->curl) {

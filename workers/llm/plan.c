@@ -3,6 +3,7 @@
 #include "chat.h"
 #include "dag.h"
 #include "persona.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,7 +227,7 @@ static json_t *phx_plan_chat_input(const json_t *in, const char *prompt, const j
 static char *phx_plan_reasons_text(const json_t *reasons)
 {
     size_t cap = 2048, len = 0, i;
-    char *s = malloc(cap);
+    char *s = phx_xmalloc(cap);
     json_t *r;
     s[0] = '\0';
     json_array_foreach(reasons, i, r)

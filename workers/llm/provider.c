@@ -29,7 +29,7 @@ typedef struct phx_llm_http {
 static char *phx_llm_jdup(const json_t *o, const char *k, const char *def)
 {
     const char *s = json_string_value(json_object_get(o, k));
-    return strdup(s ? s : def);
+    return phx_xstrdup(s ? s : def);
 }
 
 static long phx_llm_jlong(const json_t *o, const char *k, long def)
@@ -105,7 +105,7 @@ int phx_llm_chain_add(phx_llm_chain *c, const json_t *spec, const phx_llm_defaul
     phx_llm_provider *p = &c->p[c->n];
     memset(p, 0, sizeof(*p));
     snprintf(p->name, sizeof(p->name), "%s", name);
-    p->base_url = strdup(url);
+    p->base_url = phx_xstrdup(url);
     size_t ul = strlen(p->base_url);
     while (ul > 0 && p->base_url[ul - 1] == '/')
         p->base_url[--ul] = '\0';

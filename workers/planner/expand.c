@@ -4,6 +4,7 @@
 #include "gates.h"
 #include "jobstore.h"
 #include "rbac.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,7 @@ int phx_plan_expand(phx_redis *r, const char *id, const json_t *job, const json_
     phx_key_job(kj, sizeof(kj), id);
     phx_key_steps(ks, sizeof(ks), id);
     size_t n = json_array_size(plan);
-    const char **argv = calloc(n + 3, sizeof(*argv));
+    const char **argv = phx_xcalloc(n + 3, sizeof(*argv));
     argv[0] = kj, argv[1] = ks, argv[2] = text;
     for (size_t i = 0; i < n; i++)
         argv[3 + i] = json_string_value(json_object_get(json_array_get(plan, i), "id"));

@@ -1169,7 +1169,7 @@ static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
     if (!(due = phx_planner_due(p, PHX_KEY_DELAY, err)))
         return -1;
     for (size_t i = 0; i < due->elements; i++) {
-        char *m = strdup(due->element[i]->str);
+        char *m = phx_xstrdup(due->element[i]->str);
         if (phx_planner_member(m, &id, &step, &attempt) == 0) {
             if (phx_state_step_cas(p->r, id, step, "retry_wait", "pending", attempt, NULL,
                                    phx_now_ms(), err) < 0 ||
@@ -1187,7 +1187,7 @@ static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
     if (!(due = phx_planner_due(p, PHX_KEY_TIMEOUTS, err)))
         return -1;
     for (size_t i = 0; i < due->elements; i++) {
-        char *m = strdup(due->element[i]->str);
+        char *m = phx_xstrdup(due->element[i]->str);
         if (phx_planner_member(m, &id, &step, &attempt) == 0) {
             json_t *e = json_pack("{s:s, s:s, s:b}", "code", "step_timeout", "message",
                                   "no result before the step's timeout", "retryable", 1);
@@ -1249,7 +1249,7 @@ err:
 
 static void *phx_planner_thread_init(phx_worker *w, phx_err *err)
 {
-    phx_planner *p = calloc(1, sizeof(*p));
+    phx_planner *p = phx_xcalloc(1, sizeof(*p));
     p->w = w;
     p->cfg = phx_worker_app(w);
     const phx_common *c = phx_worker_common(w);

@@ -3,6 +3,7 @@
  * {ID}, so they run unchanged on Redis Cluster. */
 #include "state.h"
 #include "jobstore.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -141,7 +142,7 @@ void phx_state_job_create_call(phx_state_call *c, const phx_job_new *j)
     phx_state_keys(c, j->id);
     size_t nsteps = json_array_size(j->step_ids);
     int argc = 9 + (int)nsteps;
-    const char **argv = calloc((size_t)argc, sizeof(*argv));
+    const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
     snprintf(c->now, sizeof(c->now), "%lld", (long long)j->now_ms);
     snprintf(c->m, sizeof(c->m), "%lld", (long long)j->deadline_at);
     argv[0] = c->job, argv[1] = c->steps;

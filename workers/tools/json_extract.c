@@ -1,5 +1,6 @@
 /* json_extract.c -- tool.json_extract (see json_extract.h). */
 #include "json_extract.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,7 @@ json_t *phx_json_pointer(json_t *doc, const char *pointer, phx_err *err)
         return NULL;
     }
     json_t *cur = doc;
-    char *tok = malloc(strlen(pointer) + 1);
+    char *tok = phx_xmalloc(strlen(pointer) + 1);
     const char *p = pointer;
     while (*p) {
         const char *s = p + 1, *e = strchr(s, '/');

@@ -89,7 +89,7 @@ phx_tenancy *phx_tenancy_new(const phx_common *c, const phx_tool_rates *rates, p
     phx_redis *r = phx_redis_from_common(c, err);
     if (!r)
         return NULL;
-    phx_tenancy *t = calloc(1, sizeof(*t));
+    phx_tenancy *t = phx_xcalloc(1, sizeof(*t));
     t->r = r;
     t->rates = rates;
     return t;
@@ -228,7 +228,7 @@ int phx_tenancy_host_allowed(void *tv, const char *host)
     phx_tenancy *t = tv;
     if (!t || !t->hosts || t->hosts->elements == 0)
         return 1; /* no list: any host (the address rules still apply) */
-    const char **e = calloc(t->hosts->elements, sizeof(*e));
+    const char **e = phx_xcalloc(t->hosts->elements, sizeof(*e));
     for (size_t i = 0; i < t->hosts->elements; i++)
         e[i] = t->hosts->element[i]->str;
     int ok = phx_tenancy_host_match(host, e, t->hosts->elements);

@@ -12,7 +12,7 @@ void phx_webhook_sign(const char *secret, long long ts, const char *body, size_t
 {
     char prefix[32];
     int pn = snprintf(prefix, sizeof(prefix), "%lld.", ts);
-    unsigned char *msg = malloc((size_t)pn + len), mac[EVP_MAX_MD_SIZE];
+    unsigned char *msg = phx_xmalloc((size_t)pn + len), mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
     memcpy(msg, prefix, (size_t)pn);
     memcpy(msg + pn, body, len);
