@@ -1,18 +1,23 @@
 /* words.c -- tokenising folded text and matching phrase patterns (see words.h).
  *
- * Matching is driven by the text: each word looks up the patterns whose first element could
- * start with it (a hash on its first three letters), and only those are tried, with a small
- * backtracking walk over the "~N" gaps. Cost is about (words x candidate patterns), which
- * keeps a 2 KB prompt in the tens of microseconds. */
+ * Every pattern element gets a number, and compiling precomputes, for each literal word and
+ * each stem of the patterns, the set (a bitset) of elements it satisfies; a stem's set
+ * includes the sets of the shorter stems that are its prefixes, and a literal word's set
+ * includes the set of the longest stem it starts with. Splitting the text then classifies
+ * each word once (one hash look-up, or a few for the prefixes of a word that is no literal)
+ * and matching only tests bits: the first elements of the patterns are numbered 0..np-1, so
+ * the patterns a word can start are the low bits of its set, in pattern order, and the small
+ * backtracking walk over the "~N" gaps tests one bit per word. Most words of a text satisfy
+ * no element at all and cost nothing past their classification. */
 #include "words.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PHX_WORDS_BUCKETS 4096 /* first-letters buckets; a power of two */
 #define PHX_WORDS_MAXGAP  8
 #define PHX_WORDS_MAXSEG  24 /* longest vocabulary word tried when splitting joined runs */
+#define PHX_WORDS_MAXSTEM 64 /* longest stem a pattern may use (bounds the prefix hashes) */
 
 typedef struct phx_ph_alt {
     char *w;
@@ -26,6 +31,7 @@ typedef struct phx_ph_elem {
     int nalts;
     int nwhole; /* alts[0..nwhole) are whole words */
     int gap;    /* words that may be skipped before this element */
+    int id;     /* bit in the word classes; pattern i's first element is bit i */
 } phx_ph_elem;
 
 typedef struct phx_ph_pat {
@@ -33,18 +39,24 @@ typedef struct phx_ph_pat {
     int ne;
 } phx_ph_pat;
 
-typedef struct phx_ph_bucket {
-    int *pats;
-    int n, cap;
-} phx_ph_bucket;
+/* A literal word or a stem and the elements a word equal to it (starting with it) satisfies. */
+typedef struct phx_ph_cls {
+    const char *w; /* NULL: free slot */
+    uint32_t hash;
+    uint16_t len;
+    uint64_t *bits; /* nw words in phx_safety_phrases.bits */
+} phx_ph_cls;
 
 struct phx_safety_phrases {
     phx_ph_pat *p;
     int np;
-    phx_ph_bucket b[PHX_WORDS_BUCKETS];
-    /* vocabulary: every literal word and stem, open addressing */
-    char **vocab;
-    size_t vcap;
+    size_t nw; /* uint64_t words per bitset */
+    /* literal words and stems, open addressing; both tables have cap slots */
+    phx_ph_cls *whole, *stems;
+    size_t cap;
+    size_t maxstem; /* longest stem */
+    uint64_t *bits; /* storage of every class bitset */
+    size_t nbits;   /* bitsets handed out */
 };
 
 static uint32_t phx_words_hash(const char *s, size_t n)
@@ -55,50 +67,120 @@ static uint32_t phx_words_hash(const char *s, size_t n)
     return h;
 }
 
+/* The entry of tab for s[0..n) with hash h, or NULL. */
+static phx_ph_cls *phx_words_find(const phx_safety_phrases *p, phx_ph_cls *tab, const char *s,
+                                  size_t n, uint32_t h)
+{
+    for (size_t i = h & (p->cap - 1);; i = (i + 1) & (p->cap - 1)) {
+        phx_ph_cls *c = &tab[i];
+        if (!c->w)
+            return NULL;
+        if (c->hash == h && c->len == n && memcmp(c->w, s, n) == 0)
+            return c;
+    }
+}
+
+/* Is s[0..n) a literal word or stem of some pattern (what joined runs are split into)? */
 static int phx_words_vocab_has(const phx_safety_phrases *p, const char *s, size_t n)
 {
-    if (!p->vcap)
-        return 0;
-    for (size_t i = phx_words_hash(s, n) & (p->vcap - 1);; i = (i + 1) & (p->vcap - 1)) {
-        const char *v = p->vocab[i];
-        if (!v)
-            return 0;
-        if (strlen(v) == n && memcmp(v, s, n) == 0)
-            return 1;
-    }
+    uint32_t h = phx_words_hash(s, n);
+    return n >= 2 && (phx_words_find(p, p->whole, s, n, h) || phx_words_find(p, p->stems, s, n, h));
 }
 
-static void phx_words_vocab_add(phx_safety_phrases *p, char *w)
+/* Mark element id in the class of alternative a, adding the class when it is new. The tables
+ * have at least twice as many slots as there are alternatives, so they never fill. */
+static void phx_words_cls_add(phx_safety_phrases *p, const phx_ph_alt *a, int id)
 {
-    size_t n = strlen(w);
-    if (n < 2 || phx_words_vocab_has(p, w, n))
-        return;
-    for (size_t i = phx_words_hash(w, n) & (p->vcap - 1);; i = (i + 1) & (p->vcap - 1))
-        if (!p->vocab[i]) {
-            p->vocab[i] = w;
-            return;
+    phx_ph_cls *tab = a->prefix ? p->stems : p->whole;
+    uint32_t h = phx_words_hash(a->w, a->len);
+    phx_ph_cls *c = phx_words_find(p, tab, a->w, a->len, h);
+    if (!c) {
+        size_t i = h & (p->cap - 1);
+        while (tab[i].w)
+            i = (i + 1) & (p->cap - 1);
+        c = &tab[i];
+        c->w = a->w;
+        c->hash = h;
+        c->len = a->len;
+        c->bits = p->bits + p->nbits++ * p->nw;
+        if (a->prefix && a->len > p->maxstem)
+            p->maxstem = a->len;
+    }
+    c->bits[id >> 6] |= 1ull << (id & 63);
+}
+
+static void phx_words_or(uint64_t *dst, const uint64_t *src, size_t nw)
+{
+    for (size_t i = 0; i < nw; i++)
+        dst[i] |= src[i];
+}
+
+/* The longest stem that s[0..n) starts with (stems are >= 3 letters), or NULL. */
+static const phx_ph_cls *phx_words_stem_of(const phx_safety_phrases *p, const char *s, size_t n)
+{
+    size_t max = n < p->maxstem ? n : p->maxstem;
+    if (max < 3)
+        return NULL;
+    uint32_t h[PHX_WORDS_MAXSTEM + 1];
+    h[0] = 2166136261u; /* FNV-1a of every prefix, as phx_words_hash computes it */
+    for (size_t i = 0; i < max; i++)
+        h[i + 1] = (h[i] ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t l = max; l >= 3; l--) {
+        const phx_ph_cls *c = phx_words_find(p, p->stems, s, l, h[l]);
+        if (c)
+            return c;
+    }
+    return NULL;
+}
+
+/* The elements a word satisfies: its literal entry, else its longest stem; NULL for none. */
+static const uint64_t *phx_words_classify(const phx_safety_phrases *p, const char *s, size_t n,
+                                          uint32_t hash)
+{
+    const phx_ph_cls *c = phx_words_find(p, p->whole, s, n, hash);
+    if (!c)
+        c = phx_words_stem_of(p, s, n);
+    return c ? c->bits : NULL;
+}
+
+/* Build the class tables once all patterns are parsed (see the top of the file). */
+static int phx_words_cls_build(phx_safety_phrases *p, size_t alts)
+{
+    int next = p->np; /* ids np.. are the elements after the first */
+    for (int i = 0; i < p->np; i++) {
+        p->p[i].e[0].id = i;
+        for (int j = 1; j < p->p[i].ne; j++)
+            p->p[i].e[j].id = next++;
+    }
+    p->nw = ((size_t)next + 63) / 64;
+    for (p->cap = 64; p->cap < alts * 2; p->cap *= 2)
+        ;
+    p->whole = calloc(p->cap, sizeof(*p->whole));
+    p->stems = calloc(p->cap, sizeof(*p->stems));
+    p->bits = calloc(alts * p->nw + 1, sizeof(uint64_t));
+    if (!p->whole || !p->stems || !p->bits)
+        return -1;
+    for (int i = 0; i < p->np; i++)
+        for (int j = 0; j < p->p[i].ne; j++)
+            for (int k = 0; k < p->p[i].e[j].nalts; k++)
+                phx_words_cls_add(p, &p->p[i].e[j].alts[k], p->p[i].e[j].id);
+    /* A word starting with a stem starts with that stem's shorter prefix stems too. */
+    for (size_t i = 0; i < p->cap; i++) {
+        phx_ph_cls *c = &p->stems[i];
+        for (size_t l = 3; c->w && l < c->len; l++) {
+            const phx_ph_cls *t = phx_words_find(p, p->stems, c->w, l, phx_words_hash(c->w, l));
+            if (t)
+                phx_words_or(c->bits, t->bits, p->nw);
         }
-}
-
-static int phx_words_bucket_add(phx_ph_bucket *b, int pat)
-{
-    if (b->n && b->pats[b->n - 1] == pat)
-        return 0;
-    if (b->n == b->cap) {
-        int cap = b->cap ? b->cap * 2 : 4;
-        int *v = realloc(b->pats, (size_t)cap * sizeof(int));
-        if (!v)
-            return -1;
-        b->pats = v;
-        b->cap = cap;
     }
-    b->pats[b->n++] = pat;
+    /* ... and so does a literal word (whose own stems are now closed). */
+    for (size_t i = 0; i < p->cap; i++) {
+        phx_ph_cls *c = &p->whole[i];
+        const phx_ph_cls *t = c->w ? phx_words_stem_of(p, c->w, c->len) : NULL;
+        if (t)
+            phx_words_or(c->bits, t->bits, p->nw);
+    }
     return 0;
-}
-
-static uint32_t phx_words_key(const char *w, size_t n)
-{
-    return phx_words_hash(w, n < 3 ? n : 3) & (PHX_WORDS_BUCKETS - 1);
 }
 
 /* Whole words before stems; whole words by hash. */
@@ -151,7 +233,7 @@ static int phx_words_parse(const char *src, phx_ph_pat *pat, char *err, size_t e
             alt->hash = phx_words_hash(a, n);
             if (!alt->w)
                 goto err;
-            if (n == 0 || (alt->prefix && n < 3)) {
+            if (n == 0 || (alt->prefix && (n < 3 || n > PHX_WORDS_MAXSTEM))) {
                 snprintf(err, errlen, "pattern \"%s\": bad word \"%s\"", src, a);
                 goto err;
             }
@@ -189,9 +271,9 @@ void phx_safety_phrases_free(phx_safety_phrases *p)
         free(p->p[i].e);
     }
     free(p->p);
-    for (int i = 0; i < PHX_WORDS_BUCKETS; i++)
-        free(p->b[i].pats);
-    free(p->vocab);
+    free(p->whole);
+    free(p->stems);
+    free(p->bits);
     free(p);
 }
 
@@ -211,20 +293,9 @@ phx_safety_phrases *phx_safety_phrases_compile(const char *const *patterns, int 
         p->np = i + 1;
         for (int j = 0; j < p->p[i].ne; j++)
             words += (size_t)p->p[i].e[j].nalts;
-        const phx_ph_elem *first = &p->p[i].e[0];
-        for (int k = 0; k < first->nalts; k++)
-            if (phx_words_bucket_add(&p->b[phx_words_key(first->alts[k].w, first->alts[k].len)],
-                                     i) < 0)
-                goto err;
     }
-    for (p->vcap = 64; p->vcap < words * 3; p->vcap *= 2)
-        ;
-    if (!(p->vocab = calloc(p->vcap, sizeof(char *))))
+    if (phx_words_cls_build(p, words) < 0)
         goto err;
-    for (int i = 0; i < p->np; i++)
-        for (int j = 0; j < p->p[i].ne; j++)
-            for (int k = 0; k < p->p[i].e[j].nalts; k++)
-                phx_words_vocab_add(p, p->p[i].e[j].alts[k].w);
     return p;
 err:
     phx_safety_phrases_free(p);
@@ -332,52 +403,51 @@ int phx_safety_words_split(const phx_safety_norm *nm, const phx_safety_phrases *
         int joined = jr < nm->njoined && nm->joined[jr].start <= s && nm->joined[jr].end >= i;
         int rc = (joined && vocab && k >= 5) ? phx_words_segment(w, tmp, k, s, vocab)
                                              : phx_words_push(w, tmp, k, s, i);
-        if (rc < 0) {
-            phx_safety_words_free(w);
-            return -1;
-        }
+        if (rc < 0)
+            goto err;
     }
+    if (vocab && w->n > 0) {
+        if (!(w->cls = malloc((size_t)w->n * sizeof(*w->cls))))
+            goto err;
+        for (int k = 0; k < w->n; k++)
+            w->cls[k] = phx_words_classify(vocab, w->buf + w->t[k].off, w->t[k].len, w->t[k].hash);
+    }
+    w->clsof = vocab;
     return 0;
+err:
+    phx_safety_words_free(w);
+    return -1;
 }
 
 void phx_safety_words_free(phx_safety_words *w)
 {
     free(w->buf);
     free(w->t);
+    free(w->cls);
     memset(w, 0, sizeof(*w));
 }
 
-static int phx_words_elem_ok(const phx_ph_elem *e, const phx_safety_tok *t, const char *s)
+/* The class of word i: precomputed when the words were split with this phrase set. */
+static const uint64_t *phx_words_cls_at(const phx_safety_phrases *p, const phx_safety_words *w,
+                                        int i)
 {
-    size_t n = t->len;
-    int lo = 0, hi = e->nwhole;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (e->alts[mid].hash < t->hash)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (int i = lo; i < e->nwhole && e->alts[i].hash == t->hash; i++)
-        if (n == e->alts[i].len && memcmp(s, e->alts[i].w, n) == 0)
-            return 1;
-    for (int i = e->nwhole; i < e->nalts; i++) {
-        const phx_ph_alt *a = &e->alts[i];
-        if (n >= a->len && s[0] == a->w[0] && memcmp(s, a->w, a->len) == 0)
-            return 1;
-    }
-    return 0;
+    if (w->cls && w->clsof == p)
+        return w->cls[i];
+    const phx_safety_tok *t = &w->t[i];
+    return phx_words_classify(p, w->buf + t->off, t->len, t->hash);
 }
 
-static int phx_words_match_at(const phx_ph_pat *p, int ei, const phx_safety_words *w, int ti)
+static int phx_words_match_at(const phx_safety_phrases *ps, const phx_ph_pat *p, int ei,
+                              const phx_safety_words *w, int ti)
 {
     if (ei == p->ne)
         return ti - 1;
     int gap = ei == 0 ? 0 : p->e[ei].gap;
+    int id = p->e[ei].id;
     for (int k = 0; k <= gap && ti + k < w->n; k++) {
-        const phx_safety_tok *t = &w->t[ti + k];
-        if (phx_words_elem_ok(&p->e[ei], t, w->buf + t->off)) {
-            int r = phx_words_match_at(p, ei + 1, w, ti + k + 1);
+        const uint64_t *c = phx_words_cls_at(ps, w, ti + k);
+        if (c && ((c[id >> 6] >> (id & 63)) & 1)) {
+            int r = phx_words_match_at(ps, p, ei + 1, w, ti + k + 1);
             if (r >= 0)
                 return r;
         }
@@ -390,13 +460,22 @@ int phx_safety_phrases_match(const phx_safety_phrases *p, const phx_safety_words
 {
     int matches = 0;
     for (int i = 0; i < w->n; i++) {
-        const phx_safety_tok *t = &w->t[i];
-        const phx_ph_bucket *b = &p->b[phx_words_key(w->buf + t->off, t->len)];
-        for (int j = 0; j < b->n; j++) {
-            int last = phx_words_match_at(&p->p[b->pats[j]], 0, w, i);
-            if (last >= 0) {
-                matches++;
-                cb(arg, b->pats[j], i, last);
+        const uint64_t *c = phx_words_cls_at(p, w, i);
+        if (!c)
+            continue;
+        /* the patterns this word can start: bits 0..np-1, in pattern order */
+        for (int base = 0; base < p->np; base += 64) {
+            uint64_t m = c[base >> 6];
+            if (p->np - base < 64)
+                m &= (1ull << (p->np - base)) - 1;
+            while (m) {
+                int pat = base + __builtin_ctzll(m);
+                m &= m - 1;
+                int last = phx_words_match_at(p, &p->p[pat], 0, w, i);
+                if (last >= 0) {
+                    matches++;
+                    cb(arg, pat, i, last);
+                }
             }
         }
     }

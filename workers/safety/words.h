@@ -26,14 +26,18 @@ typedef struct phx_safety_tok {
     size_t start, end; /* span in folded text */
 } phx_safety_tok;
 
+typedef struct phx_safety_phrases phx_safety_phrases;
+
 typedef struct phx_safety_words {
     char *buf;
     phx_safety_tok *t;
     int n, cap;
     size_t blen, bcap;
+    /* per word, the pattern elements it satisfies (a bitset owned by the phrase set, NULL for
+     * none), filled by a split with a vocabulary so matching only tests bits */
+    const uint64_t **cls;
+    const phx_safety_phrases *clsof;
 } phx_safety_words;
-
-typedef struct phx_safety_phrases phx_safety_phrases;
 
 /* Compile n patterns. NULL + err (naming the pattern) on a syntax error or out of memory. */
 phx_safety_phrases *phx_safety_phrases_compile(const char *const *patterns, int n, char *err,
