@@ -2436,7 +2436,46 @@ struct phx_schema_run {
     json_t *errors; /* NULL when the caller does not want them */
     int depth;
     int oom;
+    const json_t *root; /* the instance validated */
+    size_t budget;      /* schema evaluations left (PHX_SCHEMA_MAX_EVALS) */
+    int extended;       /* the budget has grown with the instance's size */
+    int exhausted;
 };
+
+/* How many JSON values v holds (itself included). */
+static size_t phx_schema_count_values(const json_t *v)
+{
+    size_t n = 1;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) n += phx_schema_count_values(x);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) n += phx_schema_count_values(x);
+    }
+    return n;
+}
+
+/* Take one evaluation from the budget: 0, or -1 once it is spent. Depth bounds recursion, not
+ * breadth: anyOf/oneOf/allOf over $refs that branch again evaluate 2^depth times on the same
+ * value (a 2.5 KB schema of 40 such levels ran for hours: fuzz_schema). The base budget covers
+ * any schema on a small instance; a large instance earns PHX_SCHEMA_EVALS_PER_VALUE more per
+ * value, counted only when the base runs out, so the common case pays nothing. */
+static int phx_schema_spend(struct phx_schema_run *run)
+{
+    if (run->budget == 0 && !run->extended) {
+        run->extended = 1;
+        run->budget = PHX_SCHEMA_EVALS_PER_VALUE * phx_schema_count_values(run->root);
+    }
+    if (run->budget == 0) {
+        run->exhausted = 1;
+        return -1;
+    }
+    run->budget--;
+    return 0;
+}
 
 struct phx_schema_frame {
     const json_t *inst;
@@ -3278,6 +3317,8 @@ static int phx_schema_eval(struct phx_schema_run *run, const struct phx_schema_n
                         PHX_SCHEMA_MAX_DEPTH);
         return 1;
     }
+    if (phx_schema_spend(run) < 0)
+        return 1; /* reported once, by phx_schema_validate */
     struct phx_schema_frame fr = *f;
     struct phx_schema_scope scope = {f->scope, n->res};
     if (!f->scope || f->scope->res != n->res)
@@ -3373,14 +3414,24 @@ int phx_schema_validate(const phx_schema *s, const json_t *instance, json_t **er
         *errors_out = NULL;
     if (!s || !instance)
         return -1;
-    struct phx_schema_run run = {s->reg, NULL, 0, 0};
+    struct phx_schema_run run = {s->reg, NULL, 0, 0, instance, PHX_SCHEMA_MAX_EVALS, 0, 0};
     if (errors_out && !(run.errors = json_array()))
         return -1;
     struct phx_schema_frame f = {instance, NULL, NULL, NULL, 1};
     int bad = phx_schema_eval(&run, s->root, &f, "$schema");
-    if (!bad && !run.oom) {
+    if (!bad && !run.oom && !run.exhausted) {
         json_decref(run.errors);
         return 0;
+    }
+    if (run.exhausted && run.errors) {
+        /* first, so it is never cut by PHX_SCHEMA_MAX_ERRORS */
+        json_t *e = json_pack("{s:s, s:s, s:s}", "path", "", "keyword", "$schema", "message",
+                              "validation stopped: the schema needs more evaluations than "
+                              "the instance's size allows (it branches exponentially)");
+        if (!e || json_array_insert_new(run.errors, 0, e) < 0)
+            run.oom = 1;
+        while (json_array_size(run.errors) > PHX_SCHEMA_MAX_ERRORS)
+            json_array_remove(run.errors, json_array_size(run.errors) - 1);
     }
     if (run.errors) {
         /* every failure records an error, but an invalid result must never come back empty */

@@ -37,7 +37,9 @@
  *     such patterns took seconds to minutes and gigabytes to compile.
  *   - Older dialects ($schema of draft-04..2019-09) are refused rather than misread.
  *   - Evaluation depth is capped (PHX_SCHEMA_MAX_DEPTH) so a schema that recurses without
- *     consuming the instance ({"$ref": "#"}) fails with an error instead of the stack.
+ *     consuming the instance ({"$ref": "#"}) fails with an error instead of the stack, and so
+ *     is the number of evaluations (PHX_SCHEMA_MAX_EVALS) so one that branches exponentially
+ *     fails instead of running for hours.
  */
 #ifndef PHX_SCHEMA_H
 #define PHX_SCHEMA_H
@@ -50,6 +52,12 @@
 /* Nested schema evaluations allowed at once. A recursive schema spends about two per level of
  * instance nesting (the subschema and the $ref back), so it accepts ~500 nested levels. */
 #define PHX_SCHEMA_MAX_DEPTH 1000
+/* Schema evaluations allowed per validation: PHX_SCHEMA_MAX_EVALS, plus
+ * PHX_SCHEMA_EVALS_PER_VALUE per JSON value in the instance. Depth does not bound a schema
+ * whose anyOf/oneOf/allOf branches over $refs that branch again (2^depth evaluations); past
+ * the budget the instance is invalid with a message saying so. */
+#define PHX_SCHEMA_MAX_EVALS       1000000
+#define PHX_SCHEMA_EVALS_PER_VALUE 16
 
 typedef struct phx_schema phx_schema;
 

@@ -524,6 +524,28 @@ static void test_recursion_limit(void **state)
                            "nested more than"));
     json_decref(errs);
     phx_schema_free(s);
+
+    /* Breadth: 40 levels of anyOf over two refs to the next level, ending in false, is 2^40
+     * evaluations of the same value (fuzz_schema: hours). The budget stops it, invalid. A
+     * "not" around it must not turn the cut-off into a pass. */
+    for (int neg = 0; neg < 2; neg++) {
+        char doc[8192];
+        size_t n = (size_t)snprintf(doc, sizeof(doc), "{\"$defs\": {");
+        for (int i = 0; i < 40; i++)
+            n += (size_t)snprintf(doc + n, sizeof(doc) - n,
+                                  "\"a%d\": {\"anyOf\": [{\"$ref\": \"#/$defs/a%d\"}, "
+                                  "{\"$ref\": \"#/$defs/a%d\"}]}, ",
+                                  i, i + 1, i + 1);
+        snprintf(doc + n, sizeof(doc) - n, "\"a40\": false}, %s}",
+                 neg ? "\"not\": {\"$ref\": \"#/$defs/a0\"}" : "\"$ref\": \"#/$defs/a0\"");
+        s = phx_compile(doc, err, sizeof(err));
+        assert_non_null(s);
+        errs = phx_errors(s, "[1, 2, 3]", 1);
+        assert_non_null(strstr(
+            json_string_value(json_object_get(json_array_get(errs, 0), "message")), "stopped"));
+        json_decref(errs);
+        phx_schema_free(s);
+    }
 }
 
 struct phx_thread_arg {
