@@ -191,6 +191,8 @@ test-build: all $(UNIT_BINS) $(TOOL_BINS)
 FUZZ_BUILD := build/fuzz
 FUZZ_SECONDS ?= 60
 fuzz-build: $(FUZZ_BINS)
+# fuzz_http reaches the ops page's static files (producers/ingress/ops.c), as phx-ingress does.
+$(BUILD)/fuzz/fuzz_http: $(BUILD)/obj/gen/ops_assets.o
 fuzz: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build BUILD=$(FUZZ_BUILD) SAN=1 FUZZ=1
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

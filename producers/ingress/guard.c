@@ -120,18 +120,19 @@ void phx_guard_audit_auth(phx_ingress *in, struct MHD_Connection *conn, const ph
         else if (sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
     }
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *bearer =
+        phx_ingress_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
     if (who && who->tenant) {
         cred = strncmp(who->via, "api_key:", 8) == 0 ? "api_key" : "jwt";
         if (strncmp(who->via, "api_key:", 8) == 0)
             snprintf(key_id, sizeof(key_id), "%s", who->via + 8);
         snprintf(tp, sizeof(tp), "%s/%s", who->tenant, who->principal ? who->principal : "");
-    } else if (h && strncasecmp(h, "Bearer ", 7) == 0 && h[7] && strlen(h) <= 8192) {
+    } else if (bearer) {
         /* The id of an unknown, revoked or expired key: derived from its hash, useless for
          * authenticating, and what a repeated guesser or a leaked old key is tracked by. */
-        cred = phx_jwt_looks_like(h + 7) ? "jwt" : "api_key";
-        if (!phx_jwt_looks_like(h + 7))
-            phx_apikey_id(h + 7, key_id);
+        cred = phx_jwt_looks_like(bearer) ? "jwt" : "api_key";
+        if (!phx_jwt_looks_like(bearer))
+            phx_apikey_id(bearer, key_id);
     }
     snprintf(status, sizeof(status), "%d", a->status);
     const char *code = json_string_value(json_object_get(a->json, "code"));

@@ -180,16 +180,23 @@ found:
     return 0;
 }
 
+const char *phx_ingress_bearer(const char *h)
+{
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7] || strlen(h) > 8192)
+        return NULL;
+    return h + 7;
+}
+
 /* 0 authenticated (who filled); -1 with the answer filled (401, or 503 when Redis is down). */
 static int phx_auth(phx_ingress *in, struct MHD_Connection *conn, phx_principal *who, phx_answer *a)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7] || strlen(h) > 8192) {
+    const char *cred =
+        phx_ingress_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (!cred) {
         phx_unauthorized(a, "Authentication required",
                          "send 'Authorization: Bearer KEY' (an API key or a JWT)");
         return -1;
     }
-    const char *cred = h + 7;
     int rc = phx_jwt_looks_like(cred) ? phx_auth_jwt(in, cred, who, a)
                                       : phx_auth_apikey(in, cred, who, a);
     if (rc == 0)
@@ -238,13 +245,6 @@ static int phx_ratelimit(phx_ingress *in, const phx_principal *who, phx_answer *
 
 /* --- routing ---------------------------------------------------------------------------- */
 
-typedef struct phx_route {
-    const char *method;
-    const char *pattern; /* '*' stands for one path segment, passed as ctx.arg */
-    unsigned scope;
-    void (*fn)(const phx_ctx *, phx_answer *);
-} phx_route;
-
 static const phx_route phx_routes[] = {
     {"POST", "/v1/jobs", PHX_SCOPE_JOBS_SUBMIT, phx_jobs_submit},
     {"GET", "/v1/jobs", PHX_SCOPE_JOBS_READ, phx_jobs_list},
@@ -279,9 +279,8 @@ static int phx_route_match(const char *pattern, const char *url, char *arg, size
     return !*p && !*u;
 }
 
-/* The route for method+url; NULL with *path_known when only the method is wrong. */
-static const phx_route *phx_route_find(const char *method, const char *url, char *arg,
-                                       size_t arglen, int *path_known)
+const phx_route *phx_route_find(const char *method, const char *url, char *arg, size_t arglen,
+                                int *path_known)
 {
     *path_known = 0;
     for (size_t i = 0; i < PHX_NROUTES; i++) {

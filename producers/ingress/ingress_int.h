@@ -72,6 +72,38 @@ typedef struct phx_ctx {
     const char *arg; /* the {id} segment of the route, when it has one */
 } phx_ctx;
 
+/* --- request parsing: pure functions of what libmicrohttpd parsed (method, URL, header and
+ * query values, body), no socket, Redis or Kafka, so tests/fuzz/fuzz_http can call them. --- */
+
+/* A route: method and path pattern ('*' stands for one path segment, passed as ctx.arg). */
+typedef struct phx_route {
+    const char *method;
+    const char *pattern;
+    unsigned scope;
+    void (*fn)(const phx_ctx *, phx_answer *);
+} phx_route;
+/* The route for method+url, with its '*' segment in arg; NULL, with *path_known set when only
+ * the method is wrong (405, else 404). */
+const phx_route *phx_route_find(const char *method, const char *url, char *arg, size_t arglen,
+                                int *path_known);
+/* The credential of an Authorization header value ("Bearer CRED", scheme case-insensitive, at
+ * most 8192 bytes), or NULL when h is absent or not that. */
+const char *phx_ingress_bearer(const char *h);
+/* POST /v1/jobs's body (c->rq) and Idempotency-Key header value (idem, NULL when absent) made a
+ * job.v1 for c->who, checked against the schema, the DAG rules and the caller's scopes: the
+ * job, or NULL with a 400/403 filled in a. Needs only c->in->schemas, c->rq and c->who. */
+json_t *phx_jobs_prepare(const phx_ctx *c, const char *idem, phx_answer *a);
+/* GET /v1/jobs's query: state, limit (1..100, default 20), cursor ("MS:ID"). */
+typedef struct phx_jobs_query {
+    const char *state; /* NULL: every state */
+    long limit;
+    long long cursor_ms; /* -1: no cursor */
+    const char *cursor_id;
+} phx_jobs_query;
+/* Parse the query parameters' values (each NULL when absent): 0, or -1 with a 400 filled. */
+int phx_jobs_query_parse(const char *state, const char *limit, const char *cursor,
+                         phx_jobs_query *q, phx_answer *a);
+
 phx_redis *phx_ingress_redis_get(phx_ingress *in, phx_err *err);
 void phx_ingress_redis_put(phx_ingress *in, phx_redis *r);
 

@@ -18,7 +18,7 @@
 /* --- POST /v1/jobs ---------------------------------------------------------------------- */
 
 /* Bring the submitted body to a job.v1 the planner will accept, or fill a 400/403. */
-static json_t *phx_jobs_parse(const phx_ctx *c, phx_answer *a)
+json_t *phx_jobs_prepare(const phx_ctx *c, const char *idem, phx_answer *a)
 {
     const phx_principal *who = c->who;
     json_t *job = phx_body_object(c, a);
@@ -34,7 +34,6 @@ static json_t *phx_jobs_parse(const phx_ctx *c, phx_answer *a)
     phx_job_defaults(job);
     json_object_set_new(job, "tenant", json_string(who->tenant));
     json_object_set_new(job, "principal", json_string(who->principal));
-    const char *idem = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (idem) {
         if (!*idem || strlen(idem) > 256) {
             phx_problem(a, 400, "invalid_header", "Bad Idempotency-Key",
@@ -125,7 +124,8 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
     char *owner = NULL, *spec = NULL, fp[65];
     phx_redis *r = NULL;
     int repeat = 0; /* the Idempotency-Key names an earlier request's job */
-    json_t *job = phx_jobs_parse(c, a);
+    json_t *job = phx_jobs_prepare(
+        c, MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Idempotency-Key"), a);
     if (!job)
         return;
     const char *id = json_string_value(json_object_get(job, "id"));
@@ -313,27 +313,40 @@ static int phx_jobs_entry(phx_redis *r, const char *id, const char *tenant, cons
     return 0;
 }
 
-void phx_jobs_list(const phx_ctx *c, phx_answer *a)
+int phx_jobs_query_parse(const char *state, const char *limit, const char *cursor,
+                         phx_jobs_query *q, phx_answer *a)
 {
-    struct MHD_Connection *conn = c->conn;
-    const char *state = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state");
-    const char *ls = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    const char *cur = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor");
     json_t *errors = json_array();
-    long limit = 20;
-    long long cms = -1;
-    const char *cid = NULL;
+    q->state = state;
+    q->limit = 20;
+    q->cursor_ms = -1;
+    q->cursor_id = NULL;
     if (state && !phx_jobs_state_valid(state))
         json_array_append_new(errors, json_string("state: not a job state"));
-    if (ls && ((limit = strtol(ls, NULL, 10)) < 1 || limit > 100))
+    if (limit && ((q->limit = strtol(limit, NULL, 10)) < 1 || q->limit > 100))
         json_array_append_new(errors, json_string("limit: an integer from 1 to 100"));
-    if (cur && phx_jobs_cursor(cur, &cms, &cid) < 0)
+    if (cursor && phx_jobs_cursor(cursor, &q->cursor_ms, &q->cursor_id) < 0)
         json_array_append_new(errors, json_string("cursor: not a cursor this API returned"));
     if (json_array_size(errors)) {
         phx_problem(a, 400, "invalid_query", "Bad query parameters", NULL, errors);
-        return;
+        return -1;
     }
     json_decref(errors);
+    return 0;
+}
+
+void phx_jobs_list(const phx_ctx *c, phx_answer *a)
+{
+    struct MHD_Connection *conn = c->conn;
+    phx_jobs_query q;
+    if (phx_jobs_query_parse(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state"),
+                             MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
+                             MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor"), &q,
+                             a) < 0)
+        return;
+    const char *state = q.state, *cid = q.cursor_id;
+    long limit = q.limit;
+    long long cms = q.cursor_ms;
     phx_err err;
     phx_err_clear(&err);
     phx_redis *r = phx_ingress_redis_get(c->in, &err);
