@@ -35,6 +35,11 @@ void phx_kb_index_set_ann(phx_kb_index *x, const phx_kb_ann_cfg *cfg)
     x->ann_cfg = *cfg;
 }
 
+void phx_kb_index_set_int8(phx_kb_index *x, int rerank)
+{
+    x->rerank = rerank > 0 ? rerank : 0;
+}
+
 /* (Re)build the graph from every item: at the threshold, and when too many nodes are dead. */
 static void phx_kb_ann_build(phx_kb_index *x)
 {
@@ -86,6 +91,9 @@ void phx_kb_index_free(phx_kb_index *x)
     free(x->items);
     free(x->buckets);
     free(x->next);
+    free(x->q8);
+    free(x->q8scale);
+    free(x->sqnorm);
     memset(x, 0, sizeof(*x));
 }
 
@@ -111,6 +119,11 @@ static void phx_kb_grow(phx_kb_index *x)
     x->vecs = realloc(x->vecs, cap * (size_t)x->dim * sizeof(float));
     x->items = realloc(x->items, cap * sizeof(*x->items));
     x->next = realloc(x->next, cap * sizeof(*x->next));
+    if (x->rerank) {
+        x->q8 = realloc(x->q8, cap * (size_t)x->dim);
+        x->q8scale = realloc(x->q8scale, cap * sizeof(*x->q8scale));
+        x->sqnorm = realloc(x->sqnorm, cap * sizeof(*x->sqnorm));
+    }
     x->cap = cap;
     /* Rehash with a load factor of at most 1. */
     free(x->buckets);
@@ -164,6 +177,10 @@ void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
             (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         memcpy(&v[i], &u, 4);
     }
+    if (x->rerank) {
+        x->q8scale[s] = phx_kb_quantize_i8(v, x->dim, x->q8 + (size_t)s * (size_t)x->dim);
+        x->sqnorm[s] = phx_kb_dot(v, v, x->dim);
+    }
     phx_kb_ann_add(x, (size_t)s);
 }
 
@@ -181,6 +198,12 @@ int phx_kb_index_del(phx_kb_index *x, const char *id)
         x->items[s] = x->items[last];
         memcpy(x->vecs + (size_t)s * (size_t)x->dim, x->vecs + last * (size_t)x->dim,
                (size_t)x->dim * sizeof(float));
+        if (x->rerank) {
+            memcpy(x->q8 + (size_t)s * (size_t)x->dim, x->q8 + last * (size_t)x->dim,
+                   (size_t)x->dim);
+            x->q8scale[s] = x->q8scale[last];
+            x->sqnorm[s] = x->sqnorm[last];
+        }
         phx_kb_link(x, (size_t)s);
         if (x->ann && x->items[s].node >= 0)
             x->node_slot[x->items[s].node] = (int32_t)s;
@@ -245,6 +268,40 @@ static void phx_kb_offer(phx_kb_hit *out, size_t *n, size_t k, size_t i, float s
  * per-block work (expiry, heap) runs on scores already computed. */
 enum { PHX_KB_BLOCK = 256 };
 
+/* The unfiltered scan over the int8 copy: the nc = k * rerank best by approximate score
+ * (dot: scale_q * scale_v * the integer dot; l2: |q|^2 + |v|^2 - 2 * that), then the float32
+ * score of each decides, as in the plain scan. Returns how many landed in out. */
+static size_t phx_kb_search_i8(const phx_kb_index *x, int l2, const float *q, size_t k,
+                               double min_score, int64_t now_ms, phx_kb_hit *out, size_t *seen)
+{
+    size_t nc = k * (size_t)x->rerank, nfound = 0, n = 0;
+    phx_kb_hit *cand = malloc(nc * sizeof(*cand));
+    int8_t *q8 = malloc((size_t)x->dim);
+    float qs = phx_kb_quantize_i8(q, x->dim, q8), qn = l2 ? phx_kb_dot(q, q, x->dim) : 0;
+    int32_t dots[PHX_KB_BLOCK];
+    for (size_t b = 0; b < x->n; b += PHX_KB_BLOCK) {
+        size_t m = x->n - b < PHX_KB_BLOCK ? x->n - b : PHX_KB_BLOCK;
+        phx_kb_scores_i8(q8, x->q8 + b * (size_t)x->dim, m, x->dim, dots);
+        for (size_t j = 0; j < m; j++) {
+            const phx_kb_item *it = &x->items[b + j];
+            if (it->expires_ms && it->expires_ms <= now_ms)
+                continue;
+            float dot = qs * x->q8scale[b + j] * (float)dots[j];
+            (*seen)++;
+            phx_kb_offer(cand, &nfound, nc, b + j, l2 ? 2 * dot - qn - x->sqnorm[b + j] : dot);
+        }
+    }
+    for (size_t i = 0; i < nfound; i++) {
+        const float *v = x->vecs + cand[i].slot * (size_t)x->dim;
+        float s = l2 ? -sqrtf(phx_kb_l2sq(q, v, x->dim)) : phx_kb_dot(q, v, x->dim);
+        if (s >= min_score)
+            phx_kb_offer(out, &n, k, cand[i].slot, s);
+    }
+    free(cand);
+    free(q8);
+    return n;
+}
+
 size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, size_t k,
                            const json_t *filter, double min_score, int64_t now_ms, phx_kb_hit *out,
                            size_t *scanned)
@@ -253,7 +310,9 @@ size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, si
     int l2 = metric == PHX_KB_L2;
     if (k == 0)
         return 0;
-    if (filter) {
+    if (!filter && x->rerank && k * (size_t)x->rerank < x->n) {
+        n = phx_kb_search_i8(x, l2, q, k, min_score, now_ms, out, &seen);
+    } else if (filter) {
         /* A filter may reject most items: test it first, score only what passes. */
         for (size_t i = 0; i < x->n; i++) {
             const phx_kb_item *it = &x->items[i];

@@ -42,6 +42,7 @@ typedef struct phx_kb_app {
     long llm_daily_tokens; /* PHX_LLM_TENANT_DAILY_TOKENS, as phx-llm charges it */
     phx_kb_ann_cfg ann;    /* metric filled per collection */
     long hnsw_ef;          /* default search beam */
+    long int8_rerank;      /* exact scans over an int8 copy, k * this re-ranked (0 = off) */
     char worker[128];      /* host:pid, the owner of pruning leases */
     pthread_mutex_t mu;    /* guards the collection table (not the collections) */
     phx_kb_coll **colls;

@@ -23,7 +23,7 @@ typedef struct phx_kb_cfg {
     phx_llm_provider_cfg llm;
     char *embedder;
     long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, sync_ms;
-    long hnsw_min, hnsw_m, hnsw_efc, hnsw_ef, hnsw_rebuild_pct;
+    long hnsw_min, hnsw_m, hnsw_efc, hnsw_ef, hnsw_rebuild_pct, int8_rerank;
 } phx_kb_cfg;
 
 #define CFG phx_kb_cfg
@@ -62,6 +62,11 @@ static const phx_opt phx_kb_opts[] = {
      "HNSW: default search beam (recall vs speed); a kb.search may set its own ef, or exact."},
     {"PHX_KB_HNSW_REBUILD_PCT", PHX_OPT_INT, "30", 1, 100, offsetof(CFG, hnsw_rebuild_pct),
      "HNSW: rebuild a collection's graph when this percentage of its nodes are deleted."},
+    {"PHX_KB_EXACT_INT8", PHX_OPT_INT, "0", 0, 64, offsetof(CFG, int8_rerank),
+     "Exact searches without a filter scan an int8 copy of the vectors (one scale per vector; "
+     "dim + 8 more bytes per item) for the k * N best candidates and re-rank those in float32; "
+     "N is this setting, 0 = off (scan the float32 vectors). Faster scans, results equal to "
+     "float32 unless a true top-k item falls outside the candidates (docs/benchmarks-kb.md)."},
     {"PHX_KB_SYNC_MS", PHX_OPT_INT, "500", 10, 60000, offsetof(CFG, sync_ms),
      "Background catch-up period with the change logs (searches always catch up first)."},
     PHX_LLM_PROVIDER_OPTS(CFG, llm),
@@ -233,6 +238,7 @@ int main(int argc, char **argv)
                                .efc = (int)cfg.hnsw_efc,
                                .rebuild_pct = (int)cfg.hnsw_rebuild_pct};
     app.hnsw_ef = cfg.hnsw_ef;
+    app.int8_rerank = cfg.int8_rerank;
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);
     snprintf(app.worker, sizeof(app.worker), "%s:%d", host, (int)getpid());

@@ -6,6 +6,7 @@
  * accumulators (32 floats per iteration). */
 #include "vecmath.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -85,6 +86,36 @@ void phx_kb_scores_portable(const float *q, const float *vecs, size_t n, int dim
     }
 }
 
+float phx_kb_quantize_i8(const float *v, int dim, int8_t *out)
+{
+    float m = 0;
+    for (int i = 0; i < dim; i++)
+        m = fmaxf(m, fabsf(v[i]));
+    if (!(m > 0) || !isfinite(m)) {
+        memset(out, 0, (size_t)dim);
+        return 0;
+    }
+    float inv = 127.0f / m;
+    for (int i = 0; i < dim; i++) {
+        long x = lrintf(v[i] * inv);
+        out[i] = (int8_t)(x > 127 ? 127 : x < -127 ? -127 : x);
+    }
+    return m / 127.0f;
+}
+
+/* Plain loops: int8 x int8 into int32 is a pattern GCC vectorises by itself at -O2 -ftree-
+ * vectorize and above; at -O2 alone it stays scalar, which is what the AVX2 path is for. */
+void phx_kb_scores_i8_portable(const int8_t *q, const int8_t *vecs, size_t n, int dim, int32_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const int8_t *v = vecs + i * (size_t)dim;
+        int32_t s = 0;
+        for (int d = 0; d < dim; d++)
+            s += (int32_t)q[d] * (int32_t)v[d];
+        out[i] = s;
+    }
+}
+
 /* --- AVX2 + FMA ------------------------------------------------------------------------------ */
 
 #if defined(__x86_64__)
@@ -156,6 +187,46 @@ PHX_KB_AVX2 void phx_kb_scores_avx2(const float *q, const float *vecs, size_t n,
         out[i] = phx_kb_pair_avx2(q, vecs + i * (size_t)dim, dim, l2);
 }
 
+/* int8 dot products, 32 elements per step. _mm256_maddubs_epi16 multiplies unsigned by signed
+ * bytes, so the query goes in as |q| and each vector byte takes q's sign (_mm256_sign_epi8):
+ * |q| * sign(v, q) = q * v. Pairs of products are summed into int16 (at most 2 * 127 * 127 =
+ * 32258: no saturation, as no byte is -128), then _mm256_madd_epi16 with ones widens them into
+ * int32 accumulators. Two accumulators per vector: 64 bytes in flight. */
+PHX_KB_AVX2 void phx_kb_scores_i8_avx2(const int8_t *q, const int8_t *vecs, size_t n, int dim,
+                                       int32_t *out)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t i = 0; i < n; i++) {
+        const int8_t *v = vecs + i * (size_t)dim;
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+        int d = 0;
+        for (; d + 64 <= dim; d += 64) {
+            __m256i q0 = _mm256_loadu_si256((const __m256i *)(q + d));
+            __m256i q1 = _mm256_loadu_si256((const __m256i *)(q + d + 32));
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(v + d));
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(v + d + 32));
+            __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(q0), _mm256_sign_epi8(v0, q0));
+            __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(q1), _mm256_sign_epi8(v1, q1));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
+        }
+        for (; d + 32 <= dim; d += 32) {
+            __m256i q0 = _mm256_loadu_si256((const __m256i *)(q + d));
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(v + d));
+            __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(q0), _mm256_sign_epi8(v0, q0));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+        }
+        __m256i acc = _mm256_add_epi32(acc0, acc1);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+        int32_t t = _mm_cvtsi128_si32(s);
+        for (; d < dim; d++)
+            t += (int32_t)q[d] * (int32_t)v[d];
+        out[i] = t;
+    }
+}
+
 int phx_kb_simd_avx2(void)
 {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -175,6 +246,11 @@ float phx_kb_l2sq_avx2(const float *a, const float *b, int dim)
 void phx_kb_scores_avx2(const float *q, const float *vecs, size_t n, int dim, int l2, float *out)
 {
     phx_kb_scores_portable(q, vecs, n, dim, l2, out);
+}
+
+void phx_kb_scores_i8_avx2(const int8_t *q, const int8_t *vecs, size_t n, int dim, int32_t *out)
+{
+    phx_kb_scores_i8_portable(q, vecs, n, dim, out);
 }
 
 int phx_kb_simd_avx2(void)
@@ -204,4 +280,12 @@ void phx_kb_scores(const float *q, const float *vecs, size_t n, int dim, int l2,
         phx_kb_scores_avx2(q, vecs, n, dim, l2, out);
     else
         phx_kb_scores_portable(q, vecs, n, dim, l2, out);
+}
+
+void phx_kb_scores_i8(const int8_t *q, const int8_t *vecs, size_t n, int dim, int32_t *out)
+{
+    if (phx_kb_simd_avx2())
+        phx_kb_scores_i8_avx2(q, vecs, n, dim, out);
+    else
+        phx_kb_scores_i8_portable(q, vecs, n, dim, out);
 }

@@ -12,12 +12,21 @@
 #define PHX_KB_VECMATH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Dispatching entry points. */
 float phx_kb_dot(const float *a, const float *b, int dim);
 float phx_kb_l2sq(const float *a, const float *b, int dim);
 /* out[i] = dot(q, vecs + i*dim) (l2 == 0) or l2sq(q, vecs + i*dim) (l2 == 1), i < n. */
 void phx_kb_scores(const float *q, const float *vecs, size_t n, int dim, int l2, float *out);
+
+/* int8 quantisation (the exact scan's optional compact copy, index.h): v ~= scale * out, one
+ * symmetric scale per vector (max |v| / 127, so every element lands in -127..127 and -128
+ * never occurs: the AVX2 kernel's sign trick needs that). Returns scale (0 for a zero vector,
+ * whose out is all zeros). */
+float phx_kb_quantize_i8(const float *v, int dim, int8_t *out);
+/* out[i] = sum q[d] * vecs[i*dim + d] in exact integer arithmetic, i < n. */
+void phx_kb_scores_i8(const int8_t *q, const int8_t *vecs, size_t n, int dim, int32_t *out);
 
 /* 1 when this CPU runs the AVX2+FMA kernels (what the entry points use). */
 int phx_kb_simd_avx2(void);
@@ -31,5 +40,8 @@ void phx_kb_scores_portable(const float *q, const float *vecs, size_t n, int dim
 float phx_kb_dot_avx2(const float *a, const float *b, int dim);
 float phx_kb_l2sq_avx2(const float *a, const float *b, int dim);
 void phx_kb_scores_avx2(const float *q, const float *vecs, size_t n, int dim, int l2, float *out);
+void phx_kb_scores_i8_portable(const int8_t *q, const int8_t *vecs, size_t n, int dim,
+                               int32_t *out);
+void phx_kb_scores_i8_avx2(const int8_t *q, const int8_t *vecs, size_t n, int dim, int32_t *out);
 
 #endif
