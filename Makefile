@@ -231,8 +231,9 @@ bench-kb: deps
 	@dpkg -s python3-faiss >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	  --no-install-recommends python3-faiss; }
-	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_kb
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/bench_kb
 	@tests/bench/kb/run.sh $(BUILD)
+	@tests/bench/kb/coldstart.sh $(BUILD)
 
 $(BUILD)/tests/bench_kb: tests/bench/kb/bench_kb.c $(BUILD)/libmods.a $(BUILD)/libphx.a
 	@mkdir -p $(dir $@)

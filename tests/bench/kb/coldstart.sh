@@ -55,7 +55,7 @@ for mode in ${BENCH_KB_COLD_MODES:-exact graph}; do
     done
     secs=$(echo "$(date +%s.%N) - $t0" | bc)
     rss=$(awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$KB_PID/status")
-    line=$(grep -o 'loaded [0-9]* records from Redis in.*' "$log" | tail -1)
+    line=$(grep -o 'loaded [0-9]* records from Redis in[^"]*' "$log" | tail -1)
     stop_pid "$KB_PID"
     KB_PID=
     jq -cn --arg mode "$mode" --argjson n "$N" --argjson dim "$DIM" --argjson s "$secs" \
