@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define PHX_DEC_MIN_B64 16 /* shorter runs are words and ids more often than payloads */
 #define PHX_DEC_MIN_HEX 16
@@ -131,18 +130,21 @@ static int phx_dec_runs(phx_dec_ctx *c, const char *t, size_t len, int depth, si
             continue;
         }
         size_t s = i;
+        while (i < len && phx_dec_b64val((unsigned char)t[i]) >= 0)
+            i++;
+        size_t n = i - s;
+        while (i < len && t[i] == '=')
+            i++;
+        if (n < PHX_DEC_MIN_HEX && n < PHX_DEC_MIN_B64)
+            continue; /* most runs are words, too short for either: skip the letter mix */
         int hex = 1, upper = 0, lower = 0, digit = 0;
-        while (i < len && phx_dec_b64val((unsigned char)t[i]) >= 0) {
-            unsigned char ch = (unsigned char)t[i];
+        for (size_t k = s; k < s + n; k++) {
+            unsigned char ch = (unsigned char)t[k];
             hex &= phx_dec_hexval(ch) >= 0;
             upper |= ch >= 'A' && ch <= 'Z';
             lower |= ch >= 'a' && ch <= 'z';
             digit |= ch >= '0' && ch <= '9';
-            i++;
         }
-        size_t n = i - s;
-        while (i < len && t[i] == '=')
-            i++;
         size_t ss = depth == 1 ? s : os, se = depth == 1 ? i : oe;
         if (hex && n >= PHX_DEC_MIN_HEX && n % 2 == 0 && digit) {
             unsigned char *b = malloc(n / 2 + 1);
@@ -180,10 +182,19 @@ static int phx_dec_runs(phx_dec_ctx *c, const char *t, size_t len, int depth, si
 static int phx_dec_escapes(phx_dec_ctx *c, const char *t, size_t len, int depth, size_t os,
                            size_t oe, char mark)
 {
-    if (!memchr(t, mark == '%' ? '%' : '\\', len))
-        return 0;
+    const char mc = mark == '%' ? '%' : '\\';
     size_t i = 0;
     while (i < len) {
+        /* Only a run holding the mark can hold an escape: go to the start of the next one.
+         * Escapes never contain a run separator, so runs are the maximal separator-free
+         * stretches whichever way they are found. */
+        const char *m = memchr(t + i, mc, len - i);
+        if (!m)
+            break;
+        size_t r = (size_t)(m - t);
+        while (r > i && t[r - 1] != ' ' && t[r - 1] != '\n' && t[r - 1] != '"' && t[r - 1] != '\'')
+            r--;
+        i = r;
         size_t s = i, count = 0, e = i;
         /* a run: escapes possibly separated by ordinary non-space characters */
         while (i < len && t[i] != ' ' && t[i] != '\n' && t[i] != '"' && t[i] != '\'') {
@@ -250,8 +261,10 @@ static int phx_dec_html(phx_dec_ctx *c, const char *t, size_t len, int depth, si
     size_t first = len, last = 0;
     int count = 0;
     for (size_t i = 0; i + 3 < len; i++) {
-        if (t[i] != '&')
-            continue;
+        const char *amp = memchr(t + i, '&', len - 3 - i);
+        if (!amp)
+            break;
+        i = (size_t)(amp - t);
         const char *semi = memchr(t + i, ';', len - i < 10 ? len - i : 10);
         if (!semi || semi - (t + i) < 3)
             continue;
@@ -329,6 +342,7 @@ static double phx_dec_english(const char *t, size_t len, int *words)
     static const char *const common[] = {"the",  "and", "to",  "of",   "a",   "you",  "is",   "in",
                                          "that", "it",  "for", "your", "are", "with", "this", "be",
                                          "on",   "all", "not", "or",   "as",  "what", "i"};
+    enum { PHX_DEC_COMMON_MAX = 4 }; /* the longest of them: longer words are never looked up */
     int w = 0, hit = 0;
     for (size_t i = 0; i < len;) {
         while (i < len && !((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z'))
@@ -339,12 +353,18 @@ static double phx_dec_english(const char *t, size_t len, int *words)
         if (i == s)
             break;
         w++;
-        for (size_t k = 0; k < sizeof(common) / sizeof(common[0]); k++)
-            if (common[k][0] == (t[s] | 0x20) && strlen(common[k]) == i - s &&
-                strncasecmp(common[k], t + s, i - s) == 0) {
+        if (i - s > PHX_DEC_COMMON_MAX)
+            continue;
+        /* the word is letters only, so | 0x20 is exact case folding */
+        for (size_t k = 0; k < sizeof(common) / sizeof(common[0]); k++) {
+            size_t q = 0;
+            while (q < i - s && common[k][q] == (t[s + q] | 0x20))
+                q++;
+            if (q == i - s && common[k][q] == '\0') {
                 hit++;
                 break;
             }
+        }
     }
     *words = w;
     return w ? (double)hit / w : 0;

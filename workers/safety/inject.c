@@ -589,7 +589,8 @@ static double phx_inj_directive_share(const phx_inj_state *s)
         sentences++;
         const phx_safety_tok *t = &s->w->t[i];
         for (size_t k = 0; k < sizeof(phx_inj_directive_words) / sizeof(char *); k++)
-            if (strlen(phx_inj_directive_words[k]) == t->len &&
+            if (phx_inj_directive_words[k][0] == s->w->buf[t->off] &&
+                strlen(phx_inj_directive_words[k]) == t->len &&
                 memcmp(phx_inj_directive_words[k], s->w->buf + t->off, t->len) == 0) {
                 directives++;
                 break;

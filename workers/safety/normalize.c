@@ -186,7 +186,8 @@ static int phx_norm_reserve(phx_norm_buf *b, size_t n)
 
 static int phx_norm_push(phx_norm_buf *b, const char *s, size_t n, size_t src)
 {
-    if (phx_norm_reserve(b, n) < 0)
+    /* the capacity test inline: the join pass pushes byte by byte into a buffer sized up front */
+    if (b->n + n + 1 > b->cap && phx_norm_reserve(b, n) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         b->t[b->n] = s[i];
@@ -298,29 +299,15 @@ static int phx_norm_alnum(char c)
     return phx_norm_alpha(c) || (c >= '0' && c <= '9') || (unsigned char)c >= 0x80;
 }
 
+/* The letter a leetspeak character stands for, 0 for the rest (a table: looked up per byte). */
+static const char phx_norm_leet_tab[256] = {
+    ['0'] = 'o', ['1'] = 'i', ['!'] = 'i', ['|'] = 'i', ['3'] = 'e', ['4'] = 'a',
+    ['@'] = 'a', ['5'] = 's', ['$'] = 's', ['7'] = 't', ['+'] = 't',
+};
+
 static char phx_norm_leet_char(char c)
 {
-    switch (c) {
-    case '0':
-        return 'o';
-    case '1':
-    case '!':
-    case '|':
-        return 'i';
-    case '3':
-        return 'e';
-    case '4':
-    case '@':
-        return 'a';
-    case '5':
-    case '$':
-        return 's';
-    case '7':
-    case '+':
-        return 't';
-    default:
-        return 0;
-    }
+    return phx_norm_leet_tab[(unsigned char)c];
 }
 
 /* Pass 2: leetspeak inside words. A token is a run of letters, digits and leet symbols; it is

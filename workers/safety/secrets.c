@@ -45,25 +45,43 @@ static const phx_sec_fmt phx_sec_fmts[] = {
     {"pypi-", "pypi_token", "-", 50, 255, 0.9},
 };
 
+/* Byte classes, one table look-up per byte for every scanner below. */
+enum {
+    PHX_SEC_UD = 1,    /* A-Z 0-9 */
+    PHX_SEC_LO = 2,    /* a-z */
+    PHX_SEC_PUNCT = 4, /* _ - . */
+    PHX_SEC_HEX = 8,   /* 0-9 a-f A-F */
+    PHX_SEC_WORD = 16, /* A-Z a-z 0-9 _ - */
+    PHX_SEC_B64 = 32,  /* + / (with the '-' alphabet: what a random run is made of) */
+};
+#define PHX_SEC_UDH (PHX_SEC_UD | PHX_SEC_HEX | PHX_SEC_WORD)
+#define PHX_SEC_LOH (PHX_SEC_LO | PHX_SEC_HEX | PHX_SEC_WORD)
+static const unsigned char phx_sec_cls[256] = {
+    ['0' ... '9'] = PHX_SEC_UDH,
+    ['A' ... 'F'] = PHX_SEC_UDH,
+    ['G' ... 'Z'] = PHX_SEC_UD | PHX_SEC_WORD,
+    ['a' ... 'f'] = PHX_SEC_LOH,
+    ['g' ... 'z'] = PHX_SEC_LO | PHX_SEC_WORD,
+    ['_'] = PHX_SEC_PUNCT | PHX_SEC_WORD,
+    ['-'] = PHX_SEC_PUNCT | PHX_SEC_WORD,
+    ['.'] = PHX_SEC_PUNCT,
+    ['+'] = PHX_SEC_B64,
+    ['/'] = PHX_SEC_B64,
+};
+
+/* alphabet: "A" = A-Z0-9, "a" = A-Za-z0-9, "-" = A-Za-z0-9_-., anything else = hex */
 static int phx_sec_in(char alphabet, unsigned char c)
 {
-    int an = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    switch (alphabet) {
-    case 'A':
-        return an;
-    case 'a':
-        return an || (c >= 'a' && c <= 'z');
-    case '-':
-        return an || (c >= 'a' && c <= 'z') || c == '_' || c == '-' || c == '.';
-    default:
-        return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-    }
+    unsigned m = alphabet == 'A'   ? PHX_SEC_UD
+                 : alphabet == 'a' ? PHX_SEC_UD | PHX_SEC_LO
+                 : alphabet == '-' ? PHX_SEC_UD | PHX_SEC_LO | PHX_SEC_PUNCT
+                                   : PHX_SEC_HEX;
+    return (phx_sec_cls[c] & m) != 0;
 }
 
 static int phx_sec_word(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
+    return (phx_sec_cls[c] & PHX_SEC_WORD) != 0;
 }
 
 double phx_safety_entropy(const char *s, size_t n)
@@ -113,10 +131,11 @@ static int phx_sec_formats(const char *t, size_t len, phx_safety_findings *out, 
             continue;
         for (size_t k = 0; k < sizeof(phx_sec_fmts) / sizeof(phx_sec_fmts[0]); k++) {
             const phx_sec_fmt *f = &phx_sec_fmts[k];
-            if (f->prefix[0] != t[i])
-                continue;
-            size_t pl = strlen(f->prefix);
-            if (i + pl > len || memcmp(t + i, f->prefix, pl) != 0)
+            /* compare in place: most candidates differ at the first or second byte */
+            size_t pl = 0;
+            while (f->prefix[pl] && i + pl < len && t[i + pl] == f->prefix[pl])
+                pl++;
+            if (f->prefix[pl])
                 continue;
             size_t j = i + pl;
             while (j < len && j - i - pl < (size_t)f->max + 1 &&
@@ -169,7 +188,8 @@ static int phx_sec_jwt(const char *t, size_t len, phx_safety_findings *out, size
 {
     int found = 0;
     for (size_t i = 0; i + 10 < len; i++) {
-        if (memcmp(t + i, "eyJ", 3) != 0 || (i > 0 && phx_sec_word((unsigned char)t[i - 1])))
+        if (t[i] != 'e' || memcmp(t + i, "eyJ", 3) != 0 ||
+            (i > 0 && phx_sec_word((unsigned char)t[i - 1])))
             continue;
         size_t j = i, dots = 0, part = 0;
         int ok = 1;
@@ -255,24 +275,26 @@ static int phx_sec_entropy_runs(const char *t, size_t len, phx_safety_findings *
                                 size_t se)
 {
     int found = 0;
+    const unsigned run = PHX_SEC_UD | PHX_SEC_LO | PHX_SEC_PUNCT | PHX_SEC_B64;
     for (size_t i = 0; i < len;) {
-        if (!phx_sec_in('-', (unsigned char)t[i]) && t[i] != '+' && t[i] != '/') {
+        if (!(phx_sec_cls[(unsigned char)t[i]] & run)) {
             i++;
             continue;
         }
         size_t s = i;
+        while (i < len && ((phx_sec_cls[(unsigned char)t[i]] & run) || t[i] == '='))
+            i++;
+        size_t n = i - s;
+        if (n < 32 || n > 1024)
+            continue; /* most runs are words: the letter mix is only worth it for long ones */
         int up = 0, lo = 0, dg = 0;
-        while (i < len && (phx_sec_in('-', (unsigned char)t[i]) || t[i] == '+' || t[i] == '/' ||
-                           t[i] == '=')) {
-            unsigned char c = (unsigned char)t[i];
+        for (size_t k = s; k < i; k++) {
+            unsigned char c = (unsigned char)t[k];
             up |= c >= 'A' && c <= 'Z';
             lo |= c >= 'a' && c <= 'z';
             dg |= c >= '0' && c <= '9';
-            i++;
         }
-        size_t n = i - s;
-        if (n < 32 || n > 1024 || !(up && lo && dg) || memchr(t + s, '/', n) ||
-            phx_safety_entropy(t + s, n) < 4.5)
+        if (!(up && lo && dg) || memchr(t + s, '/', n) || phx_safety_entropy(t + s, n) < 4.5)
             continue;
         /* already reported by a format rule? */
         int dup = 0;
