@@ -53,8 +53,11 @@ size=$(stat -c %s "$T/docs.kbb")
 cp "$T/docs.kbb" "$T/flip.kbb"; flip "$T/flip.kbb" $((size / 2))
 cp "$T/docs.kbb" "$T/trunc.kbb"; truncate -s $((size - 100)) "$T/trunc.kbb"
 # A record damaged and the digest recomputed, as a careless "repair" would: the frame CRC and
-# the record's own CRC still catch it.
-cp "$T/docs.kbb" "$T/resigned.kbb"; flip "$T/resigned.kbb" $((size / 2))
+# the record's own CRC still catch it. The byte flipped is in a record's text: the middle of
+# the file (records come in Redis's hash order) sometimes hit a length field instead, which
+# the reader rightly calls a truncated record, and the check for "CRC" failed.
+text_at=$(grep -obUa 'doc 2' "$T/docs.kbb" | head -n1 | cut -d: -f1)
+cp "$T/docs.kbb" "$T/resigned.kbb"; flip "$T/resigned.kbb" $((text_at + 1))
 head -c -72 "$T/resigned.kbb" >"$T/body"; { cat "$T/body"; printf 'sha256 %s\n' "$(sha256sum <"$T/body" | cut -d' ' -f1)"; } >"$T/resigned.kbb"
 sed '1s/phx-kb-backup 1/phx-kb-backup 9/' "$T/docs.kbb" >"$T/version.kbb"
 # A record count no file can hold, digest recomputed: refused before anything is allocated for
