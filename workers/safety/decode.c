@@ -337,12 +337,44 @@ void phx_safety_rot13(const char *in, size_t len, char *out)
 
 /* Share of words that are among the most common English function words. ROT13 turns English
  * into text with almost none, so "rot13 has many more than the text" marks a ROT13 run. */
+#define PHX_DEC_K(a, b, c, d)                                                                      \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+
+/* Is the word packed in k (up to 4 lower-case letters, zero-padded) a common function word? */
+static int phx_dec_common(uint32_t k)
+{
+    switch (k) {
+    case PHX_DEC_K('t', 'h', 'e', 0):
+    case PHX_DEC_K('a', 'n', 'd', 0):
+    case PHX_DEC_K('t', 'o', 0, 0):
+    case PHX_DEC_K('o', 'f', 0, 0):
+    case PHX_DEC_K('a', 0, 0, 0):
+    case PHX_DEC_K('y', 'o', 'u', 0):
+    case PHX_DEC_K('i', 's', 0, 0):
+    case PHX_DEC_K('i', 'n', 0, 0):
+    case PHX_DEC_K('t', 'h', 'a', 't'):
+    case PHX_DEC_K('i', 't', 0, 0):
+    case PHX_DEC_K('f', 'o', 'r', 0):
+    case PHX_DEC_K('y', 'o', 'u', 'r'):
+    case PHX_DEC_K('a', 'r', 'e', 0):
+    case PHX_DEC_K('w', 'i', 't', 'h'):
+    case PHX_DEC_K('t', 'h', 'i', 's'):
+    case PHX_DEC_K('b', 'e', 0, 0):
+    case PHX_DEC_K('o', 'n', 0, 0):
+    case PHX_DEC_K('a', 'l', 'l', 0):
+    case PHX_DEC_K('n', 'o', 't', 0):
+    case PHX_DEC_K('o', 'r', 0, 0):
+    case PHX_DEC_K('a', 's', 0, 0):
+    case PHX_DEC_K('w', 'h', 'a', 't'):
+    case PHX_DEC_K('i', 0, 0, 0):
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static double phx_dec_english(const char *t, size_t len, int *words)
 {
-    static const char *const common[] = {"the",  "and", "to",  "of",   "a",   "you",  "is",   "in",
-                                         "that", "it",  "for", "your", "are", "with", "this", "be",
-                                         "on",   "all", "not", "or",   "as",  "what", "i"};
-    enum { PHX_DEC_COMMON_MAX = 4 }; /* the longest of them: longer words are never looked up */
     int w = 0, hit = 0;
     for (size_t i = 0; i < len;) {
         while (i < len && !((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z'))
@@ -353,18 +385,13 @@ static double phx_dec_english(const char *t, size_t len, int *words)
         if (i == s)
             break;
         w++;
-        if (i - s > PHX_DEC_COMMON_MAX)
+        if (i - s > 4) /* the common words have at most 4 letters */
             continue;
         /* the word is letters only, so | 0x20 is exact case folding */
-        for (size_t k = 0; k < sizeof(common) / sizeof(common[0]); k++) {
-            size_t q = 0;
-            while (q < i - s && common[k][q] == (t[s + q] | 0x20))
-                q++;
-            if (q == i - s && common[k][q] == '\0') {
-                hit++;
-                break;
-            }
-        }
+        uint32_t k = 0;
+        for (size_t q = 0; q < i - s; q++)
+            k |= (uint32_t)(unsigned char)(t[s + q] | 0x20) << (8 * q);
+        hit += phx_dec_common(k);
     }
     *words = w;
     return w ? (double)hit / w : 0;

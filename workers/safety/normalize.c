@@ -289,14 +289,36 @@ static int phx_norm_fold_pass(const char *src, size_t len, phx_safety_norm *o, p
     return 0;
 }
 
+/* Byte classes of folded text for the leetspeak and joining passes, one look-up per byte. */
+enum { PHX_NORM_C_ALPHA = 1, PHX_NORM_C_ALNUM = 2, PHX_NORM_C_LEET = 4 };
+#define PHX_NORM_C_LETTER (PHX_NORM_C_ALPHA | PHX_NORM_C_ALNUM)
+#define PHX_NORM_C_LDIGIT (PHX_NORM_C_ALNUM | PHX_NORM_C_LEET)
+static const unsigned char phx_norm_cls[256] = {
+    ['a' ... 'z'] = PHX_NORM_C_LETTER, ['0'] = PHX_NORM_C_LDIGIT,
+    ['1'] = PHX_NORM_C_LDIGIT,         ['2'] = PHX_NORM_C_ALNUM,
+    ['3'] = PHX_NORM_C_LDIGIT,         ['4'] = PHX_NORM_C_LDIGIT,
+    ['5'] = PHX_NORM_C_LDIGIT,         ['6'] = PHX_NORM_C_ALNUM,
+    ['7'] = PHX_NORM_C_LDIGIT,         ['8'] = PHX_NORM_C_ALNUM,
+    ['9'] = PHX_NORM_C_ALNUM,          [0x80 ... 0xFF] = PHX_NORM_C_ALNUM,
+    ['!'] = PHX_NORM_C_LEET,           ['|'] = PHX_NORM_C_LEET,
+    ['@'] = PHX_NORM_C_LEET,           ['$'] = PHX_NORM_C_LEET,
+    ['+'] = PHX_NORM_C_LEET,
+};
+
 static int phx_norm_alpha(char c)
 {
-    return c >= 'a' && c <= 'z';
+    return phx_norm_cls[(unsigned char)c] & PHX_NORM_C_ALPHA;
 }
 
 static int phx_norm_alnum(char c)
 {
-    return phx_norm_alpha(c) || (c >= '0' && c <= '9') || (unsigned char)c >= 0x80;
+    return phx_norm_cls[(unsigned char)c] & PHX_NORM_C_ALNUM;
+}
+
+/* a letter, a digit or a leetspeak symbol */
+static int phx_norm_leetish(char c)
+{
+    return phx_norm_cls[(unsigned char)c] & (PHX_NORM_C_ALNUM | PHX_NORM_C_LEET);
 }
 
 /* The letter a leetspeak character stands for, 0 for the rest (a table: looked up per byte). */
@@ -318,13 +340,13 @@ static void phx_norm_leet_pass(phx_safety_norm *o, char *t, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        if (!phx_norm_alnum(t[i]) && !phx_norm_leet_char(t[i])) {
+        if (!phx_norm_leetish(t[i])) {
             i++;
             continue;
         }
         size_t s = i;
         int letters = 0, leet = 0;
-        while (i < n && (phx_norm_alnum(t[i]) || phx_norm_leet_char(t[i]))) {
+        while (i < n && phx_norm_leetish(t[i])) {
             if (phx_norm_alpha(t[i]))
                 letters++;
             else if (phx_norm_leet_char(t[i]))
@@ -338,9 +360,8 @@ static void phx_norm_leet_pass(phx_safety_norm *o, char *t, size_t n)
             if (!r)
                 continue;
             int digit = t[k] >= '0' && t[k] <= '9';
-            if (!digit && (k == s || k + 1 >= i ||
-                           !(phx_norm_alnum(t[k - 1]) || phx_norm_leet_char(t[k - 1])) ||
-                           !(phx_norm_alnum(t[k + 1]) || phx_norm_leet_char(t[k + 1]))))
+            if (!digit && (k == s || k + 1 >= i || !phx_norm_leetish(t[k - 1]) ||
+                           !phx_norm_leetish(t[k + 1])))
                 continue;
             t[k] = r;
             o->leet++;
@@ -356,6 +377,20 @@ static int phx_norm_join_pass(phx_safety_norm *o, phx_norm_buf *in, phx_norm_buf
     const char *t = in->t;
     size_t n = in->n, i = 0;
     while (i < n) {
+        /* A run starts with a one-letter word: copy everything up to the next one at once. */
+        size_t c = i;
+        while (c < n && !(phx_norm_alpha(t[c]) && (c == 0 || !phx_norm_alnum(t[c - 1])) &&
+                          (c + 1 >= n || !phx_norm_alnum(t[c + 1]))))
+            c++;
+        if (c > i) {
+            if (out->n + (c - i) + 1 > out->cap && phx_norm_reserve(out, c - i) < 0)
+                return -1;
+            memcpy(out->t + out->n, t + i, c - i);
+            memcpy(out->m + out->n, in->m + i, (c - i) * sizeof(uint32_t));
+            out->n += c - i;
+            i = c;
+            continue;
+        }
         /* Try a run starting at i: letter, sep, letter, sep, letter ... */
         size_t k = i, count = 0, end = i;
         if (phx_norm_alpha(t[i]) && (i == 0 || !phx_norm_alnum(t[i - 1]))) {

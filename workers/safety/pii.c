@@ -168,8 +168,10 @@ static int phx_pii_emails(const char *t, size_t len, phx_safety_findings *out)
 {
     int found = 0;
     for (size_t i = 1; i + 3 < len; i++) {
-        if (t[i] != '@')
-            continue;
+        const char *at = memchr(t + i, '@', len - 3 - i);
+        if (!at)
+            break;
+        i = (size_t)(at - t);
         size_t s = i;
         while (s > 0 && phx_pii_email_local(t[s - 1]))
             s--;
@@ -258,13 +260,13 @@ static int phx_pii_phones(const char *t, size_t len, phx_safety_findings *out)
 {
     int found = 0;
     for (size_t i = 0; i < len; i++) {
+        int plus = t[i] == '+';
+        int paren = t[i] == '(';
+        if (!plus && !paren && !phx_pii_digit(t[i])) /* first: the rare case, cheap to test */
+            continue;
         if (i > 0 && (phx_pii_alnum(t[i - 1]) || t[i - 1] == '+' || t[i - 1] == '-'))
             continue;
         size_t j = i, digits = 0, groups = 0;
-        int plus = t[i] == '+';
-        int paren = t[i] == '(';
-        if (!plus && !paren && !phx_pii_digit(t[i]))
-            continue;
         if (plus || paren)
             j++;
         int prev_digit = 0;

@@ -55,6 +55,9 @@ struct phx_safety_phrases {
     phx_ph_cls *whole, *stems;
     size_t cap;
     size_t maxstem; /* longest stem */
+    /* the first three letters of the stems (a 4096-bit filter on their hash): most words
+     * start with no stem, and this tells so in one look-up */
+    uint8_t stem3[512];
     uint64_t *bits; /* storage of every class bitset */
     size_t nbits;   /* bitsets handed out */
 };
@@ -105,6 +108,10 @@ static void phx_words_cls_add(phx_safety_phrases *p, const phx_ph_alt *a, int id
         c->bits = p->bits + p->nbits++ * p->nw;
         if (a->prefix && a->len > p->maxstem)
             p->maxstem = a->len;
+        if (a->prefix) {
+            uint32_t h3 = phx_words_hash(a->w, 3) & 4095;
+            p->stem3[h3 >> 3] |= (uint8_t)(1u << (h3 & 7));
+        }
     }
     c->bits[id >> 6] |= 1ull << (id & 63);
 }
@@ -123,8 +130,11 @@ static const phx_ph_cls *phx_words_stem_of(const phx_safety_phrases *p, const ch
         return NULL;
     uint32_t h[PHX_WORDS_MAXSTEM + 1];
     h[0] = 2166136261u; /* FNV-1a of every prefix, as phx_words_hash computes it */
-    for (size_t i = 0; i < max; i++)
+    for (size_t i = 0; i < max; i++) {
         h[i + 1] = (h[i] ^ (unsigned char)s[i]) * 16777619u;
+        if (i == 2 && !(p->stem3[(h[3] & 4095) >> 3] & (1u << (h[3] & 7))))
+            return NULL;
+    }
     for (size_t l = max; l >= 3; l--) {
         const phx_ph_cls *c = phx_words_find(p, p->stems, s, l, h[l]);
         if (c)
