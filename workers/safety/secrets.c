@@ -125,8 +125,12 @@ static int phx_sec_formats(const char *t, size_t len, phx_safety_findings *out, 
 {
     int found = 0;
     for (size_t i = 0; i < len; i++) {
-        if (i > 0 && phx_sec_word((unsigned char)t[i - 1]))
+        if (i > 0 && phx_sec_word((unsigned char)t[i - 1])) {
+            /* inside a word: no position up to the byte after it can start a key */
+            while (i < len && phx_sec_word((unsigned char)t[i]))
+                i++;
             continue;
+        }
         if (!phx_sec_first[(unsigned char)t[i]])
             continue;
         for (size_t k = 0; k < sizeof(phx_sec_fmts) / sizeof(phx_sec_fmts[0]); k++) {
@@ -188,8 +192,11 @@ static int phx_sec_jwt(const char *t, size_t len, phx_safety_findings *out, size
 {
     int found = 0;
     for (size_t i = 0; i + 10 < len; i++) {
-        if (t[i] != 'e' || memcmp(t + i, "eyJ", 3) != 0 ||
-            (i > 0 && phx_sec_word((unsigned char)t[i - 1])))
+        const char *p = memmem(t + i, len - i, "eyJ", 3);
+        if (!p || (size_t)(p - t) + 10 >= len)
+            break;
+        i = (size_t)(p - t);
+        if (i > 0 && phx_sec_word((unsigned char)t[i - 1]))
             continue;
         size_t j = i, dots = 0, part = 0;
         int ok = 1;

@@ -366,17 +366,14 @@ static int phx_words_segment(phx_safety_words *w, const char *s, size_t n, size_
     return 0;
 }
 
-static int phx_words_is_char(const char *t, size_t i, size_t len)
+static inline int phx_words_is_char(const char *t, size_t i, size_t len)
 {
     unsigned char c = (unsigned char)t[i];
-    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80) {
-        /* U+2019 (right single quote) is an apostrophe, not a letter */
-        if (c == 0xE2 && i + 2 < len && (unsigned char)t[i + 1] == 0x80 &&
-            (unsigned char)t[i + 2] == 0x99)
-            return 0;
-        return 1;
-    }
-    return 0;
+    if (c < 0x80) /* the common case first */
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    /* U+2019 (right single quote) is an apostrophe, not a letter */
+    return !(c == 0xE2 && i + 2 < len && (unsigned char)t[i + 1] == 0x80 &&
+             (unsigned char)t[i + 2] == 0x99);
 }
 
 int phx_safety_words_split(const phx_safety_norm *nm, const phx_safety_phrases *vocab,
