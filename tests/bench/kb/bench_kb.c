@@ -9,9 +9,10 @@
  * allocator overhead and spare capacity) while the structure is built, divided by N.
  *
  * usage: bench_kb N DIM Q uniform|clustered OUTDIR [HNSW]   -> one JSON line per measurement
- * HNSW 0 skips the graph (exact scan only); default 1. BENCH_KB_INT8_RERANK (default 4; 0
- * skips it) also measures the exact scan over the int8 copy (index.h) with that re-ranking
- * factor, and its recall@10 against the float32 scan.
+ * HNSW 0 skips the graph (exact scan only); default 1. BENCH_KB_INT8_RERANK (default "4 16";
+ * "0" skips it) also measures the exact scan over the int8 copy (index.h) with each of these
+ * re-ranking factors, and its recall@10 against the float32 scan. Lines are flushed as they
+ * are measured (a long run can be read, or stopped, part way).
  *
  * bench_kb load REDIS_URL COLLECTION N DIM uniform|clustered  fills an existing collection
  * (phx kb create) with the same data for the cold-start benchmark (tests/bench/kb/coldstart.sh):
@@ -178,6 +179,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* one line per measurement, out as it is made */
     if (argc > 1 && strcmp(argv[1], "load") == 0)
         return bench_load(argc, argv);
     if (argc != 6 && argc != 7) {
@@ -223,9 +225,17 @@ int main(int argc, char **argv)
 
     /* Exact over the int8 copy, re-ranked in float32: speed, memory, recall against float32. */
     const char *rr = getenv("BENCH_KB_INT8_RERANK");
-    int rerank = rr ? atoi(rr) : 4;
-    if (rerank > 0) {
-        bench_index(&x, base, n, dim, rerank, &tput, &exact_bytes);
+    char *rest = NULL, *list = strdup(rr ? rr : "4 16");
+    int built = 0;
+    for (char *tok = strtok_r(list, " ,", &rest); tok; tok = strtok_r(NULL, " ,", &rest)) {
+        int rerank = atoi(tok);
+        if (rerank <= 0)
+            continue;
+        if (!built) {
+            bench_index(&x, base, n, dim, rerank, &tput, &exact_bytes);
+            built = 1;
+        }
+        x.rerank = rerank; /* the int8 copy is the same for every factor */
         size_t found = 0;
         t0 = bench_now();
         for (size_t q = 0; q < nq; q++) {
@@ -241,8 +251,10 @@ int main(int argc, char **argv)
                "\"bytes_per_vector\":%.0f,\"recall10\":%.4f}\n",
                n, dim, argv[4], rerank, (double)n * (double)nq / te, (double)nq / te, exact_bytes,
                (double)found / (double)(nq * K));
-        phx_kb_index_free(&x);
     }
+    if (built)
+        phx_kb_index_free(&x);
+    free(list);
     if (!with_hnsw)
         goto done;
 

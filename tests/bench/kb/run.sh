@@ -30,7 +30,8 @@ done
 echo "bench-kb: done $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 [ -z "${BENCH_KB_OUT:-}" ] || cp "$D/results.jsonl" "$BENCH_KB_OUT"
 # The summary: exact vectors/s; build time; QPS at the smallest ef reaching recall@10 >= 0.95;
-# memory per vector (phx: malloc heap growth; faiss: RSS growth); then every ef measured.
+# memory per vector (phx: malloc heap growth; faiss: RSS growth); then every ef measured; then
+# the int8 exact scan at each re-rank factor.
 jq -rs '
   def best(e; i; n; d): [.[] | select(.engine == e and .index == i and .n == n and .data == d and .ef != null and .recall10 >= 0.95)] | min_by(.ef) // {};
   def one(e; i; n; d; f): [.[] | select(.engine == e and .index == i and .n == n and .data == d and has(f))][0][f] // "-";
@@ -46,4 +47,8 @@ jq -rs '
   ($sets[] as $s | (map(select(.n == $s.n and .data == $s.data and .ef != null) | .ef) | unique)[] as $ef |
     ([.[] | select(.engine == "phx" and .n == $s.n and .data == $s.data and .ef == $ef)][0] // {}) as $p |
     ([.[] | select(.engine == "faiss" and .n == $s.n and .data == $s.data and .ef == $ef)][0] // {}) as $f |
-    "| \($s.n) | \($s.data) | \($ef) | \($p.qps // "-") | \($p.recall10 // "-") | \($f.qps // "-") | \($f.recall10 // "-") |")' "$D/results.jsonl"
+    "| \($s.n) | \($s.data) | \($ef) | \($p.qps // "-") | \($p.recall10 // "-") | \($f.qps // "-") | \($f.recall10 // "-") |"),
+  "",
+  "| n | data | int8 re-rank factor | phx int8 exact vectors/s | recall@10 vs float32 | bytes/vector (float32 + int8 copy) |",
+  "|---|---|---|---|---|---|",
+  (.[] | select(.index == "exact_int8") | "| \(.n) | \(.data) | \(.rerank) | \(.vectors_per_s) | \(.recall10) | \(.bytes_per_vector) |")' "$D/results.jsonl"
