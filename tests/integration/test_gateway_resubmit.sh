@@ -13,13 +13,13 @@ export PHX_SAFETY_GATES=false
 stack_up
 
 CUT=$PHX_VAR/cut
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 python3 "$ROOT/tests/tools/tcp_cut.py" "$CUT.port" "$PHX_REDIS_PORT" 'cut-marker' "$CUT" &
 PROXY=$!
 for _ in $(seq 50); do [ -s "$CUT.port" ] && break; sleep 0.1; done
-PORT=$(free_port)
+mapfile -t FP < <("$PHX_BIN/phx-freeport" 2)
+PORT=${FP[0]}
 PHX_REDIS_URL=redis://127.0.0.1:$(cat "$CUT.port")/0 PHX_INGRESS_ADDR=127.0.0.1:$PORT \
-    PHX_ADMIN_ADDR=127.0.0.1:$(free_port) PHX_REDIS_TIMEOUT_MS=2000 \
+    PHX_ADMIN_ADDR=127.0.0.1:${FP[1]} PHX_REDIS_TIMEOUT_MS=2000 \
     "$PHX_BIN/phx-ingress" >"$PHX_VAR/log/ingress-cut.log" 2>&1 &
 INGRESS=$!
 trap 'stop_procs $INGRESS $PROXY; stack_cleanup' EXIT
