@@ -1,6 +1,7 @@
 /* index.c -- in-memory vectors and exact top-k search (see index.h). */
 #include "index.h"
 #include "filter.h"
+#include "util.h"
 #include "vecmath.h"
 
 #include <math.h>
@@ -47,7 +48,7 @@ static void phx_kb_ann_build(phx_kb_index *x)
     x->ann = phx_kb_hnsw_new(x->dim, x->ann_cfg.metric, x->ann_cfg.M, x->ann_cfg.efc, 42);
     if (x->node_cap < x->cap) {
         x->node_cap = x->cap;
-        x->node_slot = realloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
+        x->node_slot = phx_xrealloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
     }
     for (size_t i = 0; i < x->n; i++) {
         x->items[i].node = phx_kb_hnsw_add(x->ann, x->vecs + i * (size_t)x->dim);
@@ -67,7 +68,7 @@ static void phx_kb_ann_add(phx_kb_index *x, size_t s)
     int32_t node = phx_kb_hnsw_add(x->ann, x->vecs + s * (size_t)x->dim);
     if ((size_t)node >= x->node_cap) {
         x->node_cap = x->node_cap ? x->node_cap * 2 : 1024;
-        x->node_slot = realloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
+        x->node_slot = phx_xrealloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
     }
     x->node_slot[node] = (int32_t)s;
     x->items[s].node = node;
@@ -116,19 +117,19 @@ static void phx_kb_unlink(phx_kb_index *x, size_t slot)
 static void phx_kb_grow(phx_kb_index *x)
 {
     size_t cap = x->cap ? x->cap * 2 : 64;
-    x->vecs = realloc(x->vecs, cap * (size_t)x->dim * sizeof(float));
-    x->items = realloc(x->items, cap * sizeof(*x->items));
-    x->next = realloc(x->next, cap * sizeof(*x->next));
+    x->vecs = phx_xrealloc(x->vecs, cap * (size_t)x->dim * sizeof(float));
+    x->items = phx_xrealloc(x->items, cap * sizeof(*x->items));
+    x->next = phx_xrealloc(x->next, cap * sizeof(*x->next));
     if (x->rerank) {
-        x->q8 = realloc(x->q8, cap * (size_t)x->dim);
-        x->q8scale = realloc(x->q8scale, cap * sizeof(*x->q8scale));
-        x->sqnorm = realloc(x->sqnorm, cap * sizeof(*x->sqnorm));
+        x->q8 = phx_xrealloc(x->q8, cap * (size_t)x->dim);
+        x->q8scale = phx_xrealloc(x->q8scale, cap * sizeof(*x->q8scale));
+        x->sqnorm = phx_xrealloc(x->sqnorm, cap * sizeof(*x->sqnorm));
     }
     x->cap = cap;
     /* Rehash with a load factor of at most 1. */
     free(x->buckets);
     x->nbuckets = cap;
-    x->buckets = malloc(cap * sizeof(*x->buckets));
+    x->buckets = phx_xmalloc(cap * sizeof(*x->buckets));
     for (size_t i = 0; i < cap; i++)
         x->buckets[i] = -1;
     for (size_t i = 0; i < x->n; i++)
@@ -155,7 +156,7 @@ void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
         s = (long)x->n++;
         it = &x->items[s];
         memset(it, 0, sizeof(*it));
-        it->id = strdup(id);
+        it->id = phx_xstrdup(id);
         phx_kb_link(x, (size_t)s);
     } else {
         it = &x->items[s];
@@ -163,7 +164,7 @@ void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
         json_decref(it->meta);
         phx_kb_ann_del(x, it->node);
     }
-    it->text = strndup(rec->text, rec->text_len);
+    it->text = phx_xstrndup(rec->text, rec->text_len);
     it->meta = rec->meta_len ? json_loadb(rec->meta, rec->meta_len, 0, NULL) : NULL;
     it->importance = rec->importance;
     it->created_ms = rec->created_ms;
@@ -275,8 +276,8 @@ static size_t phx_kb_search_i8(const phx_kb_index *x, int l2, const float *q, si
                                double min_score, int64_t now_ms, phx_kb_hit *out, size_t *seen)
 {
     size_t nc = k * (size_t)x->rerank, nfound = 0, n = 0;
-    phx_kb_hit *cand = malloc(nc * sizeof(*cand));
-    int8_t *q8 = malloc((size_t)x->dim);
+    phx_kb_hit *cand = phx_xmalloc(nc * sizeof(*cand));
+    int8_t *q8 = phx_xmalloc((size_t)x->dim);
     float qs = phx_kb_quantize_i8(q, x->dim, q8), qn = l2 ? phx_kb_dot(q, q, x->dim) : 0;
     int32_t dots[PHX_KB_BLOCK];
     for (size_t b = 0; b < x->n; b += PHX_KB_BLOCK) {
@@ -360,7 +361,7 @@ size_t phx_kb_index_query(const phx_kb_index *x, int metric, const float *q, siz
     size_t beam = ef > k ? ef : k;
     if (filter)
         beam *= 4; /* filtered-out candidates take places in the beam */
-    phx_kb_ann *cand = malloc(sizeof(*cand) * beam);
+    phx_kb_ann *cand = phx_xmalloc(sizeof(*cand) * beam);
     size_t nc = phx_kb_hnsw_search(x->ann, q, beam, cand), n = 0;
     int skipped = 0;
     for (size_t i = 0; i < nc && n < k; i++) {
