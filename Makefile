@@ -197,16 +197,19 @@ fuzz: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build BUILD=$(FUZZ_BUILD) SAN=1 FUZZ=1
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-# Static analysis: cppcheck's warning and portability checks on every C file of the tree; exit
-# 1 on any finding. False positives are suppressed inline (`// cppcheck-suppress ID`) with the
-# reason on the line above; docs/security.md has the rules.
+# Static analysis: cppcheck's warning and portability checks on every C file of the tree, then
+# clang-tidy (ops/analyze/tidy.sh, checks in .clang-tidy) and gcc -fanalyzer
+# (ops/analyze/fanalyzer.sh) on lib, producers, workers and ops; exit 1 on any finding. False
+# positives are suppressed inline with the reason on the line above; docs/security.md has the
+# rules.
 analyze: deps
 	@cppcheck -q --std=c11 --enable=warning,portability --inline-suppr --error-exitcode=1 \
 	  -D_GNU_SOURCE -Ilib --include=ops/analyze/cppcheck.h --suppress=missingIncludeSystem \
 	  --template='{file}:{line}: {severity}: {message} [{id}]' -j$$(nproc) \
 	  lib producers workers ops tests/unit tests/tools tests/fuzz tests/bench
 	@ops/analyze/tidy.sh
-	@echo "make analyze: cppcheck and clang-tidy clean"
+	@ops/analyze/fanalyzer.sh
+	@echo "make analyze: cppcheck, clang-tidy and gcc -fanalyzer clean"
 
 # Every linked library and DEB_PKGS package with its Debian version, flagging pending updates
 # (exit 1 on a pending security update); the update process is in docs/security.md.

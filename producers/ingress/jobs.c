@@ -121,7 +121,7 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
     const phx_principal *who = c->who;
     phx_err err;
     phx_err_clear(&err);
-    char *owner = NULL, *spec = NULL, fp[65];
+    char *spec = NULL, fp[65];
     phx_redis *r = NULL;
     int repeat = 0; /* the Idempotency-Key names an earlier request's job */
     json_t *job = phx_jobs_prepare(
@@ -133,7 +133,10 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
     if (!(r = phx_ingress_redis_get(c->in, &err)))
         goto unavailable;
     if (idem) {
-        if (!(owner = phx_jobstore_idem_claim(r, who->tenant, idem, id, &err)))
+        /* owner lives only in this block (gcc 12's -fanalyzer took its free(NULL) and spec's
+         * for a double free when both were freed at out:) */
+        char *owner = phx_jobstore_idem_claim(r, who->tenant, idem, id, &err);
+        if (!owner)
             goto unavailable;
         if (strcmp(owner, id) != 0) {
             /* Same key again: this is the first request's job, under its id. */
@@ -141,6 +144,7 @@ void phx_jobs_submit(const phx_ctx *c, phx_answer *a)
             id = json_string_value(json_object_get(job, "id"));
             repeat = 1;
         }
+        free(owner);
     }
     phx_jobs_fingerprint(job, fp);
     spec = json_dumps(job, JSON_COMPACT);
@@ -198,7 +202,6 @@ unavailable:
 out:
     if (r)
         phx_ingress_redis_put(c->in, r);
-    free(owner);
     free(spec);
     json_decref(job);
 }

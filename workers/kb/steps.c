@@ -351,8 +351,8 @@ json_t *phx_kb_search_step(phx_kb_thread *t, const json_t *in, phx_err *err)
                                      : (size_t)t->app->hnsw_ef;
     const char *method = "exact";
     double min_score = ms ? json_number_value(ms) : -INFINITY;
-    float *q = malloc(sizeof(float) * (size_t)c->dim);
-    phx_kb_hit *hits = calloc(k, sizeof(*hits));
+    float *q = phx_xmalloc(sizeof(float) * (size_t)c->dim);
+    phx_kb_hit *hits = phx_xcalloc(k, sizeof(*hits));
     json_t *out = NULL;
     if ((vec ? phx_kb_vector(vec, c->dim, q, "vector", err)
              : phx_kb_embed(t, c, (const json_t *const *)&query, &q, 1, "query", err)) < 0 ||
@@ -365,7 +365,7 @@ json_t *phx_kb_search_step(phx_kb_thread *t, const json_t *in, phx_err *err)
     size_t n = phx_kb_index_query(&c->idx, c->metric, q, k, filter, min_score, phx_now_ms(), ef,
                                   hits, &scanned, &method);
     json_t *arr = json_array();
-    const char **ids = calloc(n + 1, sizeof(*ids));
+    const char **ids = phx_xcalloc(n + 1, sizeof(*ids));
     for (size_t i = 0; i < n; i++) {
         const phx_kb_item *it = &c->idx.items[hits[i].slot];
         /* A copy: the output is redacted in place later, and the index's object is shared. */
