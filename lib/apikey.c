@@ -274,7 +274,7 @@ phx_apikey_cache *phx_apikey_cache_new(int64_t ttl_ms, size_t slots)
     while (n < slots)
         n <<= 1;
     phx_apikey_cache *c = phx_xcalloc(1, sizeof(*c));
-    c->slots = calloc(n, sizeof(*c->slots));
+    c->slots = phx_xcalloc(n, sizeof(*c->slots));
     c->mask = n - 1;
     c->ttl_ms = ttl_ms;
     pthread_mutex_init(&c->mu, NULL);

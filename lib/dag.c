@@ -203,7 +203,7 @@ static void phx_dag_walk_input(const json_t *step, phx_dag_ref_fn fn, void *arg)
 int phx_dag_check(const json_t *steps, json_t **reasons)
 {
     json_t *rs = json_array();
-    phx_dag *g = calloc(1, sizeof(*g));
+    phx_dag *g = phx_xcalloc(1, sizeof(*g));
     size_t i;
     json_t *st;
 

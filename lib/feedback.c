@@ -420,7 +420,7 @@ json_t *phx_fb_list(phx_redis *r, const char *tenant, phx_err *err)
     if (!rep)
         return NULL;
     size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
-    json_t **v = calloc(n + 1, sizeof(*v));
+    json_t **v = phx_xcalloc(n + 1, sizeof(*v));
     size_t k = 0;
     for (size_t i = 0; v && i < n; i++)
         if ((v[k] = json_loads(rep->element[i]->str ? rep->element[i]->str : "", 0, NULL)))

@@ -225,7 +225,7 @@ static const char *intel_line(phx_intel_set *s, const char *type, const char *va
     } else {
         return "unknown type (domain, ip, cidr, url, sha256, prompt)";
     }
-    e.value = strdup(buf);
+    e.value = phx_xstrdup(buf);
     intel_add(&s->l[t], &e);
     return NULL;
 }
@@ -648,7 +648,7 @@ static void intel_log_problem(void *arg, const char *file, int line, const char 
 /* Read every file into a new finished set, with the stat of each. NULL with err. */
 static phx_intel_set *intel_load(phx_intel *in, struct stat *st, phx_err *err)
 {
-    phx_intel_set *s = calloc(1, sizeof(*s));
+    phx_intel_set *s = phx_xcalloc(1, sizeof(*s));
     int problems = 0;
     for (int i = 0; i < in->nfiles; i++) {
         FILE *f = fopen(in->files[i], "r");
@@ -682,7 +682,7 @@ phx_intel *phx_intel_open(const char *files, long check_ms, phx_err *err)
     pthread_rwlock_init(&in->lock, NULL);
     pthread_mutex_init(&in->reload_mu, NULL);
     in->check_ms = check_ms;
-    char *copy = strdup(files ? files : ""), *save = NULL;
+    char *copy = phx_xstrdup(files ? files : ""), *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ')
             t++;
@@ -694,7 +694,7 @@ phx_intel *phx_intel_open(const char *files, long check_ms, phx_err *err)
             phx_intel_close(in);
             return NULL;
         }
-        in->files[in->nfiles++] = strdup(t);
+        in->files[in->nfiles++] = phx_xstrdup(t);
     }
     free(copy);
     if (!(in->set = intel_load(in, in->st, err))) {

@@ -122,7 +122,7 @@ int phx_jobstore_roles(phx_redis *r, const char *id, const char *tenant, const c
         strcmp(rep->element[0]->str, tenant) == 0 && rep->element[1]->type == REDIS_REPLY_STRING &&
         strcmp(rep->element[1]->str, principal ? principal : "") == 0 &&
         rep->element[2]->type == REDIS_REPLY_STRING) {
-        *roles = strdup(rep->element[2]->str);
+        *roles = phx_xstrdup(rep->element[2]->str);
         freeReplyObject(rep);
         return 1;
     }
@@ -132,7 +132,7 @@ int phx_jobstore_roles(phx_redis *r, const char *id, const char *tenant, const c
     phx_key_principal(key, sizeof(key), tenant, principal);
     if (!(rep = phx_redis_cmd(r, err, "HGET %s roles", key)))
         return -1;
-    *roles = strdup(rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    *roles = phx_xstrdup(rep->type == REDIS_REPLY_STRING ? rep->str : "");
     freeReplyObject(rep);
     return 1;
 }
@@ -166,7 +166,7 @@ int phx_jobstore_cancel(phx_redis *r, const char *id, const char *tenant, const 
         return -1;
     int rc = (int)rep->element[0]->integer;
     if (state)
-        *state = strdup(rep->element[1]->str);
+        *state = phx_xstrdup(rep->element[1]->str);
     freeReplyObject(rep);
     if (rc != 1)
         return rc;
@@ -186,7 +186,7 @@ char *phx_jobstore_idem_claim(phx_redis *r, const char *tenant, const char *key,
     if (!rep)
         return NULL;
     /* SET ... NX GET returns the old value when the key existed, nil when we set it. */
-    char *owner = strdup(rep->type == REDIS_REPLY_STRING ? rep->str : job_id);
+    char *owner = phx_xstrdup(rep->type == REDIS_REPLY_STRING ? rep->str : job_id);
     freeReplyObject(rep);
     return owner;
 }

@@ -167,7 +167,7 @@ json_t *phx_jobtrace_collect(phx_redis *r, const char *brokers, const char *id, 
     snprintf(key, sizeof(key), "phx:job:{%s}", id);
     redisReply *rep = phx_redis_cmd(r, err, "HGET %s trace", key);
     if (rep && rep->type == REDIS_REPLY_STRING)
-        trace = strdup(rep->str);
+        trace = phx_xstrdup(rep->str);
     if (rep)
         freeReplyObject(rep);
     phx_err_clear(err);

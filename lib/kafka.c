@@ -482,7 +482,7 @@ phx_consumer *phx_consumer_new(const char *brokers, const char *group, const cha
         goto err;
     }
     rd_kafka_poll_set_consumer(c->rk);
-    c->lanes = calloc((size_t)c->nlanes, sizeof(*c->lanes));
+    c->lanes = phx_xcalloc((size_t)c->nlanes, sizeof(*c->lanes));
     for (int i = 0; i < c->nlanes; i++)
         c->lanes[i] = rd_kafka_queue_new(c->rk);
     rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(ntopics);
@@ -670,7 +670,7 @@ rd_kafka_t *phx_kafka_reader(const char *brokers, const char *topic, const char 
         goto err;
     }
     int n = md->topics[0].partition_cnt;
-    marks = calloc((size_t)n, sizeof(*marks));
+    marks = phx_xcalloc((size_t)n, sizeof(*marks));
     parts = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++)
         rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id);

@@ -305,7 +305,7 @@ json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const cha
 {
     json_t *d = json_object();
     json_object_set_new(d, "schema", json_string("dlq.v1"));
-    char *r = strdup(reason);
+    char *r = phx_xstrdup(reason);
     phx_utf8_scrub(r);
     json_object_set_new(d, "reason", json_string(r));
     free(r);
@@ -327,7 +327,7 @@ json_t *phx_dlq_new(const rd_kafka_message_t *m, const char *consumer, const cha
     json_object_set_new(d, "partition", json_integer(m->partition));
     json_object_set_new(d, "offset", json_integer(m->offset));
     if (m->key) {
-        char *k = strndup(m->key, m->key_len);
+        char *k = phx_xstrndup(m->key, m->key_len);
         phx_utf8_scrub(k);
         json_object_set_new(d, "key", json_string(k));
         free(k);

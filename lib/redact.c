@@ -34,7 +34,7 @@ void phx_redact_add(const char *secret)
         }
     }
     phx_redact_vals = phx_xrealloc(phx_redact_vals, (phx_redact_n + 1) * sizeof(*phx_redact_vals));
-    phx_redact_vals[phx_redact_n++] = strdup(secret);
+    phx_redact_vals[phx_redact_n++] = phx_xstrdup(secret);
     qsort(phx_redact_vals, phx_redact_n, sizeof(*phx_redact_vals), phx_redact_longer);
     pthread_rwlock_unlock(&phx_redact_lock);
 }

@@ -139,10 +139,10 @@ static int phx_redis_parse_url(phx_redis *r, const char *url, phx_err *err)
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (colon) {
             if (colon > p)
-                r->user = strndup(p, (size_t)(colon - p));
-            r->password = strndup(colon + 1, (size_t)(at - colon - 1));
+                r->user = phx_xstrndup(p, (size_t)(colon - p));
+            r->password = phx_xstrndup(colon + 1, (size_t)(at - colon - 1));
         } else {
-            r->password = strndup(p, (size_t)(at - p));
+            r->password = phx_xstrndup(p, (size_t)(at - p));
         }
         phx_redact_add(r->password); /* a password in the URL must not reach a log line */
         p = at + 1;
@@ -200,7 +200,7 @@ static int phx_redis_parse_addrs(const char *list, const char *what, phx_redis_a
 phx_redis *phx_redis_new_ex(const char *url, const char *password_file, int timeout_ms,
                             const phx_redis_topology *t, phx_err *err)
 {
-    phx_redis *r = calloc(1, sizeof(*r));
+    phx_redis *r = phx_xcalloc(1, sizeof(*r));
     r->timeout_ms = timeout_ms;
     r->bulkhead = phx_redis_thread_bh;
     r->m_cmds =
@@ -211,7 +211,7 @@ phx_redis *phx_redis_new_ex(const char *url, const char *password_file, int time
     if (password_file && *password_file) {
         char e[256];
         free(r->password);
-        r->password_file = strdup(password_file);
+        r->password_file = phx_xstrdup(password_file);
         r->password = phx_config_read_secret(password_file, e, sizeof(e));
         if (!r->password) {
             phx_err_set(err, "bad_config", 0, "PHX_REDIS_PASSWORD_FILE: %s", e);
@@ -231,7 +231,7 @@ phx_redis *phx_redis_new_ex(const char *url, const char *password_file, int time
             phx_err_set(err, "bad_config", 0, "PHX_REDIS_SENTINELS needs a redis:// URL");
             goto err;
         }
-        r->master_name = strdup(t->master_name);
+        r->master_name = phx_xstrdup(t->master_name);
     }
     if (t && t->cluster_nodes && *t->cluster_nodes) {
         phx_redis_addr seeds[PHX_REDIS_MAX_NODES];
@@ -245,8 +245,8 @@ phx_redis *phx_redis_new_ex(const char *url, const char *password_file, int time
                         "only db 0");
             goto err;
         }
-        r->cnodes = calloc(PHX_REDIS_MAX_NODES, sizeof(*r->cnodes));
-        r->slots = malloc(PHX_RSLOT_COUNT * sizeof(*r->slots));
+        r->cnodes = phx_xcalloc(PHX_REDIS_MAX_NODES, sizeof(*r->cnodes));
+        r->slots = phx_xmalloc(PHX_RSLOT_COUNT * sizeof(*r->slots));
         for (int i = 0; i < n; i++) {
             snprintf(r->cnodes[i].host, sizeof(r->cnodes[i].host), "%s", seeds[i].host);
             r->cnodes[i].port = seeds[i].port;
@@ -888,8 +888,8 @@ redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int arg
 {
     char sha[41], nk[16];
     int n = argc + 3;
-    const char **av = calloc((size_t)n, sizeof(*av));
-    size_t *lv = calloc((size_t)n, sizeof(*lv));
+    const char **av = phx_xcalloc((size_t)n, sizeof(*av));
+    size_t *lv = phx_xcalloc((size_t)n, sizeof(*lv));
     phx_redis_evalsha_argv(s, nkeys, argc, argv, lens, av, lv, sha, nk);
     redisReply *rep = phx_redis_send(r, n, av, lv, s->name, err);
     if (phx_redis_noscript(rep)) {
@@ -926,8 +926,8 @@ int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisRe
     for (i = 0; i < n; i++) {
         const phx_redis_call *c = &calls[i];
         int argc = c->argc + (c->script ? 3 : 0);
-        const char **av = calloc((size_t)argc, sizeof(*av));
-        size_t *lv = calloc((size_t)argc, sizeof(*lv));
+        const char **av = phx_xcalloc((size_t)argc, sizeof(*av));
+        size_t *lv = phx_xcalloc((size_t)argc, sizeof(*lv));
         if (c->script) {
             phx_redis_evalsha_argv(c->script, c->nkeys, c->argc, c->argv, c->lens, av, lv, sha[i],
                                    nk[i]);

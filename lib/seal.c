@@ -78,7 +78,7 @@ char *phx_unseal(const unsigned char key[PHX_SEAL_KEY_LEN], const char *sealed, 
     size_t over = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES;
     char *plain = NULL;
     if (box && len >= over) {
-        plain = malloc(len - over + 1);
+        plain = phx_xmalloc(len - over + 1);
         if (crypto_secretbox_open_easy((unsigned char *)plain, box + crypto_secretbox_NONCEBYTES,
                                        len - crypto_secretbox_NONCEBYTES, box, key) != 0) {
             free(plain);

@@ -122,7 +122,7 @@ static int phx_sec_hget(phx_redis *r, const char *key, const char *field, char *
     if (!rep)
         return -1;
     if (rep->type == REDIS_REPLY_STRING)
-        *out = strdup(rep->str);
+        *out = phx_xstrdup(rep->str);
     freeReplyObject(rep);
     return 0;
 }

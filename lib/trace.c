@@ -391,7 +391,7 @@ int phx_trace_init(const char *service, const char *endpoint, long timeout_ms, l
         phx_gauge("phx_trace_queue_spans", "Spans waiting in the export queue.", NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_lock(&phx_tracer.mu);
-    phx_tracer.endpoint = strdup(endpoint);
+    phx_tracer.endpoint = phx_xstrdup(endpoint);
     phx_tracer.timeout_ms = timeout_ms;
     phx_tracer.cap = (size_t)queue_max;
     phx_tracer.ring = calloc(phx_tracer.cap, sizeof(phx_span));

@@ -223,7 +223,7 @@ static int phx_worker_one(phx_worker *w, int lane, void *tctx, const rd_kafka_me
             phx_log_warn("%s[%d]@%lld: outputs refused for good: %s; dead-lettering", topic,
                          m->partition, (long long)m->offset, err.message);
             free(force_poison);
-            force_poison = strdup(err.message);
+            force_poison = phx_xstrdup(err.message);
             continue;
         }
         int64_t delay;

@@ -378,9 +378,9 @@ int phx_cli_kb_restore(phx_redis *r, const char *path, phx_err *err)
     for (size_t at = 0; at < n; at += 200) {
         size_t m = n - at < 200 ? n - at : 200;
         int argc = 7 + 5 * (int)m;
-        const char **argv = calloc((size_t)argc, sizeof(*argv));
-        size_t *lens = calloc((size_t)argc, sizeof(*lens));
-        char(*nums)[3][24] = calloc(m, sizeof(*nums));
+        const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
+        size_t *lens = phx_xcalloc((size_t)argc, sizeof(*lens));
+        char(*nums)[3][24] = phx_xcalloc(m, sizeof(*nums));
         for (int i = 0; i < 6; i++)
             argv[i] = keys[i];
         argv[6] = "100000";

@@ -124,9 +124,9 @@ json_t *rt_run_jobs(const rt_ctx *c, json_t *jobs, int timeout_s)
     if (!rk || !(p = phx_producer_new(c->env->brokers, &err)))
         goto err;
     size_t n = json_array_size(jobs), i;
-    phx_kmsg *msgs = calloc(n ? n : 1, sizeof(*msgs));
+    phx_kmsg *msgs = phx_xcalloc(n ? n : 1, sizeof(*msgs));
     char **bodies = phx_xcalloc(n ? n : 1, sizeof(*bodies));
-    char(*tps)[56] = calloc(n ? n : 1, sizeof(*tps));
+    char(*tps)[56] = phx_xcalloc(n ? n : 1, sizeof(*tps));
     for (i = 0; i < n; i++) {
         json_t *j = json_array_get(jobs, i);
         bodies[i] = json_dumps(j, JSON_COMPACT);
@@ -429,7 +429,7 @@ int phx_cli_redteam(const phx_cli_env *env, int argc, char **argv)
     enum { NSUITES = sizeof(all) / sizeof(all[0]) };
     rt_suite res[NSUITES];
     int chosen[NSUITES] = {0};
-    char *list = strdup(suites), *save = NULL;
+    char *list = phx_xstrdup(suites), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         int found = 0;
         for (int i = 0; i < NSUITES; i++)

@@ -37,7 +37,7 @@ static char *rt_jwt(const char *header, const char *payload, const char *sig, si
     char *h = rt_b64url(header, strlen(header)), *p = rt_b64url(payload, strlen(payload));
     char *s = rt_b64url(sig, siglen);
     size_t n = strlen(h) + strlen(p) + strlen(s) + 3;
-    char *t = malloc(n);
+    char *t = phx_xmalloc(n);
     snprintf(t, n, "%s.%s.%s", h, p, s);
     free(h), free(p), free(s);
     return t;

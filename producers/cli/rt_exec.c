@@ -139,7 +139,7 @@ int rt_suite_exec(const rt_ctx *c, rt_suite *s)
         size_t l = strlen(e->d_name);
         if (l > 3 &&
             (strcmp(e->d_name + l - 3, ".py") == 0 || strcmp(e->d_name + l - 3, ".sh") == 0))
-            names[nn++] = strdup(e->d_name);
+            names[nn++] = phx_xstrdup(e->d_name);
     }
     closedir(d);
     qsort(names, (size_t)nn, sizeof(*names), rt_cmp);
@@ -182,7 +182,7 @@ int rt_suite_exec(const rt_ctx *c, rt_suite *s)
         char *code = rt_subst(body, vars);
         free(text);
         if (py) {
-            char *full = malloc(strlen(prelude) + strlen(code) + 2);
+            char *full = phx_xmalloc(strlen(prelude) + strlen(code) + 2);
             sprintf(full, "%s\n%s", prelude, code);
             free(code);
             code = full;

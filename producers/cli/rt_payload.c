@@ -97,7 +97,7 @@ static int rt_payload_kafka(const rt_ctx *c, rt_suite *s, const rt_payload *pl, 
         return -1;
     }
     json_t *want = json_object(); /* key -> "topic: payload" */
-    char *topics = strdup(c->topics), *save = NULL;
+    char *topics = phx_xstrdup(c->topics), *save = NULL;
     int n = 0;
     for (char *t = strtok_r(topics, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         for (int i = 0; i < npl; i++) {

@@ -143,7 +143,7 @@ int rt_suite_safety(const rt_ctx *c, rt_suite *s)
         while ((e = readdir(d)) && nf < 64) {
             size_t l = strlen(e->d_name);
             if (l > 6 && strcmp(e->d_name + l - 6, ".jsonl") == 0)
-                files[nf++] = strdup(e->d_name);
+                files[nf++] = phx_xstrdup(e->d_name);
         }
         closedir(d);
         for (int i = 0; i < nf; i++) {

@@ -211,7 +211,7 @@ static void phx_events_dispatch(phx_events *ev, const rd_kafka_message_t *m)
     }
     char *data = json_dumps(e, JSON_COMPACT);
     size_t cap = strlen(data) + strlen(type) + 96;
-    char *frame = malloc(cap);
+    char *frame = phx_xmalloc(cap);
     int n = snprintf(frame, cap, "id: %d:%lld\nevent: %s\ndata: %s\n\n", (int)m->partition,
                      (long long)m->offset, type, data);
     pthread_mutex_lock(&ev->mu);
@@ -442,7 +442,7 @@ void phx_events_stream(const phx_ctx *c, phx_answer *a)
     int final = state && strcmp(state, "submitted") != 0 && strcmp(state, "running") != 0;
     char *data = json_dumps(view, JSON_COMPACT);
     size_t cap = strlen(data) + 64;
-    char *frame = malloc(cap);
+    char *frame = phx_xmalloc(cap);
     int n = snprintf(frame, cap, "event: snapshot\ndata: %s\n\n", data);
     pthread_mutex_lock(&ev->mu);
     phx_stream_unshift(s, frame, (size_t)n);

@@ -73,7 +73,7 @@ void phx_problem(phx_answer *a, int status, const char *code, const char *title,
     a->json = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", title, "status", status,
                         "code", code);
     if (detail) {
-        char *d = strdup(detail);
+        char *d = phx_xstrdup(detail);
         phx_utf8_scrub(d);
         json_object_set_new(a->json, "detail", json_string(d));
         free(d);
@@ -484,7 +484,7 @@ phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *produce
     in->producer = producer;
     in->schemas = schemas;
     in->maxconn = (int)cfg->threads;
-    in->idle = calloc((size_t)in->maxconn, sizeof(*in->idle));
+    in->idle = phx_xcalloc((size_t)in->maxconn, sizeof(*in->idle));
     pthread_mutex_init(&in->mu, NULL);
     pthread_mutex_init(&in->sec_mu, NULL);
     pthread_cond_init(&in->cv, NULL);

@@ -118,7 +118,7 @@ static int phx_jwt_load(const char *file, phx_jwt_keyset *set, char *err, size_t
         json_decref(doc);
         return -1;
     }
-    set->keys = calloc(json_array_size(keys), sizeof(*set->keys));
+    set->keys = phx_xcalloc(json_array_size(keys), sizeof(*set->keys));
     size_t i;
     json_t *k;
     json_array_foreach(keys, i, k)
@@ -144,10 +144,10 @@ phx_jwt_verifier *phx_jwt_verifier_new(const char *keys_file, const char *issuer
                                        const char *audience, long leeway_s, char *err,
                                        size_t errlen)
 {
-    phx_jwt_verifier *v = calloc(1, sizeof(*v));
-    v->file = strdup(keys_file);
-    v->issuer = strdup(issuer ? issuer : "");
-    v->audience = strdup(audience ? audience : "");
+    phx_jwt_verifier *v = phx_xcalloc(1, sizeof(*v));
+    v->file = phx_xstrdup(keys_file);
+    v->issuer = phx_xstrdup(issuer ? issuer : "");
+    v->audience = phx_xstrdup(audience ? audience : "");
     v->leeway_s = leeway_s;
     pthread_rwlock_init(&v->lock, NULL);
     if (phx_jwt_load(keys_file, &v->set, err, errlen) < 0) {
@@ -269,7 +269,7 @@ static char *phx_jwt_roles(jwt_t *j)
     free(arr);
     size_t i, len = 0;
     json_t *e;
-    char *out = calloc(1, 1);
+    char *out = phx_xcalloc(1, 1);
     json_array_foreach(v, i, e)
     {
         const char *r = json_string_value(e);
@@ -313,8 +313,8 @@ static int phx_jwt_claims_check(phx_jwt_verifier *v, jwt_t *j, int64_t now, phx_
         snprintf(why, whylen, "token needs sub and tenant claims ([A-Za-z0-9._:-]{1,128})");
         return -1;
     }
-    c->principal = strdup(sub);
-    c->tenant = strdup(tenant);
+    c->principal = phx_xstrdup(sub);
+    c->tenant = phx_xstrdup(tenant);
     c->roles = phx_jwt_roles(j);
     c->exp = exp;
     return 0;
@@ -350,7 +350,7 @@ int phx_jwt_verify(phx_jwt_verifier *v, const char *token, int64_t now_s, phx_jw
     } else if (jwt_get_alg(j) != k->alg) {
         snprintf(why, whylen, "algorithm does not match the key");
     } else {
-        c->kid = strdup(k->kid);
+        c->kid = phx_xstrdup(k->kid);
         rc = 0;
     }
     pthread_rwlock_unlock(&v->lock);

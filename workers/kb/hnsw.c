@@ -36,7 +36,7 @@ static int32_t *phx_hnsw_links(const phx_kb_hnsw *h, int32_t n, int l)
 
 phx_kb_hnsw *phx_kb_hnsw_new(int dim, int metric, int M, int efc, uint64_t seed)
 {
-    phx_kb_hnsw *h = calloc(1, sizeof(*h));
+    phx_kb_hnsw *h = phx_xcalloc(1, sizeof(*h));
     h->dim = dim;
     h->metric = metric;
     h->M = M < 2 ? 2 : M;
@@ -223,7 +223,7 @@ static void phx_hnsw_connect(phx_kb_hnsw *h, int32_t e, int32_t node, int l)
         lk[++lk[0]] = node;
         return;
     }
-    phx_kb_ann *c = malloc(sizeof(*c) * (size_t)(max + 1));
+    phx_kb_ann *c = phx_xmalloc(sizeof(*c) * (size_t)(max + 1));
     const float *ve = phx_hnsw_vec(h, e);
     for (int i = 0; i < max; i++)
         c[i] = (phx_kb_ann){lk[i + 1], phx_hnsw_dist(h, ve, phx_hnsw_vec(h, lk[i + 1]))};
@@ -237,10 +237,10 @@ int32_t phx_kb_hnsw_add(phx_kb_hnsw *h, const float *vec)
 {
     if (h->n == h->cap) {
         h->cap = h->cap ? h->cap * 2 : 1024;
-        h->vecs = realloc(h->vecs, h->cap * (size_t)h->dim * sizeof(float));
-        h->links = realloc(h->links, h->cap * sizeof(*h->links));
-        h->deleted = realloc(h->deleted, h->cap);
-        h->level = realloc(h->level, h->cap * sizeof(*h->level));
+        h->vecs = phx_xrealloc(h->vecs, h->cap * (size_t)h->dim * sizeof(float));
+        h->links = phx_xrealloc(h->links, h->cap * sizeof(*h->links));
+        h->deleted = phx_xrealloc(h->deleted, h->cap);
+        h->level = phx_xrealloc(h->level, h->cap * sizeof(*h->level));
     }
     int32_t node = (int32_t)h->n++;
     memcpy(h->vecs + (size_t)node * (size_t)h->dim, vec, (size_t)h->dim * sizeof(float));
@@ -292,7 +292,7 @@ size_t phx_kb_hnsw_search(const phx_kb_hnsw *h, const float *q, size_t ef, phx_k
     if (h->entry < 0 || ef == 0)
         return 0;
     int32_t ep = phx_hnsw_greedy(h, q, 0);
-    uint8_t *visited = calloc((h->n + 7) / 8, 1);
+    uint8_t *visited = phx_xcalloc((h->n + 7) / 8, 1);
     phx_kb_ann *w;
     /* Deleted nodes take places in the beam: widen it by their share. */
     size_t want = ef + (h->n ? ef * h->ndeleted / h->n : 0);

@@ -104,7 +104,7 @@ static int phx_kb_embed(phx_kb_thread *t, const phx_kb_coll *c, const json_t *co
                            "(set PHX_KB_EMBEDDER=lexical or llm, or send vectors)",
                            what);
     if (t->app->embedder == PHX_KB_EMBED_LEXICAL) {
-        double *d = malloc(sizeof(double) * (size_t)c->dim);
+        double *d = phx_xmalloc(sizeof(double) * (size_t)c->dim);
         for (size_t i = 0; i < n; i++) {
             phx_llm_lexical_embed(json_string_value(texts[i]), json_string_length(texts[i]), d,
                                   c->dim);

@@ -228,7 +228,7 @@ phx_kb_coll *phx_kb_coll_get(phx_kb_app *app, phx_redis *r, const char *name, ph
         }
     if (app->ncolls == app->capcolls) {
         app->capcolls = app->capcolls ? app->capcolls * 2 : 8;
-        app->colls = realloc(app->colls, (size_t)app->capcolls * sizeof(*app->colls));
+        app->colls = phx_xrealloc(app->colls, (size_t)app->capcolls * sizeof(*app->colls));
     }
     app->colls[app->ncolls++] = c;
     pthread_mutex_unlock(&app->mu);
@@ -596,7 +596,7 @@ long phx_kb_write(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, const phx_kb_pu
     int argc = 5 + 3 + 3 * n;
     const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
     size_t *lens = phx_xcalloc((size_t)argc, sizeof(*lens));
-    char(*exp)[24] = calloc((size_t)n, sizeof(*exp));
+    char(*exp)[24] = phx_xcalloc((size_t)n, sizeof(*exp));
     for (int i = 0; i < 5; i++) {
         phx_kb_key(keys[i], sizeof(keys[i]), c->name, parts[i]);
         argv[i] = keys[i];
@@ -643,7 +643,7 @@ long phx_kb_delete(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, const char *co
         int m = n - at < 256 ? n - at : 256, argc = 7 + 2 * m;
         const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
         size_t *lens = phx_xcalloc((size_t)argc, sizeof(*lens));
-        unsigned char(*crc)[4] = calloc((size_t)m, 4);
+        unsigned char(*crc)[4] = phx_xcalloc((size_t)m, 4);
         for (int i = 0; i < 6; i++)
             argv[i] = k.p[i];
         argv[6] = maxlen;

@@ -202,7 +202,7 @@ int phx_llm_chat_call(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ctx *ct
     phx_llm_budget_settle(t->r, &b, pt + ct);
     phx_chat_metrics(ctx, rep.provider, rep.model, pt, ct);
     free(res->text);
-    res->text = strdup(text);
+    res->text = phx_xstrdup(text);
     snprintf(res->model, sizeof(res->model), "%s", rep.model);
     snprintf(res->provider, sizeof(res->provider), "%s", rep.provider->name);
     snprintf(res->finish, sizeof(res->finish), "%s", finish ? finish : "unknown");

@@ -129,7 +129,7 @@ static json_t *phx_embed_vector(const double *v, int dim)
 static json_t *phx_embed_local(const phx_llm_app *app, const json_t *texts)
 {
     int dim = (int)app->embed_dim;
-    double *v = malloc(sizeof(double) * (size_t)dim);
+    double *v = phx_xmalloc(sizeof(double) * (size_t)dim);
     json_t *vecs = json_array(), *t;
     size_t i;
     json_array_foreach(texts, i, t)

@@ -113,7 +113,7 @@ static char *phx_plan_prompt(const json_t *allowed, const json_t *reserved, long
                              const char *context)
 {
     size_t cap = 8192 + (context ? strlen(context) : 0), len = 0;
-    char *p = malloc(cap);
+    char *p = phx_xmalloc(cap);
     len += (size_t)snprintf(
         p + len, cap - len,
         "You are the planner of Phoenix, a job pipeline that runs steps. Turn the user's goal "
@@ -203,7 +203,7 @@ static int phx_plan_input(const phx_llm_app *app, const json_t *in, json_t **all
         return 0;
     }
     *allowed = json_array();
-    char *kinds = strdup(app->plan_kinds), *save = NULL;
+    char *kinds = phx_xstrdup(app->plan_kinds), *save = NULL;
     for (char *k = strtok_r(kinds, ", ", &save); k; k = strtok_r(NULL, ", ", &save))
         json_array_append_new(*allowed, json_string(k));
     free(kinds);
@@ -297,7 +297,7 @@ json_t *phx_llm_plan_step(phx_llm_app *app, phx_llm_thread *t, const phx_llm_ctx
         json_array_append_new(msgs, json_pack("{s:s, s:O}", "role", "assistant", "content",
                                               json_object_get(res, "text")));
         size_t fl = strlen(why) + 200;
-        char *fix = malloc(fl);
+        char *fix = phx_xmalloc(fl);
         snprintf(fix, fl,
                  "That plan was rejected: %s. Produce a corrected plan that fixes every "
                  "problem. Answer with the JSON object only.",

@@ -300,7 +300,7 @@ static long phx_llm_http_post(CURL *curl, phx_llm_provider *p, const char *path,
     pthread_mutex_lock(&p->key_mu);
     if (p->key && p->key[0]) {
         size_t n = strlen(p->key) + 32;
-        char *auth = malloc(n);
+        char *auth = phx_xmalloc(n);
         snprintf(auth, n, "Authorization: Bearer %s", p->key);
         hdrs = curl_slist_append(hdrs, auth);
         explicit_bzero(auth, n);

@@ -158,7 +158,7 @@ int phx_state_job_create_reply(const redisReply *rep, char **state)
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
         return -1;
     if (state)
-        *state = strdup(rep->element[1]->str);
+        *state = phx_xstrdup(rep->element[1]->str);
     return (int)rep->element[0]->integer;
 }
 

@@ -34,8 +34,8 @@ int phx_tool_rates_parse(const char *spec, const char *const *kinds, int nkinds,
 {
     out->kinds = kinds;
     out->nkinds = nkinds;
-    out->rate = calloc((size_t)nkinds, sizeof(*out->rate));
-    char *copy = strdup(spec ? spec : ""), *save = NULL;
+    out->rate = phx_xcalloc((size_t)nkinds, sizeof(*out->rate));
+    char *copy = phx_xstrdup(spec ? spec : ""), *save = NULL;
     for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
         while (*e == ' ')
             e++;
@@ -217,7 +217,7 @@ static char *phx_tenancy_host(const json_t *input)
     char *host = NULL, *out = NULL;
     if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-        out = strdup(host);
+        out = phx_xstrdup(host);
     curl_free(host);
     curl_url_cleanup(u);
     return out;
