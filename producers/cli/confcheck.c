@@ -462,10 +462,18 @@ static void phx_cc_judge(phx_cc *c, const phx_cc_setting *s)
     for (int t = 0; t < c->ntargets; t++)
         snprintf(targets + strlen(targets), sizeof(targets) - strlen(targets), "%s%s",
                  t ? ", " : "", c->bins[c->targets[t]].name);
-    if (best && bestd == 0)
-        phx_cc_problem(c, s->file, s->line, "%s is an option of %s, not of %s", s->key, owner,
-                       targets);
-    else if (best)
+    if (best && bestd == 0) {
+        /* Every binary that has it: shared option sets (PHX_LLM_* in phx-llm, phx-kb and
+         * phx-safety) would otherwise name whichever came first. */
+        char owners[512] = "";
+        for (int i = 0; i < c->nbins; i++)
+            for (int k = 0; k < c->bins[i].nopts; k++)
+                if (strcmp(s->key, c->bins[i].opts[k].name) == 0)
+                    snprintf(owners + strlen(owners), sizeof(owners) - strlen(owners), "%s%s",
+                             owners[0] ? ", " : "", c->bins[i].name);
+        phx_cc_problem(c, s->file, s->line, "%s is an option of %s, not of %s", s->key,
+                       owners[0] ? owners : owner, targets);
+    } else if (best)
         phx_cc_problem(c, s->file, s->line, "unknown setting %s (did you mean %s?)", s->key, best);
     else
         phx_cc_problem(c, s->file, s->line, "unknown setting %s (not an option of %s)", s->key,
