@@ -219,8 +219,8 @@ static int phx_cc_find_bin(const phx_cc *c, const char *name)
 static int phx_cc_targets(phx_cc *c, const char *spec, char **files, int nfiles)
 {
     if (spec && strcmp(spec, "all") != 0) {
-        char *dup = strdup(spec), *s = dup, *tok;
-        while (dup && (tok = strsep(&s, ",")) != NULL) {
+        char *dup = phx_xstrdup(spec), *s = dup, *tok;
+        while ((tok = strsep(&s, ",")) != NULL) {
             int i = phx_cc_find_bin(c, tok);
             if (i < 0 || !c->bins[i].server) {
                 fprintf(stderr, "phx config check: --for %s: no such Phoenix server binary\n", tok);

@@ -446,12 +446,13 @@ static int phx_kb_follow(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err 
             const redisReply *v = recs->element[p++];
             phx_kb_rec rec;
             char why[160];
-            if (v->type == REDIS_REPLY_STRING &&
-                (phx_kb_rec_decode(id, (const unsigned char *)v->str, v->len, &rec, why,
-                                   sizeof(why)) < 0 ||
-                 (int)rec.dim != c->dim)) {
-                phx_kb_quarantine(app, c, r, id, v->str, v->len,
-                                  (int)rec.dim != c->dim ? "wrong dimension" : why);
+            /* rec is only read once it decoded: a record that did not is judged by its
+             * decoder's reason, not by a dimension it never had. */
+            int bad = v->type == REDIS_REPLY_STRING &&
+                      phx_kb_rec_decode(id, (const unsigned char *)v->str, v->len, &rec, why,
+                                        sizeof(why)) < 0;
+            if (v->type == REDIS_REPLY_STRING && (bad || (int)rec.dim != c->dim)) {
+                phx_kb_quarantine(app, c, r, id, v->str, v->len, bad ? why : "wrong dimension");
                 continue;
             }
             pthread_rwlock_wrlock(&c->lock);
