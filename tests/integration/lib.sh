@@ -28,6 +28,13 @@ check_contains() {
     case "$3" in *"$2"*) ok "$1" ;; *) not_ok "$1" "[$2] not in [${3:0:400}]" ;; esac
 }
 
+# Processes and directories a test starts beside its stack (test doubles, work dirs):
+# stack_cleanup stops and removes them after the stack -- also when stack_up fails and exits,
+# which a test's own trap, set after stack_up, would miss (a fake LLM server outlived a
+# failed test that way).
+T_PIDS=()
+T_DIRS=()
+
 stack_up() {
     PHX_VAR=$(mktemp -d /tmp/phx-it.XXXXXX)
     export PHX_VAR
@@ -46,6 +53,9 @@ stack_up() {
 # Scan logs for sanitizer reports: a leak or UB in any process fails the test file.
 stack_cleanup() {
     "$ROOT/ops/dev/stack" down >/dev/null 2>&1 || true
+    # After the stack: its keep-alive connections would otherwise hold a double's shutdown.
+    [ ${#T_PIDS[@]} -eq 0 ] || stop_procs "${T_PIDS[@]}"
+    [ ${#T_DIRS[@]} -eq 0 ] || rm -rf "${T_DIRS[@]}"
     local bad
     bad=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$PHX_VAR"/log/*.log 2>/dev/null || true)
     if [ -n "$bad" ]; then

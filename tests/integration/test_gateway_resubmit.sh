@@ -15,6 +15,7 @@ stack_up
 CUT=$PHX_VAR/cut
 python3 "$ROOT/tests/tools/tcp_cut.py" "$CUT.port" "$PHX_REDIS_PORT" 'cut-marker' "$CUT" &
 PROXY=$!
+T_PIDS+=("$PROXY")
 for _ in $(seq 50); do [ -s "$CUT.port" ] && break; sleep 0.1; done
 mapfile -t FP < <("$PHX_BIN/phx-freeport" 2)
 PORT=${FP[0]}
@@ -22,7 +23,7 @@ PHX_REDIS_URL=redis://127.0.0.1:$(cat "$CUT.port")/0 PHX_INGRESS_ADDR=127.0.0.1:
     PHX_ADMIN_ADDR=127.0.0.1:${FP[1]} PHX_REDIS_TIMEOUT_MS=2000 \
     "$PHX_BIN/phx-ingress" >"$PHX_VAR/log/ingress-cut.log" 2>&1 &
 INGRESS=$!
-trap 'stop_procs $INGRESS $PROXY; stack_cleanup' EXIT
+T_PIDS=("$INGRESS" "${T_PIDS[@]}")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 CUT_URL=http://127.0.0.1:$PORT
 AUTH="Authorization: Bearer $PHX_API_KEY"

@@ -21,6 +21,8 @@ cat >"$WORK/rules.json" <<'EOF2'
 EOF2
 "$FAKE" --port-file "$WORK/port" --script "$WORK/rules.json" --dim 16 >"$WORK/fake.log" 2>&1 &
 FAKE_PID=$!
+T_PIDS+=("$FAKE_PID")
+T_DIRS+=("$WORK")
 for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 FAKE_URL=http://127.0.0.1:$(cat "$WORK/port")
 # Fast failures: no retry on the provider beyond one, and a step attempt each.
@@ -28,7 +30,6 @@ export PHX_STACK_POOLS="planner kb" PHX_STEP_TIMEOUT_MS=60000 PHX_KB_EMBEDDER=ll
     PHX_LLM_BASE_URL=$FAKE_URL/v1 PHX_LLM_EMBED_MODEL=fake-embed PHX_LLM_MAX_RETRIES=1 \
     PHX_LLM_BACKOFF_MS=50
 stack_up
-trap 'stop_procs $FAKE_PID; rm -rf "$WORK"; stack_cleanup' EXIT
 
 embeds() { curl -s "$FAKE_URL/_stats" | jq -r '[.paths | to_entries[] | select(.key | endswith("/embeddings")) | .value] | add // 0'; }
 # kb ID KIND INPUT_JSON: run one step "s" of KIND as job ID (one attempt); prints the reply.

@@ -47,6 +47,7 @@ EOF2
 "$FAKE" --port-file "$WORK/port" --key-file "$WORK/server.key" --dim 8 \
     --script "$WORK/rules.json" >/dev/null 2>"$WORK/fake.log" &
 FAKE_PID=$!
+T_PIDS+=("$FAKE_PID")
 for _ in $(seq 50); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 FPORT=$(cat "$WORK/port")
 cat >"$WORK/providers.json" <<EOF2
@@ -63,14 +64,8 @@ export PHX_LLM_TIMEOUT_MS=2000 PHX_LLM_MAX_RETRIES=2 PHX_CONCURRENCY=4
 export PHX_STACK_POOLS="planner tools llm"
 # No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
 export PHX_SAFETY_GATES=false
-cleanup_llm() { stop_procs "$FAKE_PID"; rm -rf "$WORK"; }
+T_DIRS+=("$WORK")
 stack_up
-# stack_cleanup's status is that of the test file; `exit` makes it stick (a plain EXIT trap
-# cannot change the shell's exit status).
-# The stack goes first: its keep-alive connections would otherwise hold the fake server's
-# shutdown.
-# stack_cleanup exits 1 when a check failed: a subshell keeps that from skipping the fake's cleanup.
-trap 'rc=0; (stack_cleanup) || rc=1; cleanup_llm; exit $rc' EXIT
 
 # run_job ID STEPS [EXTRA]: publish a job, print its reply
 run_job() { job "$1" "$2" "${3:-{\}}" | kafka_put phx.jobs "$1"; reply "$1" 30; }

@@ -25,6 +25,7 @@ EOF2
 "$FAKE" --port-file "$WORK/port" --key-file "$WORK/key" --dim 8 \
     --script "$WORK/rules.json" >/dev/null 2>"$WORK/fake.log" &
 FAKE_PID=$!
+T_PIDS+=("$FAKE_PID")
 for _ in $(seq 50); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 cat >"$WORK/providers.json" <<EOF2
 {"providers": [{"name": "a", "base_url": "http://127.0.0.1:$(cat "$WORK/port")/a/v1",
@@ -32,10 +33,8 @@ cat >"$WORK/providers.json" <<EOF2
 EOF2
 export PHX_LLM_PROVIDERS=$WORK/providers.json PHX_LLM_TIMEOUT_MS=3000
 export PHX_SAFETY_POLICY_CHECK_MS=200 PHX_STACK_POOLS="planner tools llm safety"
-cleanup_gates() { stop_procs "$FAKE_PID"; rm -rf "$WORK"; }
+T_DIRS+=("$WORK")
 stack_up
-# stack_cleanup exits 1 when a check failed: a subshell keeps that from skipping the fake's cleanup.
-trap 'rc=0; (stack_cleanup) || rc=1; cleanup_gates; exit $rc' EXIT
 
 run_job() { job "$1" "$2" "${3:-{\}}" | kafka_put phx.jobs "$1"; reply "$1" 40; }
 chat() { # chat CONTENT: one llm.chat step "c"

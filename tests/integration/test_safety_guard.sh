@@ -22,6 +22,8 @@ cat >"$WORK/rules.json" <<'EOF2'
 EOF2
 "$FAKE" --port-file "$WORK/port" --script "$WORK/rules.json" >"$WORK/fake.log" 2>&1 &
 FAKE_PID=$!
+T_PIDS+=("$FAKE_PID")
+T_DIRS+=("$WORK")
 for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 FAKE_URL=http://127.0.0.1:$(cat "$WORK/port")
 cat >"$WORK/providers.json" <<EOF2
@@ -33,7 +35,6 @@ EOF2
 export PHX_STACK_POOLS="planner safety" PHX_SAFETY_POLICY_CHECK_MS=0 PHX_SAFETY_RESOLVE=false \
     PHX_LLM_PROVIDERS=$WORK/providers.json PHX_LLM_BACKOFF_MS=50 PHX_LLM_BREAKER_MIN_REQUESTS=1000
 stack_up
-trap 'stop_procs $FAKE_PID; rm -rf "$WORK"; stack_cleanup' EXIT
 
 calls() { curl -s "$FAKE_URL/_stats" | jq -r --arg p "$1" '[.paths | to_entries[] | select(.key | startswith($p)) | .value] | add // 0'; }
 # policy JSON: make it the default policy (PHX_SAFETY_POLICY_CHECK_MS=0: read on every scan)
