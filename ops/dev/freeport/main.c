@@ -20,11 +20,16 @@
 /* The lowest ephemeral port (32768 when the file cannot be read: Linux's default). */
 static long freeport_ephemeral_low(void)
 {
-    long lo = 32768, hi = 60999;
+    char line[64];
+    long lo = 32768;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
     if (f) {
-        if (fscanf(f, "%ld %ld", &lo, &hi) != 2)
-            lo = 32768;
+        if (fgets(line, sizeof(line), f)) {
+            char *end;
+            long v = strtol(line, &end, 10);
+            if (end != line && v > 0 && v < 65536)
+                lo = v;
+        }
         fclose(f);
     }
     return lo;
