@@ -6,15 +6,11 @@
 # statement with `#pragma GCC diagnostic push/ignored/pop` and the reason above it; never by a
 # flag here (docs/security.md has the rules). nproc files at a time: it costs seconds a file.
 set -eu
-cd "$(dirname "$0")/../.."
-CFLAGS="-std=gnu11 -D_GNU_SOURCE -Ilib $(pkg-config --cflags hiredis jansson libcurl)"
-export CFLAGS
 out=$(mktemp /tmp/phx-fanalyzer.XXXXXX)
 trap 'rm -f "$out"' EXIT
 # Each file is compiled on its own (code generation to /dev/null: the analyzer runs with it);
 # a file that does not compile is reported like a finding rather than stopping the others.
-find lib producers workers ops -name '*.c' | sort |
-    xargs -P "$(nproc)" -n 1 sh -c 'gcc $CFLAGS -fanalyzer -c "$1" -o /dev/null 2>&1 || echo "$1: error: does not compile"' _ >"$out"
+"$(dirname "$0")/each.sh" 1 'gcc $CFLAGS -fanalyzer -c "$1" -o /dev/null 2>&1 || echo "$1: error: does not compile"' >"$out"
 if grep -q ': error: \|: warning: ' "$out"; then
     cat "$out"
     echo "make analyze: gcc -fanalyzer findings above" >&2

@@ -121,8 +121,6 @@ static void phx_kb_unlink(phx_kb_index *x, size_t slot)
 static void phx_kb_grow(phx_kb_index *x)
 {
     size_t cap = x->cap ? x->cap * 2 : 64;
-    if (cap <= x->n) /* doubling wrapped: no memory could hold that many items anyway */
-        abort();
     x->vecs = phx_xrealloc(x->vecs, cap * (size_t)x->dim * sizeof(float));
     x->items = phx_xrealloc(x->items, cap * sizeof(*x->items));
     x->next = phx_xrealloc(x->next, cap * sizeof(*x->next));
@@ -157,7 +155,7 @@ void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
     long s = phx_kb_index_find(x, id);
     phx_kb_item *it;
     if (s < 0) {
-        if (x->n == x->cap || !x->nbuckets) /* the first put: no table yet */
+        if (x->n == x->cap)
             phx_kb_grow(x);
         s = (long)x->n++;
         it = &x->items[s];
