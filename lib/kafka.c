@@ -42,7 +42,14 @@ struct phx_consumer {
     pthread_mutex_t mu; /* guards lane_of: written by the rebalance callback, read by pause */
     int *lane_of;       /* partition number -> lane, -1 when not assigned */
     int nlane_of;
+    /* When (phx_mono_ms) the group coordinator refused a commit of ours because the group is
+     * rebalancing or no longer counts us a member; 0 = not since the last assignment. */
+    atomic_llong fenced_ms;
 };
+
+/* How long lanes hold off after a refused commit when no assignment follows (a refusal the
+ * group recovered from without a rebalance): a little more than the session timeout. */
+#define PHX_CONSUMER_FENCE_MAX_MS 10000
 
 /* A batch waiting for its delivery reports: pending counts the reports still due (plus one
  * held by the producing thread until every message is handed over, so the count cannot reach
@@ -418,6 +425,7 @@ static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     phx_consumer_parts_str(parts, list, sizeof(list));
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         phx_log_info("kafka: assigned %d partitions: %s", parts->cnt, list);
+        atomic_store(&c->fenced_ms, 0);
         phx_consumer_map_lanes(c, parts);
         rd_kafka_assign(rk, parts);
         /* A pause outlives an assignment in librdkafka: a partition a stalled lane paused
@@ -430,6 +438,50 @@ static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         rd_kafka_commit(rk, NULL, 0);
         rd_kafka_assign(rk, NULL);
     }
+}
+
+static int phx_kafka_err_fenced(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+           e == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
+}
+
+/* A commit refused because the group is rebalancing, or because it no longer counts this
+ * member, means that every message handled from now until our next assignment is handled
+ * again by whoever gets its partition: its offset cannot be committed. So the lanes stop
+ * taking messages until then (phx_consumer_poll) rather than do work that will be redone.
+ * A Kafka broker accepts commits while it waits for members to rejoin, so there this happens
+ * to a member that was fenced (its session expired during a stall); librdkafka's mock
+ * cluster refuses them for the whole join phase (about the session timeout), which made
+ * survivors of a killed replica redo the backlog they had just worked off. */
+static void phx_consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                                   rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    phx_consumer *c = opaque;
+    (void)rk;
+    for (int i = 0; !phx_kafka_err_fenced(e) && offsets && i < offsets->cnt; i++)
+        e = offsets->elems[i].err;
+    if (!phx_kafka_err_fenced(e))
+        return;
+    if (atomic_exchange(&c->fenced_ms, (long long)phx_mono_ms()) == 0)
+        phx_log_info("kafka: commit refused (%s): taking no new messages until the group "
+                     "assigns partitions again",
+                     rd_kafka_err2str(e));
+}
+
+/* Whether the lanes hold off (see phx_consumer_commit_cb). */
+static int phx_consumer_fenced(phx_consumer *c)
+{
+    long long since = atomic_load(&c->fenced_ms);
+    if (since == 0)
+        return 0;
+    if (phx_mono_ms() - since < PHX_CONSUMER_FENCE_MAX_MS)
+        return 1;
+    if (atomic_compare_exchange_strong(&c->fenced_ms, &since, 0))
+        phx_log_warn("kafka: no assignment %d s after a refused commit; taking messages again",
+                     PHX_CONSUMER_FENCE_MAX_MS / 1000);
+    return 0;
 }
 
 phx_consumer *phx_consumer_new(const char *brokers, const char *group, const char *const *topics,
@@ -473,6 +525,7 @@ phx_consumer *phx_consumer_new(const char *brokers, const char *group, const cha
     pthread_mutex_init(&c->mu, NULL);
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, phx_consumer_rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, phx_consumer_commit_cb);
     rd_kafka_conf_set_stats_cb(conf, phx_kafka_stats_cb);
     rd_kafka_conf_set_log_cb(conf, phx_kafka_log_cb);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
@@ -515,6 +568,10 @@ static rd_kafka_message_t *phx_consumer_message(rd_kafka_message_t *m)
 
 rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int lane, int timeout_ms)
 {
+    if (phx_consumer_fenced(c)) {
+        phx_sleep_ms(timeout_ms < 50 ? timeout_ms : 50);
+        return NULL;
+    }
     return phx_consumer_message(rd_kafka_consume_queue(c->lanes[lane], timeout_ms));
 }
 

@@ -57,7 +57,9 @@ typedef struct phx_consumer phx_consumer;
 phx_consumer *phx_consumer_new(const char *brokers, const char *group, const char *const *topics,
                                int ntopics, int nlanes, phx_err *err);
 /* Next message of a lane or NULL on timeout. Consumer errors (not messages) are logged and
- * NULL is returned; the caller frees a message with rd_kafka_message_destroy. */
+ * NULL is returned; the caller frees a message with rd_kafka_message_destroy. After the group
+ * refused a commit (rebalancing, or this member fenced) it returns NULL until the next
+ * assignment: work done then could not be committed and would be done twice. */
 rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int lane, int timeout_ms);
 /* Serve the group protocol (rebalances, errors, max.poll.interval): one thread calls this in
  * a loop while the lanes are polled elsewhere. */

@@ -6,6 +6,7 @@
 # PHX_EVAL_DIR (default ../shared/eval) holds public evaluation data; tests that need it say
 # plainly that they skip when it is absent. PHX_TEST_FILTER=REGEX runs only matching tests;
 # PHX_TEST_JOBS=N runs N integration/security tests at once (default 3; 1 = one by one).
+# PHX_TEST_KEEP=1 keeps every stack test's work dir (logs), not only a failing one's.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}

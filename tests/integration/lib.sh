@@ -62,7 +62,12 @@ stack_cleanup() {
         not_ok "sanitizer reports" "$bad"
         grep -h -A30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" $bad | head -80 >&2
     fi
-    if [ "$T_FAIL" -eq 0 ]; then rm -rf "$PHX_VAR"; else echo "# kept $PHX_VAR for inspection" >&2; fi
+    # PHX_TEST_KEEP=1 keeps the stack's logs of a passing run too (for timing questions).
+    if [ "$T_FAIL" -eq 0 ] && [ "${PHX_TEST_KEEP:-0}" != 1 ]; then
+        rm -rf "$PHX_VAR"
+    else
+        echo "# kept $PHX_VAR for inspection" >&2
+    fi
     echo "# $T_NAME: $T_PASS passed, $T_FAIL failed"
     # The status of an EXIT trap is not the script's: exit explicitly.
     [ "$T_FAIL" -eq 0 ] || exit 1

@@ -97,6 +97,15 @@ sleep 1
 check "duplicate id: one reply" 1 "$(kafka_get phx.replies "$id" 1 | grep -c .)"
 check "duplicate id: one attempt" 1 "$(redis hget "phx:job:{$id}:steps" a:attempt)"
 check_contains "duplicate id: event" job.duplicate "$(kafka_get phx.events "$id" | jq -r .type | tr '\n' ' ')"
+# Once more, now that the job is over and answered (a redelivery after a planner died): it
+# must not leave a deadline timer behind for a job nothing is left to do for.
+echo "$doc" | kafka_put phx.jobs "$id"
+for _ in $(seq 40); do
+    [ "$(kafka_get phx.events "$id" | jq -r 'select(.type == "job.duplicate") | .type' | grep -c .)" -ge 2 ] && break
+    sleep 0.25
+done
+sleep 0.5 # the timer goes once the duplicate's event is out
+check "late duplicate id: no deadline timer left" "" "$(redis zscore phx:deadlines "$id")"
 
 id1=$(uid idem)
 id2=$(uid idem)

@@ -264,6 +264,8 @@ check "no attempt of a step dispatched twice" 0 "$(awk '{ s += $5 } END { print 
 unsent=$(awk '{ s += $4 - $3 } END { print s + 0 }' "$WORK/dispatched")
 timers=$(redis eval "local n = 0 for _, z in ipairs({'phx:timeouts', 'phx:delay', 'phx:deadlines'}) do for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do if string.find(m, '$RUN_ID-', 1, true) == 1 then n = n + 1 end end end return n" 0)
 check "Redis: no timer left for a finished job (none stuck)" 0 "$timers"
+[ "$timers" = 0 ] || redis eval "local o = {} for _, z in ipairs({'phx:timeouts', 'phx:delay', 'phx:deadlines'}) do for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do if string.find(m, '$RUN_ID-', 1, true) == 1 then o[#o + 1] = z .. ' ' .. m end end end return o" 0 | sed 's/^/#   timer left: /'
+
 retried=$(awk '$4 > 1' "$WORK/redis" | grep -c .)
 
 # --- applied once: one step outcome event per step, whatever was delivered twice ----------------
@@ -278,6 +280,16 @@ redelivered=$(cut -f2- "$WORK/results" | jq -r '"\(.job_id) \(.step_id) \(.attem
 tasks_n=$(grep -c . "$WORK/tasks")
 check "each task handled once, not by every replica (results delivered twice <= 5 % of $tasks_n tasks)" \
     1 "$(awk -v d="$redelivered" -v t="$tasks_n" 'BEGIN { print (t > 0 && d * 20 <= t) ? 1 : 0 }')"
+# Where the repeats came from, when there are any: per delivery, the pool, the replica and the
+# time relative to the kill (s), so a failing run says whether the killed replica's uncommitted
+# work, a survivor's revoked lane or something else did the work twice.
+if [ "$redelivered" -gt 0 ]; then
+    cut -f2- "$WORK/results" | jq -r '"\(.job_id)/\(.step_id)/\(.attempt) \(.worker)"' |
+        sed 's|/[^ /]*:\([0-9]*\)$| \1|' | paste -d' ' - <(cut -f1 "$WORK/results") |
+        awk -v tk="$T_KILL" 'NR == FNR { name[$1] = $2; next }
+            { k = $1; n[k]++; d[k] = d[k] " " (($3 in name) ? name[$3] : "?" $3) "@" sprintf("%+.1f", ($4 - tk) / 1000) }
+            END { for (k in n) if (n[k] > 1) print "#   repeat " k ":" d[k] }' "$WORK/pids" - | sort | head -60
+fi
 stale=0
 for n in $(survivor_names planner); do
     stale=$((stale + $(metric_of "$n" '^phx_step_outcomes_total[{].*outcome="stale"')))

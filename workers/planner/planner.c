@@ -378,8 +378,13 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
     int a = phx_state_int_reply(rep[1]);
     freeReplyObject(rep[0]);
     freeReplyObject(rep[1]);
-    if (a == 0) { /* someone else moved it on */
+    if (a <= 0) {
+        /* Someone else moved it on. The timer we wrote is theirs too when they sent this
+         * very attempt (a == 0); otherwise it guards nothing: left, it would fire at the
+         * timeout only to be found stale, so it goes (once this message's output is out). */
         json_decref(input);
+        if (a < 0)
+            phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
         return 0;
     }
     json_t *task = json_object();
@@ -966,6 +971,12 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
         phx_pjob_free(&j);
         return PHX_RETRY_LATER;
     }
+    /* A redelivery of a job that is over and answered wrote a deadline that guards nothing:
+     * left, it would fire at the deadline (minutes away) only to be found done. */
+    const char *st = phx_jstr(j.hash, "state", "");
+    if (rc == 0 && strcmp(st, "running") != 0 && strcmp(st, "submitted") != 0 &&
+        strcmp(phx_jstr(j.hash, "reply_sent", ""), "1") == 0)
+        phx_planner_zrem_after(out, PHX_KEY_DEADLINES, id);
     if (rc == 1) {
         phx_planner_event(out, &j, "job.accepted", NULL, 0, NULL);
         phx_logj(PHX_LOG_INFO, id, in->traceparent, "job accepted: %zu steps",

@@ -34,13 +34,20 @@ static const phx_script phx_reject_script = {
 
 /* KEYS: steps, job. The job must still be running: a cancel (or a deadline, or a gate's
  * block) that lands between advance() reading the job and this dispatch stops the task here,
- * in the same atomic step, instead of sending one more attempt of a finished job. */
+ * in the same atomic step, instead of sending one more attempt of a finished job. Not
+ * dispatched: 0 when the step is dispatched with the attempt we meant to send (another planner
+ * sent it: its timer is the one we wrote too), -1 otherwise (nobody's attempt matches ours: the
+ * timer written for it is an orphan the caller removes). */
 static const phx_script phx_dispatch_script = {
     "step_dispatch",
-    "if redis.call('HGET', KEYS[2], 'state') ~= 'running' then return 0 end\n"
     "local st = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "local a = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':attempt') or '0')\n"
-    "if (st ~= 'pending' and st ~= 'retry_wait') or a ~= tonumber(ARGV[2]) then return 0 end\n"
+    "local mine = tonumber(ARGV[2]) + 1\n"
+    "if redis.call('HGET', KEYS[2], 'state') ~= 'running' or\n"
+    "   (st ~= 'pending' and st ~= 'retry_wait') or a ~= tonumber(ARGV[2]) then\n"
+    "  if st == 'dispatched' and a == mine then return 0 end\n"
+    "  return -1\n"
+    "end\n"
     "a = a + 1\n"
     "redis.call('HSET', KEYS[1], ARGV[1], 'dispatched', ARGV[1] .. ':attempt', a)\n"
     "if not redis.call('HGET', KEYS[1], ARGV[1] .. ':t0') then\n"
@@ -194,15 +201,6 @@ void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char
     c->argv[0] = c->steps, c->argv[1] = c->job, c->argv[2] = step, c->argv[3] = c->a;
     c->argv[4] = c->now;
     c->call = (phx_redis_call){&phx_dispatch_script, 2, 5, c->argv, NULL};
-}
-
-int phx_state_step_dispatch(phx_redis *r, const char *job, const char *step, int expect_attempt,
-                            int64_t now_ms, phx_err *err)
-{
-    phx_state_call c;
-    phx_state_step_dispatch_call(&c, job, step, expect_attempt, now_ms);
-    redisReply *rep = phx_state_run(r, &c, err);
-    return rep ? phx_state_int(rep) : -1;
 }
 
 void phx_state_step_result_call(phx_state_call *c, const char *job, const char *step, int attempt,

@@ -33,6 +33,9 @@ typedef struct phx_state_call {
 void phx_state_call_free(phx_state_call *c);
 void phx_state_job_create_call(phx_state_call *c, const phx_job_new *j);
 int phx_state_job_create_reply(const redisReply *rep, char **state);
+/* pending|retry_wait -> dispatched with attempt+1 when the attempt is still `expect_attempt`
+ * and the job running. Its reply (phx_state_int_reply): the new attempt (> 0); 0 when another
+ * planner already dispatched that same attempt; -1 when the step or job had moved on. */
 void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char *step,
                                   int expect_attempt, int64_t now_ms);
 void phx_state_step_result_call(phx_state_call *c, const char *job, const char *step, int attempt,
@@ -50,11 +53,6 @@ int phx_state_job_create(phx_redis *r, const phx_job_new *j, char **state, phx_e
 /* Store a job that was rejected before it could run (only if the id is unused). */
 int phx_state_job_reject(phx_redis *r, const char *id, const char *tenant, const char *spec,
                          const char *error_json, int64_t now_ms, phx_err *err);
-
-/* pending|retry_wait -> dispatched with attempt+1 when the attempt is still `expect_attempt`.
- * Returns the new attempt (> 0), 0 when the state had moved on, -1 error. */
-int phx_state_step_dispatch(phx_redis *r, const char *job, const char *step, int expect_attempt,
-                            int64_t now_ms, phx_err *err);
 
 /* Apply an attempt's outcome to a dispatched step whose attempt matches. For an error:
  * retry_wait when retryable and attempts remain, failed otherwise. Returns 1 applied (and
