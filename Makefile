@@ -184,7 +184,7 @@ test-scale: deps
 	  { grep -E '^# ' $(TEST_BUILD)/test-logs/scale/test_scale.log; echo "PASS  scale/test_scale"; } || \
 	  { grep -E '^not ok|^# ' $(TEST_BUILD)/test-logs/scale/test_scale.log | head -60; echo "FAIL  scale/test_scale"; exit 1; }
 
-test-build: all $(UNIT_BINS) $(TOOL_BINS)
+test-build: all $(UNIT_BINS) $(TOOL_BINS) $(BUILD)/tests/bench_kb
 
 # libFuzzer targets for the parsers that read hostile input (tests/fuzz/, docs/security.md):
 # `make fuzz` runs each for FUZZ_SECONDS on its seed corpus; `make test` runs a short pass.

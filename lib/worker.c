@@ -386,7 +386,11 @@ static int phx_worker_ready(void *ctx, char *why, size_t whylen)
     pthread_mutex_unlock(&w->ready_mu);
     if (rc < 0)
         return -1;
-    return phx_kafka_ping(phx_producer_handle(w->producer), 1000, why, whylen);
+    if (phx_kafka_ping(phx_producer_handle(w->producer), 1000, why, whylen) != 0)
+        return -1;
+    /* The process's own state last: a dependency that is down is the better reason, since
+     * the state cannot finish loading without it. */
+    return w->ops->ready ? w->ops->ready(w->ops->app, why, whylen) : 0;
 }
 
 /* The ops heartbeat (opsbeat.h), from the main thread: readiness as /readyz would answer it,

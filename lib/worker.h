@@ -65,7 +65,12 @@ typedef struct phx_worker_ops {
     int (*tick)(void *tctx, phx_outbox *out, phx_err *err);
     int tick_ms;
     void (*reload)(void *app); /* optional, on SIGHUP */
-    void *app;                 /* the process's own state, given back by phx_worker_app */
+    /* Optional: readiness of the process's own state (e.g. data still loading into memory),
+     * asked by /readyz and the ops heartbeat once the loop's own checks (lag, dependencies)
+     * pass. phx_ready_fn's contract: 0 = ready, else a reason in why; runs on the admin and
+     * main threads, so it must be thread-safe and quick. */
+    int (*ready)(void *app, char *why, size_t whylen);
+    void *app; /* the process's own state, given back by phx_worker_app */
 } phx_worker_ops;
 
 /* Run until SIGTERM/SIGINT; returns the process exit code. */

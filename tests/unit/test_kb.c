@@ -129,6 +129,19 @@ static void test_filters(void **st)
     json_decref(meta);
 }
 
+/* Put one vector under id (through an encoded record, as the load does). */
+static void put_one(phx_kb_index *x, const char *id, const float *v, int dim)
+{
+    phx_kb_rec r = {.dim = (uint32_t)dim, .text = "", .importance = 0.5f};
+    size_t len;
+    unsigned char *b = phx_kb_rec_encode(id, &r, v, &len);
+    phx_kb_rec dec;
+    char why[64];
+    assert_int_equal(phx_kb_rec_decode(id, b, len, &dec, why, sizeof(why)), 0);
+    phx_kb_index_put(x, id, &dec);
+    free(b);
+}
+
 /* Put n random unit vectors (fixed seed) into x under ids "v<i>". */
 static void fill(phx_kb_index *x, float *all, int n, int dim, unsigned seed)
 {
@@ -143,14 +156,7 @@ static void fill(phx_kb_index *x, float *all, int n, int dim, unsigned seed)
             all[i * dim + d] /= (float)sqrt(norm);
         char id[16];
         snprintf(id, sizeof(id), "v%d", i);
-        phx_kb_rec r = {.dim = (uint32_t)dim, .text = "", .importance = 0.5f};
-        size_t len;
-        unsigned char *b = phx_kb_rec_encode(id, &r, all + i * dim, &len);
-        phx_kb_rec dec;
-        char why[64];
-        assert_int_equal(phx_kb_rec_decode(id, b, len, &dec, why, sizeof(why)), 0);
-        phx_kb_index_put(x, id, &dec);
-        free(b);
+        put_one(x, id, all + i * dim, dim);
     }
 }
 
@@ -352,13 +358,94 @@ static void test_index_ann(void **st)
     free(all);
 }
 
+/* The nearest item to v through the graph: its id. */
+static const char *ann_top(const phx_kb_index *x, const float *v)
+{
+    phx_kb_hit hit;
+    size_t scanned;
+    const char *method;
+    size_t n =
+        phx_kb_index_query(x, PHX_KB_COSINE, v, 1, NULL, -INFINITY, 0, 64, &hit, &scanned, &method);
+    assert_string_equal(method, "hnsw");
+    assert_int_equal(n, 1);
+    return x->items[hit.slot].id;
+}
+
+/* background = 1: the index never builds a graph itself; one built beside it in batches, with
+ * deletes (one moving an untaken item behind the cursor), a replace and new puts between the
+ * batches, attaches with every live item mapped to a node holding its current vector. */
+static void test_index_graph_background(void **st)
+{
+    (void)st;
+    enum { N = 2000, DIM = 16, EXTRA = 50 };
+    phx_kb_index x;
+    phx_kb_index_init(&x, DIM);
+    phx_kb_ann_cfg cfg = {.min = 1000,
+                          .M = 12,
+                          .efc = 100,
+                          .rebuild_pct = 30,
+                          .metric = PHX_KB_COSINE,
+                          .background = 1};
+    phx_kb_index_set_ann(&x, &cfg);
+    float *all = malloc(sizeof(float) * (N + EXTRA + 1) * DIM);
+    fill(&x, all, N, DIM, 11);
+    assert_null(x.ann);
+    assert_true(phx_kb_index_graph_due(&x));
+    phx_kb_graph_build b;
+    phx_kb_graph_begin(&b, &x, 100);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(phx_kb_graph_take(&b, &x), 100);
+        phx_kb_graph_add(&b);
+    }
+    /* Writes between batches: v0..v99 go (v0's hole takes the last, untaken item), v200 (taken)
+     * gets another vector, n0..n49 are new. */
+    char id[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "v%d", i);
+        assert_int_equal(phx_kb_index_del(&x, id), 1);
+    }
+    float *nv = all + (N + EXTRA) * DIM;
+    for (int d = 0; d < DIM; d++)
+        nv[d] = d == 3 ? 1.0f : 0.0f;
+    put_one(&x, "v200", nv, DIM);
+    for (int i = 0; i < EXTRA; i++) {
+        float *v = all + (N + i) * DIM;
+        for (int d = 0; d < DIM; d++)
+            v[d] = all[(i * 37 % N) * DIM + (DIM - 1 - d)]; /* unit length, new directions */
+        snprintf(id, sizeof(id), "n%d", i);
+        put_one(&x, id, v, DIM);
+    }
+    assert_null(x.ann); /* still exact */
+    while (phx_kb_graph_take(&b, &x) > 0)
+        phx_kb_graph_add(&b);
+    size_t late = phx_kb_graph_attach(&b, &x);
+    phx_kb_graph_free(&b);
+    assert_non_null(x.ann);
+    assert_true(late >= EXTRA + 1); /* the new ones and v200's new vector at least */
+    assert_false(phx_kb_index_graph_due(&x));
+    for (size_t s = 0; s < x.n; s++) {
+        assert_true(x.items[s].node >= 0);
+        assert_int_equal(x.node_slot[x.items[s].node], (int32_t)s);
+    }
+    assert_string_equal(ann_top(&x, nv), "v200");
+    assert_string_equal(ann_top(&x, all + (N - 1) * DIM), "v1999");
+    assert_string_equal(ann_top(&x, all + (N + 7) * DIM), "n7");
+    assert_string_equal(ann_top(&x, all + 500 * DIM), "v500");
+    assert_string_not_equal(ann_top(&x, all + 5 * DIM), "v5");
+    /* A graph attached to an index that is no longer due is kept current by puts. */
+    put_one(&x, "late", all + 600 * DIM, DIM);
+    assert_true(x.items[phx_kb_index_find(&x, "late")].node >= 0);
+    phx_kb_index_free(&x);
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c_known),       cmocka_unit_test(test_record_roundtrip),
         cmocka_unit_test(test_record_damage),      cmocka_unit_test(test_filters),
         cmocka_unit_test(test_index_search_exact), cmocka_unit_test(test_hnsw_recall),
-        cmocka_unit_test(test_index_ann),
+        cmocka_unit_test(test_index_ann),          cmocka_unit_test(test_index_graph_background),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,6 +61,11 @@ void phx_kb_hnsw_free(phx_kb_hnsw *h)
     free(h);
 }
 
+int phx_kb_hnsw_dim(const phx_kb_hnsw *h)
+{
+    return h->dim;
+}
+
 size_t phx_kb_hnsw_size(const phx_kb_hnsw *h)
 {
     return h->n;

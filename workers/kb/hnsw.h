@@ -33,6 +33,8 @@ int32_t phx_kb_hnsw_add(phx_kb_hnsw *h, const float *vec);
 void phx_kb_hnsw_delete(phx_kb_hnsw *h, int32_t node);
 /* Up to ef live nodes nearest to q, nearest first, in out (room for ef); returns how many. */
 size_t phx_kb_hnsw_search(const phx_kb_hnsw *h, const float *q, size_t ef, phx_kb_ann *out);
+/* The dimension the graph was made for. */
+int phx_kb_hnsw_dim(const phx_kb_hnsw *h);
 /* Nodes in the graph, and of those deleted (a rebuild pays off when many are). */
 size_t phx_kb_hnsw_size(const phx_kb_hnsw *h);
 size_t phx_kb_hnsw_deleted(const phx_kb_hnsw *h);

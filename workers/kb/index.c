@@ -61,7 +61,7 @@ static void phx_kb_ann_add(phx_kb_index *x, size_t s)
 {
     if (!x->ann) {
         x->items[s].node = -1;
-        if (x->ann_cfg.min > 0 && x->n >= x->ann_cfg.min)
+        if (!x->ann_cfg.background && x->ann_cfg.min > 0 && x->n >= x->ann_cfg.min)
             phx_kb_ann_build(x);
         return;
     }
@@ -175,6 +175,7 @@ void phx_kb_index_put(phx_kb_index *x, const char *id, const phx_kb_rec *rec)
     it->updated_ms = rec->updated_ms;
     it->expires_ms = rec->expires_ms;
     it->crc = rec->crc;
+    it->ver = x->puts++;
     float *v = x->vecs + (size_t)s * (size_t)x->dim;
     for (int i = 0; i < x->dim; i++) {
         const unsigned char *p = rec->vec + 4 * i;
@@ -214,10 +215,104 @@ int phx_kb_index_del(phx_kb_index *x, const char *id)
             x->node_slot[x->items[s].node] = (int32_t)s;
     }
     x->n--;
-    if (x->ann && phx_kb_hnsw_deleted(x->ann) * 100 >
-                      phx_kb_hnsw_size(x->ann) * (size_t)x->ann_cfg.rebuild_pct)
+    if (x->ann && !x->ann_cfg.background &&
+        phx_kb_hnsw_deleted(x->ann) * 100 >
+            phx_kb_hnsw_size(x->ann) * (size_t)x->ann_cfg.rebuild_pct)
         phx_kb_ann_build(x);
     return 1;
+}
+
+int phx_kb_index_graph_due(const phx_kb_index *x)
+{
+    if (!x->ann_cfg.background || x->ann_cfg.min == 0 || x->n < x->ann_cfg.min)
+        return 0;
+    return !x->ann || phx_kb_hnsw_deleted(x->ann) * 100 >
+                          phx_kb_hnsw_size(x->ann) * (size_t)x->ann_cfg.rebuild_pct;
+}
+
+void phx_kb_graph_begin(phx_kb_graph_build *b, const phx_kb_index *x, size_t batch)
+{
+    memset(b, 0, sizeof(*b));
+    b->h = phx_kb_hnsw_new(x->dim, x->ann_cfg.metric, x->ann_cfg.M, x->ann_cfg.efc, 42);
+    b->end = x->n;
+    b->batch = batch ? batch : 1;
+    b->buf = phx_xmalloc(b->batch * (size_t)x->dim * sizeof(float));
+}
+
+size_t phx_kb_graph_take(phx_kb_graph_build *b, const phx_kb_index *x)
+{
+    /* Stop at the size the index had at begin (or less, after deletes): items put later are
+     * inserted at attach, so a steady stream of writes cannot keep the build from ending. */
+    size_t end = b->end < x->n ? b->end : x->n, m = 0;
+    if (b->n + b->batch > b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        if (b->cap < b->n + b->batch)
+            b->cap = b->n + b->batch;
+        b->ids = phx_xrealloc(b->ids, b->cap * sizeof(*b->ids));
+        b->vers = phx_xrealloc(b->vers, b->cap * sizeof(*b->vers));
+    }
+    for (; b->cursor < end && m < b->batch; b->cursor++, m++) {
+        memcpy(b->buf + m * (size_t)x->dim, x->vecs + b->cursor * (size_t)x->dim,
+               (size_t)x->dim * sizeof(float));
+        b->ids[b->n + m] = phx_xstrdup(x->items[b->cursor].id);
+        b->vers[b->n + m] = x->items[b->cursor].ver;
+    }
+    b->nbuf = m;
+    return m;
+}
+
+void phx_kb_graph_add(phx_kb_graph_build *b)
+{
+    int dim = phx_kb_hnsw_dim(b->h);
+    for (size_t i = 0; i < b->nbuf; i++) {
+        /* node numbers are dense from 0 in insertion order: node b->n is ids[b->n] */
+        phx_kb_hnsw_add(b->h, b->buf + i * (size_t)dim);
+        b->n++;
+    }
+    b->nbuf = 0;
+}
+
+size_t phx_kb_graph_attach(phx_kb_graph_build *b, phx_kb_index *x)
+{
+    phx_kb_hnsw_free(x->ann);
+    x->ann = b->h;
+    b->h = NULL;
+    if (x->node_cap < b->n) {
+        x->node_cap = b->n;
+        x->node_slot = phx_xrealloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
+    }
+    for (size_t s = 0; s < x->n; s++)
+        x->items[s].node = -1;
+    for (size_t k = 0; k < b->n; k++) {
+        long s = phx_kb_index_find(x, b->ids[k]);
+        /* ver is unique per put, so an equal ver means the very vector the node holds; a node
+         * already claimed (node >= 0) would be a duplicate -- a tombstone, never returned */
+        if (s >= 0 && x->items[s].ver == b->vers[k] && x->items[s].node < 0) {
+            x->items[s].node = (int32_t)k;
+            x->node_slot[k] = (int32_t)s;
+        } else {
+            phx_kb_hnsw_delete(x->ann, (int32_t)k);
+            x->node_slot[k] = -1;
+        }
+    }
+    size_t late = 0;
+    for (size_t s = 0; s < x->n; s++)
+        if (x->items[s].node < 0) {
+            phx_kb_ann_add(x, s);
+            late++;
+        }
+    return late;
+}
+
+void phx_kb_graph_free(phx_kb_graph_build *b)
+{
+    phx_kb_hnsw_free(b->h);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->ids[i]);
+    free(b->ids);
+    free(b->vers);
+    free(b->buf);
+    memset(b, 0, sizeof(*b));
 }
 
 /* A min-heap of size k on score keeps the best k seen so far: its root is the one to beat. */

@@ -30,6 +30,12 @@ typedef struct phx_kb_ann_cfg {
     int M, efc;      /* graph degree and construction beam */
     int rebuild_pct; /* rebuild the graph when this % of its nodes are deleted */
     int metric;
+    /* 0: the index builds (and rebuilds) its graph itself, inside the put or del that crosses
+     * the threshold -- simple, but that call then takes as long as the whole build (about a
+     * minute at 100k 384-dim vectors). 1: it never does; phx_kb_index_graph_due says when a
+     * graph is wanted and the caller builds one off to the side (phx_kb_graph_*, below) while
+     * searches stay exact. Once attached, a graph is kept current by puts and dels either way. */
+    int background;
 } phx_kb_ann_cfg;
 
 typedef struct phx_kb_item {
@@ -39,6 +45,7 @@ typedef struct phx_kb_item {
     int64_t created_ms, updated_ms, expires_ms;
     uint32_t crc; /* the stored record's CRC: identifies the version a prune decided on */
     int32_t node; /* its HNSW node, or -1 */
+    uint64_t ver; /* which put of this index wrote the vector (unique within the index) */
 } phx_kb_item;
 
 typedef struct phx_kb_index {
@@ -56,6 +63,7 @@ typedef struct phx_kb_index {
     int8_t *q8;     /* slot i at q8[i*dim] */
     float *q8scale; /* per slot: vector ~= q8scale * q8 */
     float *sqnorm;  /* per slot: squared length of the float32 vector (the l2 metric) */
+    uint64_t puts;  /* puts so far: the next item's ver */
 } phx_kb_index;
 
 typedef struct phx_kb_hit {
@@ -86,6 +94,38 @@ int phx_kb_index_del(phx_kb_index *x, const char *id);
 size_t phx_kb_index_search(const phx_kb_index *x, int metric, const float *q, size_t k,
                            const json_t *filter, double min_score, int64_t now_ms, phx_kb_hit *out,
                            size_t *scanned);
+
+/* ann_cfg.background: does x want a (new) graph? It has at least ann_cfg.min items and no
+ * graph, or one with more than rebuild_pct % of its nodes deleted. */
+int phx_kb_index_graph_due(const phx_kb_index *x);
+
+/* A graph built off to the side of a live index, in three phases so that the index's lock is
+ * held only briefly: take (read lock: copy a batch of slots' vectors, ids and vers), add (no
+ * lock: insert that batch into the private graph -- the slow part) and, once every slot that
+ * existed at begin was taken, attach (write lock). Writes may change the index between
+ * batches: attach keeps a node only when its id is still in the index with the same ver (the
+ * vector it was built from), deletes the others from the graph and inserts whatever the
+ * graph lacks (items put since they were taken, or never seen because a delete moved them
+ * behind the cursor) directly. */
+typedef struct phx_kb_graph_build {
+    phx_kb_hnsw *h;
+    char **ids;     /* per node: the item's id ... */
+    uint64_t *vers; /* ... and its ver when taken */
+    size_t n, cap;
+    size_t cursor, end; /* next slot to take; the index's size at begin */
+    float *buf;         /* the batch taken, batch * dim floats */
+    size_t batch, nbuf;
+} phx_kb_graph_build;
+
+void phx_kb_graph_begin(phx_kb_graph_build *b, const phx_kb_index *x, size_t batch);
+/* Copy the next batch from x (caller holds x's read lock); 0 when every slot was taken. */
+size_t phx_kb_graph_take(phx_kb_graph_build *b, const phx_kb_index *x);
+/* Insert the batch taken into the graph (no lock: the graph is private until attached). */
+void phx_kb_graph_add(phx_kb_graph_build *b);
+/* Replace x's graph (if any) by b's, reconciled as above (caller holds x's write lock); b is
+ * left empty. Returns the nodes inserted at attach time (writes made during the build). */
+size_t phx_kb_graph_attach(phx_kb_graph_build *b, phx_kb_index *x);
+void phx_kb_graph_free(phx_kb_graph_build *b);
 
 /* Like phx_kb_index_search, but through the HNSW graph when there is one and ef > 0 (beam
  * max(ef, k), wider with a filter). Hits the graph cannot fill (a selective filter, expired

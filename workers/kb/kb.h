@@ -24,9 +24,13 @@ typedef struct phx_kb_coll {
     char gen[40]; /* the collection's creation id: a re-created collection is a new one */
     int dim, metric, policy;
     long capacity, ttl_s;
-    pthread_mutex_t sync_mu; /* one catch-up with the log at a time */
+    /* Every writer of idx holds both: sync_mu, then lock for writing. So a thread holding
+     * either one may read idx; searches hold lock for reading. */
+    pthread_mutex_t sync_mu; /* one catch-up with the log (or graph attach) at a time */
     pthread_rwlock_t lock;   /* guards idx: searches read, catch-ups write */
     phx_kb_index idx;
+    uint64_t epoch;     /* +1 whenever idx is replaced (a reload) or discarded (under both locks):
+                         * a graph built from an older idx must not be attached to this one */
     char last_id[48];   /* the last log entry applied */
     long long last_seq; /* its sequence number (a gap means the log was trimmed past us) */
     phx_kb_ann_cfg ann; /* when this collection gets an HNSW graph */
@@ -49,6 +53,19 @@ typedef struct phx_kb_app {
     int ncolls, capcolls;
     phx_kb_coll **retired; /* dropped while in use; freed at exit */
     int nretired, capretired;
+    /* The start-up load (/readyz): not ready until every collection listed in Redis when the
+     * first catch-up began is in memory. Written by the tick thread, read by the admin and
+     * main threads: boot_mu guards all four. */
+    pthread_mutex_t boot_mu;
+    int booted; /* the first phx_kb_sync_all finished without error */
+    int boot_done, boot_total;
+    char boot_coll[65]; /* the collection loading now */
+    /* The background graph builder (annbuild.h): build_mu guards the two flags. */
+    pthread_t builder;
+    int builder_on;
+    pthread_mutex_t build_mu;
+    pthread_cond_t build_cv;
+    int build_kick, build_stop;
 } phx_kb_app;
 
 typedef struct phx_kb_thread {

@@ -3,6 +3,7 @@
  * Wires configuration and per-thread state (a Redis connection) to the pool loop, and adds a
  * tick that keeps every collection's in-memory copy current (so the first search after a
  * start or a quiet spell finds it warm) and runs the periodic pruner. */
+#include "annbuild.h"
 #include "config.h"
 #include "log.h"
 #include "msg.h"
@@ -181,6 +182,13 @@ static int phx_kb_llm_setup(phx_kb_cfg *cfg, phx_kb_app *app, phx_err *err)
     return 0;
 }
 
+/* /readyz: not ready until the collections that existed at start are loaded (store.h). */
+static int phx_kb_ready_hook(void *defv, char *why, size_t whylen)
+{
+    phx_pool_def *def = defv;
+    return phx_kb_ready(def->app, why, whylen);
+}
+
 /* Catch up with every collection; every so often, prune what this replica's lease wins. */
 static int phx_kb_tick(void *tctx, phx_outbox *out, phx_err *err)
 {
@@ -239,13 +247,15 @@ int main(int argc, char **argv)
     app.ann = (phx_kb_ann_cfg){.min = (size_t)cfg.hnsw_min,
                                .M = (int)cfg.hnsw_m,
                                .efc = (int)cfg.hnsw_efc,
-                               .rebuild_pct = (int)cfg.hnsw_rebuild_pct};
+                               .rebuild_pct = (int)cfg.hnsw_rebuild_pct,
+                               .background = 1};
     app.hnsw_ef = cfg.hnsw_ef;
     app.int8_rerank = cfg.int8_rerank;
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);
     snprintf(app.worker, sizeof(app.worker), "%s:%d", host, (int)getpid());
     pthread_mutex_init(&app.mu, NULL);
+    pthread_mutex_init(&app.boot_mu, NULL);
     phx_pool_def def = {.proc = "phx-kb",
                         .pool = "kb",
                         .kinds = phx_kb_kinds,
@@ -260,9 +270,19 @@ int main(int argc, char **argv)
     phx_kb_pool_handle = ops.handle;
     ops.handle = phx_kb_handle;
     ops.reload = phx_kb_reload;
-    rc = phx_worker_main(&cfg.common, &ops);
+    ops.ready = phx_kb_ready_hook;
+    /* Graphs are built beside the loop (annbuild.h), so a start-up load is ready as soon as
+     * the vectors are in memory. */
+    if (phx_kb_annbuild_start(&app) < 0) {
+        fprintf(stderr, "phx-kb: cannot start the graph builder thread\n");
+        rc = 1;
+    } else {
+        rc = phx_worker_main(&cfg.common, &ops);
+        phx_kb_annbuild_stop(&app);
+    }
     phx_kb_app_free(&app);
     pthread_mutex_destroy(&app.mu);
+    pthread_mutex_destroy(&app.boot_mu);
 out:
     phx_llm_chain_free(&app.llm);
     curl_global_cleanup();

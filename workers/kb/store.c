@@ -1,5 +1,6 @@
 /* store.c -- collections in Redis, the change log and catching up with it (see store.h). */
 #include "store.h"
+#include "annbuild.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -363,6 +364,7 @@ static int phx_kb_rebuild(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err
     pthread_rwlock_wrlock(&c->lock);
     phx_kb_index old = c->idx;
     c->idx = idx;
+    c->epoch++;
     pthread_rwlock_unlock(&c->lock);
     phx_kb_index_free(&old);
     snprintf(c->last_id, sizeof(c->last_id), "%s", last);
@@ -485,6 +487,7 @@ static void phx_kb_retire(phx_kb_app *app, phx_kb_coll *c)
     pthread_rwlock_wrlock(&c->lock);
     phx_kb_index_free(&c->idx);
     phx_kb_index_init(&c->idx, c->dim);
+    c->epoch++;
     c->gone = 1;
     pthread_rwlock_unlock(&c->lock);
     pthread_mutex_lock(&app->mu);
@@ -539,11 +542,42 @@ int phx_kb_sync(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err *err)
     /* the copy's writers all hold sync_mu, so n is stable here */
     if (rc == 0 || rc == 3)
         phx_kb_size_metric(c, rc == 3 ? 0 : c->idx.n);
+    /* A graph is never built here (it would hold sync_mu for as long as the build takes):
+     * the background builder is told, and searches stay exact until it attaches one. */
+    int due = rc == 0 && phx_kb_index_graph_due(&c->idx);
     pthread_mutex_unlock(&c->sync_mu);
+    if (due)
+        phx_kb_annbuild_kick(app);
     if (rc == 3)
         return phx_err_set(err, "no_collection", 0,
                            "collection %s was dropped or re-created while in use", c->name);
     return rc < 0 ? -1 : 0;
+}
+
+/* Start-up progress: the collection about to load (name) and how many are done of total;
+ * a no-op once booted. */
+static void phx_kb_boot_progress(phx_kb_app *app, const char *name, size_t done, size_t total)
+{
+    pthread_mutex_lock(&app->boot_mu);
+    if (!app->booted) {
+        snprintf(app->boot_coll, sizeof(app->boot_coll), "%s", name ? name : "");
+        app->boot_done = (int)done;
+        app->boot_total = (int)total;
+    }
+    pthread_mutex_unlock(&app->boot_mu);
+}
+
+int phx_kb_ready(phx_kb_app *app, char *why, size_t whylen)
+{
+    pthread_mutex_lock(&app->boot_mu);
+    int rc = app->booted ? 0 : -1;
+    if (rc < 0 && app->boot_total == 0)
+        snprintf(why, whylen, "loading collections from Redis: listing them");
+    else if (rc < 0)
+        snprintf(why, whylen, "loading collections from Redis: %d of %d loaded, now %s",
+                 app->boot_done, app->boot_total, app->boot_coll);
+    pthread_mutex_unlock(&app->boot_mu);
+    return rc;
 }
 
 int phx_kb_sync_all(phx_kb_app *app, phx_redis *r, phx_err *err)
@@ -555,6 +589,7 @@ int phx_kb_sync_all(phx_kb_app *app, phx_redis *r, phx_err *err)
     for (size_t i = 0; i < m->elements && rc == 0; i++) {
         phx_err e;
         phx_err_clear(&e);
+        phx_kb_boot_progress(app, m->element[i]->str, i, m->elements);
         phx_kb_coll *c = phx_kb_coll_get(app, r, m->element[i]->str, &e);
         if (!c) {
             if (e.retryable) {
@@ -569,7 +604,18 @@ int phx_kb_sync_all(phx_kb_app *app, phx_redis *r, phx_err *err)
             rc = -1;
         }
     }
+    size_t total = m->elements;
     freeReplyObject(m);
+    /* Ready once one pass loaded everything listed when it began (a collection it could not
+     * load for good -- dropped meanwhile, bad metadata -- counts as done: waiting would not
+     * change it). A pass that failed is retried by the next tick, still not ready. */
+    if (rc == 0) {
+        pthread_mutex_lock(&app->boot_mu);
+        if (!app->booted)
+            phx_log_info("kb: the %zu collection(s) listed at start are loaded: ready", total);
+        app->booted = 1;
+        pthread_mutex_unlock(&app->boot_mu);
+    }
     return rc;
 }
 

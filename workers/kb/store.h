@@ -24,8 +24,12 @@ phx_kb_coll *phx_kb_coll_get(phx_kb_app *app, phx_redis *r, const char *name, ph
 /* Catch up with the collection's log (rebuild from the records on first use or after a
  * gap). 0, or -1 with err (Redis unreachable: retryable). */
 int phx_kb_sync(phx_kb_app *app, phx_kb_coll *c, phx_redis *r, phx_err *err);
-/* Load and catch up with every collection in phx:kb:collections. */
+/* Load and catch up with every collection in phx:kb:collections. Until the first call that
+ * succeeds, records its progress for phx_kb_ready. */
 int phx_kb_sync_all(phx_kb_app *app, phx_redis *r, phx_err *err);
+/* phx_worker_ops.ready for phx-kb: 0 once every collection that existed at start is loaded,
+ * else -1 with the progress in why. Thread-safe. */
+int phx_kb_ready(phx_kb_app *app, char *why, size_t whylen);
 
 /* One item of a write: its id and encoded record. */
 typedef struct phx_kb_put {
