@@ -7,6 +7,7 @@
  * in a long benign text does not. Rows describe techniques in general words (override
  * verbs x instruction nouns, persona x "no restrictions", ...), never sentences of a dataset. */
 #include "inject.h"
+#include "harm.h"
 #include "words.h"
 
 #include <math.h>
@@ -29,6 +30,7 @@ enum phx_inj_cat {
     CAT_HARM,
     CAT_FICTION,
     CAT_SUFFIX,
+    CAT_PERSUADE,
     CAT_COUNT
 };
 
@@ -45,12 +47,14 @@ static const char *const phx_inj_cat_names[CAT_COUNT] = {
     "exfiltration_action",
     "harmful_request",
     "fiction_framing",
+    "adversarial_suffix",
+    "persuasion_framing",
 };
 
 /* Categories that make a harmful request a jailbreak when they come with it. */
 #define PHX_INJ_FRAMING                                                                            \
     ((1u << CAT_ROLE) | (1u << CAT_PERSONA) | (1u << CAT_UNRESTRICT) | (1u << CAT_NOREFUSE) |      \
-     (1u << CAT_FICTION) | (1u << CAT_OVERRIDE) | (1u << CAT_SUFFIX))
+     (1u << CAT_FICTION) | (1u << CAT_OVERRIDE) | (1u << CAT_SUFFIX) | (1u << CAT_PERSUADE))
 
 typedef struct phx_inj_feature {
     int cat;
@@ -71,11 +75,6 @@ typedef struct phx_inj_feature {
 #define LIMIT_N                                                                                    \
     "restriction*|limitation*|limits|filter*|censor*|constraint*|boundaries|rules|guideline*|"     \
     "ethic*|moral*|polic*|safeguard*|guardrail*|safety"
-#define HARM_N                                                                                     \
-    "bomb*|explosive*|meth|methamphetamine|drug*|weapon*|gun|guns|firearm*|poison*|malware|"       \
-    "ransomware|virus*|keylogger*|botnet*|nerve|bioweapon*|napalm|counterfeit*|ricin|sarin|"       \
-    "anthrax|cocaine|heroin|fentanyl|thermite|grenade*|detonator*|trojan*|spyware|rootkit*"
-
 static const phx_inj_feature phx_inj_features[] = {
     /* --- instruction override ------------------------------------------------------------
      */
@@ -132,6 +131,7 @@ static const phx_inj_feature phx_inj_features[] = {
        ----------------------------------------------------------------------- */
     {CAT_ROLE, {0.3f, 0.6f}, 0, "you are now|henceforth"},
     {CAT_ROLE, {0.15f, 0.4f}, 1, "you|youre are|re ~1 a|an"},
+    {CAT_ROLE, {0.15f, 0.4f}, 1, "youre ~1 a|an"},
     {CAT_ROLE, {0.2f, 0.4f}, 0, "imagine|suppose|pretend ~2 you|youre are|were|re ~2 a|an"},
     {CAT_ROLE,
      {0.35f, 0.55f},
@@ -213,6 +213,13 @@ static const phx_inj_feature phx_inj_features[] = {
      "moderation|censor*"},
     {CAT_PERSONA, {0.3f, 0.4f}, 0, "content polic*|filter*|moderation"},
     {CAT_PERSONA, {0.15f, 0.3f}, 0, "as an ai"},
+    /* the model cast as a criminal: the persona carries the harmful intent */
+    {CAT_PERSONA,
+     {0.3f, 0.35f},
+     0,
+     "you|youre|imagine|as|play|playing ~3 a|an ~2 cybercriminal|criminal|hacker|terrorist|"
+     "scammer|fraudster|assassin|hitman|dealer|smuggler|trafficker|extremist|kidnapper|"
+     "murderer|conspiracy|propagandist|stalker|predator|arsonist|bomber"},
     /* --- restriction removal
        --------------------------------------------------------------- */
     {CAT_UNRESTRICT, {0.3f, 0.4f}, 0, "no|without|zero|free|beyond|outside ~2 " LIMIT_N},
@@ -407,74 +414,6 @@ static const phx_inj_feature phx_inj_features[] = {
      0,
      "password*|credential*|api key*|token*|secret*|credit card* "
      "~4 send|share|provide|enter|give|reveal|post"},
-    /* --- harmful how-to requests (a signal; strong only with framing) ---------------------- */
-    {CAT_HARM,
-     {0.35f, 0.4f},
-     0,
-     "how|ways|guide|tutorial|instructions|steps|step|recipe|method|methods|plan|explain|"
-     "describe|detail|teach|show ~4 make|making|build|building|create|creating|synthesize|"
-     "synthesizing|manufacture|produce|cook|cooking|assemble|obtain|acquire|buy|get|use|"
-     "using|deploy|spread|write|develop ~4 " HARM_N},
-    {CAT_HARM,
-     {0.3f, 0.35f},
-     0,
-     "how|ways|guide|tutorial|instructions|steps|method|methods|plan|explain|teach ~3 to|i|can|"
-     "do|you|someone|one ~2 hack|hacking|steal|stealing|launder|laundering|poison|kill|"
-     "murder|hurt|harm|stalk|blackmail|extort|smuggle|smuggling|shoplift|cheat|evade|"
-     "evading|bypass|counterfeit|forge|forging|kidnap|torture|manipulate|groom|scam|defraud|"
-     "dox|doxx|impersonate|launder"},
-    {CAT_HARM,
-     {0.12f, 0.15f},
-     0,
-     HARM_N "|suicide|terrorist*|terrorism|genocide|assassinat*|kidnap*|trafficking|"
-            "phishing|fraud|scam|scams|hacking|steal|stealing|launder*|extremist*|racist|"
-            "misinformation|disinformation|propaganda|illegal|illegally|harass*|bully*|exploit"},
-    {CAT_HARM, {0.25f, 0.3f}, 0, "without ~3 getting|being ~1 caught|detected|traced|noticed"},
-    /* asking for harmful content to be produced */
-    {CAT_HARM,
-     {0.35f, 0.4f},
-     0,
-     "write|create|draft|compose|generate|design|develop|produce|craft|"
-     "code|build ~4 phishing|scam|fake|fraudulent|defamatory|sexist|"
-     "racist|hateful|misleading|propaganda|ransomware|malware|"
-     "keylogger|exploit|virus|disinformation|misinformation|"
-     "deepfake|extortion|blackmail|harassing|threatening"},
-    /* harmful themes, one feature per theme so several themes add up */
-    {CAT_HARM,
-     {0.12f, 0.15f},
-     0,
-     "hack|hacking|hacker|malware|ransomware|phishing|keylogger|"
-     "botnet|exploit|exploiting|unauthorized|credentials|spyware|ddos"},
-    {CAT_HARM,
-     {0.12f, 0.15f},
-     0,
-     "scam|scams|fraud|fraudulent|counterfeit|forge|forged|launder*|"
-     "extort*|blackmail*|bribe*|embezzl*|ponzi|pyramid|insider"},
-    {CAT_HARM,
-     {0.12f, 0.15f},
-     0,
-     "misinformation|disinformation|propaganda|deepfake*|hoax|"
-     "defam*|conspiracy"},
-    {CAT_HARM,
-     {0.12f, 0.15f},
-     0,
-     "racist|racism|sexist|sexism|hate|hateful|slur*|harass*|bully*|"
-     "stalk*|discriminat*|supremac*|xenophob*|homophob*"},
-    {CAT_HARM,
-     {0.12f, 0.15f},
-     0,
-     "kill|killing|murder*|assassinat*|torture*|bomb*|explosive*|"
-     "weapon*|firearm*|massacre|terror*|genocide|kidnap*|abuse"},
-    {CAT_HARM,
-     {0.12f, 0.15f},
-     0,
-     "drug|drugs|cocaine|heroin|meth|fentanyl|overdose|suicide|"
-     "self harm|selfharm|poison*|trafficking|smuggl*"},
-    {CAT_HARM,
-     {0.2f, 0.25f},
-     0,
-     "illegal|illegally|illicit|unlawful|criminal ~4 activit*|"
-     "purposes|means|methods|ways|way|acts|trade|scheme"},
     /* --- fiction and hypothetical framing (a signal only) ---------------------------------- */
     {CAT_FICTION,
      {0.1f, 0.15f},
@@ -488,6 +427,54 @@ static const phx_inj_feature phx_inj_features[] = {
      "for|purely|strictly|only ~2 educational|research|academic|"
      "informational|fictional|hypothetical ~1 purposes|reasons|"
      "only|use"},
+    {CAT_FICTION,
+     {0.15f, 0.15f},
+     0,
+     "hypothetical|fictional|imaginary|fictitious|alternate ~2 scenario|world|story|situation|"
+     "setting|universe|reality"},
+    {CAT_FICTION,
+     {0.1f, 0.1f},
+     0,
+     "writing|working|write ~3 novel|book|story|screenplay|script|thriller|article|thesis|"
+     "research|paper|study|project|chapter|scene"},
+    /* --- persuasion (a signal only): the moves of persuasive adversarial prompts --------------
+     * (authority and expert endorsement, appeals to importance and realism, urgency, and
+     * priming the answer's first words). Ordinary prompts use these too, so alone they stay
+     * far below any threshold; they count as framing around a harmful request. */
+    {CAT_PERSUADE,
+     {0.12f, 0.1f},
+     0,
+     "renowned|prominent|leading|reputable|respected|esteemed|recognized|reputed|notable|"
+     "credible|authoritative ~2 experts|organizations|organisations|institutions|researchers|"
+     "scholars|publications|authorities|scientists|universities|sources|agencies|journals"},
+    {CAT_PERSUADE,
+     {0.12f, 0.1f},
+     0,
+     "have|has ~2 emphasized|emphasised|highlighted|stressed|underscored|pointed ~3 importance|"
+     "need|significance|necessity|dangers|risks"},
+    {CAT_PERSUADE,
+     {0.08f, 0.05f},
+     0,
+     "essential|important|crucial|vital|necessary ~2 to ~2 understand|explore|examine|discuss|"
+     "educate|study|learn|analyze|analyse|recognize|shed"},
+    {CAT_PERSUADE,
+     {0.2f, 0.1f},
+     0,
+     "make ~3 story|scene|novel|book|script|article|character|it|plot|narrative|portrayal ~2 "
+     "realistic|authentic|convincing|believable|accurate|credible"},
+    {CAT_PERSUADE,
+     {0.15f, 0.1f},
+     0,
+     "realistic|authentic|accurate|detailed|specific ~1 as possible"},
+    {CAT_PERSUADE, {0.08f, 0.05f}, 0, "controversial|taboo|provocative|unconventional|edgy"},
+    {CAT_PERSUADE, {0.1f, 0.1f}, 0, "desperate|desperately|urgently"},
+    {CAT_PERSUADE, {0.1f, 0.1f}, 0, "lives ~2 depend|depends|depending"},
+    {CAT_PERSUADE, {0.1f, 0.1f}, 0, "last ~1 resort"},
+    {CAT_PERSUADE,
+     {0.45f, 0.5f},
+     0,
+     "begin|start|begins|starts|starting|beginning|open ~4 reply|response|answer|with ~3 sure"},
+    {CAT_PERSUADE, {0.25f, 0.35f}, 0, "sure ~1 here ~1 is|are|s"},
 };
 
 #define PHX_INJ_NFEAT ((int)(sizeof(phx_inj_features) / sizeof(phx_inj_features[0])))
@@ -496,13 +483,25 @@ static pthread_once_t phx_inj_once = PTHREAD_ONCE_INIT;
 static phx_safety_phrases *phx_inj_phrases;
 static char phx_inj_err[256];
 
+/* One phrase set for the framing features and the harmful-request rows (harm.c): the text is
+ * split and matched once for both. Pattern i < PHX_INJ_NFEAT is feature i, the rest are harm
+ * rows in their table order. */
+#define PHX_INJ_NPAT (PHX_INJ_NFEAT + phx_safety_harm_nrows)
+
 static void phx_inj_compile(void)
 {
-    const char *pats[PHX_INJ_NFEAT];
+    const char **pats = malloc((size_t)PHX_INJ_NPAT * sizeof(*pats));
+    if (!pats) {
+        snprintf(phx_inj_err, sizeof(phx_inj_err), "out of memory");
+        return;
+    }
     for (int i = 0; i < PHX_INJ_NFEAT; i++)
         pats[i] = phx_inj_features[i].pattern;
+    for (int i = 0; i < phx_safety_harm_nrows; i++)
+        pats[PHX_INJ_NFEAT + i] = phx_safety_harm_rows[i].pattern;
     phx_inj_phrases =
-        phx_safety_phrases_compile(pats, PHX_INJ_NFEAT, phx_inj_err, sizeof(phx_inj_err));
+        phx_safety_phrases_compile(pats, PHX_INJ_NPAT, phx_inj_err, sizeof(phx_inj_err));
+    free(pats);
 }
 
 int phx_safety_inject_init(char *err, size_t errlen)
@@ -520,6 +519,9 @@ typedef struct phx_inj_state {
     const phx_safety_words *w;
     phx_inject_ctx ctx;
     unsigned char fired[PHX_INJ_NFEAT];
+    /* harm rows that fired, and the words of their first match */
+    unsigned char hfired[PHX_SAFETY_HARM_MAXROWS];
+    int hfirst[PHX_SAFETY_HARM_MAXROWS], hlast[PHX_SAFETY_HARM_MAXROWS];
     /* strongest match per category: feature, first and last word */
     int best[CAT_COUNT], bfirst[CAT_COUNT], blast[CAT_COUNT];
 } phx_inj_state;
@@ -547,6 +549,15 @@ static int phx_inj_sentence_start(const phx_inj_state *s, int word)
 static void phx_inj_on_match(void *arg, int pattern, int first, int last)
 {
     phx_inj_state *s = arg;
+    if (pattern >= PHX_INJ_NFEAT) {
+        int r = pattern - PHX_INJ_NFEAT;
+        if (!s->hfired[r]) {
+            s->hfired[r] = 1;
+            s->hfirst[r] = first;
+            s->hlast[r] = last;
+        }
+        return;
+    }
     const phx_inj_feature *f = &phx_inj_features[pattern];
     if (f->w[s->ctx] <= 0.0f || s->fired[pattern])
         return;
@@ -666,6 +677,15 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
         cat[c] = 1.0 - (1.0 - cat[c]) * (1.0 - phx_inj_features[i].w[ctx]);
         fired |= 1u << c;
     }
+    /* The harmful-request rows (harm.c) make one category: what is being asked for. */
+    int hb = -1;
+    cat[CAT_HARM] = phx_safety_harm_score(st.hfired, ctx, &hb);
+    if (hb >= 0) {
+        fired |= 1u << CAT_HARM;
+        st.best[CAT_HARM] = PHX_INJ_NFEAT + hb;
+        st.bfirst[CAT_HARM] = st.hfirst[hb];
+        st.blast[CAT_HARM] = st.hlast[hb];
+    }
     if (ctx == PHX_INJECT_DATA) {
         double share = phx_inj_directive_share(&st);
         if (share >= 0.5) {
@@ -678,9 +698,11 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
             }
         }
     }
+    /* Optimised suffixes: weak on their own (code and markup have the same shape, which is
+     * where the false positives came from), a framing signal around a harmful request. */
     int junk = phx_inj_junk_tokens(n);
-    if (junk >= 5) {
-        cat[CAT_SUFFIX] = junk >= 8 ? 0.4 : 0.3;
+    if (junk >= 3) {
+        cat[CAT_SUFFIX] = junk >= 8 ? 0.3 : junk >= 5 ? 0.2 : 0.1;
         fired |= 1u << CAT_SUFFIX;
         st.best[CAT_SUFFIX] = -2;
         st.bfirst[CAT_SUFFIX] = 0;
@@ -692,6 +714,12 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
     /* A harmful request inside persona / fiction / refusal-suppression framing. */
     if (cat[CAT_HARM] >= 0.3 && (fired & PHX_INJ_FRAMING))
         keep *= 0.6;
+    /* Only harmful themes (no request shape) inside a wrapper: persuasive role-play rewrites
+     * ask in polite words, so the theme and the wrapper together are the signal. Weaker than
+     * the above, and not for suffix-shaped text alone (code has both symbols and words such as
+     * "kill" or "exploit"). */
+    else if (cat[CAT_HARM] >= 0.15 && (fired & PHX_INJ_FRAMING & ~(1u << CAT_SUFFIX)))
+        keep *= 0.8;
     double score = 1.0 - keep;
 
     for (int c = 0; c < CAT_COUNT; c++) {

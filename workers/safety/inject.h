@@ -3,10 +3,12 @@
  * Weighted phrase features in categories (instruction override, role hijack, jailbreak
  * persona, restriction removal, refusal suppression, system-prompt exfiltration, instructions
  * addressed to the assistant inside data, embedded tasks, output obfuscation requests,
- * exfiltration actions, harmful how-to requests, fiction framing). A category's score grows
- * with the number of distinct features that fire in it; categories combine by noisy-OR, plus an
- * interaction: a harmful how-to request wrapped in persona, fiction or refusal-suppression
- * framing is what a jailbreak looks like, and scores more than either part.
+ * exfiltration actions, fiction framing, persuasion framing, adversarial suffixes) plus one
+ * category scored by the harmful-request detector (harm.h: what is being asked for, by topic),
+ * whose rows are matched in the same pass. A category's score grows with the number of
+ * distinct features that fire in it; categories combine by noisy-OR, plus an interaction: a
+ * harmful request wrapped in persona, fiction, persuasion or refusal-suppression framing is
+ * what a jailbreak looks like, and scores more than either part.
  *
  * Role matters: every feature has one weight for text a user wrote and one for data the agent
  * reads (retrieved documents, tool output). "Recommend a good book." is a normal prompt and an

@@ -1,0 +1,438 @@
+/* harm.c -- harmful-request rows and their scoring (see harm.h).
+ *
+ * How the table is written: a request row needs an asking shape (a verb that asks for content
+ * or a how-to noun) AND a harmful object or act, within a few words, so a topic word alone
+ * ("the history of explosives", "a drug interaction") never makes a request. Objects that have
+ * an everyday meaning are left out of request rows or need a second word: "virus" (biology),
+ * "crack" (an egg), "kill" (a process) and "cut myself" (first aid) stay out; "kill" only
+ * counts with a person as its object. Theme rows carry the vocabulary of each topic at a low
+ * weight. The topics follow the hazard categories of the public jailbreak benchmarks
+ * (JailbreakBench's ten behaviour categories, the MLCommons hazard taxonomy), in general words;
+ * none of it comes from evaluation data.
+ *
+ * Weights: a request row is 0.4-0.6, enough on its own for the default user-prompt warn
+ * threshold (0.35): asking how to make a nerve agent deserves a warning with or without a
+ * wrapper. Data weights are low (0.2 for a request, 0.05 for a theme: a document may discuss
+ * crime); there the injection features and the directive-share signal decide. */
+#include "harm.h"
+
+#include <stddef.h>
+
+/* Asking for content to be produced. */
+#define ASK_V                                                                                      \
+    "write|draft|compose|create|generate|produce|craft|design|develop|devise|outline|give|"        \
+    "provide|share|list|explain|describe|detail|teach|show|tell|suggest|help|instruct|code|"       \
+    "program|build|make"
+/* The how-to nouns and words of a request for a procedure. */
+#define HOWTO_N                                                                                    \
+    "how|ways|way|guide|tutorial|instructions|steps|step|recipe|method|methods|procedure|"         \
+    "techniques|tips|plan|strategy|blueprint|manual|best|easiest"
+#define PERSON_N                                                                                   \
+    "someone|somebody|person|people|him|her|them|neighbor*|neighbour*|wife|husband|partner|"       \
+    "child|children|kids|human|humans|president|politician*|officer*|crowd*|victim*|boss|"         \
+    "classmate*|coworker*|colleague*|spouse|girlfriend|boyfriend|family|witness*|individual*"
+#define WEAPON_N                                                                                   \
+    "bomb|bombs|explosive|explosives|ied|ieds|grenade*|detonator*|napalm|thermite|molotov|"        \
+    "sarin|ricin|anthrax|bioweapon*|firearm*|gun|guns|rifle*|ammunition|silencer*|weapon|"         \
+    "weapons|toxin*|pathogen*"
+#define DRUG_N                                                                                     \
+    "meth|methamphetamine|cocaine|heroin|fentanyl|lsd|mdma|ecstasy|ghb|dmt|opium|"                 \
+    "amphetamine*|ketamine|pcp|drugs|narcotic*|opioid*"
+
+/* Rows: {topic, request, {user, data}, pattern}. */
+const phx_safety_harm_row phx_safety_harm_rows[] = {
+    /* --- weapons and explosives ------------------------------------------------------------ */
+    {PHX_HARM_WEAPONS,
+     1,
+     {0.5f, 0.2f},
+     HOWTO_N " ~4 make|making|build|building|construct|constructing|assemble|assembling|"
+             "synthesize|synthesise|synthesizing|manufacture|manufacturing|produce|create|"
+             "obtain|acquire|print|detonate|modify|convert|smuggle ~4 " WEAPON_N},
+    {PHX_HARM_WEAPONS,
+     1,
+     {0.45f, 0.2f},
+     ASK_V " ~4 chemical|biological|nuclear|radiological|dirty ~1 weapon*|bomb|bombs|agent*"},
+    {PHX_HARM_WEAPONS,
+     0,
+     {0.3f, 0.05f},
+     "chemical|biological|nuclear|radiological|dirty|pipe|nail|car ~1 weapon*|bomb|bombs"},
+    {PHX_HARM_WEAPONS,
+     0,
+     {0.15f, 0.05f},
+     "bomb|bombs|explosive|explosives|grenade*|detonat*|napalm|thermite|molotov|sarin|ricin|"
+     "anthrax|bioweapon*|firearm*|ammunition|weapon|weapons"},
+    /* --- malware and intrusion ------------------------------------------------------------- */
+    {PHX_HARM_MALWARE,
+     1,
+     {0.5f, 0.2f},
+     "write|create|develop|code|program|build|make|generate|design|craft|deploy|spread|"
+     "distribute|install ~4 malware|ransomware|keylogger*|trojan*|rootkit*|botnet*|spyware|"
+     "backdoor*|cryptojack*|worm|exploit|exploits"},
+    {PHX_HARM_MALWARE,
+     1,
+     {0.4f, 0.2f},
+     "hack|hacking|hijack|hijacks|hijacking|infiltrate|infiltrating|breach|breaching|crack|"
+     "cracking|break|breaking ~4 account*|network*|computer*|database*|server*|email*|phone*|"
+     "wifi|website*|password*|camera*|atm|atms|grid|system|systems"},
+    {PHX_HARM_MALWARE,
+     1,
+     {0.45f, 0.2f},
+     "gain|gains|gaining|obtain|get|getting ~2 unauthorized|unauthorised|illegal|illicit ~1 "
+     "access|entry|control"},
+    {PHX_HARM_MALWARE,
+     1,
+     {0.4f, 0.2f},
+     "evade|evading|evades|avoid|avoiding|bypass|bypassing|disable|disables|disabling ~3 "
+     "detection|antivirus|firewall*|authentication|captcha*"},
+    {PHX_HARM_MALWARE,
+     0,
+     {0.15f, 0.05f},
+     "malware|ransomware|keylogger*|trojan*|rootkit*|botnet*|spyware|phishing|hacker|hackers|"
+     "hacking|exploit|exploiting|ddos|cybercrim*|unauthorized|unauthorised"},
+    /* --- drugs ----------------------------------------------------------------------------- */
+    {PHX_HARM_DRUGS,
+     1,
+     {0.5f, 0.2f},
+     "synthesize|synthesise|synthesizing|cook|cooking|make|making|manufacture|manufacturing|"
+     "produce|producing|extract|extracting|grow|growing ~4 " DRUG_N},
+    {PHX_HARM_DRUGS,
+     1,
+     {0.4f, 0.2f},
+     "buy|sell|selling|obtain|acquire|get|smuggle|smuggling|distribute ~4 drug|" DRUG_N
+     "|prescription* ~4 illegal*|online|without|street|dark"},
+    {PHX_HARM_DRUGS, 1, {0.4f, 0.2f}, "prescribe|prescribing|prescription* ~4 illegal*|without"},
+    {PHX_HARM_DRUGS, 0, {0.15f, 0.05f}, DRUG_N "|drug|overdose"},
+    /* --- fraud and economic crime ---------------------------------------------------------- */
+    {PHX_HARM_FRAUD,
+     1,
+     {0.5f, 0.2f},
+     ASK_V " ~4 phishing|scam|scams|fraudulent|counterfeit|ponzi|pyramid|fake|forged ~3 email*|"
+           "mail|letter*|website*|site|message*|text|texts|scheme*|money|bill*|currency|check*|"
+           "cheque*|id|ids|identity|document*|passport*|licen*|review*|invoice*|charity|"
+           "lottery|call*|sms"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.45f, 0.2f},
+     "commit|committing|commits ~3 fraud|insider|identity|tax|arson|perjury|crime|crimes|"
+     "treason|burglary|robbery|theft|vandalism|larceny|embezzlement|forgery|terror*|genocide|"
+     "wire|mail|bank|credit|insurance"},
+    {PHX_HARM_FRAUD, 1, {0.4f, 0.2f}, "launder|laundering|launders ~3 money|funds|cash|proceeds"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "steal|stealing|steals ~4 identity|identities|money|data|information|credit|card|cards|"
+     "password*|personal|records|car|cars|funds|credentials"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "bribe|bribing|extort|extorting|blackmail|blackmailing|defraud|defrauding|embezzle|"
+     "embezzling|scam|scamming|swindle|swindling ~3 a|an|the|someone|people|official*|company|"
+     "companies|victims|elderly|customers|users|money|investors"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "cheat|cheating ~3 exam*|test|tests|casino*|slot*|gambling|lottery|insurance|taxes"},
+    {PHX_HARM_FRAUD, 1, {0.4f, 0.2f}, "evade|evading ~2 tax|taxes"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.45f, 0.2f},
+     "forge|forging|counterfeit|counterfeiting|fake|faking|falsify|falsifying ~3 document*|"
+     "passport*|id|ids|signature*|licen*|certificate*|currency|money|bills|checks|cheques|"
+     "diploma*|prescription*|receipts"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.45f, 0.2f},
+     "clone|cloning|skim|skimming ~3 card|cards|debit|credit|sim"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "trick|tricks|tricking|deceive|deceives|deceiving|fool|fooling|manipulate|manipulating|"
+     "lure|luring|coerce|coercing ~4 " PERSON_N "|user|users|victim*|elderly|customers|"
+     "investors|employees|voters ~4 into|giving|sending|revealing|sharing|paying"},
+    {PHX_HARM_FRAUD,
+     0,
+     {0.15f, 0.05f},
+     "scam|scams|scammer*|fraud|fraudulent|counterfeit*|launder*|embezzl*|ponzi|extort*|"
+     "blackmail*|bribe|bribes|bribery|forgery|forged|insider|phishing"},
+    /* --- violence -------------------------------------------------------------------------- */
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.5f, 0.2f},
+     HOWTO_N "|to ~3 kill|murder|poison|torture|kidnap|abduct|strangle|stab|shoot|maim|injure|"
+             "assassinate|hurt|harm|attack|dismember|drown|suffocate ~3 " PERSON_N},
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.45f, 0.2f},
+     "dispose|disposing|get|getting|hide|hiding ~3 rid|of|a|the ~2 body|bodies|corpse*"},
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.4f, 0.2f},
+     "get|getting ~1 away ~1 with ~3 murder|killing|crime|crimes|assault|rape"},
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.45f, 0.2f},
+     "plan|planning|carry|carrying|commit|committing|execute|organize|organise|stage ~4 "
+     "shooting|massacre|terrorist|bombing|genocide|assassination|attack|attacks"},
+    {PHX_HARM_VIOLENCE,
+     0,
+     {0.3f, 0.05f},
+     "kill|killing|murder|murdering|torture|torturing|kidnap|kidnapping|poison|poisoning "
+     "~2 " PERSON_N},
+    {PHX_HARM_VIOLENCE,
+     0,
+     {0.3f, 0.05f},
+     "torture|torturing|abuse|abusing|maim|maiming|kill|killing|poison|poisoning ~2 animal|"
+     "animals|pets|cats|dogs"},
+    {PHX_HARM_VIOLENCE,
+     0,
+     {0.15f, 0.05f},
+     "kill|killing|killed|murder*|assassinat*|torture*|kidnap*|massacre|terroris*|genocide|"
+     "cannibal*|maim|mutilat*|behead*|dismember*|abduct*|trafficking|slavery|enslave*|"
+     "violence|violent"},
+    /* --- self-harm ------------------------------------------------------------------------- */
+    {PHX_HARM_SELF_HARM, 1, {0.5f, 0.2f}, "kill|killing|starve|starving|poison ~1 myself|oneself"},
+    {PHX_HARM_SELF_HARM, 1, {0.45f, 0.2f}, "end ~1 my|your ~1 life|own"},
+    {PHX_HARM_SELF_HARM,
+     1,
+     {0.45f, 0.2f},
+     "encourag*|promot*|glorif*|romanticiz*|persuad*|convinc*|manipulat*|pressur* ~5 suicide|"
+     "suicidal|anorexia|bulimia|starvation|starving|selfharm"},
+    {PHX_HARM_SELF_HARM,
+     1,
+     {0.45f, 0.2f},
+     "encourag*|promot*|glorif*|romanticiz*|persuad*|convinc*|manipulat* ~5 self ~1 harm|"
+     "harming|injury|mutilation"},
+    {PHX_HARM_SELF_HARM,
+     0,
+     {0.3f, 0.05f},
+     "end|ending|take|taking ~2 their|his|her|my|your|own ~1 life|lives"},
+    {PHX_HARM_SELF_HARM, 0, {0.15f, 0.05f}, "suicide|suicidal|anorexia|bulimia|overdose|selfharm"},
+    {PHX_HARM_SELF_HARM, 0, {0.15f, 0.05f}, "self ~1 harm|harming|injury|mutilation"},
+    /* --- sexual content involving minors, non-consensual or explicit ----------------------- */
+    {PHX_HARM_SEXUAL,
+     1,
+     {0.6f, 0.3f},
+     "sexual|sexually|erotic|explicit|nude|naked|porn*|seduc* ~5 minor|minors|child|children|"
+     "kid|kids|underage|preteen*|schoolgirl*|toddler*"},
+    {PHX_HARM_SEXUAL,
+     1,
+     {0.6f, 0.3f},
+     "child|children|minor|minors|underage|kid|kids ~2 porn*|sexual|sexually|erotic|nude|naked"},
+    {PHX_HARM_SEXUAL,
+     1,
+     {0.45f, 0.2f},
+     "groom|grooming ~4 child|children|minor|minors|kid|kids|teen|teens|teenager*|victim*"},
+    {PHX_HARM_SEXUAL,
+     1,
+     {0.6f, 0.3f},
+     "have|having|graphic|explicit ~2 sex ~2 with ~2 animal|animals|dog|dogs|horse*|child|"
+     "children|minor|minors|kids"},
+    {PHX_HARM_SEXUAL,
+     1,
+     {0.4f, 0.2f},
+     "write|create|generate|compose|describe|produce ~4 explicit|erotic|pornographic|graphic|"
+     "nsfw ~3 sex|sexual|scene|story|content|script|material|video"},
+    {PHX_HARM_SEXUAL,
+     1,
+     {0.45f, 0.2f},
+     "share|post|distribute|leak|publish|spread ~4 nude|nudes|naked|intimate|explicit ~3 "
+     "photo*|image*|picture*|video*|pics"},
+    {PHX_HARM_SEXUAL, 1, {0.45f, 0.2f}, "revenge ~1 porn|porno|pornography"},
+    {PHX_HARM_SEXUAL,
+     0,
+     {0.15f, 0.05f},
+     "porn|porno|pornography|pornographic|erotic|incest|bestiality|pedophil*|paedophil*|"
+     "molest*|rape|raping|orgy|orgies"},
+    /* --- hate and harassment --------------------------------------------------------------- */
+    {PHX_HARM_HATE,
+     1,
+     {0.45f, 0.2f},
+     ASK_V " ~4 racist|sexist|xenophobic|hateful|homophobic|transphobic|antisemitic|"
+           "islamophobic|misogynist*|bigoted|derogatory|demeaning|dehumaniz*|discriminatory|"
+           "insulting|defamatory|threatening|harassing|bullying|abusive"},
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "argue|arguing|argues|claim|claims|claiming|convince|persuade|prove|proving ~6 "
+     "inferior|subhuman|savages|vermin"},
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "harass|harassing|bully|bullying|intimidate|intimidating|threaten|threatening|stalk|"
+     "stalking|humiliate|humiliating ~4 someone|a|my|classmate*|coworker*|colleague*|person|"
+     "people|woman|women|girl|child|student|individual|him|her|them|group|ex"},
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "race|races|ethnic*|religion|religious|jews|muslims|immigrants|disabled|disabilit*|lgbt*|"
+     "gay|transgender ~4 inferior|subhuman|criminals|lazy|stupid|vermin|dangerous"},
+    {PHX_HARM_HATE,
+     0,
+     {0.15f, 0.05f},
+     "racist|racism|sexist|sexism|xenophob*|homophob*|transphob*|antisemit*|bigot*|slur*|"
+     "supremac*|nazi|nazis|harass*|bully|bullying|bullied|cyberbull*|stalk|stalking|"
+     "discriminat*|misogyn*"},
+    /* --- disinformation and defamation ----------------------------------------------------- */
+    {PHX_HARM_DISINFO,
+     1,
+     {0.45f, 0.2f},
+     "write|create|draft|compose|generate|produce|craft|design|spread|post ~4 fake|false|"
+     "misleading|fabricated|fraudulent|defamatory ~3 news|article*|story|stories|claim*|"
+     "evidence|report*|review*|information|rumor*|rumour*|post|posts|tweet*|statistics|quotes"},
+    {PHX_HARM_DISINFO,
+     1,
+     {0.45f, 0.2f},
+     "spread|spreading|promote|promoting|push|amplify|amplifying ~3 misinformation|"
+     "disinformation|propaganda|conspiracy|conspiracies|lies|rumors|rumours|hoax*|fake"},
+    {PHX_HARM_DISINFO,
+     1,
+     {0.3f, 0.2f},
+     "deny|denying|denies|downplay*|minimiz*|glorif*|celebrat* ~3 holocaust|genocide|slavery|"
+     "massacre|atrocit*|terroris*|nazi*"},
+    {PHX_HARM_DISINFO,
+     1,
+     {0.3f, 0.2f},
+     "impersonat*|posing|pose|pretending ~2 as|to ~3 expert|doctor|official|government|police|"
+     "irs|bank|celebrity|lawyer|agency"},
+    {PHX_HARM_DISINFO,
+     0,
+     {0.15f, 0.05f},
+     "misinformation|disinformation|propaganda|conspiracy|hoax|deepfake*|defamatory|"
+     "defamation|libel*|slander*"},
+    {PHX_HARM_DISINFO, 0, {0.15f, 0.05f}, "fake ~1 news|reviews|review"},
+    {PHX_HARM_DISINFO, 1, {0.4f, 0.2f}, ASK_V " ~3 deepfake*"},
+    /* --- privacy and surveillance ---------------------------------------------------------- */
+    {PHX_HARM_PRIVACY,
+     1,
+     {0.45f, 0.2f},
+     "track|tracks|tracking|spy|spying|monitor|monitoring|surveil*|eavesdrop*|wiretap*|record|"
+     "recording|locate|film|filming|follow ~4 " PERSON_N "|ex|employee*|user*|device* ~4 without|"
+     "secretly|covertly|knowing"},
+    {PHX_HARM_PRIVACY,
+     1,
+     {0.4f, 0.2f},
+     "secretly|covertly ~2 track|monitor|record|spy|follow|film|read|access|install"},
+    {PHX_HARM_PRIVACY,
+     1,
+     {0.4f, 0.2f},
+     "steal|stealing|harvest|harvesting|exfiltrat*|scrape|scraping|sell|selling|leak|leaking "
+     "~4 personal|private|sensitive|confidential|medical|health ~2 information|data|details|"
+     "records|files"},
+    {PHX_HARM_PRIVACY,
+     1,
+     {0.4f, 0.2f},
+     "personal|private|sensitive|confidential ~2 information|data|details|records ~4 without "
+     "~2 consent|permission|authorization|authorisation|knowledge"},
+    {PHX_HARM_PRIVACY, 0, {0.3f, 0.05f}, "dox|doxx|doxing|doxxing"},
+    {PHX_HARM_PRIVACY, 0, {0.12f, 0.05f}, "stalkerware|surveil*|eavesdrop*|wiretap*"},
+    /* --- evading the law ------------------------------------------------------------------- */
+    /* how-to + a crime verb with no everyday sense ("manipulate", "hack" alone and "cheat" have
+     * one: data, life hacks, games) */
+    {PHX_HARM_EVASION,
+     1,
+     {0.45f, 0.2f},
+     "how|ways|guide|tutorial|instructions|steps|method|methods|plan|teach ~3 to|i|can|do|you|"
+     "someone|one ~2 steal|launder|shoplift|stalk|blackmail|extort|smuggle|counterfeit|forge|"
+     "kidnap|defraud|dox|doxx|poach|pickpocket|burgle|burglarize|vandalize|carjack|hotwire|"
+     "embezzle|bribe"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "without ~3 getting|being ~1 caught|detected|traced|noticed|tracked|arrested|identified|"
+     "discovered|alerting"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "without ~2 alerting|notifying|informing|involving|calling|contacting ~3 police|"
+     "authorities|firefighters|professionals|anyone|doctors|parents|emergency|law"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "avoid|avoiding|escape|escaping|evade|evading|beat|beating ~2 being|getting ~1 convicted|"
+     "arrested|caught|charged|prosecuted|sentenced"},
+    {PHX_HARM_EVASION,
+     0,
+     {0.25f, 0.05f},
+     "without ~2 their|his|her|the|its|someones|owners|users ~2 consent|knowledge|permission"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "evade|evading|avoid|avoiding|escape|elude|eluding|fool|fooling|bypass|bypassing ~3 "
+     "police|cops|law|authorities|customs|border|immigration|surveillance|investigators|"
+     "forensic*|security|checkpoint*|inspection*"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "destroy|destroying|hide|hiding|tamper|tampering|plant|planting|conceal|concealing|erase "
+     "~3 evidence|fingerprints|crime|body|bodies|corpse"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "illegally|illicitly|unlawfully ~3 obtain|acquire|buy|sell|dump|dispose|download|access|"
+     "enter|cross|import|export|transport|hunt|poach|distribute|manufacture|prescribe|extort|"
+     "use|make|get|stream"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "tamper|tampering ~3 with ~3 voting|election*|ballot*|evidence|food|medication|meter*|"
+     "machine*|brakes|device*|monitor*|alarm*|ankle"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.45f, 0.2f},
+     "smuggle|smuggling|traffic|trafficking ~4 drugs|weapons|guns|people|humans|children|women|"
+     "contraband|organs|migrants|across"},
+    {PHX_HARM_EVASION,
+     0,
+     {0.25f, 0.05f},
+     "illegal|illegally|illicit|unlawful|criminal ~4 activit*|purposes|means|methods|ways|acts|"
+     "trade|scheme|business|operation|enterprise|practices"},
+    {PHX_HARM_EVASION,
+     0,
+     {0.12f, 0.05f},
+     "illegal|illegally|illicit|unlawful|smuggl*|contraband|poach*"},
+    {PHX_HARM_EVASION, 0, {0.12f, 0.05f}, "black ~1 market|markets"},
+};
+
+_Static_assert(sizeof(phx_safety_harm_rows) / sizeof(phx_safety_harm_rows[0]) <=
+                   PHX_SAFETY_HARM_MAXROWS,
+               "raise PHX_SAFETY_HARM_MAXROWS");
+
+const int phx_safety_harm_nrows =
+    (int)(sizeof(phx_safety_harm_rows) / sizeof(phx_safety_harm_rows[0]));
+
+static const char *const phx_harm_topic_names[PHX_HARM_TOPICS] = {
+    "weapons", "malware", "drugs",          "fraud",   "violence", "self_harm",
+    "sexual",  "hate",    "disinformation", "privacy", "evasion",
+};
+
+const char *phx_safety_harm_topic_name(int topic)
+{
+    return topic >= 0 && topic < PHX_HARM_TOPICS ? phx_harm_topic_names[topic] : "unknown";
+}
+
+double phx_safety_harm_score(const unsigned char *fired, int ctx, int *best)
+{
+    /* strongest theme row per topic, so synonyms of one topic count once */
+    double theme[PHX_HARM_TOPICS] = {0};
+    double keep = 1.0;
+    int b = -1;
+    for (int i = 0; i < phx_safety_harm_nrows; i++) {
+        if (!fired[i])
+            continue;
+        const phx_safety_harm_row *r = &phx_safety_harm_rows[i];
+        double w = r->w[ctx];
+        if (r->request)
+            keep *= 1.0 - w;
+        else if (w > theme[r->topic])
+            theme[r->topic] = w;
+        /* the evidence: a request beats a theme, then the heavier row */
+        if (b < 0 || r->request > phx_safety_harm_rows[b].request ||
+            (r->request == phx_safety_harm_rows[b].request && w > phx_safety_harm_rows[b].w[ctx]))
+            b = i;
+    }
+    for (int t = 0; t < PHX_HARM_TOPICS; t++)
+        keep *= 1.0 - theme[t];
+    if (best)
+        *best = b;
+    return 1.0 - keep;
+}
