@@ -336,12 +336,129 @@ static char *phx_planner_errjson(const char *code, const char *fmt, ...)
     return s;
 }
 
+/* Queue the task of attempt a of step (now dispatched; input is consumed) and its event. */
+static void phx_planner_task(const phx_pjob *j, const json_t *step, json_t *input, int a,
+                             int64_t timeout, int64_t now, phx_outbox *out)
+{
+    const char *sid = phx_jstr(step, "id", ""), *kind = phx_jstr(step, "kind", "");
+    json_t *task = json_object();
+    json_object_set_new(task, "schema", json_string("task.v1"));
+    json_object_set_new(task, "job_id", json_string(j->id));
+    json_object_set_new(task, "step_id", json_string(sid));
+    json_object_set_new(task, "attempt", json_integer(a));
+    json_object_set_new(task, "kind", json_string(kind));
+    json_object_set_new(task, "input", input);
+    json_object_set_new(task, "tenant", json_string(j->tenant));
+    json_object_set_new(task, "principal", json_string(phx_jstr(j->hash, "principal", "")));
+    if (json_is_array(json_object_get(j->spec, "scopes")))
+        json_object_set(task, "scopes", json_object_get(j->spec, "scopes"));
+    json_object_set_new(task, "timeout_ms", json_integer(timeout));
+    json_object_set_new(task, "deadline_at_ms",
+                        json_integer(strtoll(phx_jstr(j->hash, "deadline_at", "0"), NULL, 10)));
+    json_object_set_new(task, "dispatched_ms", json_integer(now));
+    char topic[64];
+    snprintf(topic, sizeof(topic), "%s%s", PHX_TASK_TOPIC_PREFIX, phx_kind_pool(kind));
+    phx_outbox_add(out, topic, j->id, task, j->tenant, j->trace, a);
+    phx_planner_event(out, j, "step.dispatched", sid, a, json_string(kind));
+}
+
+/* The timeout of step (its own, or the default). */
+static int64_t phx_planner_timeout(const phx_planner *p, const json_t *step)
+{
+    json_t *t = json_object_get(step, "timeout_ms");
+    return json_is_integer(t) ? json_integer_value(t) : p->cfg->step_timeout_ms;
+}
+
+/* The root steps (no needs) of a job about to be stored, ready to be dispatched by the script
+ * that creates it (phx_job_new.dispatch): their inputs depend on no output, so they render
+ * now exactly as advance() would render them right after the create, and the job's first
+ * tasks cost no round trip of their own. Roots past PHX_PLANNER_ROOTS_MAX (the fixed buffers
+ * below) are dispatched by advance(), as before. */
+#define PHX_PLANNER_ROOTS_MAX 8
+typedef struct phx_roots {
+    json_t *ids, *steps, *inputs; /* arrays, same order */
+    int autofinish;               /* see phx_job_new */
+    char at[PHX_PLANNER_ROOTS_MAX][32], member[PHX_PLANNER_ROOTS_MAX][256];
+    const char *targv[2 + 2 * PHX_PLANNER_ROOTS_MAX]; /* ZADD timeouts NX (at member)... */
+    int nt;
+} phx_roots;
+
+static void phx_roots_free(phx_roots *r)
+{
+    json_decref(r->ids);
+    json_decref(r->steps);
+    json_decref(r->inputs);
+    r->ids = r->steps = r->inputs = NULL;
+}
+
+static void phx_planner_roots(const phx_planner *p, const char *id, const json_t *body, int64_t now,
+                              phx_roots *r)
+{
+    const json_t *steps = json_object_get(body, "steps");
+    json_t *none = json_object(), *s;
+    size_t i;
+    r->ids = json_array(), r->steps = json_array(), r->inputs = json_array();
+    r->autofinish = !json_object_get(body, "goal");
+    r->targv[0] = "ZADD", r->targv[1] = PHX_KEY_TIMEOUTS, r->targv[2] = "NX", r->nt = 3;
+    json_array_foreach(steps, i, s)
+    {
+        if (phx_gates_of(s))
+            r->autofinish = 0;
+        size_t k = json_array_size(r->ids);
+        if (json_array_size(json_object_get(s, "needs")) > 0 || k >= PHX_PLANNER_ROOTS_MAX)
+            continue;
+        const char *sid = phx_jstr(s, "id", "");
+        phx_err rerr;
+        json_t *input = phx_dag_render_step(s, none, &rerr);
+        if (!input)
+            continue; /* advance() fails the step, with the reason */
+        phx_gates_redact_input(steps, sid, input, none);
+        json_array_append(r->ids, json_object_get(s, "id"));
+        json_array_append(r->steps, s);
+        json_array_append_new(r->inputs, input);
+        snprintf(r->at[k], sizeof(r->at[k]), "%lld", (long long)(now + phx_planner_timeout(p, s)));
+        snprintf(r->member[k], sizeof(r->member[k]), "%s\t%s\t1", id, sid);
+        r->targv[r->nt++] = r->at[k];
+        r->targv[r->nt++] = r->member[k];
+    }
+    if (r->nt == 3)
+        r->nt = 0; /* no root to dispatch: no timer command */
+    json_decref(none);
+}
+
+/* After the create: send the roots' tasks when the job was created (the script dispatched
+ * them), else remove each timer written for an attempt 1 nobody runs or will run (NX left a
+ * live attempt 1's own timer as it was; a running job's step still at attempt 0 is about to
+ * be dispatched by advance() with that very timer). */
+static void phx_planner_roots_done(const phx_planner *p, const phx_pjob *j, int created,
+                                   phx_roots *r, int64_t now, phx_outbox *out)
+{
+    const json_t *sh = j->steps;
+    int running = strcmp(j->state, "running") == 0;
+    for (size_t k = 0; k < json_array_size(r->ids); k++) {
+        const json_t *step = json_array_get(r->steps, k);
+        if (created) {
+            json_t *input = json_array_get(r->inputs, k);
+            phx_planner_task(j, step, json_incref(input), 1, phx_planner_timeout(p, step), now,
+                             out);
+            continue;
+        }
+        const char *sid = phx_jstr(step, "id", "");
+        char af[160];
+        snprintf(af, sizeof(af), "%s:attempt", sid);
+        long a = strtol(phx_jstr(sh, af, "0"), NULL, 10);
+        int live = a == 1 && strcmp(phx_jstr(sh, sid, ""), "dispatched") == 0;
+        if (!live && !(running && a == 0))
+            phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, r->member[k]);
+    }
+}
+
 /* Dispatch one ready step: render its input, move it to dispatched, queue the task.
  * 1 dispatched, 2 failed instead (its input could not be rendered), 0 no longer pending. */
 static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t *step, int attempt,
                                 json_t *outputs, phx_outbox *out, phx_err *err)
 {
-    const char *sid = phx_jstr(step, "id", ""), *kind = phx_jstr(step, "kind", "");
+    const char *sid = phx_jstr(step, "id", "");
     int64_t now = phx_now_ms();
     phx_err rerr;
     phx_err_clear(&rerr);
@@ -358,8 +475,7 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
             phx_planner_event(out, j, "step.failed", sid, attempt, json_string(rerr.message));
         return rc < 0 ? -1 : rc > 0 ? 2 : 0;
     }
-    json_t *t = json_object_get(step, "timeout_ms");
-    int64_t timeout = json_is_integer(t) ? json_integer_value(t) : p->cfg->step_timeout_ms;
+    int64_t timeout = phx_planner_timeout(p, step);
     char member[256];
     snprintf(member, sizeof(member), "%s\t%s\t%d", j->id, sid, attempt + 1);
     /* The timer goes in first (Redis runs a pipeline in order): if we die between here and
@@ -387,25 +503,7 @@ static int phx_planner_dispatch(phx_planner *p, const phx_pjob *j, const json_t 
             phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
         return 0;
     }
-    json_t *task = json_object();
-    json_object_set_new(task, "schema", json_string("task.v1"));
-    json_object_set_new(task, "job_id", json_string(j->id));
-    json_object_set_new(task, "step_id", json_string(sid));
-    json_object_set_new(task, "attempt", json_integer(a));
-    json_object_set_new(task, "kind", json_string(kind));
-    json_object_set_new(task, "input", input);
-    json_object_set_new(task, "tenant", json_string(j->tenant));
-    json_object_set_new(task, "principal", json_string(phx_jstr(j->hash, "principal", "")));
-    if (json_is_array(json_object_get(j->spec, "scopes")))
-        json_object_set(task, "scopes", json_object_get(j->spec, "scopes"));
-    json_object_set_new(task, "timeout_ms", json_integer(timeout));
-    json_object_set_new(task, "deadline_at_ms",
-                        json_integer(strtoll(phx_jstr(j->hash, "deadline_at", "0"), NULL, 10)));
-    json_object_set_new(task, "dispatched_ms", json_integer(now));
-    char topic[64];
-    snprintf(topic, sizeof(topic), "%s%s", PHX_TASK_TOPIC_PREFIX, phx_kind_pool(kind));
-    phx_outbox_add(out, topic, j->id, task, j->tenant, j->trace, a);
-    phx_planner_event(out, j, "step.dispatched", sid, a, json_string(kind));
+    phx_planner_task(j, step, input, a, timeout, now, out);
     return 1;
 err:
     json_decref(input);
@@ -927,6 +1025,8 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
     size_t i;
     json_t *s;
     json_array_foreach(steps, i, s) json_array_append(ids, json_object_get(s, "id"));
+    phx_roots roots;
+    phx_planner_roots(p, id, body, now, &roots);
     char *spec = json_dumps(body, JSON_COMPACT), *state = NULL;
     phx_job_new jn = {.id = id,
                       .tenant = tenant,
@@ -936,31 +1036,44 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
                       .trace = in->traceparent,
                       .now_ms = now,
                       .deadline_at = deadline_at,
-                      .step_ids = ids};
-    /* One round trip: create (or find) the job, its deadline timer -- also after a
-     * duplicate: a redelivery must finish whatever the first attempt left -- and the job,
-     * steps and outputs as they are now, for advance(). */
+                      .step_ids = ids,
+                      .dispatch = roots.ids,
+                      .autofinish = roots.autofinish};
+    /* One round trip: the root steps' timers (before the tasks they guard, as in dispatch()),
+     * create (or find) the job -- dispatching those roots when it is new --, its deadline
+     * timer -- also after a duplicate: a redelivery must finish whatever the first attempt
+     * left -- and the job, steps and outputs as they are now, for advance(). */
     phx_state_call cc;
     phx_state_job_create_call(&cc, &jn);
     char dl_at[32], ks[200], ko[200];
     snprintf(dl_at, sizeof(dl_at), "%lld", (long long)deadline_at);
     const char *zadd[] = {"ZADD", PHX_KEY_DEADLINES, dl_at, id}, *hj[] = {"HGETALL", cc.job};
     const char *rargv[4];
-    phx_redis_call calls[5] = {cc.call, {NULL, 0, 4, zadd, NULL}, {NULL, 0, 2, hj, NULL}};
-    phx_planner_read_calls(calls + 3, rargv, ks, ko, id);
-    redisReply *rep[5];
-    rc = phx_redis_pipeline(p->r, calls, 5, rep, err);
+    phx_redis_call calls[6];
+    int n = 0;
+    if (roots.nt > 2)
+        calls[n++] = (phx_redis_call){NULL, 0, roots.nt, roots.targv, NULL};
+    int first = n;
+    calls[n++] = cc.call;
+    calls[n++] = (phx_redis_call){NULL, 0, 4, zadd, NULL};
+    calls[n++] = (phx_redis_call){NULL, 0, 2, hj, NULL};
+    phx_planner_read_calls(calls + n, rargv, ks, ko, id);
+    n += 2;
+    redisReply *rep[6];
+    rc = phx_redis_pipeline(p->r, calls, n, rep, err);
     phx_state_call_free(&cc);
     free(spec);
     json_decref(ids);
-    if (rc < 0)
+    if (rc < 0) {
+        phx_roots_free(&roots);
         return PHX_RETRY_LATER;
+    }
     phx_pjob j;
-    rc = phx_state_job_create_reply(rep[0], &state);
-    int loaded = phx_pjob_from(&j, id, rep[2]);
-    phx_pjob_keep(&j, rep[3], rep[4]);
-    for (int i = 0; i < 5; i++)
-        freeReplyObject(rep[i]);
+    rc = phx_state_job_create_reply(rep[first], &state);
+    int loaded = phx_pjob_from(&j, id, rep[first + 2]);
+    phx_pjob_keep(&j, rep[n - 2], rep[n - 1]);
+    for (int k = 0; k < n; k++)
+        freeReplyObject(rep[k]);
     if (rc == 0) {
         phx_logj(PHX_LOG_INFO, id, in->traceparent, "job id seen before (state %s)", state);
         phx_pjob d = {.id = id, .tenant = tenant};
@@ -969,6 +1082,7 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
     free(state);
     if (rc < 0 || loaded <= 0) {
         phx_pjob_free(&j);
+        phx_roots_free(&roots);
         return PHX_RETRY_LATER;
     }
     /* A redelivery of a job that is over and answered wrote a deadline that guards nothing:
@@ -982,6 +1096,8 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
         phx_logj(PHX_LOG_INFO, id, in->traceparent, "job accepted: %zu steps",
                  json_array_size(steps));
     }
+    phx_planner_roots_done(p, &j, rc == 1, &roots, now, out);
+    phx_roots_free(&roots);
     int arc = phx_planner_advance_loaded(p, &j, out, err);
     phx_pjob_free(&j);
     return arc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
@@ -1011,6 +1127,7 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     phx_pjob j;
     memset(&j, 0, sizeof(j));
     int rc = 0;
+    json_t *view = NULL; /* the reply's, when the outcome finished the job */
     const json_t *step = NULL;
     const char *ns = NULL;
     char *oj = output ? json_dumps(output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -1045,11 +1162,11 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     phx_key_job(kj, sizeof(kj), id);
     const char *hj[] = {"HGETALL", kj};
     phx_redis_call calls[5];
-    int n = 0;
+    int n = 0, first = 0, finished = 0;
+    calls[n++] = rc_call.call;
+    /* After the outcome: a success may have finished the job, and the reply is built from it. */
     if (!early)
         calls[n++] = (phx_redis_call){NULL, 0, 2, hj, NULL};
-    int first = n;
-    calls[n++] = rc_call.call;
     if (!timer)
         calls[n++] = (phx_redis_call){NULL, 0, 3, zrem, NULL};
     phx_planner_read_calls(calls + n, rargv, ks, ko, id);
@@ -1060,11 +1177,18 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     if (rc < 0)
         goto out;
     int known = 1;
-    if (!early && (phx_pjob_from(&j, id, rep[0]) <= 0 || !(step = phx_pjob_step(&j, sid))))
+    if (!early && (phx_pjob_from(&j, id, rep[1]) <= 0 || !(step = phx_pjob_step(&j, sid))))
         known = 0; /* unknown job or step: the outcome found no dispatched step either */
-    rc = phx_state_step_result_reply(rep[first], &ns);
-    if (known)
+    rc = phx_state_step_result_reply(rep[first], &ns, &finished);
+    if (known && finished) {
+        json_t *steps = phx_jobstore_hash_from(rep[n - 2]),
+               *outs = phx_jobstore_hash_from(rep[n - 1]);
+        view = phx_jobstore_view_build(id, j.hash, steps, outs);
+        json_decref(steps);
+        json_decref(outs);
+    } else if (known) {
         phx_pjob_keep(&j, rep[n - 2], rep[n - 1]);
+    }
     for (int i = 0; i < n; i++)
         freeReplyObject(rep[i]);
     if (!known) {
@@ -1109,8 +1233,16 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     }
     if (timer)
         phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
+    if (view) {
+        /* The outcome finished the job (all its steps succeeded) and took the reply lease:
+         * what advance() would have done next, without its round trip. */
+        rc = phx_planner_reply_view(p, &j, view, out, err);
+        view = NULL;
+        goto out;
+    }
     rc = phx_planner_advance_loaded(p, &j, out, err);
 out:
+    json_decref(view);
     free(oj);
     free(ej);
     phx_pjob_free(&j);
@@ -1151,11 +1283,23 @@ static int phx_planner_reply_pending(phx_planner *p, const char *id, phx_err *er
     return pending;
 }
 
-/* Due members of a timer zset (at most 100 per tick, so one tick stays short). */
-static redisReply *phx_planner_due(phx_planner *p, const char *key, phx_err *err)
+/* Due members of the three timer zsets (delay, timeouts, deadlines: at most 100 each per
+ * tick, so one tick stays short), read in one round trip: an idle planner costs Redis one
+ * round trip per tick, not three. A timer that falls due while the tick works waits for the
+ * next one (tick_ms). 0, or -1 with err. */
+static int phx_planner_due(phx_planner *p, redisReply **due, phx_err *err)
 {
-    return phx_redis_cmd(p->r, err, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 100", key,
-                         (long long)phx_now_ms());
+    static const char *const keys[3] = {PHX_KEY_DELAY, PHX_KEY_TIMEOUTS, PHX_KEY_DEADLINES};
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", (long long)phx_now_ms());
+    const char *argv[3][7];
+    phx_redis_call calls[3];
+    for (int i = 0; i < 3; i++) {
+        const char *a[7] = {"ZRANGEBYSCORE", keys[i], "-inf", now, "LIMIT", "0", "100"};
+        memcpy(argv[i], a, sizeof(a));
+        calls[i] = (phx_redis_call){NULL, 0, 7, argv[i], NULL};
+    }
+    return phx_redis_pipeline(p->r, calls, 3, due, err);
 }
 
 /* Split "ID\tSTEP\tATTEMPT" (in place). */
@@ -1172,13 +1316,14 @@ static int phx_planner_member(char *m, char **id, char **step, int *attempt)
 static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
 {
     phx_planner *p = tctx;
-    redisReply *due = NULL;
+    redisReply *dues[3], *due;
     char *id, *step;
-    int attempt;
+    int attempt, trc = -1;
+    if (phx_planner_due(p, dues, err) < 0)
+        return -1;
 
     /* Retries whose backoff has passed: back to pending, then dispatch. */
-    if (!(due = phx_planner_due(p, PHX_KEY_DELAY, err)))
-        return -1;
+    due = dues[0];
     for (size_t i = 0; i < due->elements; i++) {
         char *m = phx_xstrdup(due->element[i]->str);
         if (phx_planner_member(m, &id, &step, &attempt) == 0) {
@@ -1192,11 +1337,9 @@ static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
         phx_planner_zrem_after(out, PHX_KEY_DELAY, due->element[i]->str);
         free(m);
     }
-    freeReplyObject(due);
 
     /* Attempts that outlived their timeout: a retryable failure of that attempt. */
-    if (!(due = phx_planner_due(p, PHX_KEY_TIMEOUTS, err)))
-        return -1;
+    due = dues[1];
     for (size_t i = 0; i < due->elements; i++) {
         char *m = phx_xstrdup(due->element[i]->str);
         if (phx_planner_member(m, &id, &step, &attempt) == 0) {
@@ -1212,11 +1355,9 @@ static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
         phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, due->element[i]->str);
         free(m);
     }
-    freeReplyObject(due);
 
     /* Job deadlines: fail the job whatever its steps are doing. */
-    if (!(due = phx_planner_due(p, PHX_KEY_DEADLINES, err)))
-        return -1;
+    due = dues[2];
     for (size_t i = 0; i < due->elements; i++) {
         const char *jid = due->element[i]->str;
         char *e = phx_planner_errjson("deadline_exceeded", "the job did not finish before its "
@@ -1251,11 +1392,11 @@ static int phx_planner_tick(void *tctx, phx_outbox *out, phx_err *err)
         }
         phx_planner_zrem_after(out, PHX_KEY_DEADLINES, jid);
     }
-    freeReplyObject(due);
-    return 0;
+    trc = 0;
 err:
-    freeReplyObject(due);
-    return -1;
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(dues[i]);
+    return trc;
 }
 
 static void *phx_planner_thread_init(phx_worker *w, phx_err *err)

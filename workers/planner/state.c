@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* KEYS: job, steps. ARGV: tenant, principal, reply_to, spec, now, deadline_at, trace,
+ * autofinish, n, the n step ids, then the root steps to dispatch as attempt 1 in the same
+ * step (phx_job_new.dispatch). Only a job created here dispatches: one that existed is left
+ * to advance(), which finds its steps as they are. */
 static const phx_script phx_create_script = {
     "job_create",
     "local st = redis.call('HGET', KEYS[1], 'state')\n"
@@ -15,9 +19,14 @@ static const phx_script phx_create_script = {
     "local created = redis.call('HGET', KEYS[1], 'created_ms') or ARGV[5]\n"
     "redis.call('HSET', KEYS[1], 'state', 'running', 'tenant', ARGV[1], 'principal', ARGV[2],\n"
     "  'reply_to', ARGV[3], 'spec', ARGV[4], 'created_ms', created, 'deadline_at', ARGV[6],\n"
-    "  'trace', ARGV[7], 'reply_sent', '0')\n"
-    "for i = 8, #ARGV do\n"
+    "  'trace', ARGV[7], 'reply_sent', '0', 'autofinish', ARGV[8])\n"
+    "local n = tonumber(ARGV[9])\n"
+    "for i = 10, 9 + n do\n"
     "  redis.call('HSET', KEYS[2], ARGV[i], 'pending', ARGV[i] .. ':attempt', '0')\n"
+    "end\n"
+    "for i = 10 + n, #ARGV do\n"
+    "  redis.call('HSET', KEYS[2], ARGV[i], 'dispatched', ARGV[i] .. ':attempt', '1',\n"
+    "    ARGV[i] .. ':t0', ARGV[5])\n"
     "end\n"
     "return {1, 'running'}\n"};
 
@@ -54,7 +63,11 @@ static const phx_script phx_dispatch_script = {
     "  redis.call('HSET', KEYS[1], ARGV[1] .. ':t0', ARGV[3]) end\n"
     "return a\n"};
 
-/* ARGV: step, attempt, output|'' , error|'', retryable, max_attempts, now */
+/* KEYS: steps, outputs, job. ARGV: step, attempt, output|'' , error|'', retryable,
+ * max_attempts, now. A success that leaves every step of a job marked autofinish (no goal, no
+ * safety gate: nothing for advance() to decide but "succeeded") running and succeeded also
+ * finishes the job and takes its reply lease, as job_finish would (third element 1): the
+ * finish costs no round trip of its own. A step is a field F with an F:attempt field. */
 static const phx_script phx_result_script = {
     "step_result",
     "local st = redis.call('HGET', KEYS[1], ARGV[1])\n"
@@ -64,7 +77,17 @@ static const phx_script phx_result_script = {
     "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])\n"
     "  redis.call('HSET', KEYS[1], ARGV[1], 'succeeded', ARGV[1] .. ':t1', ARGV[7])\n"
     "  redis.call('HDEL', KEYS[1], ARGV[1] .. ':err')\n"
-    "  return {1, 'succeeded'}\n"
+    "  local j = redis.call('HMGET', KEYS[3], 'state', 'autofinish')\n"
+    "  if j[1] ~= 'running' or j[2] ~= '1' then return {1, 'succeeded', 0} end\n"
+    "  local h = redis.call('HGETALL', KEYS[1])\n"
+    "  local f = {}\n"
+    "  for i = 1, #h, 2 do f[h[i]] = h[i + 1] end\n"
+    "  for k, v in pairs(f) do\n"
+    "    if v ~= 'succeeded' and f[k .. ':attempt'] then return {1, 'succeeded', 0} end\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[3], 'state', 'succeeded', 'finished_ms', ARGV[7],\n"
+    "    'reply_sent', 'p' .. ARGV[7])\n"
+    "  return {1, 'succeeded', 1}\n"
     "end\n"
     "local ns = 'failed'\n"
     "if ARGV[5] == '1' and a < tonumber(ARGV[6]) then ns = 'retry_wait' end\n"
@@ -147,16 +170,20 @@ static void phx_state_keys(phx_state_call *c, const char *id)
 void phx_state_job_create_call(phx_state_call *c, const phx_job_new *j)
 {
     phx_state_keys(c, j->id);
-    size_t nsteps = json_array_size(j->step_ids);
-    int argc = 9 + (int)nsteps;
+    size_t nsteps = json_array_size(j->step_ids), nd = json_array_size(j->dispatch);
+    int argc = 11 + (int)nsteps + (int)nd;
     const char **argv = phx_xcalloc((size_t)argc, sizeof(*argv));
     snprintf(c->now, sizeof(c->now), "%lld", (long long)j->now_ms);
     snprintf(c->m, sizeof(c->m), "%lld", (long long)j->deadline_at);
+    snprintf(c->a, sizeof(c->a), "%zu", nsteps);
     argv[0] = c->job, argv[1] = c->steps;
     argv[2] = j->tenant, argv[3] = j->principal, argv[4] = j->reply_to, argv[5] = j->spec;
-    argv[6] = c->now, argv[7] = c->m, argv[8] = j->trace;
+    argv[6] = c->now, argv[7] = c->m, argv[8] = j->trace, argv[9] = j->autofinish ? "1" : "0";
+    argv[10] = c->a;
     for (size_t i = 0; i < nsteps; i++)
-        argv[9 + i] = json_string_value(json_array_get(j->step_ids, i));
+        argv[11 + i] = json_string_value(json_array_get(j->step_ids, i));
+    for (size_t i = 0; i < nd; i++)
+        argv[11 + nsteps + i] = json_string_value(json_array_get(j->dispatch, i));
     c->call = (phx_redis_call){&phx_create_script, 2, argc, argv, NULL};
 }
 
@@ -213,6 +240,7 @@ void phx_state_step_result_call(phx_state_call *c, const char *job, const char *
     snprintf(c->now, sizeof(c->now), "%lld", (long long)now_ms);
     const char *argv[] = {c->steps,
                           c->out,
+                          c->job,
                           step,
                           c->a,
                           output_json ? output_json : "",
@@ -221,11 +249,14 @@ void phx_state_step_result_call(phx_state_call *c, const char *job, const char *
                           c->m,
                           c->now};
     memcpy(c->argv, argv, sizeof(argv));
-    c->call = (phx_redis_call){&phx_result_script, 2, 9, c->argv, NULL};
+    c->call = (phx_redis_call){&phx_result_script, 3, 10, c->argv, NULL};
 }
 
-int phx_state_step_result_reply(const redisReply *rep, const char **new_state)
+int phx_state_step_result_reply(const redisReply *rep, const char **new_state, int *finished)
 {
+    if (finished)
+        *finished = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 3 &&
+                    rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer == 1;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
         return -1;
     const char *ns = rep->element[1]->str;
@@ -246,7 +277,7 @@ int phx_state_step_result(phx_redis *r, const char *job, const char *step, int a
     redisReply *rep = phx_state_run(r, &c, err);
     if (!rep)
         return -1;
-    int applied = phx_state_step_result_reply(rep, new_state);
+    int applied = phx_state_step_result_reply(rep, new_state, NULL);
     freeReplyObject(rep);
     return applied;
 }

@@ -17,6 +17,13 @@ typedef struct phx_job_new {
     const char *id, *tenant, *principal, *reply_to, *spec, *trace;
     int64_t now_ms, deadline_at;
     json_t *step_ids; /* array of strings */
+    /* Steps (a subset of step_ids, may be NULL) moved to dispatched, attempt 1, by the same
+     * script when it creates the job: the caller wrote their timers earlier in the same
+     * pipeline and sends their tasks when the job was created. */
+    json_t *dispatch;
+    /* Nothing but all steps succeeding can end the job (no goal, no safety gate): the result
+     * that completes it finishes it too (phx_state_step_result_call). */
+    int autofinish;
 } phx_job_new;
 
 /* A transition prepared to run inside a pipeline (phx_redis_pipeline) next to the reads and
@@ -26,7 +33,7 @@ typedef struct phx_job_new {
 typedef struct phx_state_call {
     char job[192], steps[200], out[200];
     char a[16], m[32], now[32];
-    const char *argv[10];
+    const char *argv[12];
     phx_redis_call call;
 } phx_state_call;
 
@@ -41,7 +48,9 @@ void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char
 void phx_state_step_result_call(phx_state_call *c, const char *job, const char *step, int attempt,
                                 const char *output_json, const char *error_json, int retryable,
                                 int max_attempts, int64_t now_ms);
-int phx_state_step_result_reply(const redisReply *rep, const char **new_state);
+/* *finished (may be NULL): 1 when this success also finished the job (succeeded, with the
+ * reply lease taken, as phx_state_job_finish would): the caller replies. */
+int phx_state_step_result_reply(const redisReply *rep, const char **new_state, int *finished);
 void phx_state_job_finish_call(phx_state_call *c, const char *job, const char *status,
                                const char *error_json, int64_t now_ms);
 /* An integer reply (dispatch, finish) as the int the function would return. */
