@@ -23,10 +23,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How many autofinish jobs' steps a planner thread remembers (phx_planner_cache_put). */
+#define PHX_PLANNER_CACHE 512
+
 typedef struct phx_planner {
     phx_worker *w;
     const phx_planner_cfg *cfg;
     phx_redis *r;
+    /* The steps (as stored: they never change for a job without a goal) of the autofinish
+     * jobs this thread saw last, by job id, oldest evicted first (ring). With them a result
+     * knows its step's dependants before it reads the job, and dispatches them in the same
+     * round trip as it applies the outcome. A miss costs that round trip, nothing else. */
+    json_t *specs;
+    char *ring[PHX_PLANNER_CACHE];
+    int ring_at;
 } phx_planner;
 
 /* Everything advance() needs to know about one job, loaded from Redis. */
@@ -369,21 +379,32 @@ static int64_t phx_planner_timeout(const phx_planner *p, const json_t *step)
     return json_is_integer(t) ? json_integer_value(t) : p->cfg->step_timeout_ms;
 }
 
-/* The root steps (no needs) of a job about to be stored, ready to be dispatched by the script
- * that creates it (phx_job_new.dispatch): their inputs depend on no output, so they render
- * now exactly as advance() would render them right after the create, and the job's first
- * tasks cost no round trip of their own. Roots past PHX_PLANNER_ROOTS_MAX (the fixed buffers
- * below) are dispatched by advance(), as before. */
-#define PHX_PLANNER_ROOTS_MAX 8
-typedef struct phx_roots {
-    json_t *ids, *steps, *inputs; /* arrays, same order */
-    int autofinish;               /* see phx_job_new */
-    char at[PHX_PLANNER_ROOTS_MAX][32], member[PHX_PLANNER_ROOTS_MAX][256];
-    const char *targv[2 + 2 * PHX_PLANNER_ROOTS_MAX]; /* ZADD timeouts NX (at member)... */
-    int nt;
-} phx_roots;
+/* Steps ready to be dispatched as attempt 1 by the script that changes their job's state
+ * anyway: the root steps (no needs) of a job being created (job_create), or the steps that
+ * need only the step whose success is being applied (step_result). Their inputs are rendered
+ * before the script runs, from the outputs they can reference -- none for a root, that step's
+ * output for a dependant -- exactly as advance() would render them after it, and their
+ * timers are written earlier in the same pipeline, so those tasks cost no round trip of their
+ * own. Past PHX_PLANNER_READY_MAX (the fixed buffers below) advance() dispatches the rest, as
+ * before. */
+#define PHX_PLANNER_READY_MAX 8
+typedef struct phx_ready {
+    json_t *ids, *steps, *inputs;    /* arrays, same order */
+    int autofinish;                  /* (roots) see phx_job_new */
+    int sent[PHX_PLANNER_READY_MAX]; /* the script dispatched it */
+    char at[PHX_PLANNER_READY_MAX][32], member[PHX_PLANNER_READY_MAX][256];
+    const char *targv[3 + 2 * PHX_PLANNER_READY_MAX]; /* ZADD timeouts NX (at member)... */
+    int nt;                                           /* 0: no step, no timer command */
+} phx_ready;
 
-static void phx_roots_free(phx_roots *r)
+static void phx_ready_init(phx_ready *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->ids = json_array(), r->steps = json_array(), r->inputs = json_array();
+    r->targv[0] = "ZADD", r->targv[1] = PHX_KEY_TIMEOUTS, r->targv[2] = "NX";
+}
+
+static void phx_ready_free(phx_ready *r)
 {
     json_decref(r->ids);
     json_decref(r->steps);
@@ -391,53 +412,96 @@ static void phx_roots_free(phx_roots *r)
     r->ids = r->steps = r->inputs = NULL;
 }
 
+/* Render step s of job id (all: the job's steps) from outputs and add it; 0 when it cannot be
+ * taken (full, or its input does not render: advance() fails it, with the reason). */
+static int phx_ready_add(phx_ready *r, const phx_planner *p, const char *id, const json_t *all,
+                         const json_t *s, const json_t *outputs, int64_t now)
+{
+    size_t k = json_array_size(r->ids);
+    if (k >= PHX_PLANNER_READY_MAX)
+        return 0;
+    const char *sid = phx_jstr(s, "id", "");
+    phx_err rerr;
+    json_t *input = phx_dag_render_step(s, outputs, &rerr);
+    if (!input)
+        return 0;
+    phx_gates_redact_input(all, sid, input, outputs);
+    json_array_append(r->ids, json_object_get(s, "id"));
+    json_array_append(r->steps, (json_t *)s);
+    json_array_append_new(r->inputs, input);
+    snprintf(r->at[k], sizeof(r->at[k]), "%lld", (long long)(now + phx_planner_timeout(p, s)));
+    snprintf(r->member[k], sizeof(r->member[k]), "%s\t%s\t1", id, sid);
+    if (r->nt == 0)
+        r->nt = 3;
+    r->targv[r->nt++] = r->at[k];
+    r->targv[r->nt++] = r->member[k];
+    return 1;
+}
+
 static void phx_planner_roots(const phx_planner *p, const char *id, const json_t *body, int64_t now,
-                              phx_roots *r)
+                              phx_ready *r)
 {
     const json_t *steps = json_object_get(body, "steps");
     json_t *none = json_object(), *s;
     size_t i;
-    r->ids = json_array(), r->steps = json_array(), r->inputs = json_array();
+    phx_ready_init(r);
     r->autofinish = !json_object_get(body, "goal");
-    r->targv[0] = "ZADD", r->targv[1] = PHX_KEY_TIMEOUTS, r->targv[2] = "NX", r->nt = 3;
     json_array_foreach(steps, i, s)
     {
         if (phx_gates_of(s))
             r->autofinish = 0;
-        size_t k = json_array_size(r->ids);
-        if (json_array_size(json_object_get(s, "needs")) > 0 || k >= PHX_PLANNER_ROOTS_MAX)
-            continue;
-        const char *sid = phx_jstr(s, "id", "");
-        phx_err rerr;
-        json_t *input = phx_dag_render_step(s, none, &rerr);
-        if (!input)
-            continue; /* advance() fails the step, with the reason */
-        phx_gates_redact_input(steps, sid, input, none);
-        json_array_append(r->ids, json_object_get(s, "id"));
-        json_array_append(r->steps, s);
-        json_array_append_new(r->inputs, input);
-        snprintf(r->at[k], sizeof(r->at[k]), "%lld", (long long)(now + phx_planner_timeout(p, s)));
-        snprintf(r->member[k], sizeof(r->member[k]), "%s\t%s\t1", id, sid);
-        r->targv[r->nt++] = r->at[k];
-        r->targv[r->nt++] = r->member[k];
+        if (json_array_size(json_object_get(s, "needs")) == 0)
+            phx_ready_add(r, p, id, steps, s, none, now);
     }
-    if (r->nt == 3)
-        r->nt = 0; /* no root to dispatch: no timer command */
     json_decref(none);
 }
 
-/* After the create: send the roots' tasks when the job was created (the script dispatched
- * them), else remove each timer written for an attempt 1 nobody runs or will run (NX left a
- * live attempt 1's own timer as it was; a running job's step still at attempt 0 is about to
- * be dispatched by advance() with that very timer). */
-static void phx_planner_roots_done(const phx_planner *p, const phx_pjob *j, int created,
-                                   phx_roots *r, int64_t now, phx_outbox *out)
+/* Does a template under v reference any step but sid? (phx_dag_ref_steps callback) */
+static void phx_planner_ref_other(const char *step_id, void *arg)
+{
+    const char **sid = arg;
+    if (*sid && strcmp(step_id, *sid) != 0)
+        *sid = NULL;
+}
+
+/* The steps that need only sid, of the job whose steps the cache holds (none on a miss),
+ * rendered with sid's output. */
+static void phx_planner_dependants(const phx_planner *p, const char *id, const json_t *steps,
+                                   const char *sid, const json_t *output, int64_t now, phx_ready *r)
+{
+    phx_ready_init(r);
+    if (!steps || !output)
+        return;
+    json_t *outputs = json_object(), *s;
+    json_object_set(outputs, sid, (json_t *)output);
+    size_t i;
+    json_array_foreach(steps, i, s)
+    {
+        const json_t *needs = json_object_get(s, "needs");
+        if (json_array_size(needs) != 1 || strcmp(phx_jstr(s, "id", ""), sid) == 0 ||
+            !json_is_string(json_array_get(needs, 0)) ||
+            strcmp(json_string_value(json_array_get(needs, 0)), sid) != 0)
+            continue;
+        const char *only = sid;
+        phx_dag_ref_steps(json_object_get(s, "input"), phx_planner_ref_other, &only);
+        if (only)
+            phx_ready_add(r, p, id, steps, s, outputs, now);
+    }
+    json_decref(outputs);
+}
+
+/* After the script: send the tasks of the steps it dispatched (sent), and remove each timer
+ * written for an attempt 1 nobody runs (NX left a live attempt 1's own timer as it was; a
+ * running job's ready step still pending at attempt 0 is about to be dispatched by advance()
+ * with that very timer). */
+static void phx_planner_ready_done(const phx_planner *p, const phx_pjob *j, phx_ready *r,
+                                   int64_t now, phx_outbox *out)
 {
     const json_t *sh = j->steps;
-    int running = strcmp(j->state, "running") == 0;
+    int running = j->state && strcmp(j->state, "running") == 0;
     for (size_t k = 0; k < json_array_size(r->ids); k++) {
         const json_t *step = json_array_get(r->steps, k);
-        if (created) {
+        if (r->sent[k]) {
             json_t *input = json_array_get(r->inputs, k);
             phx_planner_task(j, step, json_incref(input), 1, phx_planner_timeout(p, step), now,
                              out);
@@ -448,9 +512,38 @@ static void phx_planner_roots_done(const phx_planner *p, const phx_pjob *j, int 
         snprintf(af, sizeof(af), "%s:attempt", sid);
         long a = strtol(phx_jstr(sh, af, "0"), NULL, 10);
         int live = a == 1 && strcmp(phx_jstr(sh, sid, ""), "dispatched") == 0;
-        if (!live && !(running && a == 0))
+        int next = running && a == 0 && strcmp(phx_jstr(sh, sid, ""), "pending") == 0;
+        size_t i;
+        json_t *need;
+        json_array_foreach(json_object_get(step, "needs"), i, need)
+        {
+            if (strcmp(phx_jstr(sh, json_string_value(need), ""), "succeeded") != 0)
+                next = 0; /* not ready: advance() will not dispatch it now */
+        }
+        if (!live && !next)
             phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, r->member[k]);
     }
+}
+
+/* Remember job id's steps (cache above) when nothing but its steps' success can end it. */
+static void phx_planner_cache_put(phx_planner *p, const char *id, const json_t *spec)
+{
+    if (json_object_get(spec, "goal") || json_object_get(p->specs, id))
+        return;
+    json_t *steps = json_object_get(spec, "steps"), *s;
+    size_t i;
+    json_array_foreach(steps, i, s)
+    {
+        if (phx_gates_of(s))
+            return;
+    }
+    char **slot = &p->ring[p->ring_at];
+    p->ring_at = (p->ring_at + 1) % PHX_PLANNER_CACHE;
+    if (*slot)
+        json_object_del(p->specs, *slot);
+    free(*slot);
+    *slot = phx_xstrdup(id);
+    json_object_set(p->specs, id, steps);
 }
 
 /* Dispatch one ready step: render its input, move it to dispatched, queue the task.
@@ -1025,7 +1118,7 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
     size_t i;
     json_t *s;
     json_array_foreach(steps, i, s) json_array_append(ids, json_object_get(s, "id"));
-    phx_roots roots;
+    phx_ready roots;
     phx_planner_roots(p, id, body, now, &roots);
     char *spec = json_dumps(body, JSON_COMPACT), *state = NULL;
     phx_job_new jn = {.id = id,
@@ -1051,7 +1144,7 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
     const char *rargv[4];
     phx_redis_call calls[6];
     int n = 0;
-    if (roots.nt > 2)
+    if (roots.nt)
         calls[n++] = (phx_redis_call){NULL, 0, roots.nt, roots.targv, NULL};
     int first = n;
     calls[n++] = cc.call;
@@ -1065,7 +1158,7 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
     free(spec);
     json_decref(ids);
     if (rc < 0) {
-        phx_roots_free(&roots);
+        phx_ready_free(&roots);
         return PHX_RETRY_LATER;
     }
     phx_pjob j;
@@ -1082,7 +1175,7 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
     free(state);
     if (rc < 0 || loaded <= 0) {
         phx_pjob_free(&j);
-        phx_roots_free(&roots);
+        phx_ready_free(&roots);
         return PHX_RETRY_LATER;
     }
     /* A redelivery of a job that is over and answered wrote a deadline that guards nothing:
@@ -1096,8 +1189,11 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
         phx_logj(PHX_LOG_INFO, id, in->traceparent, "job accepted: %zu steps",
                  json_array_size(steps));
     }
-    phx_planner_roots_done(p, &j, rc == 1, &roots, now, out);
-    phx_roots_free(&roots);
+    for (size_t k = 0; k < json_array_size(roots.ids); k++)
+        roots.sent[k] = rc == 1; /* the script dispatched them all, or did not run them */
+    phx_planner_ready_done(p, &j, &roots, now, out);
+    phx_planner_cache_put(p, id, j.spec);
+    phx_ready_free(&roots);
     int arc = phx_planner_advance_loaded(p, &j, out, err);
     phx_pjob_free(&j);
     return arc < 0 ? PHX_RETRY_LATER : PHX_HANDLED;
@@ -1128,6 +1224,8 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     memset(&j, 0, sizeof(j));
     int rc = 0;
     json_t *view = NULL; /* the reply's, when the outcome finished the job */
+    phx_ready next;      /* dependants dispatched with the outcome */
+    memset(&next, 0, sizeof(next));
     const json_t *step = NULL;
     const char *ns = NULL;
     char *oj = output ? json_dumps(output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -1154,15 +1252,21 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
      * nothing. The timer may go before our outputs are confirmed: if they never are, this
      * result message comes again and repairs (a timer fired by the tick, on the contrary, is
      * removed only after its outputs are safe). */
+    int64_t now = phx_now_ms();
+    if (!early)
+        phx_planner_dependants(p, id, json_object_get(p->specs, id), sid, output, now, &next);
     phx_state_call rc_call;
     phx_state_step_result_call(&rc_call, id, sid, attempt, oj, ej, retryable,
-                               early ? phx_planner_max_attempts(p, step) : 1, phx_now_ms());
+                               early ? phx_planner_max_attempts(p, step) : 1, now, next.ids);
     const char *zrem[] = {"ZREM", PHX_KEY_TIMEOUTS, member}, *rargv[4];
     char ks[200], ko[200], kj[192];
     phx_key_job(kj, sizeof(kj), id);
     const char *hj[] = {"HGETALL", kj};
-    phx_redis_call calls[5];
-    int n = 0, first = 0, finished = 0;
+    phx_redis_call calls[6];
+    int n = 0, finished = 0;
+    if (next.nt) /* the dependants' timers, before the script that dispatches them */
+        calls[n++] = (phx_redis_call){NULL, 0, next.nt, next.targv, NULL};
+    int first = n;
     calls[n++] = rc_call.call;
     /* After the outcome: a success may have finished the job, and the reply is built from it. */
     if (!early)
@@ -1171,15 +1275,24 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
         calls[n++] = (phx_redis_call){NULL, 0, 3, zrem, NULL};
     phx_planner_read_calls(calls + n, rargv, ks, ko, id);
     n += 2;
-    redisReply *rep[5];
+    redisReply *rep[6];
     rc = phx_redis_pipeline(p->r, calls, n, rep, err);
     phx_state_call_free(&rc_call);
-    if (rc < 0)
+    if (rc < 0) {
+        /* The dependants' timers may be written: a redelivery of this result writes the same
+         * ones again (NX) and settles them. */
         goto out;
+    }
     int known = 1;
-    if (!early && (phx_pjob_from(&j, id, rep[1]) <= 0 || !(step = phx_pjob_step(&j, sid))))
+    if (!early && (phx_pjob_from(&j, id, rep[first + 1]) <= 0 || !(step = phx_pjob_step(&j, sid))))
         known = 0; /* unknown job or step: the outcome found no dispatched step either */
     rc = phx_state_step_result_reply(rep[first], &ns, &finished);
+    for (size_t i = 3; rc == 1 && i < rep[first]->elements; i++)
+        for (size_t k = 0; k < json_array_size(next.ids); k++)
+            if (rep[first]->element[i]->type == REDIS_REPLY_STRING &&
+                strcmp(rep[first]->element[i]->str,
+                       json_string_value(json_array_get(next.ids, k))) == 0)
+                next.sent[k] = 1;
     if (known && finished) {
         json_t *steps = phx_jobstore_hash_from(rep[n - 2]),
                *outs = phx_jobstore_hash_from(rep[n - 1]);
@@ -1192,10 +1305,13 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     for (int i = 0; i < n; i++)
         freeReplyObject(rep[i]);
     if (!known) {
+        phx_planner_ready_done(p, &j, &next, now, out); /* nothing dispatched: timers go */
         rc = 0;
         goto out;
     }
+    phx_planner_cache_put(p, id, j.spec);
     if (rc < 0) {
+        phx_planner_ready_done(p, &j, &next, now, out);
         rc = phx_err_set(err, "redis_error", 0, "step_result: unexpected reply");
         goto out;
     }
@@ -1233,6 +1349,7 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     }
     if (timer)
         phx_planner_zrem_after(out, PHX_KEY_TIMEOUTS, member);
+    phx_planner_ready_done(p, &j, &next, now, out);
     if (view) {
         /* The outcome finished the job (all its steps succeeded) and took the reply lease:
          * what advance() would have done next, without its round trip. */
@@ -1243,6 +1360,7 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
     rc = phx_planner_advance_loaded(p, &j, out, err);
 out:
     json_decref(view);
+    phx_ready_free(&next);
     free(oj);
     free(ej);
     phx_pjob_free(&j);
@@ -1411,6 +1529,7 @@ static void *phx_planner_thread_init(phx_worker *w, phx_err *err)
         return NULL;
     }
     phx_redis_set_breaker(p->r, phx_worker_redis_breaker(w));
+    p->specs = json_object();
     return p;
 }
 
@@ -1418,6 +1537,9 @@ static void phx_planner_thread_free(void *tctx)
 {
     phx_planner *p = tctx;
     phx_redis_free(p->r);
+    json_decref(p->specs);
+    for (int i = 0; i < PHX_PLANNER_CACHE; i++)
+        free(p->ring[i]);
     free(p);
 }
 

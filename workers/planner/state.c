@@ -64,10 +64,14 @@ static const phx_script phx_dispatch_script = {
     "return a\n"};
 
 /* KEYS: steps, outputs, job. ARGV: step, attempt, output|'' , error|'', retryable,
- * max_attempts, now. A success that leaves every step of a job marked autofinish (no goal, no
- * safety gate: nothing for advance() to decide but "succeeded") running and succeeded also
- * finishes the job and takes its reply lease, as job_finish would (third element 1): the
- * finish costs no round trip of its own. A step is a field F with an F:attempt field. */
+ * max_attempts, now, then the steps to dispatch as attempt 1 if this success applies (the
+ * caller found they need only this step, rendered their inputs and wrote their timers earlier
+ * in the same pipeline): each one still pending at attempt 0 of a running job is dispatched
+ * here, as step_dispatch would, and named in the reply after {1, 'succeeded', finished}.
+ * A success that leaves every step of a job marked autofinish (no goal, no safety gate:
+ * nothing for advance() to decide but "succeeded") running and succeeded also finishes the
+ * job and takes its reply lease, as job_finish would (finished = 1): the finish costs no
+ * round trip of its own. A step is a field F with an F:attempt field. */
 static const phx_script phx_result_script = {
     "step_result",
     "local st = redis.call('HGET', KEYS[1], ARGV[1])\n"
@@ -77,17 +81,29 @@ static const phx_script phx_result_script = {
     "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])\n"
     "  redis.call('HSET', KEYS[1], ARGV[1], 'succeeded', ARGV[1] .. ':t1', ARGV[7])\n"
     "  redis.call('HDEL', KEYS[1], ARGV[1] .. ':err')\n"
+    "  local res = {1, 'succeeded', 0}\n"
     "  local j = redis.call('HMGET', KEYS[3], 'state', 'autofinish')\n"
-    "  if j[1] ~= 'running' or j[2] ~= '1' then return {1, 'succeeded', 0} end\n"
+    "  if j[1] ~= 'running' then return res end\n"
+    "  for i = 8, #ARGV do\n"
+    "    local c = ARGV[i]\n"
+    "    if redis.call('HGET', KEYS[1], c) == 'pending' and\n"
+    "       tonumber(redis.call('HGET', KEYS[1], c .. ':attempt') or '0') == 0 then\n"
+    "      redis.call('HSET', KEYS[1], c, 'dispatched', c .. ':attempt', '1', c .. ':t0', "
+    "ARGV[7])\n"
+    "      res[#res + 1] = c\n"
+    "    end\n"
+    "  end\n"
+    "  if #res > 3 or j[2] ~= '1' then return res end\n"
     "  local h = redis.call('HGETALL', KEYS[1])\n"
     "  local f = {}\n"
     "  for i = 1, #h, 2 do f[h[i]] = h[i + 1] end\n"
     "  for k, v in pairs(f) do\n"
-    "    if v ~= 'succeeded' and f[k .. ':attempt'] then return {1, 'succeeded', 0} end\n"
+    "    if v ~= 'succeeded' and f[k .. ':attempt'] then return res end\n"
     "  end\n"
     "  redis.call('HSET', KEYS[3], 'state', 'succeeded', 'finished_ms', ARGV[7],\n"
     "    'reply_sent', 'p' .. ARGV[7])\n"
-    "  return {1, 'succeeded', 1}\n"
+    "  res[3] = 1\n"
+    "  return res\n"
     "end\n"
     "local ns = 'failed'\n"
     "if ARGV[5] == '1' and a < tonumber(ARGV[6]) then ns = 'retry_wait' end\n"
@@ -232,7 +248,7 @@ void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char
 
 void phx_state_step_result_call(phx_state_call *c, const char *job, const char *step, int attempt,
                                 const char *output_json, const char *error_json, int retryable,
-                                int max_attempts, int64_t now_ms)
+                                int max_attempts, int64_t now_ms, const json_t *dispatch)
 {
     phx_state_keys(c, job);
     snprintf(c->a, sizeof(c->a), "%d", attempt);
@@ -248,8 +264,14 @@ void phx_state_step_result_call(phx_state_call *c, const char *job, const char *
                           retryable ? "1" : "0",
                           c->m,
                           c->now};
-    memcpy(c->argv, argv, sizeof(argv));
-    c->call = (phx_redis_call){&phx_result_script, 3, 10, c->argv, NULL};
+    size_t nd = json_array_size(dispatch);
+    const char **av = c->argv;
+    if (nd > 0)
+        av = phx_xcalloc(10 + nd, sizeof(*av)); /* freed by phx_state_call_free */
+    memcpy(av, argv, sizeof(argv));
+    for (size_t i = 0; i < nd; i++)
+        av[10 + i] = json_string_value(json_array_get(dispatch, i));
+    c->call = (phx_redis_call){&phx_result_script, 3, 10 + (int)nd, av, NULL};
 }
 
 int phx_state_step_result_reply(const redisReply *rep, const char **new_state, int *finished)
@@ -273,7 +295,7 @@ int phx_state_step_result(phx_redis *r, const char *job, const char *step, int a
 {
     phx_state_call c;
     phx_state_step_result_call(&c, job, step, attempt, output_json, error_json, retryable,
-                               max_attempts, now_ms);
+                               max_attempts, now_ms, NULL);
     redisReply *rep = phx_state_run(r, &c, err);
     if (!rep)
         return -1;

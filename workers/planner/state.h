@@ -45,11 +45,15 @@ int phx_state_job_create_reply(const redisReply *rep, char **state);
  * planner already dispatched that same attempt; -1 when the step or job had moved on. */
 void phx_state_step_dispatch_call(phx_state_call *c, const char *job, const char *step,
                                   int expect_attempt, int64_t now_ms);
+/* dispatch (array of step ids, may be NULL): steps that need only this one, moved to
+ * dispatched, attempt 1, when a success applies (the caller wrote their timers first); the
+ * reply names those it moved (phx_state_step_result_reply). */
 void phx_state_step_result_call(phx_state_call *c, const char *job, const char *step, int attempt,
                                 const char *output_json, const char *error_json, int retryable,
-                                int max_attempts, int64_t now_ms);
+                                int max_attempts, int64_t now_ms, const json_t *dispatch);
 /* *finished (may be NULL): 1 when this success also finished the job (succeeded, with the
- * reply lease taken, as phx_state_job_finish would): the caller replies. */
+ * reply lease taken, as phx_state_job_finish would): the caller replies. The reply's elements
+ * from index 3 on are the steps it dispatched. */
 int phx_state_step_result_reply(const redisReply *rep, const char **new_state, int *finished);
 void phx_state_job_finish_call(phx_state_call *c, const char *job, const char *status,
                                const char *error_json, int64_t now_ms);
