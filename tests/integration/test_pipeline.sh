@@ -106,6 +106,9 @@ for _ in $(seq 40); do
 done
 sleep 0.5 # the timer goes once the duplicate's event is out
 check "late duplicate id: no deadline timer left" "" "$(redis zscore phx:deadlines "$id")"
+# The duplicate also wrote the timer of its root step's first attempt (the create script
+# dispatches roots); the job is over, so that timer goes too.
+check "late duplicate id: no step timer left" "" "$(redis zscore phx:timeouts "$id"$'\t'a$'\t'1)"
 
 id1=$(uid idem)
 id2=$(uid idem)
