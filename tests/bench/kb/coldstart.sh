@@ -10,7 +10,9 @@
 # itself once per mode -- "graph" (PHX_KB_HNSW_MIN=10000, the default: exact array + HNSW) and
 # "exact" (PHX_KB_HNSW_MIN=0: no graph) -- and measures from the exec to the moment
 # /metrics reports every record loaded (phx_kb_records{collection="bench"} = N, polled every
-# 0.1 s), with the worker's own breakdown from its log line and its resident memory.
+# 0.1 s), with the worker's own breakdown from its log line and its resident memory; in graph
+# mode also until its log says the background-built HNSW graph is attached (graph_s; RSS is
+# read then).
 # BENCH_KB_COLD_N (default 100000), BENCH_KB_DIM (384), BENCH_KB_COLD_DATA (clustered),
 # BENCH_KB_COLD_MODES ("exact graph").
 set -euo pipefail
@@ -45,21 +47,31 @@ for mode in ${BENCH_KB_COLD_MODES:-exact graph}; do
     t0=$(date +%s.%N)
     PHX_KB_HNSW_MIN=$min PHX_ADMIN_ADDR=127.0.0.1:$ADMIN "$BIN/phx-kb" >"$log" 2>&1 &
     KB_PID=$!
-    ready=
+    ready= secs=
     while :; do
         kill -0 "$KB_PID" 2>/dev/null || { echo "coldstart: phx-kb exited; see its log:" >&2; tail -20 "$log" >&2; exit 1; }
         m=$(curl -s -m 2 "http://127.0.0.1:$ADMIN/metrics" || true)
         [ -n "$ready" ] || ! curl -sf -m 2 "http://127.0.0.1:$ADMIN/readyz" >/dev/null || ready=$(echo "$(date +%s.%N) - $t0" | bc)
-        [ "$(sed -n 's/^phx_kb_records{collection="bench"} //p' <<<"$m")" = "$N" ] && break
+        [ -n "$secs" ] || [ "$(sed -n 's/^phx_kb_records{collection="bench"} //p' <<<"$m")" != "$N" ] ||
+            secs=$(echo "$(date +%s.%N) - $t0" | bc)
+        [ -n "$secs" ] && [ -n "$ready" ] && break
         sleep 0.1
     done
-    secs=$(echo "$(date +%s.%N) - $t0" | bc)
+    graph=
+    if [ "$mode" = graph ]; then
+        until grep -q 'HNSW graph attached' "$log"; do
+            kill -0 "$KB_PID" 2>/dev/null || { echo "coldstart: phx-kb exited; see its log:" >&2; tail -20 "$log" >&2; exit 1; }
+            sleep 0.1
+        done
+        graph=$(echo "$(date +%s.%N) - $t0" | bc)
+    fi
     rss=$(awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$KB_PID/status")
     line=$(grep -o 'loaded [0-9]* records from Redis in[^"]*' "$log" | tail -1)
     stop_pid "$KB_PID"
     KB_PID=
     jq -cn --arg mode "$mode" --argjson n "$N" --argjson dim "$DIM" --argjson s "$secs" \
-        --argjson rss "$rss" --arg ready "$ready" --arg line "$line" \
+        --argjson rss "$rss" --arg ready "$ready" --arg line "$line" --arg graph "$graph" \
         '{mode: $mode, n: $n, dim: $dim, start_to_loaded_s: $s, records_per_s: ($n / $s | round),
-          readyz_s: ($ready | tonumber? // null), rss_bytes_per_record: ($rss / $n | round), worker_log: $line}'
+          readyz_s: ($ready | tonumber? // null), graph_s: ($graph | tonumber? // null),
+          rss_bytes_per_record: ($rss / $n | round), worker_log: $line}'
 done
