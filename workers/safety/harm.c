@@ -240,6 +240,11 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
     {PHX_HARM_SEXUAL, 1, {0.45f, 0.2f}, "revenge ~1 porn|porno|pornography"},
     {PHX_HARM_SEXUAL,
      0,
+     {0.3f, 0.05f},
+     "relationship*|intimacy|intimate|romantic|dating|consensual ~5 minor|minors|underage|"
+     "preteen*"},
+    {PHX_HARM_SEXUAL,
+     0,
      {0.15f, 0.05f},
      "porn|porno|pornography|pornographic|erotic|incest|bestiality|pedophil*|paedophil*|"
      "molest*|rape|raping|orgy|orgies"},

@@ -425,7 +425,8 @@ static const phx_inj_feature phx_inj_features[] = {
      {0.15f, 0.2f},
      0,
      "for|purely|strictly|only ~2 educational|research|academic|"
-     "informational|fictional|hypothetical ~1 purposes|reasons|"
+     "informational|fictional|hypothetical|training|simulation|awareness|demonstration ~1 "
+     "purposes|reasons|"
      "only|use"},
     {CAT_FICTION,
      {0.15f, 0.15f},
@@ -437,6 +438,7 @@ static const phx_inj_feature phx_inj_features[] = {
      0,
      "writing|working|write ~3 novel|book|story|screenplay|script|thriller|article|thesis|"
      "research|paper|study|project|chapter|scene"},
+    {CAT_FICTION, {0.1f, 0.1f}, 0, "recreate|depict|portray|dramatize ~3 scene|moment|events"},
     /* --- persuasion (a signal only): the moves of persuasive adversarial prompts --------------
      * (authority and expert endorsement, appeals to importance and realism, urgency, and
      * priming the answer's first words). Ordinary prompts use these too, so alone they stay
@@ -468,6 +470,21 @@ static const phx_inj_feature phx_inj_features[] = {
      "realistic|authentic|accurate|detailed|specific ~1 as possible"},
     {CAT_PERSUADE, {0.08f, 0.05f}, 0, "controversial|taboo|provocative|unconventional|edgy"},
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "desperate|desperately|urgently"},
+    /* the reassurances that come with a harmful ask */
+    {CAT_PERSUADE,
+     {0.2f, 0.2f},
+     0,
+     "not|never ~2 be ~1 used ~3 real|actual|malicious|harmful|harm"},
+    {CAT_PERSUADE,
+     {0.1f, 0.1f},
+     0,
+     "ethically|morally ~1 problematic|questionable|dubious|ambiguous|gray|grey"},
+    {CAT_PERSUADE,
+     {0.1f, 0.1f},
+     0,
+     "even if|though ~4 controversial|incorrect|problematic|outdated|taboo|offensive|"
+     "uncomfortable"},
+    {CAT_PERSUADE, {0.08f, 0.05f}, 0, "understand|recognize|appreciate ~2 importance|value"},
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "lives ~2 depend|depends|depending"},
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "last ~1 resort"},
     {CAT_PERSUADE,
