@@ -23,8 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How many autofinish jobs' steps a planner thread remembers (phx_planner_cache_put). */
-#define PHX_PLANNER_CACHE 512
+/* How many jobs' steps a planner thread remembers (phx_planner_cache_put): well above the jobs
+ * one thread has in flight (phx-bench's 64 in flight over 8 threads is 8 each); a finished
+ * job's entry goes at once, so an idle planner holds none. */
+#define PHX_PLANNER_CACHE 128
 
 typedef struct phx_planner {
     phx_worker *w;
@@ -273,6 +275,7 @@ static int phx_planner_reply_view(phx_planner *p, const phx_pjob *j, json_t *vie
     phx_planner_event(out, j, type, NULL, 0, NULL);
     phx_outbox_after(out, phx_planner_after_replied, j->id);
     phx_planner_count_job(state, j->tenant);
+    json_object_del(p->specs, j->id); /* over: nothing left to dispatch */
     json_decref(view);
     return 0;
 }
@@ -525,10 +528,14 @@ static void phx_planner_ready_done(const phx_planner *p, const phx_pjob *j, phx_
     }
 }
 
-/* Remember job id's steps (cache above) when nothing but its steps' success can end it. */
-static void phx_planner_cache_put(phx_planner *p, const char *id, const json_t *spec)
+/* Remember running job j's steps (cache above) unless it has a goal (its steps change) or a
+ * safety gate (a gate's verdict decides what runs next). */
+static void phx_planner_cache_put(phx_planner *p, const phx_pjob *j)
 {
-    if (json_object_get(spec, "goal") || json_object_get(p->specs, id))
+    const char *id = j->id;
+    const json_t *spec = j->spec;
+    if (!j->state || strcmp(j->state, "running") != 0 || json_object_get(spec, "goal") ||
+        json_object_get(p->specs, id))
         return;
     json_t *steps = json_object_get(spec, "steps"), *s;
     size_t i;
@@ -1192,7 +1199,7 @@ static phx_handle_rc phx_planner_store(phx_planner *p, const phx_inmsg *in, cons
     for (size_t k = 0; k < json_array_size(roots.ids); k++)
         roots.sent[k] = rc == 1; /* the script dispatched them all, or did not run them */
     phx_planner_ready_done(p, &j, &roots, now, out);
-    phx_planner_cache_put(p, id, j.spec);
+    phx_planner_cache_put(p, &j);
     phx_ready_free(&roots);
     int arc = phx_planner_advance_loaded(p, &j, out, err);
     phx_pjob_free(&j);
@@ -1309,7 +1316,7 @@ static int phx_planner_apply(phx_planner *p, const char *id, const char *sid, in
         rc = 0;
         goto out;
     }
-    phx_planner_cache_put(p, id, j.spec);
+    phx_planner_cache_put(p, &j);
     if (rc < 0) {
         phx_planner_ready_done(p, &j, &next, now, out);
         rc = phx_err_set(err, "redis_error", 0, "step_result: unexpected reply");
