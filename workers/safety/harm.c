@@ -13,8 +13,9 @@
  * Weights: a request row is 0.4-0.6, enough on its own for the default user-prompt warn
  * threshold (0.35): asking how to make a nerve agent deserves a warning with or without a
  * wrapper. Two disinformation rows whose wording also fits commentary (denying an atrocity,
- * posing as an official) are 0.3: they need a second signal. Data weights are low (0.2 for a request, 0.05 for a theme: a document may discuss
- * crime); there the injection features and the directive-share signal decide. */
+ * posing as an official) are 0.3: they need a second signal. Data weights are low (0.2 for a
+ * request, 0.05 for a theme: a document may discuss crime); there the injection features and the
+ * directive-share signal decide. */
 #include "harm.h"
 
 #include <stddef.h>
