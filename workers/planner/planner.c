@@ -432,7 +432,8 @@ static int phx_ready_add(phx_ready *r, const phx_planner *p, const char *id, con
     json_array_append(r->ids, json_object_get(s, "id"));
     json_array_append(r->steps, (json_t *)s);
     json_array_append_new(r->inputs, input);
-    snprintf(r->at[k], sizeof(r->at[k]), "%lld", (long long)(now + phx_planner_timeout(p, s)));
+    snprintf(r->at[k], sizeof(r->at[k]), "%lld",
+             (long long)now + (long long)phx_planner_timeout(p, s));
     snprintf(r->member[k], sizeof(r->member[k]), "%s\t%s\t1", id, sid);
     if (r->nt == 0)
         r->nt = 3;
