@@ -241,8 +241,14 @@ void phx_kb_graph_begin(phx_kb_graph_build *b, const phx_kb_index *x, size_t bat
 
 size_t phx_kb_graph_take(phx_kb_graph_build *b, const phx_kb_index *x)
 {
-    /* Stop at the size the index had at begin (or less, after deletes): items put later are
-     * inserted at attach, so a steady stream of writes cannot keep the build from ending. */
+    /* Stop at the size the index had at begin (or less, after deletes). Items appended since
+     * are taken too, but for at most 3 more rounds: the rest are inserted at attach (under the
+     * write lock, so fewer is better), and a steady stream of writes cannot keep the build
+     * from ending. */
+    if (b->cursor >= b->end && x->n > b->end && b->rounds < 3) {
+        b->end = x->n;
+        b->rounds++;
+    }
     size_t end = b->end < x->n ? b->end : x->n, m = 0;
     if (b->n + b->batch > b->cap) {
         b->cap = b->cap ? b->cap * 2 : 1024;

@@ -102,7 +102,8 @@ int phx_kb_index_graph_due(const phx_kb_index *x);
 /* A graph built off to the side of a live index, in three phases so that the index's lock is
  * held only briefly: take (read lock: copy a batch of slots' vectors, ids and vers), add (no
  * lock: insert that batch into the private graph -- the slow part) and, once every slot that
- * existed at begin was taken, attach (write lock). Writes may change the index between
+ * existed at begin (and, for up to 3 more rounds, what was appended meanwhile) was taken,
+ * attach (write lock). Writes may change the index between
  * batches: attach keeps a node only when its id is still in the index with the same ver (the
  * vector it was built from), deletes the others from the graph and inserts whatever the
  * graph lacks (items put since they were taken, or never seen because a delete moved them
@@ -112,7 +113,8 @@ typedef struct phx_kb_graph_build {
     char **ids;     /* per node: the item's id ... */
     uint64_t *vers; /* ... and its ver when taken */
     size_t n, cap;
-    size_t cursor, end; /* next slot to take; the index's size at begin */
+    size_t cursor, end; /* next slot to take; the index's size at begin (or a later round) */
+    int rounds;         /* times end was moved on to take items appended during the build */
     float *buf;         /* the batch taken, batch * dim floats */
     size_t batch, nbuf;
 } phx_kb_graph_build;
