@@ -5,20 +5,10 @@
  * report is a bug: this input comes from whoever can write to a topic. */
 #include "dag.h"
 #include "msg.h"
-#include "schema.h"
+#include "fuzz_schemas.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-static phx_schema_set *fz_schemas;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    phx_err err;
-    fz_schemas = phx_schemas_load(NULL, &err);
-    return fz_schemas ? 0 : 1;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -20,22 +20,13 @@
 #include "rbac.h"
 #include "trace.h"
 #include "util.h"
+#include "fuzz_schemas.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static phx_schema_set *fz_schemas;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    phx_err err;
-    fz_schemas = phx_schemas_load(NULL, &err);
-    return fz_schemas ? 0 : 1;
-}
 
 #define FZ_MAX_HDRS 32
 #define FZ_MAX_ARGS 16
