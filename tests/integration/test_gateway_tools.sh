@@ -114,10 +114,21 @@ r=$(reply "$(submit "$T/hop.json")")
 check "allow-list: no list, redirect followed" "200 final" "$(jq -r '"\(.outputs.f.status) \(.outputs.f.body)"' <<<"$r")"
 check "allow-list: other tenants have no list" succeeded "$(reply "$(submit "$T/hook.json")" | jq -r .status)"
 u=phx:usage:{hosted}:$(date -u +%Y%m%d)
-check "usage: webhook calls counted" 1 "$(redis hget "$u" tool.webhook:calls)"
+# Counts reach Redis within PHX_TOOLS_USAGE_FLUSH_MS (100 ms; workers/tools/usage.h): wait up
+# to 5 s for hash $1 field $2 to read $3 (or, with $3 "+", anything), then print it.
+usage_wait() {
+    local v
+    for _ in $(seq 50); do
+        v=$(redis hget "$1" "$2")
+        [ "$v" = "$3" ] || { [ "$3" = + ] && [ -n "$v" ]; } && break
+        sleep 0.1
+    done
+    echo "$v"
+}
+check "usage: webhook calls counted" 1 "$(usage_wait "$u" tool.webhook:calls 1)"
 check "usage: webhook errors counted" 1 "$(redis hget "$u" tool.webhook:errors)"
 check "usage: bytes counted" 1 "$(( $(redis hget "$u" tool.webhook:bytes) > 0 ))"
-check "usage: calc counted" 2 "$(redis hget "$u" tool.calc:calls)"
+check "usage: calc counted" 2 "$(usage_wait "$u" tool.calc:calls 2)"
 curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/tools.admin")/metrics" >"$T/metrics"
 check "usage: metric" 1 "$(grep -c '^phx_tool_calls_total{kind="tool.webhook",outcome="ok",tenant="hosted"} 1$' "$T/metrics")"
 
@@ -147,7 +158,7 @@ steps 6 1 tool.json_extract >"$T/rl-jx.json"
 r=$(reply "$(submit "$T/rl-jx.json" "Authorization: Bearer $METERED")")
 check "tool rate: the pool default (burst 5) applies where the tenant sets none" 1 \
     "$(jq -r '[.steps[] | select(.error.code == "rate_limited")] | length' <<<"$r")"
-check "tool rate: limited calls counted" 1 "$(( $(redis hget "phx:usage:{metered}:$(date -u +%Y%m%d)" tool.calc:limited) >= 1 ))"
+check "tool rate: limited calls counted" 1 "$(( $(usage_wait "phx:usage:{metered}:$(date -u +%Y%m%d)" tool.calc:limited +) >= 1 ))"
 curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/tools.admin")/metrics" >"$T/metrics"
 check "tool rate: metric" 1 "$(grep -c '^phx_tool_calls_total{kind="tool.calc",outcome="rate_limited",tenant="metered"} ' "$T/metrics")"
 

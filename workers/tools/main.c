@@ -12,6 +12,7 @@
 #include "json_extract.h"
 #include "pool.h"
 #include "tenancy.h"
+#include "usage.h"
 #include "webhook.h"
 
 #include <curl/curl.h>
@@ -31,6 +32,8 @@ typedef struct phx_tools_cfg {
     char *intel_files;
     long intel_check_ms;
     long max_inflight;
+    long usage_flush_ms;
+    phx_usage *usage; /* the process's usage counts, flushed by the tick (NULL: per call) */
     phx_bulkhead fetch_bh, webhook_bh; /* per outbound tool: "tool:http_fetch", "tool:webhook" */
     phx_fetch_cfg fetch;
     phx_webhook_cfg webhook;
@@ -65,6 +68,11 @@ static const phx_opt phx_tools_opts[] = {
      "Bulkhead of each outbound tool (tool.http_fetch, tool.webhook): calls in flight at once "
      "in this process. A task finding it full waits in Kafka (partitions paused) until a call "
      "ends."},
+    {"PHX_TOOLS_USAGE_FLUSH_MS", PHX_OPT_INT, "100", 0, 60000, offsetof(CFG, usage_flush_ms),
+     "Usage accounting (phx:usage:{TENANT}:DAY): counts are summed in the process and written "
+     "every this many ms in one round trip, so a call shows there within this time (a kill -9 "
+     "loses at most this long's counts; SIGTERM writes them). 0 = one round trip per call, "
+     "visible at once."},
 };
 
 /* The tools themselves, as (app, input) functions for phx_tenancy_run. */
@@ -134,7 +142,25 @@ static json_t *phx_tools_webhook(void *app, void *ts, const json_t *input, phx_e
 static void *phx_tools_thread_init(void *app, phx_err *err)
 {
     phx_tools_cfg *cfg = app;
-    return phx_tenancy_new(&cfg->common, &cfg->rates, err);
+    return phx_tenancy_new(&cfg->common, &cfg->rates, cfg->usage, err);
+}
+
+/* The tick: write the usage counts summed since the last one (usage.h). */
+static int phx_tools_tick(void *tctx, phx_outbox *out, phx_err *err)
+{
+    (void)out;
+    return phx_tenancy_flush_usage(phx_pool_thread_state(tctx), err);
+}
+
+/* After the loop stopped (every thread joined): the counts of the last interval. A failure
+ * here is logged; the counts are lost only if Redis stays down for the whole timeout. */
+static void phx_tools_last_flush(phx_tools_cfg *cfg)
+{
+    phx_err e;
+    phx_tenancy *t = phx_tenancy_new(&cfg->common, &cfg->rates, cfg->usage, &e);
+    if (!t || phx_tenancy_flush_usage(t, &e) < 0)
+        phx_log_error("tool usage: last flush failed: %s", e.message);
+    phx_tenancy_free(t);
 }
 
 static void phx_tools_thread_free(void *ts)
@@ -209,13 +235,22 @@ int main(int argc, char **argv)
                         .thread_init = phx_tools_thread_init,
                         .thread_free = phx_tools_thread_free};
     phx_worker_ops ops;
+    if (cfg.usage_flush_ms > 0)
+        cfg.usage = phx_usage_new();
     phx_pool_ops(&ops, &def);
     ops.reload = phx_tools_reload;
+    if (cfg.usage) {
+        ops.tick = phx_tools_tick;
+        ops.tick_ms = (int)cfg.usage_flush_ms;
+    }
     rc = phx_worker_main(&cfg.common, &ops);
+    if (cfg.usage)
+        phx_tools_last_flush(&cfg);
     phx_bulkhead_destroy(&cfg.fetch_bh);
     phx_bulkhead_destroy(&cfg.webhook_bh);
     curl_global_cleanup();
 out:
+    phx_usage_free(cfg.usage);
     phx_intel_close(cfg.fetch.intel);
     phx_tool_rates_free(&cfg.rates);
     phx_config_free(phx_tools_opts, n, &cfg);

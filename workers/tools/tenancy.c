@@ -1,6 +1,7 @@
 /* tenancy.c -- tenant allow-lists and usage accounting for phx-tools (see tenancy.h). */
 #include "tenancy.h"
 #include "log.h"
+#include "usage.h"
 #include "metrics.h"
 #include "redis.h"
 #include "util.h"
@@ -15,6 +16,8 @@
  * A handful of tenants is the common case; past PHX_TENANCY_CACHE the oldest entry goes. */
 #define PHX_TENANCY_CACHE    64
 #define PHX_TENANCY_CACHE_MS 1000
+/* phx:usage:{T}:DAY is kept 35 days after its last count. */
+#define PHX_TENANCY_USAGE_TTL_S "3024000"
 
 typedef struct phx_tenancy_limits {
     char tenant[129]; /* job.v1 bounds tenant ids to 128 bytes */
@@ -26,6 +29,7 @@ struct phx_tenancy {
     phx_redis *r;
     redisReply *hosts; /* the current call's allow-list (SMEMBERS), NULL outside a call */
     const phx_tool_rates *rates;
+    phx_usage *usage; /* the process's counters, flushed by the tick; NULL = write per call */
     phx_tenancy_limits cache[PHX_TENANCY_CACHE];
 };
 
@@ -84,7 +88,8 @@ void phx_tool_rates_free(phx_tool_rates *r)
     r->rate = NULL;
 }
 
-phx_tenancy *phx_tenancy_new(const phx_common *c, const phx_tool_rates *rates, phx_err *err)
+phx_tenancy *phx_tenancy_new(const phx_common *c, const phx_tool_rates *rates, phx_usage *usage,
+                             phx_err *err)
 {
     phx_redis *r = phx_redis_from_common(c, err);
     if (!r)
@@ -92,6 +97,7 @@ phx_tenancy *phx_tenancy_new(const phx_common *c, const phx_tool_rates *rates, p
     phx_tenancy *t = phx_xcalloc(1, sizeof(*t));
     t->r = r;
     t->rates = rates;
+    t->usage = usage;
     return t;
 }
 
@@ -267,7 +273,7 @@ static long long phx_tenancy_bytes(const json_t *out)
 static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *kind,
                                 const char *outcome, long long bytes)
 {
-    char labels[300], key[300], day[16], f[160];
+    char labels[300], key[300], day[16];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -281,26 +287,46 @@ static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *
     phx_metric_add(phx_counter("phx_tool_bytes_total",
                                "Response bytes tools returned, by kind and tenant.", labels),
                    (double)bytes);
-    /* Best effort: a lost increment must not fail the step it counts. One round trip. */
-    phx_err err;
-    char fb[160], nb[32];
+    char f[160], fb[160];
     snprintf(key, sizeof(key), "phx:usage:{%s}:%s", tenant, day);
     snprintf(f, sizeof(f), "%s:%s", kind,
              ok                                     ? "calls"
              : strcmp(outcome, "rate_limited") == 0 ? "limited"
                                                     : "errors");
     snprintf(fb, sizeof(fb), "%s:bytes", kind);
-    snprintf(nb, sizeof(nb), "%lld", bytes);
+    long long b = ok && bytes > 0 ? bytes : 0;
+    /* Summed in the process and written by the tick (usage.h: the bound). A count the table
+     * has no room for is written now, in one round trip, as every count was before. */
+    int call_now = 1;
+    if (t->usage) {
+        call_now = phx_usage_add(t->usage, key, f, 1) < 0;
+        if (phx_usage_add(t->usage, key, fb, b) == 0)
+            b = 0;
+        if (!call_now && b == 0)
+            return;
+    }
+    /* Best effort: a lost increment must not fail the step it counts. One round trip. */
+    phx_err err;
+    char nb[32];
+    snprintf(nb, sizeof(nb), "%lld", b);
     const char *calls_inc[] = {"HINCRBY", key, f, "1"}, *bytes_inc[] = {"HINCRBY", key, fb, nb},
-               *expire[] = {"EXPIRE", key, "3024000"}; /* 35 days */
-    phx_redis_call calls[3] = {{NULL, 0, 4, calls_inc, NULL}, {NULL, 0, 3, expire, NULL}};
-    int n = 2;
-    if (ok && bytes > 0)
+               *expire[] = {"EXPIRE", key, PHX_TENANCY_USAGE_TTL_S};
+    phx_redis_call calls[3];
+    int n = 0;
+    if (call_now)
+        calls[n++] = (phx_redis_call){NULL, 0, 4, calls_inc, NULL};
+    if (b > 0)
         calls[n++] = (phx_redis_call){NULL, 0, 4, bytes_inc, NULL};
+    calls[n++] = (phx_redis_call){NULL, 0, 3, expire, NULL}; /* after: the key exists */
     redisReply *rep[3];
     if (phx_redis_pipeline(t->r, calls, n, rep, &err) == 0)
         for (int i = 0; i < n; i++)
             freeReplyObject(rep[i]);
+}
+
+int phx_tenancy_flush_usage(phx_tenancy *t, phx_err *err)
+{
+    return t->usage ? phx_usage_flush(t->usage, t->r, atol(PHX_TENANCY_USAGE_TTL_S), err) : 0;
 }
 
 json_t *phx_tenancy_run(phx_tenancy *t, const char *kind, int host_checked,

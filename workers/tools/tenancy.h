@@ -11,7 +11,8 @@
  *                                          kind, replacing the pool's PHX_TOOL_RATES one
  *   phx:rl:{TENANT}:tool:KIND       str   the limit's GCRA state (lib/ratelimit)
  *   phx:usage:{TENANT}:YYYYMMDD     hash  KIND:calls, KIND:errors, KIND:limited, KIND:bytes
- *                                          (kept 35 days)
+ *                                          (kept 35 days; summed in the process and written
+ *                                          every PHX_TOOLS_USAGE_FLUSH_MS, see usage.h)
  *   phx_tool_calls_total{kind,tenant,outcome}, phx_tool_bytes_total{kind,tenant}  (metrics)
  *
  * A call over the limit does not run: it fails retryable ("rate_limited") with the time
@@ -49,9 +50,12 @@ int phx_tool_rates_parse(const char *spec, const char *const *kinds, int nkinds,
                          phx_tool_rates *out, phx_err *err);
 void phx_tool_rates_free(phx_tool_rates *r);
 
-/* Per-thread state (a Redis connection, the tenants' limits cache). rates is kept, not
- * copied. NULL with err. */
-phx_tenancy *phx_tenancy_new(const phx_common *common, const phx_tool_rates *rates, phx_err *err);
+/* Per-thread state (a Redis connection, the tenants' limits cache). rates and usage are kept,
+ * not copied; usage (shared by the process's threads) sums the usage counts for
+ * phx_tenancy_flush_usage, NULL writes them at every call. NULL with err. */
+struct phx_usage;
+phx_tenancy *phx_tenancy_new(const phx_common *common, const phx_tool_rates *rates,
+                             struct phx_usage *usage, phx_err *err);
 void phx_tenancy_free(phx_tenancy *t);
 
 /* Run fn(app, input) as tool kind for the current task's tenant, with the allow-list check
@@ -59,6 +63,10 @@ void phx_tenancy_free(phx_tenancy *t);
 json_t *phx_tenancy_run(phx_tenancy *t, const char *kind, int host_checked,
                         json_t *(*fn)(void *app, phx_tenancy *t, const json_t *input, phx_err *err),
                         void *app, const json_t *input, phx_err *err);
+
+/* Write the usage counts summed since the last flush through this thread's connection (the
+ * pool's tick; usage.h has the bound). 0, or -1 with err (the counts are kept). */
+int phx_tenancy_flush_usage(phx_tenancy *t, phx_err *err);
 
 /* During a host-checked phx_tenancy_run call: 1 if host is on the tenant's allow-list (or
  * the tenant has none). t is a phx_tenancy * (void * to serve as a phx_fetch_hosts rule). */
