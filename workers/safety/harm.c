@@ -41,6 +41,11 @@
     "meth|methamphetamine|cocaine|heroin|fentanyl|lsd|mdma|ecstasy|ghb|dmt|opium|"                 \
     "amphetamine*|ketamine|pcp|drugs|narcotic*|opioid*"
 
+/* What an intruder breaks into. */
+#define INTRUDE_N                                                                                  \
+    "account*|network*|computer*|database*|server*|email*|phone*|wifi|website*|password*|"         \
+    "camera*|atm|atms|grid|system|systems"
+
 /* Rows: {topic, request, {user, data}, pattern}. */
 const phx_safety_harm_row phx_safety_harm_rows[] = {
     /* --- weapons and explosives ------------------------------------------------------------ */
@@ -69,13 +74,20 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      {0.5f, 0.2f},
      "write|create|develop|code|program|build|make|generate|design|craft|deploy|spread|"
      "distribute|install ~4 malware|ransomware|keylogger*|trojan*|rootkit*|botnet*|spyware|"
-     "backdoor*|cryptojack*|worm|exploit|exploits"},
+     "backdoor*|cryptojack*|exploit|exploits"},
+    /* a worm is an animal unless it is a program */
+    {PHX_HARM_MALWARE,
+     1,
+     {0.5f, 0.2f},
+     "write|create|develop|code|program|build|make|generate|design|craft|deploy|spread ~4 "
+     "computer|network|internet|email|usb|replicating|selfreplicating ~1 worm|worms"},
+    /* "break" only with "into": "break down the solar system" is an explanation */
     {PHX_HARM_MALWARE,
      1,
      {0.4f, 0.2f},
      "hack|hacking|hijack|hijacks|hijacking|infiltrate|infiltrating|breach|breaching|crack|"
-     "cracking|break|breaking ~4 account*|network*|computer*|database*|server*|email*|phone*|"
-     "wifi|website*|password*|camera*|atm|atms|grid|system|systems"},
+     "cracking ~4 " INTRUDE_N},
+    {PHX_HARM_MALWARE, 1, {0.4f, 0.2f}, "break|breaking|broke ~1 into ~4 " INTRUDE_N},
     {PHX_HARM_MALWARE,
      1,
      {0.45f, 0.2f},
@@ -91,7 +103,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      {0.15f, 0.05f},
      "malware|ransomware|keylogger*|trojan*|rootkit*|botnet*|spyware|phishing|hacker|hackers|"
      "hacking|exploit|exploiting|ddos|cybercrim*|unauthorized|unauthorised"},
-    /* --- drugs ----------------------------------------------------------------------------- */
+    /* --- drugs -----------------------------------------------------------------------------
+     */
     {PHX_HARM_DRUGS,
      1,
      {0.5f, 0.2f},
@@ -104,7 +117,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      "|prescription* ~4 illegal*|online|without|street|dark"},
     {PHX_HARM_DRUGS, 1, {0.4f, 0.2f}, "prescribe|prescribing|prescription* ~4 illegal*|without"},
     {PHX_HARM_DRUGS, 0, {0.15f, 0.05f}, DRUG_N "|drug|overdose"},
-    /* --- fraud and economic crime ---------------------------------------------------------- */
+    /* --- fraud and economic crime ----------------------------------------------------------
+     */
     {PHX_HARM_FRAUD,
      1,
      {0.5f, 0.2f},
@@ -156,7 +170,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      {0.15f, 0.05f},
      "scam|scams|scammer*|fraud|fraudulent|counterfeit*|launder*|embezzl*|ponzi|extort*|"
      "blackmail*|bribe|bribes|bribery|forgery|forged|insider|phishing"},
-    /* --- violence -------------------------------------------------------------------------- */
+    /* --- violence --------------------------------------------------------------------------
+     */
     {PHX_HARM_VIOLENCE,
      1,
      {0.5f, 0.2f},
@@ -191,7 +206,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      "kill|killing|killed|murder*|assassinat*|torture*|kidnap*|massacre|terroris*|genocide|"
      "cannibal*|maim|mutilat*|behead*|dismember*|abduct*|trafficking|slavery|enslave*|"
      "violence|violent"},
-    /* --- self-harm ------------------------------------------------------------------------- */
+    /* --- self-harm -------------------------------------------------------------------------
+     */
     {PHX_HARM_SELF_HARM, 1, {0.5f, 0.2f}, "kill|killing|starve|starving|poison ~1 myself|oneself"},
     {PHX_HARM_SELF_HARM, 1, {0.45f, 0.2f}, "end ~1 my|your ~1 life|own"},
     {PHX_HARM_SELF_HARM,
@@ -210,7 +226,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      "end|ending|take|taking ~2 their|his|her|my|your|own ~1 life|lives"},
     {PHX_HARM_SELF_HARM, 0, {0.15f, 0.05f}, "suicide|suicidal|anorexia|bulimia|overdose|selfharm"},
     {PHX_HARM_SELF_HARM, 0, {0.15f, 0.05f}, "self ~1 harm|harming|injury|mutilation"},
-    /* --- sexual content involving minors, non-consensual or explicit ----------------------- */
+    /* --- sexual content involving minors, non-consensual or explicit -----------------------
+     */
     {PHX_HARM_SEXUAL,
      1,
      {0.6f, 0.3f},
@@ -219,7 +236,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
     {PHX_HARM_SEXUAL,
      1,
      {0.6f, 0.3f},
-     "child|children|minor|minors|underage|kid|kids ~2 porn*|sexual|sexually|erotic|nude|naked"},
+     "child|children|minor|minors|underage|kid|kids ~2 "
+     "porn*|sexual|sexually|erotic|nude|naked"},
     {PHX_HARM_SEXUAL,
      1,
      {0.45f, 0.2f},
@@ -250,7 +268,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      {0.15f, 0.05f},
      "porn|porno|pornography|pornographic|erotic|incest|bestiality|pedophil*|paedophil*|"
      "molest*|rape|raping|orgy|orgies"},
-    /* --- hate and harassment --------------------------------------------------------------- */
+    /* --- hate and harassment ---------------------------------------------------------------
+     */
     {PHX_HARM_HATE,
      1,
      {0.45f, 0.2f},
@@ -279,7 +298,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      "racist|racism|sexist|sexism|xenophob*|homophob*|transphob*|antisemit*|bigot*|slur*|"
      "supremac*|nazi|nazis|harass*|bully|bullying|bullied|cyberbull*|stalk|stalking|"
      "discriminat*|misogyn*"},
-    /* --- disinformation and defamation ----------------------------------------------------- */
+    /* --- disinformation and defamation -----------------------------------------------------
+     */
     {PHX_HARM_DISINFO,
      1,
      {0.45f, 0.2f},
@@ -308,7 +328,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      "defamation|libel*|slander*"},
     {PHX_HARM_DISINFO, 0, {0.15f, 0.05f}, "fake ~1 news|reviews|review"},
     {PHX_HARM_DISINFO, 1, {0.4f, 0.2f}, ASK_V " ~3 deepfake*"},
-    /* --- privacy and surveillance ---------------------------------------------------------- */
+    /* --- privacy and surveillance ----------------------------------------------------------
+     */
     {PHX_HARM_PRIVACY,
      1,
      {0.45f, 0.2f},
@@ -332,7 +353,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      "~2 consent|permission|authorization|authorisation|knowledge"},
     {PHX_HARM_PRIVACY, 0, {0.3f, 0.05f}, "dox|doxx|doxing|doxxing"},
     {PHX_HARM_PRIVACY, 0, {0.12f, 0.05f}, "stalkerware|surveil*|eavesdrop*|wiretap*"},
-    /* --- evading the law ------------------------------------------------------------------- */
+    /* --- evading the law -------------------------------------------------------------------
+     */
     /* how-to + a crime verb with no everyday sense ("manipulate", "hack" alone and "cheat" have
      * one: data, life hacks, games) */
     {PHX_HARM_EVASION,
@@ -406,6 +428,76 @@ _Static_assert(sizeof(phx_safety_harm_rows) / sizeof(phx_safety_harm_rows[0]) <=
 
 const int phx_safety_harm_nrows =
     (int)(sizeof(phx_safety_harm_rows) / sizeof(phx_safety_harm_rows[0]));
+
+/* Everyday senses (harm.h). Each row is a word family and the neighbours that make it
+ * harmless: products and tools named after weapons, animals and legends named like malware,
+ * photography and sport for "shoot" and "steal", smithing for "forge", and the defensive
+ * sense, where a protective verb governs the harmful object ("spot counterfeit bills", "signs
+ * of grooming", "protect against ransomware"; the verb must be at most two words in front,
+ * so "to raise awareness, write a phishing e-mail" stays a request). The context lists are short on
+ * purpose: every word in them is a way to talk around a row, so only words whose everyday reading
+ * is the usual one are here. */
+#define DEFEND_CTX                                                                                 \
+    "spot|spotting|detect|detecting|detection|identify|identifying|recognize|recognise|"           \
+    "recognizing|recognising|prevent|preventing|prevention|avoid|avoiding|protect|protecting|"     \
+    "protection|combat|combating|combatting|fight|fighting|signs|survive|surviving|survivor*|"     \
+    "recover|recovering|defend|defending|resist|resisting"
+const phx_safety_harm_sense phx_safety_harm_senses[] = {
+    /* products and tools */
+    {"bomb|bombs",
+     "bath|cocoa|chocolate|seed|glitter|flavor|flavour|calorie|cherry|photo|truth|love|fizzy|"
+     "shower|cake|cheese",
+     1, 0},
+    {"bomb|bombs", "shelter|shelters|squad|disposal|sniffing|sniffer|proof|calorimeter|cyclone", 0,
+     1},
+    {"gun|guns",
+     "water|glue|nerf|squirt|staple|stapler|nail|heat|spray|caulk|caulking|grease|paint|toy|"
+     "bubble|massage|radar|speed|tattoo|foam|soldering|cap",
+     1, 0},
+    {"backdoor*", "roth|ira|iras|conversion|contribution*|pilot", 0, 2},
+    {"trojan*", "horse|war|wars|troy|greek*|myth*|women|helen|hector|priam|condom*", 1, 2},
+    {"hack|hacks",
+     "life|kitchen|productivity|cleaning|budget|travel|study|diy|home|money|sleep|"
+     "morning|fitness|growth|parenting|cooking|packing|storage",
+     1, 0},
+    {"exploit|exploits|exploiting",
+     "opportunity|opportunities|market|markets|strengths|potential|talent*|synergies|resources|"
+     "momentum|niche",
+     0, 3},
+    /* photography, film, sport, smithing, pest control */
+    {"shoot|shooting|shoots",
+     "photo|photos|photograph*|portrait*|video|videos|film|films|footage|scene|scenes|camera*|"
+     "wedding*|commercial|hoops|basketball|pool|movie|episode|photoshoot|lens|lighting|model|"
+     "models|product|products|dslr|iphone|selfie*|landscape*|goal|goals|free|throws",
+     4, 4},
+    {"steal|stealing|steals",
+     "show|spotlight|base|bases|heart|hearts|kiss|glance|look|thunder|limelight|baseball|"
+     "softball",
+     2, 3},
+    {"forge|forging",
+     "sword*|knife|knives|blade*|metal|steel|iron|blacksmith*|anvil|friendship*|alliance*|bond|"
+     "bonds|path|career|relationship*|ahead|connection*|partnership*|weld*|horseshoe*",
+     2, 3},
+    {"kill|killing",
+     "time|process|processes|weeds|weed|germs|bacteria|mold|mould|pests|ants|"
+     "lice|fleas|mosquito*|switch|mood|vibe|app|apps|task|tasks|job|jobs|"
+     "lights|engine|session|signal|kindness|battery",
+     0, 2},
+    {"murder", "mystery|mysteries|podcast|documentary|trivia", 0, 1},
+    {"smuggle|smuggling", "snack*|candy|sweets|popcorn|cinema|theater|theatre|movie*", 0, 4},
+    /* medicine made by the industry */
+    {"drug|drugs", "pharmaceutical*|pharma|clinical|fda|generic|biotech*|medicine|medicines", 4, 2},
+    /* the defensive sense: a protective verb in front of the harmful object */
+    {"phishing|scam|scams|scammer*|fraud|frauds|fraudulent|counterfeit*|forged|forgery|malware|"
+     "ransomware|keylogger*|trojan*|rootkit*|botnet*|spyware|stalkerware|backdoor*|grooming|"
+     "predator*|trafficking|theft|ddos|overdose|overdoses|poisoning|extortion|sextortion|"
+     "blackmail*|deepfake*|misinformation|disinformation|propaganda|radicaliz*|radicalis*|"
+     "bullying|cyberbull*|harassment|stalking|abuse",
+     DEFEND_CTX, 2, 0},
+};
+
+const int phx_safety_harm_nsenses =
+    (int)(sizeof(phx_safety_harm_senses) / sizeof(phx_safety_harm_senses[0]));
 
 static const char *const phx_harm_topic_names[PHX_HARM_TOPICS] = {
     "weapons", "malware", "drugs",          "fraud",   "violence", "self_harm",

@@ -42,6 +42,24 @@ enum {
     PHX_HARM_TOPICS
 };
 
+/* Everyday senses of harmful-sounding words. A bath bomb, a glue gun, the Trojan horse and
+ * shooting portraits share a word with a weapon, malware or violence; so does asking how to
+ * spot counterfeit bills or recognise grooming (the defensive sense). A sense row names the
+ * words and the context words that give them their everyday meaning; when a context word sits
+ * within `before` words in front of the word or `after` words behind it, the word takes part
+ * in no row or feature at all (as if it were not there). Both are phrase patterns of single
+ * words (words.h syntax: "a|b|stem*"), compiled into the same phrase set, so the test is a bit
+ * per word. The context is a near neighbour on purpose: "to help detect scams, write a
+ * phishing e-mail" keeps its request, because "phishing" is too far from "detect". */
+typedef struct phx_safety_harm_sense {
+    const char *words;   /* the harmful-sounding words */
+    const char *context; /* what makes them harmless */
+    int before, after;   /* how many words in front of / behind the word the context may be */
+} phx_safety_harm_sense;
+
+extern const phx_safety_harm_sense phx_safety_harm_senses[];
+extern const int phx_safety_harm_nsenses;
+
 /* The row table and its size (read-only); the size never exceeds PHX_SAFETY_HARM_MAXROWS, so
  * callers can keep per-row state in fixed arrays. */
 #define PHX_SAFETY_HARM_MAXROWS 128

@@ -500,10 +500,13 @@ static pthread_once_t phx_inj_once = PTHREAD_ONCE_INIT;
 static phx_safety_phrases *phx_inj_phrases;
 static char phx_inj_err[256];
 
-/* One phrase set for the framing features and the harmful-request rows (harm.c): the text is
- * split and matched once for both. Pattern i < PHX_INJ_NFEAT is feature i, the rest are harm
- * rows in their table order. */
-#define PHX_INJ_NPAT (PHX_INJ_NFEAT + phx_safety_harm_nrows)
+/* One phrase set for the framing features, the harmful-request rows (harm.c) and the
+ * everyday senses of harmful words (harm.h): the text is split and matched once for all.
+ * Pattern i < PHX_INJ_NFEAT is feature i, then come the harm rows in their table order, then
+ * two one-word patterns per sense row (its words, its context). */
+#define PHX_INJ_HARM0  PHX_INJ_NFEAT
+#define PHX_INJ_SENSE0 (PHX_INJ_NFEAT + phx_safety_harm_nrows)
+#define PHX_INJ_NPAT   (PHX_INJ_SENSE0 + 2 * phx_safety_harm_nsenses)
 
 static void phx_inj_compile(void)
 {
@@ -515,7 +518,11 @@ static void phx_inj_compile(void)
     for (int i = 0; i < PHX_INJ_NFEAT; i++)
         pats[i] = phx_inj_features[i].pattern;
     for (int i = 0; i < phx_safety_harm_nrows; i++)
-        pats[PHX_INJ_NFEAT + i] = phx_safety_harm_rows[i].pattern;
+        pats[PHX_INJ_HARM0 + i] = phx_safety_harm_rows[i].pattern;
+    for (int i = 0; i < phx_safety_harm_nsenses; i++) {
+        pats[PHX_INJ_SENSE0 + 2 * i] = phx_safety_harm_senses[i].words;
+        pats[PHX_INJ_SENSE0 + 2 * i + 1] = phx_safety_harm_senses[i].context;
+    }
     phx_inj_phrases =
         phx_safety_phrases_compile(pats, PHX_INJ_NPAT, phx_inj_err, sizeof(phx_inj_err));
     free(pats);
@@ -566,8 +573,10 @@ static int phx_inj_sentence_start(const phx_inj_state *s, int word)
 static void phx_inj_on_match(void *arg, int pattern, int first, int last)
 {
     phx_inj_state *s = arg;
-    if (pattern >= PHX_INJ_NFEAT) {
-        int r = pattern - PHX_INJ_NFEAT;
+    if (pattern >= PHX_INJ_SENSE0)
+        return; /* sense words: used before matching (phx_inj_senses) */
+    if (pattern >= PHX_INJ_HARM0) {
+        int r = pattern - PHX_INJ_HARM0;
         if (!s->hfired[r]) {
             s->hfired[r] = 1;
             s->hfirst[r] = first;
@@ -587,6 +596,39 @@ static void phx_inj_on_match(void *arg, int pattern, int first, int last)
         s->bfirst[f->cat] = first;
         s->blast[f->cat] = last;
     }
+}
+
+/* Drop the words that have their everyday sense here (harm.h): a context word of the row
+ * near them. Decided for every word first and dropped after, so a dropped word still counts
+ * as context for its neighbours ("bomb" in "bath bomb shelter"). Only words that satisfy some
+ * pattern element are looked at, and each test is one bit. */
+static void phx_inj_senses(phx_safety_words *w)
+{
+    if (!w->cls)
+        return;
+    int *drop = NULL, nd = 0;
+    for (int i = 0; i < w->n; i++) {
+        if (!w->cls[i])
+            continue;
+        for (int r = 0; r < phx_safety_harm_nsenses; r++) {
+            const phx_safety_harm_sense *h = &phx_safety_harm_senses[r];
+            if (!phx_safety_words_is(phx_inj_phrases, w, i, PHX_INJ_SENSE0 + 2 * r))
+                continue;
+            int hit = 0;
+            for (int j = i - h->before; j <= i + h->after && !hit; j++)
+                hit = j != i &&
+                      phx_safety_words_is(phx_inj_phrases, w, j, PHX_INJ_SENSE0 + 2 * r + 1);
+            if (!hit)
+                continue;
+            if (!drop && !(drop = malloc((size_t)w->n * sizeof(*drop))))
+                return; /* out of memory: keep every word (errs towards flagging) */
+            drop[nd++] = i;
+            break;
+        }
+    }
+    for (int k = 0; k < nd; k++)
+        phx_safety_words_drop(w, drop[k]);
+    free(drop);
 }
 
 /* Imperative verbs and question words that open a directive sentence. */
@@ -675,6 +717,7 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
     phx_safety_words w;
     if (phx_safety_words_split(n, phx_inj_phrases, &w) < 0)
         return 0;
+    phx_inj_senses(&w);
     phx_inj_state st;
     memset(&st, 0, sizeof(st));
     st.n = n;
@@ -699,7 +742,7 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
     cat[CAT_HARM] = phx_safety_harm_score(st.hfired, ctx, &hb);
     if (hb >= 0) {
         fired |= 1u << CAT_HARM;
-        st.best[CAT_HARM] = PHX_INJ_NFEAT + hb;
+        st.best[CAT_HARM] = PHX_INJ_HARM0 + hb;
         st.bfirst[CAT_HARM] = st.hfirst[hb];
         st.blast[CAT_HARM] = st.hlast[hb];
     }

@@ -488,3 +488,17 @@ int phx_safety_phrases_match(const phx_safety_phrases *p, const phx_safety_words
     }
     return matches;
 }
+
+int phx_safety_words_is(const phx_safety_phrases *p, const phx_safety_words *w, int i, int pat)
+{
+    if (i < 0 || i >= w->n || pat < 0 || pat >= p->np)
+        return 0;
+    const uint64_t *c = phx_words_cls_at(p, w, i);
+    return c && ((c[pat >> 6] >> (pat & 63)) & 1);
+}
+
+void phx_safety_words_drop(phx_safety_words *w, int i)
+{
+    if (w->cls && i >= 0 && i < w->n)
+        w->cls[i] = NULL;
+}

@@ -55,4 +55,12 @@ typedef void (*phx_safety_match_fn)(void *arg, int pattern, int first, int last)
 int phx_safety_phrases_match(const phx_safety_phrases *p, const phx_safety_words *w,
                              phx_safety_match_fn cb, void *arg);
 
+/* 1 when word i satisfies the first element of pattern pat of p (for a one-word pattern: the
+ * word is one of its words). Costs one bit test when w was split with p as its vocabulary. */
+int phx_safety_words_is(const phx_safety_phrases *p, const phx_safety_words *w, int i, int pat);
+
+/* Word i satisfies no pattern element from now on (a detector ruled its sense out). Only for
+ * words split with a vocabulary. */
+void phx_safety_words_drop(phx_safety_words *w, int i);
+
 #endif
