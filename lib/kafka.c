@@ -140,6 +140,14 @@ rd_kafka_conf_t *phx_kafka_conf(const char *brokers, phx_err *err)
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    /* Our defaults first, so that PHX_KAFKA_CONF_* below can replace them. TCP_NODELAY on
+     * every broker connection: librdkafka does its own batching (linger.ms, one request per
+     * broker carrying every partition's messages), and with several requests in flight on one
+     * connection (idempotence allows 5) Nagle would hold the next small request until the
+     * broker's ACK of the previous one -- up to a delayed-ACK timeout (40 ms on Linux), the
+     * tail latency the dev broker showed on its own side before it set TCP_NODELAY too. The
+     * Java client sets TCP_NODELAY for the same reason. */
+    rd_kafka_conf_set(conf, "socket.nagle.disable", "true", errstr, sizeof(errstr));
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "PHX_KAFKA_CONF_", 15) != 0)
             continue;
@@ -230,7 +238,15 @@ phx_producer *phx_producer_new(const char *brokers, phx_err *err)
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    if (phx_kafka_default(conf, "linger.ms", "1", err) < 0 ||
+    /* linger.ms=0: send at once. Every hop of a job waits for its produce to be confirmed
+     * (the offset is stored only then), so linger is paid on every hop: 1 ms cost ~1.3 ms a
+     * hop (librdkafka's broker thread wakes on a ms timer), ~8 ms of a 2-step chain's six
+     * hops. Batching does not stop: while a request to a broker is in flight, what the other
+     * threads produce meanwhile queues and leaves in the next request. Measured side by side
+     * (docs/benchmarks.md, "Latency per hop"): the same throughput and CPU per job at 64 jobs
+     * in flight as with 1 ms, one job at a time 40 % faster. A producer of many small messages
+     * per partition (not this pipeline) would set it higher through PHX_KAFKA_CONF_linger_ms. */
+    if (phx_kafka_default(conf, "linger.ms", "0", err) < 0 ||
         phx_kafka_default(conf, "message.timeout.ms", "30000", err) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
