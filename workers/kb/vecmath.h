@@ -19,6 +19,12 @@ float phx_kb_dot(const float *a, const float *b, int dim);
 float phx_kb_l2sq(const float *a, const float *b, int dim);
 /* out[i] = dot(q, vecs + i*dim) (l2 == 0) or l2sq(q, vecs + i*dim) (l2 == 1), i < n. */
 void phx_kb_scores(const float *q, const float *vecs, size_t n, int dim, int l2, float *out);
+/* out[i] = the same score of q against base + ids[i]*dim, i < n: the HNSW graph's neighbours,
+ * scattered through memory. While one vector is scored the next one's cache lines are
+ * prefetched, so the memory latency of a random vector (the cost of a graph walk at 1M
+ * vectors, where the vectors are far larger than the cache) overlaps the arithmetic. */
+void phx_kb_scores_gather(const float *q, const float *base, const int32_t *ids, size_t n, int dim,
+                          int l2, float *out);
 
 /* int8 quantisation (the exact scan's optional compact copy, index.h): v ~= scale * out, one
  * symmetric scale per vector (max |v| / 127, so every element lands in -127..127 and -128
@@ -40,6 +46,10 @@ void phx_kb_scores_portable(const float *q, const float *vecs, size_t n, int dim
 float phx_kb_dot_avx2(const float *a, const float *b, int dim);
 float phx_kb_l2sq_avx2(const float *a, const float *b, int dim);
 void phx_kb_scores_avx2(const float *q, const float *vecs, size_t n, int dim, int l2, float *out);
+void phx_kb_scores_gather_portable(const float *q, const float *base, const int32_t *ids, size_t n,
+                                   int dim, int l2, float *out);
+void phx_kb_scores_gather_avx2(const float *q, const float *base, const int32_t *ids, size_t n,
+                               int dim, int l2, float *out);
 void phx_kb_scores_i8_portable(const int8_t *q, const int8_t *vecs, size_t n, int dim,
                                int32_t *out);
 void phx_kb_scores_i8_avx2(const int8_t *q, const int8_t *vecs, size_t n, int dim, int32_t *out);
