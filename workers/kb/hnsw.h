@@ -11,7 +11,8 @@
  *
  * Distances: cosine and dot use minus the dot product, l2 the squared distance; smaller is
  * nearer. Not thread-safe for writes; searches may run concurrently (each has its own visited
- * set). The collection's rwlock (store.h) provides both. */
+ * set). The collection's rwlock (store.h) provides both. phx_kb_hnsw_add_many inserts with
+ * several threads inside one call (per-node locks, see hnsw.c). */
 #ifndef PHX_KB_HNSW_H
 #define PHX_KB_HNSW_H
 
@@ -30,6 +31,12 @@ phx_kb_hnsw *phx_kb_hnsw_new(int dim, int metric, int M, int efc, uint64_t seed)
 void phx_kb_hnsw_free(phx_kb_hnsw *h);
 /* Add vec (dim floats); returns the new node number. */
 int32_t phx_kb_hnsw_add(phx_kb_hnsw *h, const float *vec);
+/* Add count vectors (count * dim floats, contiguous) with up to `threads` threads inserting
+ * in parallel (the caller's thread is one of them; 1 = all on the caller's). Nodes are
+ * numbered first, first + 1, ... in the order of vecs; returns first. The graph must not be
+ * searched or changed by anyone else meanwhile (the same rule as for phx_kb_hnsw_add). With
+ * threads > 1 the graph depends on the scheduling (not repeatable run to run). */
+int32_t phx_kb_hnsw_add_many(phx_kb_hnsw *h, const float *vecs, size_t count, int threads);
 void phx_kb_hnsw_delete(phx_kb_hnsw *h, int32_t node);
 /* Up to ef live nodes nearest to q, nearest first, in out (room for ef); returns how many. */
 size_t phx_kb_hnsw_search(const phx_kb_hnsw *h, const float *q, size_t ef, phx_kb_ann *out);

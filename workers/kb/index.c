@@ -50,9 +50,11 @@ static void phx_kb_ann_build(phx_kb_index *x)
         x->node_cap = x->cap;
         x->node_slot = phx_xrealloc(x->node_slot, x->node_cap * sizeof(*x->node_slot));
     }
+    /* slot i becomes node i: add_many numbers nodes in the order of the vectors */
+    phx_kb_hnsw_add_many(x->ann, x->vecs, x->n, x->ann_cfg.threads);
     for (size_t i = 0; i < x->n; i++) {
-        x->items[i].node = phx_kb_hnsw_add(x->ann, x->vecs + i * (size_t)x->dim);
-        x->node_slot[x->items[i].node] = (int32_t)i;
+        x->items[i].node = (int32_t)i;
+        x->node_slot[i] = (int32_t)i;
     }
 }
 
@@ -236,6 +238,7 @@ void phx_kb_graph_begin(phx_kb_graph_build *b, const phx_kb_index *x, size_t bat
     b->h = phx_kb_hnsw_new(x->dim, x->ann_cfg.metric, x->ann_cfg.M, x->ann_cfg.efc, 42);
     b->end = x->n;
     b->batch = batch ? batch : 1;
+    b->threads = x->ann_cfg.threads;
     b->buf = phx_xmalloc(b->batch * (size_t)x->dim * sizeof(float));
 }
 
@@ -269,12 +272,9 @@ size_t phx_kb_graph_take(phx_kb_graph_build *b, const phx_kb_index *x)
 
 void phx_kb_graph_add(phx_kb_graph_build *b)
 {
-    int dim = phx_kb_hnsw_dim(b->h);
-    for (size_t i = 0; i < b->nbuf; i++) {
-        /* node numbers are dense from 0 in insertion order: node b->n is ids[b->n] */
-        phx_kb_hnsw_add(b->h, b->buf + i * (size_t)dim);
-        b->n++;
-    }
+    /* node numbers are dense from 0 in insertion order: node b->n is ids[b->n] */
+    phx_kb_hnsw_add_many(b->h, b->buf, b->nbuf, b->threads);
+    b->n += b->nbuf;
     b->nbuf = 0;
 }
 

@@ -30,6 +30,7 @@ typedef struct phx_kb_ann_cfg {
     int M, efc;      /* graph degree and construction beam */
     int rebuild_pct; /* rebuild the graph when this % of its nodes are deleted */
     int metric;
+    int threads; /* threads inserting into a graph being built whole (<= 1: the caller's) */
     /* 0: the index builds (and rebuilds) its graph itself, inside the put or del that crosses
      * the threshold -- simple, but that call then takes as long as the whole build (about a
      * minute at 100k 384-dim vectors). 1: it never does; phx_kb_index_graph_due says when a
@@ -117,6 +118,7 @@ typedef struct phx_kb_graph_build {
     int rounds;         /* times end was moved on to take items appended during the build */
     float *buf;         /* the batch taken, batch * dim floats */
     size_t batch, nbuf;
+    int threads; /* ann_cfg.threads at begin: inserts of one batch run in parallel */
 } phx_kb_graph_build;
 
 void phx_kb_graph_begin(phx_kb_graph_build *b, const phx_kb_index *x, size_t batch);

@@ -24,7 +24,7 @@ typedef struct phx_kb_cfg {
     phx_llm_provider_cfg llm;
     char *embedder;
     long max_items, max_text, max_meta, max_k, log_maxlen, prune_interval_ms, sync_ms;
-    long hnsw_min, hnsw_m, hnsw_efc, hnsw_ef, hnsw_rebuild_pct, int8_rerank;
+    long hnsw_min, hnsw_m, hnsw_efc, hnsw_ef, hnsw_rebuild_pct, hnsw_threads, int8_rerank;
 } phx_kb_cfg;
 
 #define CFG phx_kb_cfg
@@ -63,6 +63,12 @@ static const phx_opt phx_kb_opts[] = {
      "HNSW: default search beam (recall vs speed); a kb.search may set its own ef, or exact."},
     {"PHX_KB_HNSW_REBUILD_PCT", PHX_OPT_INT, "30", 1, 100, offsetof(CFG, hnsw_rebuild_pct),
      "HNSW: rebuild a collection's graph when this percentage of its nodes are deleted."},
+    {"PHX_KB_HNSW_BUILD_THREADS", PHX_OPT_INT, "2", 1, 64, offsetof(CFG, hnsw_threads),
+     "HNSW: threads that insert into a graph being built in the background (at start, past "
+     "PHX_KB_HNSW_MIN, after many deletes), sharing the graph through per-node locks. More "
+     "threads finish the build sooner when cores are idle (docs/benchmarks-kb.md) but take "
+     "them from the consumer lanes while it runs (searches stay exact, and slower, until the "
+     "graph is attached); 1 = one thread."},
     {"PHX_KB_EXACT_INT8", PHX_OPT_INT, "0", 0, 64, offsetof(CFG, int8_rerank),
      "Exact searches without a filter scan an int8 copy of the vectors (one scale per vector; "
      "dim + 8 more bytes per item) for the k * N best candidates and re-rank those in float32; "
@@ -248,6 +254,7 @@ int main(int argc, char **argv)
                                .M = (int)cfg.hnsw_m,
                                .efc = (int)cfg.hnsw_efc,
                                .rebuild_pct = (int)cfg.hnsw_rebuild_pct,
+                               .threads = (int)cfg.hnsw_threads,
                                .background = 1};
     app.hnsw_ef = cfg.hnsw_ef;
     app.int8_rerank = cfg.int8_rerank;
