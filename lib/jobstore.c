@@ -61,26 +61,31 @@ void phx_key_tenant_jobs(char *buf, size_t n, const char *tenant)
     snprintf(buf, n, "phx:jobs:%s", tenant);
 }
 
-int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
+void phx_jobstore_submit_call(const phx_job_submit *s, phx_job_submit_call *c)
 {
-    char key[256], list[300], now[32];
-    phx_key_job(key, sizeof(key), s->id);
-    phx_key_tenant_jobs(list, sizeof(list), s->tenant);
-    snprintf(now, sizeof(now), "%lld", (long long)s->now_ms);
+    phx_key_job(c->key, sizeof(c->key), s->id);
+    phx_key_tenant_jobs(c->list, sizeof(c->list), s->tenant);
+    snprintf(c->now, sizeof(c->now), "%lld", (long long)s->now_ms);
     /* One round trip for the job and its listing entry (they live in different slots, so not
      * one script). The ZADD is NX: it never touches an entry that exists, and its reply says
      * whether it added one, which makes the rare follow-ups below exact. */
     const char *argv[] = {
-        key, s->tenant, s->spec, now, s->principal, s->roles ? s->roles : "", s->fingerprint};
-    const char *zadd[] = {"ZADD", list, "NX", now, s->id};
-    phx_redis_call calls[] = {{&phx_submit_script, 1, 7, argv, NULL}, {NULL, 0, 5, zadd, NULL}};
-    redisReply *rep[2] = {0};
-    if (phx_redis_pipeline(r, calls, 2, rep, err) < 0)
-        return -1;
+        c->key, s->tenant, s->spec, c->now, s->principal, s->roles ? s->roles : "", s->fingerprint};
+    const char *zadd[] = {"ZADD", c->list, "NX", c->now, s->id};
+    memcpy(c->argv, argv, sizeof(argv));
+    memcpy(c->zadd, zadd, sizeof(zadd));
+    c->calls[0] = (phx_redis_call){&phx_submit_script, 1, 7, c->argv, NULL};
+    c->calls[1] = (phx_redis_call){NULL, 0, 5, c->zadd, NULL};
+}
+
+int phx_jobstore_submit_finish(phx_redis *r, const phx_job_submit *s, phx_job_submit_call *c,
+                               redisReply **rep, phx_err *err)
+{
+    if (rep[0]->type == REDIS_REPLY_ERROR || rep[1]->type == REDIS_REPLY_ERROR)
+        return phx_err_set(err, "redis_error", 0, "redis: %s",
+                           rep[0]->type == REDIS_REPLY_ERROR ? rep[0]->str : rep[1]->str);
     int rc = rep[0]->type == REDIS_REPLY_INTEGER ? (int)rep[0]->integer : -1;
     int added = rep[1]->type == REDIS_REPLY_INTEGER && rep[1]->integer == 1;
-    freeReplyObject(rep[0]);
-    freeReplyObject(rep[1]);
     if (rc < PHX_SUBMIT_TAKEN || rc > PHX_SUBMIT_TAKEN_UP)
         return phx_err_set(err, "redis_error", 0, "job_submit: unexpected reply");
     const char *fix[5];
@@ -89,11 +94,12 @@ int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
         /* The id is taken (maybe by another tenant's job): take back the entry we just added,
          * so the listing never names a job that is not ours (the listing also checks each
          * job's tenant, for the moment in between). */
-        fix[0] = "ZREM", fix[1] = list, fix[2] = s->id, nfix = 3;
+        fix[0] = "ZREM", fix[1] = c->list, fix[2] = s->id, nfix = 3;
     } else if (rc == PHX_SUBMIT_STORED && !added) {
         /* Stored, but the listing already named this id: an expired earlier job of ours with
          * the same id. Date the entry from this job, as the listing's order expects. */
-        fix[0] = "ZADD", fix[1] = list, fix[2] = "XX", fix[3] = now, fix[4] = s->id, nfix = 5;
+        fix[0] = "ZADD", fix[1] = c->list, fix[2] = "XX", fix[3] = c->now, fix[4] = s->id;
+        nfix = 5;
     }
     if (nfix) {
         redisReply *f = phx_redis_cmdv(r, err, nfix, fix, NULL);
@@ -101,6 +107,19 @@ int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
             return -1;
         freeReplyObject(f);
     }
+    return rc;
+}
+
+int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err)
+{
+    phx_job_submit_call c;
+    phx_jobstore_submit_call(s, &c);
+    redisReply *rep[2] = {0};
+    if (phx_redis_pipeline(r, c.calls, 2, rep, err) < 0)
+        return -1;
+    int rc = phx_jobstore_submit_finish(r, s, &c, rep, err);
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
     return rc;
 }
 

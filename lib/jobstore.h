@@ -66,6 +66,19 @@ enum {
  * its tenant, in one round trip. PHX_SUBMIT_* or -1 on error. */
 int phx_jobstore_submit(phx_redis *r, const phx_job_submit *s, phx_err *err);
 
+/* phx_jobstore_submit as two commands of a batch (phx_redis_batch; the ingress's group
+ * commit): fill c (its calls point into its own buffers and s), send c->calls, then hand
+ * their two replies (not consumed) to phx_jobstore_submit_finish, which makes the rare
+ * follow-up on r and answers as phx_jobstore_submit does. */
+typedef struct phx_job_submit_call {
+    char key[256], list[300], now[32];
+    const char *argv[7], *zadd[5];
+    phx_redis_call calls[2];
+} phx_job_submit_call;
+void phx_jobstore_submit_call(const phx_job_submit *s, phx_job_submit_call *c);
+int phx_jobstore_submit_finish(phx_redis *r, const phx_job_submit *s, phx_job_submit_call *c,
+                               redisReply **rep, phx_err *err);
+
 /* Roles to check job id against (see jobstore.c): 1 with *roles (malloc'd; "" = none), 0 when
  * the job names no principal (an operator with write access to phx.jobs), -1 error. */
 int phx_jobstore_roles(phx_redis *r, const char *id, const char *tenant, const char *principal,

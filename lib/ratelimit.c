@@ -46,36 +46,36 @@ static const phx_script phx_gcra_script = {
                       "end\n"
                       "return {ok, math.ceil(retry), limit, remaining, math.ceil(reset)}\n"};
 
-#define PHX_RL_MAX_BUCKETS 2
-
-int phx_ratelimit_take_buckets(phx_redis *r, const char *tenant, const phx_rate_bucket *b, int n,
-                               int64_t now_ms, phx_rate_verdict *v, phx_err *err)
+/* The script's keys and arguments for n buckets of tenant, pointing into c's buffers. */
+static void phx_ratelimit_argv(phx_rate_call *c, const char *tenant, const phx_rate_bucket *b,
+                               int n, int64_t now_ms)
 {
-    char conf[400], now[32], args[PHX_RL_MAX_BUCKETS][2][32];
-    const char *argv[PHX_RL_MAX_BUCKETS + 1 + 1 + 4 * PHX_RL_MAX_BUCKETS];
+    phx_ratelimit_key_conf(c->conf, sizeof(c->conf), tenant);
+    snprintf(c->now, sizeof(c->now), "%lld", (long long)now_ms);
+    int argc = 0;
+    for (int i = 0; i < n; i++)
+        c->argv[argc++] = b[i].key;
+    c->argv[argc++] = c->conf;
+    c->argv[argc++] = c->now;
+    for (int i = 0; i < n; i++) {
+        snprintf(c->args[i][0], sizeof(c->args[i][0]), "%.6f", b[i].dflt.per_s);
+        snprintf(c->args[i][1], sizeof(c->args[i][1]), "%ld", b[i].dflt.burst);
+        c->argv[argc++] = b[i].per_s_field;
+        c->argv[argc++] = b[i].burst_field;
+        c->argv[argc++] = c->args[i][0];
+        c->argv[argc++] = c->args[i][1];
+    }
+    c->call = (phx_redis_call){&phx_gcra_script, n + 1, argc, c->argv, NULL};
+}
+
+int phx_ratelimit_verdict(const redisReply *rep, phx_rate_verdict *v, phx_err *err)
+{
     memset(v, 0, sizeof(*v));
     v->allowed = 1;
     v->limit = v->remaining = -1;
-    if (n < 1 || n > PHX_RL_MAX_BUCKETS)
-        return phx_err_set(err, "invalid_argument", 0, "ratelimit: %d buckets", n);
-    phx_ratelimit_key_conf(conf, sizeof(conf), tenant);
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    int argc = 0;
-    for (int i = 0; i < n; i++)
-        argv[argc++] = b[i].key;
-    argv[argc++] = conf;
-    argv[argc++] = now;
-    for (int i = 0; i < n; i++) {
-        snprintf(args[i][0], sizeof(args[i][0]), "%.6f", b[i].dflt.per_s);
-        snprintf(args[i][1], sizeof(args[i][1]), "%ld", b[i].dflt.burst);
-        argv[argc++] = b[i].per_s_field;
-        argv[argc++] = b[i].burst_field;
-        argv[argc++] = args[i][0];
-        argv[argc++] = args[i][1];
-    }
-    redisReply *rep = phx_redis_eval(r, &phx_gcra_script, n + 1, argc, argv, NULL, err);
-    if (!rep)
-        return -1;
+    if (rep->type == REDIS_REPLY_ERROR)
+        return phx_err_set(err, "redis_error", 0, "redis: %s in script %s", rep->str,
+                           phx_gcra_script.name);
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 5) {
         v->allowed = rep->element[0]->integer == 1;
         v->retry_after_ms = rep->element[1]->integer;
@@ -83,22 +83,56 @@ int phx_ratelimit_take_buckets(phx_redis *r, const char *tenant, const phx_rate_
         v->remaining = (long)rep->element[3]->integer;
         v->reset_ms = rep->element[4]->integer;
     }
-    freeReplyObject(rep);
     return 0;
+}
+
+int phx_ratelimit_take_buckets(phx_redis *r, const char *tenant, const phx_rate_bucket *b, int n,
+                               int64_t now_ms, phx_rate_verdict *v, phx_err *err)
+{
+    phx_rate_call c;
+    memset(v, 0, sizeof(*v));
+    v->allowed = 1;
+    v->limit = v->remaining = -1;
+    if (n < 1 || n > PHX_RL_MAX_BUCKETS)
+        return phx_err_set(err, "invalid_argument", 0, "ratelimit: %d buckets", n);
+    phx_ratelimit_argv(&c, tenant, b, n, now_ms);
+    redisReply *rep =
+        phx_redis_eval(r, c.call.script, c.call.nkeys, c.call.argc, c.argv, NULL, err);
+    if (!rep)
+        return -1;
+    int rc = phx_ratelimit_verdict(rep, v, err);
+    freeReplyObject(rep);
+    return rc;
+}
+
+void phx_ratelimit_take_call(phx_rate_call *c, const char *tenant, const char *principal,
+                             const phx_rate *tenant_rate, const phx_rate *principal_rate,
+                             int64_t now_ms)
+{
+    static const phx_rate off = {0, 1};
+    phx_ratelimit_key_tenant(c->kt, sizeof(c->kt), tenant);
+    snprintf(c->kp, sizeof(c->kp), "phx:rl:{%s}:p:%s", tenant, principal);
+    phx_rate_bucket b[2] = {
+        {c->kt, "tenant_per_s", "tenant_burst", tenant_rate ? *tenant_rate : off},
+        {c->kp, "principal_per_s", "principal_burst", principal_rate ? *principal_rate : off}};
+    phx_ratelimit_argv(c, tenant, b, 2, now_ms);
 }
 
 int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
                        const phx_rate *tenant_rate, const phx_rate *principal_rate, int64_t now_ms,
                        phx_rate_verdict *v, phx_err *err)
 {
-    static const phx_rate off = {0, 1};
-    char kt[400], kp[400];
-    phx_ratelimit_key_tenant(kt, sizeof(kt), tenant);
-    snprintf(kp, sizeof(kp), "phx:rl:{%s}:p:%s", tenant, principal);
-    phx_rate_bucket b[2] = {
-        {kt, "tenant_per_s", "tenant_burst", tenant_rate ? *tenant_rate : off},
-        {kp, "principal_per_s", "principal_burst", principal_rate ? *principal_rate : off}};
-    return phx_ratelimit_take_buckets(r, tenant, b, 2, now_ms, v, err);
+    phx_rate_call c;
+    phx_ratelimit_take_call(&c, tenant, principal, tenant_rate, principal_rate, now_ms);
+    redisReply *rep =
+        phx_redis_eval(r, c.call.script, c.call.nkeys, c.call.argc, c.argv, NULL, err);
+    if (!rep) {
+        memset(v, 0, sizeof(*v));
+        return -1;
+    }
+    int rc = phx_ratelimit_verdict(rep, v, err);
+    freeReplyObject(rep);
+    return rc;
 }
 
 void phx_ratelimit_key_conf(char *buf, size_t n, const char *tenant)

@@ -52,6 +52,20 @@ int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
                        const phx_rate *tenant_rate, const phx_rate *principal_rate, int64_t now_ms,
                        phx_rate_verdict *v, phx_err *err);
 
+/* phx_ratelimit_take as one command of a batch (phx_redis_batch; the ingress's group commit):
+ * call.argv points into the struct's own buffers, so it must stay put until the batch is sent. */
+#define PHX_RL_MAX_BUCKETS 2
+typedef struct phx_rate_call {
+    char kt[400], kp[400], conf[400], now[32], args[PHX_RL_MAX_BUCKETS][2][32];
+    const char *argv[PHX_RL_MAX_BUCKETS + 1 + 1 + 4 * PHX_RL_MAX_BUCKETS];
+    phx_redis_call call;
+} phx_rate_call;
+void phx_ratelimit_take_call(phx_rate_call *c, const char *tenant, const char *principal,
+                             const phx_rate *tenant_rate, const phx_rate *principal_rate,
+                             int64_t now_ms);
+/* The verdict in the script's reply: 0 with *v, or -1 with err for an error reply. */
+int phx_ratelimit_verdict(const redisReply *rep, phx_rate_verdict *v, phx_err *err);
+
 /* The Redis key of tenant's overrides. */
 void phx_ratelimit_key_conf(char *buf, size_t n, const char *tenant);
 /* The Redis key of tenant's bucket (its GCRA theoretical arrival time). */

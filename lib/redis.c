@@ -910,6 +910,42 @@ out:
     return rep;
 }
 
+/* The wire form of calls[i] into cmds[i] (EVALSHA for a script; sha and nk its buffers). */
+static void phx_redis_call_buf(const phx_redis_call *c, phx_redis_cmdbuf *cmd, char sha[41],
+                               char nk[16])
+{
+    int argc = c->argc + (c->script ? 3 : 0);
+    const char **av = phx_xcalloc((size_t)argc, sizeof(*av));
+    size_t *lv = phx_xcalloc((size_t)argc, sizeof(*lv));
+    if (c->script) {
+        phx_redis_evalsha_argv(c->script, c->nkeys, c->argc, c->argv, c->lens, av, lv, sha, nk);
+    } else {
+        for (int k = 0; k < argc; k++) {
+            av[k] = c->argv[k];
+            lv[k] = c->lens ? c->lens[k] : strlen(c->argv[k]);
+        }
+    }
+    *cmd = (phx_redis_cmdbuf){argc, av, lv, NULL, 0};
+}
+
+/* Free n replies (NULL ones are skipped) and clear them. */
+static void phx_redis_replies_free(redisReply **rep, int n)
+{
+    for (int i = 0; i < n; i++) {
+        freeReplyObject(rep[i]);
+        rep[i] = NULL;
+    }
+}
+
+/* Free the argument arrays phx_redis_call_buf made for n commands. */
+static void phx_redis_call_bufs_free(phx_redis_cmdbuf *cmds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free((void *)cmds[i].argv);
+        free((void *)cmds[i].lens);
+    }
+}
+
 int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisReply **rep,
                        phx_err *err)
 {
@@ -923,22 +959,8 @@ int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisRe
     if (nscripts > 1)
         return phx_err_set(err, "bad_call", 0, "redis pipeline with %d scripts", nscripts);
     memset(cmds, 0, sizeof(cmds));
-    for (i = 0; i < n; i++) {
-        const phx_redis_call *c = &calls[i];
-        int argc = c->argc + (c->script ? 3 : 0);
-        const char **av = phx_xcalloc((size_t)argc, sizeof(*av));
-        size_t *lv = phx_xcalloc((size_t)argc, sizeof(*lv));
-        if (c->script) {
-            phx_redis_evalsha_argv(c->script, c->nkeys, c->argc, c->argv, c->lens, av, lv, sha[i],
-                                   nk[i]);
-        } else {
-            for (int k = 0; k < argc; k++) {
-                av[k] = c->argv[k];
-                lv[k] = c->lens ? c->lens[k] : strlen(c->argv[k]);
-            }
-        }
-        cmds[i] = (phx_redis_cmdbuf){argc, av, lv, NULL, 0};
-    }
+    for (i = 0; i < n; i++)
+        phx_redis_call_buf(&calls[i], &cmds[i], sha[i], nk[i]);
     const char *script = NULL;
     for (i = 0; i < n; i++)
         if (calls[i].script)
@@ -969,17 +991,58 @@ int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisRe
             rc = -1;
         }
     }
-    if (rc < 0) {
-        for (i = 0; i < n; i++) {
-            freeReplyObject(rep[i]);
-            rep[i] = NULL;
+    if (rc < 0)
+        phx_redis_replies_free(rep, n);
+out:
+    phx_redis_call_bufs_free(cmds, n);
+    return rc;
+}
+
+int phx_redis_batch(phx_redis *r, const phx_redis_call *calls, int n, redisReply **rep,
+                    phx_err *err)
+{
+    if (n < 1)
+        return phx_err_set(err, "bad_call", 0, "redis batch of %d commands", n);
+    phx_redis_cmdbuf *cmds = phx_xcalloc((size_t)n, sizeof(*cmds));
+    char(*sha)[41] = phx_xcalloc((size_t)n, sizeof(*sha));
+    char(*nk)[16] = phx_xcalloc((size_t)n, sizeof(*nk));
+    phx_redis_cmdbuf *again = phx_xcalloc((size_t)n, sizeof(*again));
+    redisReply **rep2 = phx_xcalloc((size_t)n, sizeof(*rep2));
+    int *idx = phx_xcalloc((size_t)n, sizeof(*idx));
+    int rc = -1, i;
+    for (i = 0; i < n; i++)
+        phx_redis_call_buf(&calls[i], &cmds[i], sha[i], nk[i]);
+    if (phx_redis_send_batch(r, n, cmds, rep,
+                             n == 1 && calls[0].script ? calls[0].script->name : NULL, err) < 0)
+        goto out;
+    /* Scripts unknown to the server (restarted, flushed) did not run: load each once, then send
+     * only those commands again. Nothing else in the batch depends on them. */
+    int m = 0;
+    for (i = 0; i < n; i++) {
+        if (!phx_redis_noscript(rep[i]))
+            continue;
+        int loaded = 0;
+        for (int k = 0; k < m && !loaded; k++)
+            loaded = calls[idx[k]].script == calls[i].script;
+        if (!loaded && phx_redis_load(r, calls[i].script, &cmds[i], err) < 0)
+            goto fail;
+        idx[m] = i, again[m++] = cmds[i];
+    }
+    if (m > 0) {
+        if (phx_redis_send_batch(r, m, again, rep2, NULL, err) < 0)
+            goto fail;
+        for (int k = 0; k < m; k++) {
+            freeReplyObject(rep[idx[k]]);
+            rep[idx[k]] = rep2[k];
         }
     }
+    rc = 0;
+    goto out;
+fail:
+    phx_redis_replies_free(rep, n);
 out:
-    for (i = 0; i < n; i++) {
-        free((void *)cmds[i].argv);
-        free((void *)cmds[i].lens);
-    }
+    phx_redis_call_bufs_free(cmds, n);
+    free(cmds), free(sha), free(nk), free(again), free(rep2), free(idx);
     return rc;
 }
 

@@ -91,6 +91,16 @@ typedef struct phx_redis_call {
 int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisReply **rep,
                        phx_err *err);
 
+/* Send n independent commands (any number, several scripts allowed) in one network round trip:
+ * the group commit of the ingress, where each command belongs to a different request. Unlike
+ * phx_redis_pipeline no command may depend on another's effect, because after a lost
+ * connection the whole batch is sent again and after NOSCRIPT only the commands that got it
+ * are (each command must be safe to run twice, as a single command is). 0 with every reply in
+ * rep[0..n-1] -- error replies included, each the caller's to judge and free -- or -1 with err
+ * when Redis gave no answer (no reply is returned then). */
+int phx_redis_batch(phx_redis *r, const phx_redis_call *calls, int n, redisReply **rep,
+                    phx_err *err);
+
 /* Guard this client's calls with breaker b (shared by the process's clients; may be NULL).
  * While it is open, commands fail at once with "redis_unavailable" instead of waiting for
  * connect timeouts. */

@@ -221,6 +221,12 @@ void phx_span_end(phx_span *s)
     phx_trace_enqueue(s);
 }
 
+void phx_span_detach(phx_span *s)
+{
+    if (phx_trace_cur == s)
+        phx_trace_cur = s->outer;
+}
+
 /* --- OTLP/HTTP JSON export ------------------------------------------------------------- */
 
 static json_t *phx_trace_kv(const char *key, const char *val)

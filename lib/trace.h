@@ -83,6 +83,11 @@ void phx_span_fail(phx_span *s, const char *fmt, ...) __attribute__((format(prin
 /* End: log it, queue it for export, restore the thread's previous current span. */
 void phx_span_end(phx_span *s);
 
+/* The span leaves the thread without ending: the thread's current span is the one before it
+ * again. For a request answered later (a suspended HTTP connection): its span is ended by
+ * phx_span_end when the answer goes out, and no other span starts under it meanwhile. */
+void phx_span_detach(phx_span *s);
+
 /* The context to pass on ("00-TRACE-SPAN-01"); out must hold 56 bytes. */
 void phx_span_traceparent(const phx_span *s, char out[56]);
 /* The thread's current span context into out (56 bytes): 0, or -1 when there is none. */

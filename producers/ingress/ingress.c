@@ -10,7 +10,9 @@
  * authenticated (401), caller not suspended by a security response (403, guard.c), rate limits of
  * the caller's tenant and principal (429), the route's scope (403), then the handler.
  * Authentication before rate limiting means an anonymous flood costs one hash lookup per request
- * and cannot spend a tenant's allowance.
+ * and cannot spend a tenant's allowance. POST /v1/jobs leaves the gate after the suspension
+ * check: its rate limit and its answer come from the group commit (commit.c), with the
+ * connection suspended meanwhile.
  *
  * Redis connections come from a small pool, one per HTTP thread at most: hiredis contexts
  * are not thread-safe, and a connection per request would cost a TCP handshake each. */
@@ -226,18 +228,23 @@ static int phx_ratelimit(phx_ingress *in, const phx_principal *who, phx_answer *
         phx_unavailable(a, "rate limiter unreachable");
         return -1;
     }
-    if (v.limit >= 0) {
+    return phx_ratelimit_answer(a, &v);
+}
+
+int phx_ratelimit_answer(phx_answer *a, const phx_rate_verdict *v)
+{
+    if (v->limit >= 0) {
         a->rl_set = 1;
-        a->rl_limit = v.limit, a->rl_remaining = v.remaining;
-        a->rl_reset_s = (long)((v.reset_ms + 999) / 1000);
+        a->rl_limit = v->limit, a->rl_remaining = v->remaining;
+        a->rl_reset_s = (long)((v->reset_ms + 999) / 1000);
     }
-    if (v.allowed)
+    if (v->allowed)
         return 0;
     phx_problem(a, 429, "rate_limited", "Too many requests",
                 "the rate limit of your tenant or principal is exhausted; retry after the "
                 "number of seconds in Retry-After",
                 NULL);
-    a->retry_after = (int)((v.retry_after_ms + 999) / 1000);
+    a->retry_after = (int)((v->retry_after_ms + 999) / 1000);
     if (a->retry_after < 1)
         a->retry_after = 1;
     return -1;
@@ -246,7 +253,7 @@ static int phx_ratelimit(phx_ingress *in, const phx_principal *who, phx_answer *
 /* --- routing ---------------------------------------------------------------------------- */
 
 static const phx_route phx_routes[] = {
-    {"POST", "/v1/jobs", PHX_SCOPE_JOBS_SUBMIT, phx_jobs_submit},
+    {"POST", "/v1/jobs", PHX_SCOPE_JOBS_SUBMIT, NULL}, /* the group commit (commit.c) */
     {"GET", "/v1/jobs", PHX_SCOPE_JOBS_READ, phx_jobs_list},
     {"GET", "/v1/jobs/*", PHX_SCOPE_JOBS_READ, phx_jobs_get},
     {"DELETE", "/v1/jobs/*", PHX_SCOPE_JOBS_CANCEL, phx_jobs_cancel},
@@ -301,21 +308,73 @@ static const char *phx_ingress_route_label(const char *method, const char *url)
     return r ? r->pattern : "other";
 }
 
-static void phx_ingress_route(phx_ingress *in, struct MHD_Connection *conn, const char *method,
-                              const char *url, const phx_req *rq, phx_answer *a)
+/* The gate after the rate limit: the route's scope (1: a 403 to record in the audit stream),
+ * then the body's size and pace (2: 413/408); 0 when the handler may run. */
+static int phx_ingress_precheck(phx_ingress *in, const phx_route *rt, const phx_req *rq,
+                                const phx_principal *who, phx_answer *a)
+{
+    if (!(who->scopes & (rt->scope | PHX_SCOPE_ADMIN))) {
+        char d[160];
+        snprintf(d, sizeof(d), "this request needs scope %s", phx_rbac_scope_name(rt->scope));
+        phx_problem(a, 403, "insufficient_scope", "Forbidden", d, NULL);
+        return 1;
+    }
+    if (rq->too_slow) {
+        phx_problem(a, 408, "request_timeout", "Request body too slow",
+                    "the body did not arrive within PHX_INGRESS_BODY_TIMEOUT_MS", NULL);
+        return 2;
+    }
+    if (rq->too_big) {
+        char d[128];
+        snprintf(d, sizeof(d), "the body exceeds %ld bytes", in->cfg->max_body);
+        phx_problem(a, 413, "payload_too_large", "Payload too large", d, NULL);
+        return 2;
+    }
+    return 0;
+}
+
+/* POST /v1/jobs after authentication: the gate's remaining checks and the job's, all local,
+ * then the group commit, which takes the rate limit first (so a limited caller still gets 429
+ * whatever its body) and answers. The connection waits suspended; rq takes over who. */
+static void phx_ingress_submit(phx_ingress *in, struct MHD_Connection *conn, const phx_route *rt,
+                               phx_req *rq, phx_principal *who)
+{
+    phx_answer *a = &rq->a;
+    int rc = phx_ingress_precheck(in, rt, rq, who, a);
+    if (rc == 1) {
+        rq->audit = 1;
+    } else if (rc == 0) {
+        phx_ctx c = {.in = in, .conn = conn, .rq = rq, .who = who, .arg = NULL};
+        rq->job = phx_jobs_prepare(
+            &c, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"), a);
+    }
+    if (phx_trace_current(rq->tp) < 0) /* the request's span (a child of the caller's context) */
+        phx_traceparent_new(rq->tp);
+    rq->who = *who;
+    memset(who, 0, sizeof(*who));
+    rq->conn = conn;
+    rq->state = PHX_REQ_QUEUED;
+    MHD_suspend_connection(conn);
+    phx_commit_queue(in->commit, rq);
+}
+
+/* Route and answer into a; 1 when the request went to the group commit instead (rq->a is
+ * answered later, see phx_ingress_handle). */
+static int phx_ingress_route(phx_ingress *in, struct MHD_Connection *conn, const char *method,
+                             const char *url, phx_req *rq, phx_answer *a)
 {
     char arg[256];
-    int known;
+    int known, queued = 0;
     /* The ops page's static files need no credentials (they hold no data; its API does). */
     if (phx_ops_static(method, url, a))
-        return;
+        return 0;
     const phx_route *rt = phx_route_find(method, url, arg, sizeof(arg), &known);
     if (!rt) {
         if (known)
             phx_problem(a, 405, "method_not_allowed", "Method not allowed", NULL, NULL);
         else
             phx_problem(a, 404, "not_found", "Not found", "no such endpoint", NULL);
-        return;
+        return 0;
     }
     phx_principal who = {0};
     if (phx_auth(in, conn, &who, a) < 0) {
@@ -323,28 +382,25 @@ static void phx_ingress_route(phx_ingress *in, struct MHD_Connection *conn, cons
             phx_guard_audit_auth(in, conn, NULL, a, rt->pattern);
         goto out;
     }
-    if (phx_guard_check(in, &who, a) < 0 || phx_ratelimit(in, &who, a) < 0)
+    if (phx_guard_check(in, &who, a) < 0)
         goto out;
-    if (!(who.scopes & (rt->scope | PHX_SCOPE_ADMIN))) {
-        char d[160];
-        snprintf(d, sizeof(d), "this request needs scope %s", phx_rbac_scope_name(rt->scope));
-        phx_problem(a, 403, "insufficient_scope", "Forbidden", d, NULL);
-        phx_guard_audit_auth(in, conn, &who, a, rt->pattern);
+    if (!rt->fn) {
+        phx_ingress_submit(in, conn, rt, rq, &who);
+        queued = 1;
         goto out;
     }
-    if (rq->too_slow) {
-        phx_problem(a, 408, "request_timeout", "Request body too slow",
-                    "the body did not arrive within PHX_INGRESS_BODY_TIMEOUT_MS", NULL);
-    } else if (rq->too_big) {
-        char d[128];
-        snprintf(d, sizeof(d), "the body exceeds %ld bytes", in->cfg->max_body);
-        phx_problem(a, 413, "payload_too_large", "Payload too large", d, NULL);
-    } else {
+    if (phx_ratelimit(in, &who, a) < 0)
+        goto out;
+    int rc = phx_ingress_precheck(in, rt, rq, &who, a);
+    if (rc == 1)
+        phx_guard_audit_auth(in, conn, &who, a, rt->pattern);
+    if (rc == 0) {
         phx_ctx c = {.in = in, .conn = conn, .rq = rq, .who = &who, .arg = arg};
         rt->fn(&c, a);
     }
 out:
     phx_principal_free(&who);
+    return queued;
 }
 
 static void phx_ingress_headers(struct MHD_Response *resp, const phx_answer *a)
@@ -384,6 +440,7 @@ static enum MHD_Result phx_ingress_send(struct MHD_Connection *conn, phx_answer 
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)a->status, resp);
     MHD_destroy_response(resp);
     json_decref(a->json);
+    a->json = NULL;
     return rc;
 }
 
@@ -399,6 +456,20 @@ static void phx_ingress_observe(const char *method, const char *url, const phx_r
                                      "API request latency, first byte to answer queued.", labels,
                                      NULL, 0),
                        (double)(phx_mono_ms() - rq->t0) / 1000.0);
+}
+
+/* End the request's span, count it and send a. */
+static enum MHD_Result phx_ingress_answer(phx_ingress *in, struct MHD_Connection *conn,
+                                          const char *method, const char *url, const phx_req *rq,
+                                          phx_span *sp, phx_answer *a)
+{
+    (void)in;
+    phx_span_set(sp, "http.response.status_code", "%d", a->status);
+    if (a->status >= 500)
+        phx_span_fail(sp, "HTTP %d", a->status);
+    phx_span_end(sp);
+    phx_ingress_observe(method, url, rq, a->status);
+    return phx_ingress_send(conn, a);
 }
 
 static enum MHD_Result phx_ingress_handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -428,21 +499,27 @@ static enum MHD_Result phx_ingress_handle(void *cls, struct MHD_Connection *conn
         /* A slow body holds a connection: stop reading it rather than wait for the end. */
         return rq->too_slow ? MHD_NO : MHD_YES;
     }
-    phx_answer a = {0};
+    if (rq->state == PHX_REQ_ANSWERED) {
+        /* Resumed by the group commit: rq->a is the answer. */
+        if (rq->audit)
+            phx_guard_audit_auth(in, conn, &rq->who, &rq->a, "/v1/jobs");
+        return phx_ingress_answer(in, conn, method, url, rq, &rq->sp, &rq->a);
+    }
+    if (rq->state == PHX_REQ_QUEUED)
+        return MHD_YES; /* not expected: MHD calls again only after the resume */
     /* The request's span (a child of the caller's traceparent, if any): what the job
-     * published here carries on, so the whole pipeline hangs under it. */
-    phx_span sp;
+     * published here carries on, so the whole pipeline hangs under it. It lives in rq, as a
+     * submit's ends only when the group commit has answered. */
     char name[96];
     snprintf(name, sizeof(name), "%s %s", method, phx_ingress_route_label(method, url));
-    phx_span_start(&sp, name, PHX_SPAN_SERVER,
+    phx_span_start(&rq->sp, name, PHX_SPAN_SERVER,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"));
-    phx_ingress_route(in, conn, method, url, rq, &a);
-    phx_span_set(&sp, "http.response.status_code", "%d", a.status);
-    if (a.status >= 500)
-        phx_span_fail(&sp, "HTTP %d", a.status);
-    phx_span_end(&sp);
-    phx_ingress_observe(method, url, rq, a.status);
-    return phx_ingress_send(conn, &a);
+    phx_answer a = {0};
+    if (phx_ingress_route(in, conn, method, url, rq, &a)) {
+        phx_span_detach(&rq->sp); /* this thread serves other connections meanwhile */
+        return MHD_YES;
+    }
+    return phx_ingress_answer(in, conn, method, url, rq, &rq->sp, &a);
 }
 
 static void phx_ingress_done(void *cls, struct MHD_Connection *conn, void **ctx,
@@ -458,6 +535,9 @@ static void phx_ingress_done(void *cls, struct MHD_Connection *conn, void **ctx,
                        1);
     if (rq) {
         free(rq->body);
+        json_decref(rq->job);
+        json_decref(rq->a.json); /* answered, but the connection closed before it was sent */
+        phx_principal_free(&rq->who);
         free(rq);
         *ctx = NULL;
     }
@@ -493,6 +573,7 @@ phx_ingress *phx_ingress_start(const phx_ingress_cfg *cfg, phx_producer *produce
     in->sec_loaded_ms = INT64_MIN / 2;
     phx_ingress_guard_refresh(in, phx_now_ms()); /* suspensions hold from the first request */
     if (phx_ingress_jwt_init(in, err, errlen) < 0 ||
+        !(in->commit = phx_commit_start(in, (int)cfg->committers, err, errlen)) ||
         !(in->events = phx_events_start(cfg->common.kafka_brokers, cfg->max_streams, err, errlen)))
         goto err;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_EPOLL |
@@ -556,8 +637,10 @@ void phx_ingress_stop(phx_ingress *in)
         return;
     /* Suspended stream connections must be resumed before the daemon may stop. */
     phx_events_close_all(in->events);
+    phx_commit_stop(in->commit); /* so are the submits waiting for the group commit */
     if (in->d)
         MHD_stop_daemon(in->d);
+    phx_commit_free(in->commit);
     phx_events_stop(in->events);
     phx_ops_free(in->ops);
     phx_apikey_cache_free(in->keys);

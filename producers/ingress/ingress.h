@@ -27,9 +27,10 @@
 
 typedef struct phx_ingress_cfg {
     phx_common common;
-    char *listen;  /* HOST:PORT of the API */
-    long max_body; /* bytes */
-    long threads;  /* HTTP worker threads */
+    char *listen;    /* HOST:PORT of the API */
+    long max_body;   /* bytes */
+    long threads;    /* HTTP worker threads */
+    long committers; /* group commit threads for POST /v1/jobs */
     long max_connections, max_conn_per_ip, conn_timeout_s, body_timeout_ms, max_header_bytes;
     long rate_tenant, burst_tenant, rate_principal, burst_principal; /* requests/s; 0 = off */
     char *jwt_keys_file, *jwt_issuer, *jwt_audience;

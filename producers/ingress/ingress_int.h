@@ -9,12 +9,15 @@
 #include "apikey.h"
 #include "ingress.h"
 #include "jwt.h"
+#include "ratelimit.h"
+#include "trace.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
 
 typedef struct phx_events phx_events;
 typedef struct phx_ops phx_ops;
+typedef struct phx_commit phx_commit;
 
 struct phx_ingress {
     const phx_ingress_cfg *cfg;
@@ -24,6 +27,7 @@ struct phx_ingress {
     phx_events *events;     /* the phx.events tail behind SSE and the recent jobs */
     phx_ops *ops;           /* the ops API's caches and bounds */
     phx_apikey_cache *keys; /* API keys looked up recently (PHX_INGRESS_KEY_CACHE_MS) */
+    phx_commit *commit;     /* the group commit of POST /v1/jobs (commit.c) */
     struct MHD_Daemon *d;
     int port;
     pthread_mutex_t mu;
@@ -35,14 +39,6 @@ struct phx_ingress {
     json_t *suspended;
     int64_t sec_loaded_ms;
 };
-
-/* Per-request state between libmicrohttpd's handler calls. */
-typedef struct phx_req {
-    char *body;
-    size_t len;
-    int too_big, too_slow;
-    int64_t t0;
-} phx_req;
 
 /* The authenticated caller. */
 typedef struct phx_principal {
@@ -64,6 +60,26 @@ typedef struct phx_answer {
     struct MHD_Response *stream; /* set by a streaming handler instead of json */
 } phx_answer;
 
+/* Per-request state between libmicrohttpd's handler calls. A POST /v1/jobs waits for the group
+ * commit (commit.c) with its connection suspended; what it needs then lives here. */
+typedef struct phx_req {
+    char *body;
+    size_t len;
+    int too_big, too_slow;
+    int64_t t0;
+    /* --- the group commit --- */
+    int state;    /* PHX_REQ_* */
+    phx_answer a; /* the answer so far (the final one once PHX_REQ_ANSWERED) */
+    int audit;    /* a is a missing-scope 403 to record once the rate limit let it through */
+    phx_principal who;
+    json_t *job; /* the job to store and publish; NULL when a is decided but for the limit */
+    char tp[56]; /* the request span's context, carried by the published job */
+    phx_span sp; /* the request's span, ended when the answer is sent */
+    struct MHD_Connection *conn;
+    struct phx_req *next; /* the commit queue */
+} phx_req;
+enum { PHX_REQ_NEW = 0, PHX_REQ_QUEUED, PHX_REQ_ANSWERED };
+
 typedef struct phx_ctx {
     phx_ingress *in;
     struct MHD_Connection *conn;
@@ -75,7 +91,8 @@ typedef struct phx_ctx {
 /* --- request parsing: pure functions of what libmicrohttpd parsed (method, URL, header and
  * query values, body), no socket, Redis or Kafka, so tests/fuzz/fuzz_http can call them. --- */
 
-/* A route: method and path pattern ('*' stands for one path segment, passed as ctx.arg). */
+/* A route: method and path pattern ('*' stands for one path segment, passed as ctx.arg). fn
+ * is NULL for POST /v1/jobs, which the group commit answers (commit.c). */
 typedef struct phx_route {
     const char *method;
     const char *pattern;
@@ -112,10 +129,25 @@ void phx_problem(phx_answer *a, int status, const char *code, const char *title,
                  json_t *errors);
 void phx_ok(phx_answer *a, int status, json_t *body);
 void phx_unavailable(phx_answer *a, const char *detail);
+/* The RateLimit-* headers of verdict v on a; 0 allowed, or -1 with a 429 filled. */
+int phx_ratelimit_answer(phx_answer *a, const phx_rate_verdict *v);
 /* The body as a JSON object, or a 400 filled. */
 json_t *phx_body_object(const phx_ctx *c, phx_answer *a);
 
-void phx_jobs_submit(const phx_ctx *c, phx_answer *a);
+/* commit.c: POST /v1/jobs's group commit. The request threads check and prepare a submission
+ * (phx_jobs_prepare), suspend the connection and queue it; committer threads take whatever is
+ * queued as one batch: the rate limits of all of them in one Redis round trip, the
+ * idempotency keys in one, the jobs and their listings in one, then one Kafka produce of all
+ * the messages, whose delivery reports they wait for; then every request in the batch is
+ * answered and its connection resumed. */
+phx_commit *phx_commit_start(phx_ingress *in, int nthreads, char *err, size_t errlen);
+/* Queue rq (state PHX_REQ_QUEUED; its connection suspended by the caller). */
+void phx_commit_queue(phx_commit *cm, phx_req *rq);
+/* Answer what is queued, then stop the threads (before the HTTP daemon stops: it cannot stop
+ * with suspended connections); what is queued later is answered 503 at once. */
+void phx_commit_stop(phx_commit *cm);
+/* Stop (if not yet) and free, after the HTTP daemon stopped. */
+void phx_commit_free(phx_commit *cm);
 void phx_jobs_get(const phx_ctx *c, phx_answer *a);
 void phx_jobs_list(const phx_ctx *c, phx_answer *a);
 void phx_jobs_cancel(const phx_ctx *c, phx_answer *a);

@@ -21,6 +21,10 @@ static const phx_opt phx_ingress_opts[] = {
      "Largest request body accepted; bigger ones get 413."},
     {"PHX_INGRESS_THREADS", PHX_OPT_INT, "4", 1, 256, offsetof(CFG, threads),
      "HTTP worker threads (and the bound on Redis connections)."},
+    {"PHX_INGRESS_COMMITTERS", PHX_OPT_INT, "2", 1, 16, offsetof(CFG, committers),
+     "Group commit threads: each takes the POST /v1/jobs requests queued meanwhile and stores "
+     "and publishes them together (one Redis round trip per stage, one Kafka wait). Two let "
+     "one batch's Kafka wait overlap the next batch's Redis round trips."},
     {"PHX_INGRESS_MAX_CONNECTIONS", PHX_OPT_INT, "4096", 16, 1000000,
      offsetof(CFG, max_connections), "Open client connections at most; more are refused."},
     {"PHX_INGRESS_MAX_CONN_PER_IP", PHX_OPT_INT, "256", 0, 1000000, offsetof(CFG, max_conn_per_ip),

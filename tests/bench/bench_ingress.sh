@@ -9,7 +9,8 @@
 #
 # On a shared machine req/s and latency swing by 3x from run to run with the load of others;
 # so, when `perf stat` works here, the run also counts the system calls and context switches
-# of the ingress and of Redis per request: counts, which the neighbours barely change.
+# of the ingress and of Redis per request, and it always reports their CPU time (and the
+# broker's) per request: figures which the neighbours change far less.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-build}
@@ -56,8 +57,14 @@ if perf stat -e context-switches,raw_syscalls:sys_enter -p "$(cat "$PHX_VAR/run/
     done
     sleep 0.2
 fi
+# CPU time (utime + stime, in clock ticks) of the ingress, Redis and the broker around the run:
+# like the counts, CPU per request moves far less with the neighbours' load than req/s does.
+cpu_ticks() { for p in ingress redis devbroker; do
+    awk '{print $14 + $15}' "/proc/$(cat "$PHX_VAR/run/$p.pid")/stat"; done; }
+cpu0=$(cpu_ticks)
 wrk -t"${BENCH_WRK_THREADS:-4}" -c"$CONNS" -d"${SECS}s" --latency -s "$PHX_VAR/post.lua" \
     "$PHX_INGRESS_URL/v1/jobs" >"$PHX_VAR/wrk.out" 2>&1
+cpu1=$(cpu_ticks)
 wait
 cat "$PHX_VAR/wrk.out" >&2
 rps=$(awk '$1 == "rps" {print $2}' "$PHX_VAR/wrk.out")
@@ -74,6 +81,10 @@ if [ -n "$counted" ]; then
             "$PHX_VAR/perf.$p"
     done
 fi
+n=$(awk '/requests in/ {print $1}' "$PHX_VAR/wrk.out")
+paste <(echo "$cpu0") <(echo "$cpu1") | awk -v n="$n" -v hz="$(getconf CLK_TCK)" '
+    {us[NR] = ($2 - $1) * 1e6 / hz / n}
+    END {printf "CPU per request: ingress %.0f us, redis %.0f us, broker %.0f us\n", us[1], us[2], us[3]}'
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 check "bench: no errors (non-2xx or socket)" 0 "$errors"
 check "bench: every answer was a stored job" 1 "$(( stored >= $(awk '$1 == "rps" {printf "%d", $2}' "$PHX_VAR/wrk.out") ))"

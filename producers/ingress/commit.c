@@ -1,0 +1,444 @@
+/* commit.c -- the group commit of POST /v1/jobs: many requests, one Redis round trip per stage
+ * and one Kafka wait.
+ *
+ * Why: a submit used to cost its HTTP thread a blocking round trip for the rate limit, one
+ * for the store and a wait for its own Kafka delivery report. On this paravirtualized
+ * two-core machine every one of those blocking waits is a context switch that costs more than
+ * the work around it (docs/benchmarks-ingress.md has the profile), so throughput was bound
+ * by switches, not by computation. Here a request thread only checks and prepares the job (no
+ * I/O), suspends the connection and queues it; a committer thread takes everything queued at
+ * that moment (up to PHX_COMMIT_MAX) and runs the stages for all of it together:
+ *
+ *   1. rate limits: one GCRA script call per request, all in one round trip (phx_redis_batch);
+ *   2. Idempotency-Keys: SET NX GET of the requests that carry one, one round trip;
+ *   3. store: job_submit + ZADD NX per job, one round trip (rare follow-ups one by one);
+ *   4. publish: one phx_produce_batch of every message, waiting for the delivery reports once;
+ *   5. answer each request and resume its connection.
+ *
+ * The contract is unchanged: a 202 still means the job is in Redis and the brokers
+ * acknowledged it; every request gets its own verdict at every stage (a 429 for one does not
+ * touch the next). While one batch is in flight the next one gathers, so the batch size grows
+ * with the load and the per-request cost falls with it; at low load a batch is one request and
+ * the latency is what it was. Several committer threads (PHX_INGRESS_COMMITTERS) overlap one
+ * batch's Kafka wait with the next one's Redis round trips.
+ *
+ * Trade-offs: the rate limit is now taken after the body was checked (the check is local CPU
+ * work; the limit is still decided before anything is stored, and a limited caller still gets
+ * 429 whatever its body); a batch the brokers refuse for good is produced again message by
+ * message so that only the requests whose message is refused get 503. */
+#include "ingress_int.h"
+#include "jobstore.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "ratelimit.h"
+#include "trace.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PHX_COMMIT_MAX 256 /* requests per batch at most: bounds one round trip's size */
+
+struct phx_commit {
+    phx_ingress *in;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    phx_req *head, *tail;
+    int stopping;
+    int nthreads;
+    pthread_t *threads;
+};
+
+/* One request's progress through a batch. */
+typedef struct phx_commit_item {
+    phx_req *rq;
+    int live;   /* still going: allowed, with a job, no answer yet */
+    int repeat; /* the Idempotency-Key names an earlier request's job */
+    int rc;     /* phx_jobstore_submit's answer */
+    char *spec, fp[65];
+    phx_job_submit js;
+    phx_job_submit_call sc;
+    phx_rate_call rl;
+} phx_commit_item;
+
+/* --- the answers ------------------------------------------------------------------------ */
+
+static void phx_commit_fail(phx_commit_item *it, const char *what, const phx_err *err)
+{
+    const char *id = it->rq->job ? json_string_value(json_object_get(it->rq->job, "id")) : NULL;
+    phx_logj(PHX_LOG_WARN, id, NULL, "submit failed: %s", err->message);
+    phx_unavailable(&it->rq->a, what);
+    it->live = 0;
+}
+
+/* The answer to a repeat of a submission (same Idempotency-Key, or same id and body). */
+static void phx_commit_duplicate(phx_answer *a, const char *id)
+{
+    phx_ok(a, 200, json_pack("{s:s, s:b}", "job_id", id, "duplicate", 1));
+    snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", id);
+}
+
+static void phx_commit_accepted(phx_answer *a, const char *id)
+{
+    snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", id);
+    phx_ok(a, 202,
+           json_pack("{s:s, s:s, s:s}", "job_id", id, "state", "submitted", "status_url",
+                     a->location));
+}
+
+/* --- stage 1: rate limits --------------------------------------------------------------- */
+
+static void phx_commit_limits(phx_commit *cm, phx_redis *r, phx_commit_item *it, int n)
+{
+    const phx_ingress_cfg *cfg = cm->in->cfg;
+    phx_rate tr = {(double)cfg->rate_tenant, cfg->burst_tenant};
+    phx_rate pr = {(double)cfg->rate_principal, cfg->burst_principal};
+    phx_redis_call *calls = phx_xcalloc((size_t)n, sizeof(*calls));
+    redisReply **rep = phx_xcalloc((size_t)n, sizeof(*rep));
+    phx_err err;
+    phx_err_clear(&err);
+    int64_t now = phx_now_ms();
+    for (int i = 0; i < n; i++) {
+        const phx_principal *who = &it[i].rq->who;
+        phx_ratelimit_take_call(&it[i].rl, who->tenant, who->principal, &tr, &pr, now);
+        calls[i] = it[i].rl.call;
+    }
+    if (!r)
+        phx_err_set(&err, "redis_unavailable", 1, "no Redis connection");
+    int ok = r && phx_redis_batch(r, calls, n, rep, &err) == 0;
+    for (int i = 0; i < n; i++) {
+        phx_answer *a = &it[i].rq->a;
+        phx_rate_verdict v;
+        it[i].live = 0;
+        if (!ok || phx_ratelimit_verdict(rep[i], &v, &err) < 0) {
+            /* Fail closed: an unmetered gateway is how one tenant takes everyone down. */
+            phx_logj(PHX_LOG_WARN, NULL, NULL, "rate limiter: %s", err.message);
+            phx_unavailable(a, "rate limiter unreachable");
+            it[i].rq->audit = 0;
+            continue;
+        }
+        if (phx_ratelimit_answer(a, &v) < 0) {
+            it[i].rq->audit = 0;
+            continue;
+        }
+        it[i].live = it[i].rq->job != NULL;
+    }
+    for (int i = 0; ok && i < n; i++)
+        freeReplyObject(rep[i]);
+    free(calls);
+    free(rep);
+}
+
+/* --- stage 2: Idempotency-Keys ---------------------------------------------------------- */
+
+static void phx_commit_idem(phx_redis *r, phx_commit_item *it, int n)
+{
+    phx_redis_call *calls = phx_xcalloc((size_t)n, sizeof(*calls));
+    redisReply **rep = phx_xcalloc((size_t)n, sizeof(*rep));
+    const char *(*argv)[7] = phx_xcalloc((size_t)n, sizeof(*argv));
+    char(*key)[600] = phx_xcalloc((size_t)n, sizeof(*key));
+    int *idx = phx_xcalloc((size_t)n, sizeof(*idx));
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", PHX_IDEM_TTL_S);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *job = it[i].rq->job;
+        const char *idem = json_string_value(json_object_get(job, "idempotency_key"));
+        if (!it[i].live || !idem)
+            continue;
+        phx_key_idem(key[m], sizeof(key[m]), it[i].rq->who.tenant, idem);
+        const char *av[7] = {
+            "SET", key[m], json_string_value(json_object_get(job, "id")), "NX", "EX", ttl, "GET"};
+        memcpy(argv[m], av, sizeof(av));
+        calls[m] = (phx_redis_call){NULL, 0, 7, argv[m], NULL};
+        idx[m++] = i;
+    }
+    phx_err err;
+    phx_err_clear(&err);
+    int ok = m == 0 || phx_redis_batch(r, calls, m, rep, &err) == 0;
+    for (int k = 0; k < m; k++) {
+        phx_commit_item *x = &it[idx[k]];
+        if (!ok || rep[k]->type == REDIS_REPLY_ERROR) {
+            if (ok)
+                phx_err_set(&err, "redis_error", 0, "redis: %s", rep[k]->str);
+            phx_commit_fail(x, "the job could not be stored durably; retry", &err);
+            continue;
+        }
+        /* SET ... NX GET returns the old value when the key existed, nil when we set it. */
+        const char *id = json_string_value(json_object_get(x->rq->job, "id"));
+        if (rep[k]->type == REDIS_REPLY_STRING && strcmp(rep[k]->str, id) != 0) {
+            /* Same key again: this is the first request's job, under its id. */
+            json_object_set_new(x->rq->job, "id", json_string(rep[k]->str));
+            x->repeat = 1;
+        }
+    }
+    for (int k = 0; ok && k < m; k++)
+        freeReplyObject(rep[k]);
+    free(calls), free(rep), free(argv), free(key), free(idx);
+}
+
+/* --- stage 3: store --------------------------------------------------------------------- */
+
+/* The submission's fingerprint: the job as the client sent it, with the tenant and principal
+ * the ingress set, without the ingress's clock, keys sorted. Two requests with the same
+ * fingerprint are one submission sent twice (see phx_jobstore_submit). */
+static void phx_commit_fingerprint(json_t *job, char hex[65])
+{
+    json_t *sub = json_incref(json_object_get(job, "submitted_ms"));
+    json_object_del(job, "submitted_ms");
+    char *s = json_dumps(job, JSON_COMPACT | JSON_SORT_KEYS);
+    if (sub)
+        json_object_set_new(job, "submitted_ms", sub);
+    phx_sha256_hex(s ? s : "", s ? strlen(s) : 0, hex);
+    free(s);
+}
+
+static void phx_commit_store(phx_redis *r, phx_commit_item *it, int n)
+{
+    phx_redis_call *calls = phx_xcalloc((size_t)n * 2, sizeof(*calls));
+    redisReply **rep = phx_xcalloc((size_t)n * 2, sizeof(*rep));
+    int *idx = phx_xcalloc((size_t)n, sizeof(*idx));
+    int64_t now = phx_now_ms();
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        phx_commit_item *x = &it[i];
+        if (!x->live)
+            continue;
+        const phx_principal *who = &x->rq->who;
+        phx_commit_fingerprint(x->rq->job, x->fp);
+        x->spec = json_dumps(x->rq->job, JSON_COMPACT);
+        x->js = (phx_job_submit){.id = json_string_value(json_object_get(x->rq->job, "id")),
+                                 .tenant = who->tenant,
+                                 .principal = who->principal,
+                                 .roles = who->roles,
+                                 .spec = x->spec,
+                                 .fingerprint = x->fp,
+                                 .now_ms = now};
+        phx_jobstore_submit_call(&x->js, &x->sc);
+        calls[2 * m] = x->sc.calls[0], calls[2 * m + 1] = x->sc.calls[1];
+        idx[m++] = i;
+    }
+    phx_err err;
+    phx_err_clear(&err);
+    int ok = m == 0 || phx_redis_batch(r, calls, 2 * m, rep, &err) == 0;
+    for (int k = 0; k < m; k++) {
+        phx_commit_item *x = &it[idx[k]];
+        phx_answer *a = &x->rq->a;
+        if (!ok || (x->rc = phx_jobstore_submit_finish(r, &x->js, &x->sc, rep + 2 * k, &err)) < 0) {
+            phx_commit_fail(x, "the job could not be stored durably; retry", &err);
+            continue;
+        }
+        if (x->rc == PHX_SUBMIT_TAKEN && x->repeat) {
+            phx_problem(a, 422, "idempotency_key_reused", "Idempotency-Key reused with another job",
+                        "this Idempotency-Key was used for a different job body; use a new key",
+                        NULL);
+            x->live = 0;
+        } else if (x->rc == PHX_SUBMIT_TAKEN) {
+            phx_problem(a, 409, "conflict", "Job id already exists",
+                        "a job with this id was submitted before; GET it, or submit with a new id",
+                        NULL);
+            x->live = 0;
+        } else if (x->rc == PHX_SUBMIT_TAKEN_UP) {
+            phx_commit_duplicate(a, x->js.id);
+            x->live = 0;
+        }
+    }
+    for (int k = 0; ok && k < 2 * m; k++)
+        freeReplyObject(rep[k]);
+    free(calls), free(rep), free(idx);
+}
+
+/* --- stage 4: publish ------------------------------------------------------------------- */
+
+/* Not on Kafka: take the Redis record back so a retry with the same id works. */
+static void phx_commit_unsubmit(phx_redis *r, const char *id, const char *tenant, const char *idem)
+{
+    char job[400], list[400], ikey[600];
+    phx_key_job(job, sizeof(job), id);
+    phx_key_tenant_jobs(list, sizeof(list), tenant);
+    const char *del[] = {"DEL", job}, *zrem[] = {"ZREM", list, id}, *delidem[] = {"DEL", ikey};
+    phx_redis_call calls[3] = {{NULL, 0, 2, del, NULL}, {NULL, 0, 3, zrem, NULL}};
+    int n = 2;
+    if (idem) {
+        phx_key_idem(ikey, sizeof(ikey), tenant, idem);
+        calls[n++] = (phx_redis_call){NULL, 0, 2, delidem, NULL};
+    }
+    redisReply *rep[3];
+    phx_err err;
+    if (phx_redis_batch(r, calls, n, rep, &err) < 0) {
+        phx_logj(PHX_LOG_WARN, id, NULL, "taking back the unpublished job: %s", err.message);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        freeReplyObject(rep[i]);
+}
+
+static void phx_commit_publish(phx_commit *cm, phx_redis *r, phx_commit_item *it, int n)
+{
+    phx_kmsg *m = phx_xcalloc((size_t)n, sizeof(*m));
+    int *idx = phx_xcalloc((size_t)n, sizeof(*idx));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!it[i].live)
+            continue;
+        phx_job_kmsg(&m[k], it[i].js.id, it[i].rq->who.tenant, it[i].spec, it[i].rq->tp);
+        idx[k++] = i;
+    }
+    phx_err err;
+    phx_err_clear(&err);
+    int all = k == 0 || phx_produce_batch(cm->in->producer, m, k, &err) == 0;
+    /* A batch refused for good (a message the brokers will never take) is sent again message by
+     * message, so that only the requests whose own message is refused fail (the planner
+     * ignores a second copy of a job). A retryable failure (brokers unreachable, timed out)
+     * fails the whole batch at once: one by one would wait out message.timeout.ms each. */
+    int one_by_one = !all && k > 1 && !err.retryable;
+    for (int j = 0; j < k; j++) {
+        phx_commit_item *x = &it[idx[j]];
+        const phx_principal *who = &x->rq->who;
+        if (!all && (!one_by_one || phx_produce_batch(cm->in->producer, &m[j], 1, &err) < 0)) {
+            /* Take back only what this request created; an earlier request's job stays for
+             * its client's retry to publish. */
+            if (x->rc == PHX_SUBMIT_STORED && !x->repeat)
+                phx_commit_unsubmit(
+                    r, x->js.id, who->tenant,
+                    json_string_value(json_object_get(x->rq->job, "idempotency_key")));
+            phx_commit_fail(x, "the job could not be stored durably; retry", &err);
+            continue;
+        }
+        phx_logj(PHX_LOG_INFO, x->js.id, x->rq->tp, "job submitted by %s/%s (%s)%s", who->tenant,
+                 who->principal, who->via,
+                 x->rc == PHX_SUBMIT_UNSENT ? ", published on a repeat" : "");
+        if (x->repeat)
+            phx_commit_duplicate(&x->rq->a, x->js.id);
+        else
+            phx_commit_accepted(&x->rq->a, x->js.id);
+        x->live = 0;
+    }
+    free(m);
+    free(idx);
+}
+
+/* --- the committer threads -------------------------------------------------------------- */
+
+static void phx_commit_batch(phx_commit *cm, phx_redis **r, phx_req *head, int n)
+{
+    phx_commit_item *it = phx_xcalloc((size_t)n, sizeof(*it));
+    for (int i = 0; i < n; i++, head = head->next)
+        it[i].rq = head;
+    /* The batch's span hangs under its first request's span, so the Redis and Kafka calls made
+     * for a batch show in that request's trace (the others' traces show their own span). */
+    phx_span sp;
+    phx_span_start(&sp, "group commit", PHX_SPAN_INTERNAL, it[0].rq->tp);
+    phx_span_set(&sp, "phx.commit.requests", "%d", n);
+    phx_err err;
+    phx_err_clear(&err);
+    if (!*r && !(*r = phx_redis_from_common(&cm->in->cfg->common, &err)))
+        phx_logj(PHX_LOG_WARN, NULL, NULL, "group commit: %s", err.message);
+    phx_commit_limits(cm, *r, it, n);
+    phx_commit_idem(*r, it, n);
+    phx_commit_store(*r, it, n);
+    phx_commit_publish(cm, *r, it, n);
+    phx_span_end(&sp);
+    phx_metric_observe(phx_histogram("phx_ingress_commit_batch_size",
+                                     "POST /v1/jobs requests answered by one group commit.", NULL,
+                                     NULL, 0),
+                       (double)n);
+    /* Resume last: the connection (and rq with it) may be gone as soon as it is resumed. */
+    for (int i = 0; i < n; i++) {
+        free(it[i].spec);
+        it[i].rq->state = PHX_REQ_ANSWERED;
+        MHD_resume_connection(it[i].rq->conn);
+    }
+    free(it);
+}
+
+static void *phx_commit_main(void *arg)
+{
+    phx_commit *cm = arg;
+    phx_redis *r = NULL; /* this thread's own connection */
+    pthread_mutex_lock(&cm->mu);
+    for (;;) {
+        while (!cm->head && !cm->stopping)
+            pthread_cond_wait(&cm->cv, &cm->mu);
+        if (!cm->head)
+            break; /* stopping, and nothing is left to answer */
+        phx_req *head = cm->head, *last = head;
+        int n = 1;
+        while (last->next && n < PHX_COMMIT_MAX)
+            last = last->next, n++;
+        cm->head = last->next;
+        if (!cm->head)
+            cm->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&cm->mu);
+        phx_commit_batch(cm, &r, head, n);
+        pthread_mutex_lock(&cm->mu);
+    }
+    pthread_mutex_unlock(&cm->mu);
+    phx_redis_free(r);
+    return NULL;
+}
+
+phx_commit *phx_commit_start(phx_ingress *in, int nthreads, char *err, size_t errlen)
+{
+    phx_commit *cm = phx_xcalloc(1, sizeof(*cm));
+    cm->in = in;
+    pthread_mutex_init(&cm->mu, NULL);
+    pthread_cond_init(&cm->cv, NULL);
+    cm->threads = phx_xcalloc((size_t)nthreads, sizeof(*cm->threads));
+    for (; cm->nthreads < nthreads; cm->nthreads++) {
+        if (pthread_create(&cm->threads[cm->nthreads], NULL, phx_commit_main, cm) != 0) {
+            snprintf(err, errlen, "cannot start the group commit's threads");
+            phx_commit_free(cm);
+            return NULL;
+        }
+    }
+    return cm;
+}
+
+void phx_commit_queue(phx_commit *cm, phx_req *rq)
+{
+    rq->next = NULL;
+    pthread_mutex_lock(&cm->mu);
+    if (cm->stopping) {
+        /* The daemon is stopping: no committer is left to answer. */
+        pthread_mutex_unlock(&cm->mu);
+        phx_unavailable(&rq->a, "the server is shutting down; retry");
+        rq->audit = 0;
+        rq->state = PHX_REQ_ANSWERED;
+        MHD_resume_connection(rq->conn);
+        return;
+    }
+    if (cm->tail)
+        cm->tail->next = rq;
+    else
+        cm->head = rq;
+    cm->tail = rq;
+    pthread_cond_signal(&cm->cv);
+    pthread_mutex_unlock(&cm->mu);
+}
+
+void phx_commit_stop(phx_commit *cm)
+{
+    if (!cm)
+        return;
+    pthread_mutex_lock(&cm->mu);
+    cm->stopping = 1;
+    pthread_cond_broadcast(&cm->cv);
+    pthread_mutex_unlock(&cm->mu);
+    for (int i = 0; i < cm->nthreads; i++)
+        pthread_join(cm->threads[i], NULL);
+    cm->nthreads = 0;
+}
+
+void phx_commit_free(phx_commit *cm)
+{
+    if (!cm)
+        return;
+    phx_commit_stop(cm);
+    pthread_mutex_destroy(&cm->mu);
+    pthread_cond_destroy(&cm->cv);
+    free(cm->threads);
+    free(cm);
+}
