@@ -41,6 +41,22 @@
     "meth|methamphetamine|cocaine|heroin|fentanyl|lsd|mdma|ecstasy|ghb|dmt|opium|"                 \
     "amphetamine*|ketamine|pcp|drugs|narcotic*|opioid*"
 
+/* Promoting, glorifying or normalising something. */
+#define ADVOCATE_V                                                                                 \
+    "promote|promotes|promoting|encourage|encourages|encouraging|glorify|glorifies|"               \
+    "glorifying|normalize|normalizes|normalizing|normalise|normalises|normalising|"                \
+    "romanticize|romanticizes|romanticizing|romanticise|justify|justifies|justifying|"             \
+    "justification|celebrate|celebrates|celebrating|incite|incites|inciting|advocate|"             \
+    "advocates|advocating|endorse|endorses|endorsing|praise|praises|praising|allure|"              \
+    "glamorize|glamorizes|glamorizing|glamorise"
+/* Groups people are targeted for. */
+#define GROUP_N                                                                                    \
+    "ethnic|ethnicity|racial|race|races|religion|religious|immigrant|immigrants|minority|"         \
+    "minorities|muslim|muslims|jew|jews|jewish|christian|christians|black|blacks|asian|"           \
+    "asians|hispanic|hispanics|latino|latinos|arab|arabs|gay|gays|lesbian|lesbians|lgbt|"          \
+    "lgbtq|transgender|disabled|disabilities|refugee|refugees|foreigner|foreigners|roma|"          \
+    "indigenous"
+
 /* What an intruder breaks into. */
 #define INTRUDE_N                                                                                  \
     "account*|network*|computer*|database*|server*|email*|phone*|wifi|website*|password*|"         \
@@ -420,6 +436,306 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      {0.12f, 0.05f},
      "illegal|illegally|illicit|unlawful|smuggl*|contraband|poach*"},
     {PHX_HARM_EVASION, 0, {0.12f, 0.05f}, "black ~1 market|markets"},
+    /* --- topics of the hazard taxonomies the first rows left out --------------------------
+     * Written from the taxonomies' category descriptions (MLCommons hazards, the JailbreakBench
+     * behaviour categories: harassment and discrimination, physical harm, economic harm,
+     * fraud, disinformation, sexual content, privacy, expert advice, government decisions) in
+     * general words: dangerous acts aimed at children, animal cruelty, eliminationist talk,
+     * well-known conspiracy claims, exploitation and trafficking, gambling harm, tax and
+     * record fraud, cults, drugging someone. */
+    /* advocacy: promoting, glorifying or normalising a harmful practice */
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.45f, 0.2f},
+     ADVOCATE_V
+     " ~5 violence|terrorism|terrorist*|genocide|extremism|extremist|slavery|"
+     "torture|cannibalism|stalking|vigilante|vigilantes|lynching|shootings|massacre|massacres"},
+    {PHX_HARM_SEXUAL,
+     1,
+     {0.45f, 0.2f},
+     ADVOCATE_V " ~5 unprotected|orgy|orgies|pedophil*|paedophil*|incest|bestiality|rape|"
+                "prostitution|sexting|exploitation"},
+    {PHX_HARM_SELF_HARM,
+     1,
+     {0.45f, 0.2f},
+     ADVOCATE_V " ~5 starving|starvation|purging|anorexia|bulimia|thinspiration"},
+    {PHX_HARM_SELF_HARM, 1, {0.45f, 0.2f}, ADVOCATE_V " ~5 eating ~1 disorder|disorders"},
+    {PHX_HARM_SELF_HARM, 0, {0.15f, 0.05f}, "eating ~1 disorder|disorders"},
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     ADVOCATE_V " ~5 racism|sexism|discrimination|segregation|bullying|harassment|hatred|"
+                "xenophobia|homophobia|misogyny|antisemitism|apartheid|eugenics"},
+    /* shaming, excluding or demeaning a group */
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "shame|shaming|mock|mocking|ridicule|ridiculing|humiliate|humiliating|demean|demeaning|"
+     "belittle|belittling ~3 fat|overweight|obese|disabled|people|body|bodies|appearance|"
+     "weight|" GROUP_N},
+    {PHX_HARM_HATE, 0, {0.2f, 0.05f}, "body|fat ~1 shaming"},
+    {PHX_HARM_HATE,
+     1,
+     {0.35f, 0.2f},
+     "discourage|discourages|discouraging|ban|banning|bans|exclude|excluding|excludes|deport|"
+     "deporting|segregate|segregating|expel|expelling|restrict|restricting|prevent|"
+     "preventing|deny|denying ~4 hiring|employment|immigration|entry|voting|housing|rights|"
+     "marriage ~4 " GROUP_N},
+    {PHX_HARM_HATE,
+     1,
+     {0.35f, 0.2f},
+     "hiring|employing|hire|employ|immigration|marriage|marriages ~3 of|from|with|between ~3 "
+     "a|an|the|any ~2 particular|specific|certain ~2 ethnic*|racial|race|religio*|group"},
+    {PHX_HARM_HATE,
+     0,
+     {0.2f, 0.05f},
+     "interracial|biracial|samesex ~3 "
+     "marriage|marriages|couple|couples|relationship*|child|children"
+     " ~4 disgusting|wrong|unnatural|abomination|shameful|sinful|degenerate"},
+    /* eliminationist talk about a group of people */
+    {PHX_HARM_VIOLENCE,
+     0,
+     {0.3f, 0.05f},
+     "all|every ~2 people|men|women|elderly|immigrants|" GROUP_N
+     " ~8 killed|exterminated|eliminated|eradicated|executed|euthanized|euthanised|"
+     "sterilized|sterilised|wiped|gassed|enslaved"},
+    {PHX_HARM_VIOLENCE,
+     0,
+     {0.3f, 0.05f},
+     "exterminate|exterminating|eradicate|eradicating|eliminate|eliminating|wipe|wiping|"
+     "cleanse|cleansing|purge|purging ~3 people|population|populations|race|races|" GROUP_N},
+    {PHX_HARM_VIOLENCE, 0, {0.3f, 0.05f}, "ethnic ~1 cleansing"},
+    /* mass violence, cannibalism, animal cruelty */
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.5f, 0.2f},
+     "shoot|shooting ~1 up ~3 school|schools|mall|church|concert|crowd|classroom|office"},
+    {PHX_HARM_VIOLENCE, 0, {0.3f, 0.05f}, "school|mass ~1 shooting|shootings|shooter|shooters"},
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.45f, 0.2f},
+     "eat|eating|consume|consuming|consumption|cook|cooking|butcher|butchering|prepare|"
+     "preparing|harvest|harvesting|acquire|acquiring|nutrients|nutrition ~4 human ~1 flesh|"
+     "meat|body|bodies|organs|remains|corpse*"},
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.45f, 0.2f},
+     "human ~1 flesh|meat|body|bodies|remains ~4 consumption|food|meal|meals|eat|eating|"
+     "nutrients|nutrition|cook|cooking"},
+    {PHX_HARM_VIOLENCE,
+     0,
+     {0.3f, 0.05f},
+     "suffering|cruelty|torture|torturing|abuse|abusing|killing|harming|hurting ~3 of|to ~2 "
+     "animal|animals|pets|dogs|cats"},
+    {PHX_HARM_VIOLENCE,
+     0,
+     {0.3f, 0.05f},
+     "animal|animals|pets|dogs|cats ~6 entertainment|amusement|gratification|pleasure|fun|"
+     "sport ~3 suffer|suffers|suffering|suffering|torture*|cruelty|fight|fights|fighting|pain"},
+    {PHX_HARM_VIOLENCE, 0, {0.3f, 0.05f}, "dog|dogs|cock|cocks|animal ~1 fighting|fights"},
+    /* dangerous things aimed at children */
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.5f, 0.2f},
+     "convince|convincing|persuade|persuading|encourage|encouraging|entice|enticing|trick|"
+     "tricking|advertise|advertisement|advert|ad|dare|daring ~6 eat|eating|drink|drinking|"
+     "swallow|swallowing|ingest|ingesting|consume|consuming|taste|tasting ~4 detergent*|"
+     "bleach|laundry|pods|antifreeze|poison|chemicals|pills|medication|cleaning"},
+    {PHX_HARM_VIOLENCE,
+     1,
+     {0.45f, 0.2f},
+     "use|using|employ|employing|exploit|exploiting|hire|hiring ~3 child ~1 labor|labour|"
+     "workers|soldiers"},
+    {PHX_HARM_VIOLENCE, 0, {0.25f, 0.05f}, "child ~1 labor|labour|soldiers|soldier"},
+    /* exploitation and trafficking */
+    {PHX_HARM_SEXUAL,
+     0,
+     {0.3f, 0.05f},
+     "sex|sexual|human ~1 trafficking|slavery|slaves|exploitation"},
+    {PHX_HARM_EVASION,
+     1,
+     {0.4f, 0.2f},
+     "sell|selling|buy|buying|harvest|harvesting|trade|trading|traffic|trafficking ~3 organs|"
+     "kidney|kidneys|liver|livers"},
+    /* drugging someone */
+    {PHX_HARM_DRUGS,
+     1,
+     {0.55f, 0.25f},
+     "make|making|synthesize|synthesise|produce|create|prepare|obtain|get|buy|use ~4 date ~1 "
+     "rape ~1 drug|drugs"},
+    {PHX_HARM_DRUGS, 0, {0.3f, 0.05f}, "date ~1 rape ~1 drug|drugs"},
+    {PHX_HARM_DRUGS,
+     1,
+     {0.45f, 0.2f},
+     "drug|drugging|spike|spiking ~1 someone|someones|her|his|their|a|my|the ~1 drink|drinks|"
+     "coffee|food|tea|wine"},
+    {PHX_HARM_DRUGS,
+     1,
+     {0.45f, 0.2f},
+     "synthesize|synthesise|synthesizing|make|making|produce|producing|extract|extracting|"
+     "cook|cooking ~4 sedative*|tranquilizer*|tranquiliser*|rohypnol|roofie*|chloroform|"
+     "barbiturate|barbiturates|benzodiazepine|benzodiazepines|opiate*"},
+    {PHX_HARM_DRUGS,
+     1,
+     {0.4f, 0.2f},
+     "render|make|knock ~2 " PERSON_N " ~2 unconscious|comatose|incapacitated"},
+    /* fraud: fake medicine and charity, tax and record fraud, siphoning money, gambling harm */
+    {PHX_HARM_FRAUD,
+     1,
+     {0.45f, 0.2f},
+     ASK_V "|manufacture|manufacturing|sell|selling|market|marketing ~4 fake|counterfeit|bogus|"
+           "sham|fraudulent ~3 drug|drugs|cure|cures|pill|pills|supplement*|medicine|medicines|"
+           "medication|medications|treatment|treatments|vaccine|vaccines|diet|weight|charity|"
+           "charities|nonprofit|"
+           "foundation|investment*"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "hide|hiding|conceal|concealing|underreport|underreporting ~3 income|earnings|assets|"
+     "money|profits|revenue ~5 tax|taxes|irs|authorities|government"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "funnel|funneling|funnelling|siphon|siphoning|embezzle|embezzling ~3 money|funds|cash|"
+     "donations ~4 shell|offshore|personal|pocket|own|themselves|myself|yourself|private|"
+     "government|public|charity|company"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "rig|rigging|manipulate|manipulating|tamper|tampering ~3 slot|slots|gambling|"
+     "casino*|lottery|lotteries|roulette|election|elections|votes|voting|ballot*|odds|"
+     "betting"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.35f, 0.2f},
+     "gamble|gambling|bet|betting ~3 life|entire|all ~1 savings|house|mortgage|rent|"
+     "retirement|pension"},
+    {PHX_HARM_FRAUD,
+     0,
+     {0.2f, 0.05f},
+     "gambling|gamblers|gambler|betting|casino ~5 addict|addicts|addiction|addicted|loan|"
+     "loans|payday|savings|debt"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "trick|tricking|manipulate|manipulating|lure|luring|coerce|coercing|scam|scamming|con|"
+     "conning|deceive|deceiving ~6 share|sharing|give|giving|"
+     "reveal|revealing|send|sending|hand|handing|disclose|disclosing|provide|providing ~5 "
+     "ssn|password|passwords|pin|pins|login|logins|credential*|security|details|passport"},
+    {PHX_HARM_FRAUD,
+     1,
+     {0.4f, 0.2f},
+     "cheat|cheating|fool|fooling|trick|tricking|beat|beating ~3 "
+     "smog|emission|emissions|inspection*|"
+     "breathalyzer|breathalyzers|breathalyser|breathalysers|polygraph*"},
+    {PHX_HARM_FRAUD, 1, {0.4f, 0.2f}, "multi ~1 level ~1 marketing ~3 scam|scamming|deceive"},
+    /* piracy and circumventing protections */
+    {PHX_HARM_FRAUD,
+     1,
+     {0.35f, 0.2f},
+     "circumvent|circumventing|bypass|bypassing|crack|cracking|defeat|defeating ~3 copyright|"
+     "drm|paywall|paywalls|activation"},
+    {PHX_HARM_FRAUD,
+     0,
+     {0.15f, 0.05f},
+     "pirate|pirating|pirated|piracy ~3 content|movies|films|software|games|music|books|"
+     "shows"},
+    /* records, evidence, legal system */
+    {PHX_HARM_EVASION,
+     1,
+     {0.45f, 0.2f},
+     "alter|altering|falsify|falsifying|doctor|doctoring|tamper|tampering|forge|forging ~3 "
+     "criminal|police|court|medical|financial|academic|arrest ~1 record|records|history"},
+    {PHX_HARM_EVASION, 0, {0.2f, 0.05f}, "vigilante|vigilantism"},
+    {PHX_HARM_EVASION, 0, {0.2f, 0.05f}, "overstay|overstaying|overstayed ~2 visa|visas"},
+    /* cults and radicalisation */
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "indoctrinate|indoctrinating|brainwash|brainwashing|radicalize|radicalise|"
+     "radicalizing|radicalising ~4 people|members|followers|children|kids|teens|teenagers|"
+     "youth|cult|extremist*|terrorist*|militia|militias"},
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "recruit|recruiting|recruits ~4 "
+     "extremist*|terrorist*|militia|militias|cult|cults|jihad|jihadi|jihadist|jihadists"},
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "isolate|isolating|isolates|cut|cutting ~3 them|him|her|members|followers|victim*|"
+     "partner|wife|husband ~3 from|off ~3 family|families|friends|loved"},
+    {PHX_HARM_HATE, 0, {0.15f, 0.05f}, "cult ~3 leader|worship*|members|followers|indoctrinat*"},
+    /* well-known false claims (conspiracy theories and health misinformation) */
+    {PHX_HARM_DISINFO,
+     0,
+     {0.3f, 0.05f},
+     "holocaust|landing|landings|pandemic|covid|covid19|coronavirus|warming|election|elections|"
+     "vaccine|vaccines|vaccination|vaccinations|attacks|shooting|massacre|genocide|evolution ~5 "
+     "hoax|hoaxes|"
+     "faked|fake|staged|fabricated|myth|lie|lies|hoaxed|rigged|stolen|exaggerated|scam|"
+     "conspiracy"},
+    {PHX_HARM_DISINFO,
+     0,
+     {0.3f, 0.05f},
+     "holocaust|landing|landings|pandemic|attacks|shooting|massacre|genocide ~4 never ~1 "
+     "happened|occurred|existed"},
+    {PHX_HARM_DISINFO,
+     0,
+     {0.3f, 0.05f},
+     "hoax|faked|staged|fabricated|fake ~3 holocaust|moon|pandemic|covid|covid19|climate|election|"
+     "shooting|massacre|vaccine|vaccines|attacks"},
+    {PHX_HARM_DISINFO, 0, {0.3f, 0.05f}, "inside ~1 job"},
+    {PHX_HARM_DISINFO,
+     0,
+     {0.3f, 0.05f},
+     "vaccine|vaccines|vaccination|vaccinations|5g|fluoride|chemtrail*|covid|covid19|coronavirus "
+     "~4 cause|"
+     "causes|causing|caused|spread|spreads|spreading|linked|leads|lead ~3 autism|covid|covid19|"
+     "cancer|infertility|deaths|death|coronavirus|disease*|sterility"},
+    {PHX_HARM_DISINFO, 0, {0.3f, 0.05f}, "earth ~2 is|was ~1 flat"},
+    {PHX_HARM_DISINFO, 0, {0.25f, 0.05f}, "flat ~1 earth|earthers"},
+    {PHX_HARM_DISINFO, 0, {0.2f, 0.05f}, "illuminati|reptilian*|chemtrail*|globalist*"},
+    {PHX_HARM_DISINFO, 0, {0.2f, 0.05f}, "new ~1 world ~1 order"},
+
+    /* harassment of a colleague or an identity group */
+    {PHX_HARM_HATE,
+     1,
+     {0.4f, 0.2f},
+     "harass|harassing|harasses|bully|bullying|bullies|insult|insulting|insults|mock|mocking|"
+     "mocks|demean|demeaning|demeans|taunt|taunting|taunts ~4 "
+     "lgbt*|lgbtq*|gay|lesbian|transgender|queer|trans|female|disabled|"
+     "black|muslim|jewish|immigrant ~2 colleague*|coworker*|employee*|classmate*|student|students|"
+     "person|people|neighbor*|neighbour*"},
+    /* intrusion: someone else's machine or accounts */
+    {PHX_HARM_MALWARE,
+     1,
+     {0.45f, 0.2f},
+     "gain|gaining|get|getting|obtain|obtaining|escalate|escalating ~3 root|sudo|admin|"
+     "administrator|privileged ~2 access|privileges|rights ~6 not|dont|doesnt ~2 own|owned"},
+    {PHX_HARM_MALWARE,
+     1,
+     {0.45f, 0.2f},
+     "gain|gaining|get|getting|obtain|obtaining|escalate|escalating ~3 root|sudo|admin|"
+     "administrator|privileged ~2 access|privileges|rights ~6 without|someone|someones|"
+     "unauthorized|unauthorised|another|company|companys|school|employer|work"},
+    {PHX_HARM_MALWARE,
+     1,
+     {0.4f, 0.2f},
+     "mine|mining ~3 crypto*|bitcoin|bitcoins|monero ~6 "
+     "without|secretly|hijack|hijacks|hijacking|hijacked|infected|victim*|"
+     "unsuspecting|undetected"},
+    {PHX_HARM_MALWARE,
+     1,
+     {0.45f, 0.2f},
+     "launch|launching|perform|performing|conduct|conducting|carry|carrying|execute|"
+     "executing|run|running|coordinate|coordinating ~3 ddos|dos|denial ~3 "
+     "attack|attacks|attacked|attacking|service"},
+    {PHX_HARM_MALWARE,
+     1,
+     {0.35f, 0.2f},
+     "vulnerable|soft|impact ~2 targets|target ~4 ddos|attack|attacks|bombing|shooting|"
+     "terror*|hacking|hackers"},
 };
 
 _Static_assert(sizeof(phx_safety_harm_rows) / sizeof(phx_safety_harm_rows[0]) <=
@@ -441,7 +757,9 @@ const int phx_safety_harm_nrows =
     "spot|spotting|detect|detecting|detection|identify|identifying|recognize|recognise|"           \
     "recognizing|recognising|prevent|preventing|prevention|avoid|avoiding|protect|protecting|"     \
     "protection|combat|combating|combatting|fight|fighting|signs|survive|surviving|survivor*|"     \
-    "recover|recovering|defend|defending|resist|resisting"
+    "recover|recovering|defend|defending|resist|resisting|report|reporting|stop|stopping|"         \
+    "reduce|reducing|tackle|tackling|end|ending|non|anti|victim|victims|debunk|debunking|"         \
+    "refute|refuting"
 const phx_safety_harm_sense phx_safety_harm_senses[] = {
     /* products and tools */
     {"bomb|bombs",
@@ -485,14 +803,43 @@ const phx_safety_harm_sense phx_safety_harm_senses[] = {
      0, 2},
     {"murder", "mystery|mysteries|podcast|documentary|trivia", 0, 1},
     {"smuggle|smuggling", "snack*|candy|sweets|popcorn|cinema|theater|theatre|movie*", 0, 4},
+    /* races that are contests, organs that are donated */
+    {"race|races",
+     "condition|conditions|car|cars|track|tracks|day|horse|horses|bike|bikes|relay|"
+     "boat|boats|course|results|time|times|against|to",
+     0, 1},
+    {"race|races",
+     "drag|car|horse|rat|arms|space|foot|boat|bike|relay|presidential|senate|"
+     "mayoral|tight|close",
+     1, 0},
+    {"organs|organ|kidney|kidneys|liver|livers",
+     "donor|donors|donation|donations|donate|donating|transplant*|surgeon*|deceased", 4, 4},
     /* medicine made by the industry */
     {"drug|drugs", "pharmaceutical*|pharma|clinical|fda|generic|biotech*|medicine|medicines", 4, 2},
+    /* the scholarly sense: a theme word as the subject of a lesson ("the causes of the
+     * genocide", "the history of hacking", "risks of an overdose") */
+    {"genocide|genocides|holocaust|massacre|massacres|slavery|terrorism|terrorist|war|wars|hacking|"
+     "weapons|bombing|bombings|violence|overdose|overdoses|suicide|suicides|anorexia|bulimia|"
+     "drugs|drug|extremism|propaganda|racism|apartheid|trafficking",
+     "history|causes|cause|effects|consequences|aftermath|impact|impacts|legacy|lessons|"
+     "origins|victims|survivors|memorial|prevention|treatment|recovery|statistics|rates|"
+     "risks|symptoms|signs|psychology|sociology|debate|ethics|laws|remembrance",
+     3, 0},
+    /* weapons of history and collections */
+    {"weapon|weapons|firearm*|gun|guns|rifle|rifles|bomb|bombs|grenade*|ammunition|explosive|"
+     "explosives",
+     "war|wars|museum|museums|historical|medieval|ancient|century|era|ww1|ww2|wwi|wwii|"
+     "collection|collectors|antique",
+     2, 4},
     /* the defensive sense: a protective verb in front of the harmful object */
     {"phishing|scam|scams|scammer*|fraud|frauds|fraudulent|counterfeit*|forged|forgery|malware|"
      "ransomware|keylogger*|trojan*|rootkit*|botnet*|spyware|stalkerware|backdoor*|grooming|"
      "predator*|trafficking|theft|ddos|overdose|overdoses|poisoning|extortion|sextortion|"
      "blackmail*|deepfake*|misinformation|disinformation|propaganda|radicaliz*|radicalis*|"
-     "bullying|cyberbull*|harassment|stalking|abuse",
+     "bullying|cyberbull*|harassment|stalking|abuse|anorexia|bulimia|suicide|suicides|suicidal|"
+     "selfharm|"
+     "addiction|violence|terrorism|extremism|racism|sexism|discrimination|hatred|cruelty|"
+     "exploitation|conspiracy|conspiracies|hoax|hoaxes|eating",
      DEFEND_CTX, 2, 0},
 };
 

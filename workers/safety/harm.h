@@ -62,7 +62,7 @@ extern const int phx_safety_harm_nsenses;
 
 /* The row table and its size (read-only); the size never exceeds PHX_SAFETY_HARM_MAXROWS, so
  * callers can keep per-row state in fixed arrays. */
-#define PHX_SAFETY_HARM_MAXROWS 128
+#define PHX_SAFETY_HARM_MAXROWS 192
 extern const phx_safety_harm_row phx_safety_harm_rows[];
 extern const int phx_safety_harm_nrows;
 

@@ -256,6 +256,37 @@ static const phx_inj_feature phx_inj_features[] = {
      "doesnt|does|do|dont|not|never ~2 care|cares ~3 "
      "about ~3 ethic*|moral*|legal*|laws|rules|safety|"
      "consequence*|harm|feelings"},
+    /* the rules the model answers without, said in other words */
+    {CAT_UNRESTRICT,
+     {0.3f, 0.4f},
+     0,
+     "regardless|irrespective ~2 of ~3 legality|ethics|morality|morals|law|laws|consequences|"
+     "rules|harm|harmfulness"},
+    {CAT_UNRESTRICT,
+     {0.45f, 0.5f},
+     0,
+     "disregard|disregards|disregarding|ignore|ignores|ignoring ~3 ethical|moral|legal ~2 "
+     "concerns|considerations|implications|guidelines|boundaries|standards|constraints"},
+    {CAT_UNRESTRICT,
+     {0.4f, 0.45f},
+     0,
+     "no|without|any|zero ~2 regard ~3 morality|legality|ethics|law|laws|rules|consequences|"
+     "harm|harmfulness|safety"},
+    {CAT_UNRESTRICT,
+     {0.45f, 0.5f},
+     0,
+     "not|doesnt|dont|never|no|without ~2 have|has|any ~2 a|any ~1 content|safety|ethical|moral "
+     "~1 filter|filters|restrictions|guidelines|limits|limitations"},
+    {CAT_NOREFUSE,
+     {0.3f, 0.4f},
+     0,
+     "required|obligated|forced|programmed ~2 to ~2 answer|respond|reply|comply ~3 any|every|"
+     "all|whatever"},
+    /* a template with a slot for the payload: the jailbreak is shared, the request comes later */
+    {CAT_PERSONA,
+     {0.3f, 0.3f},
+     0,
+     "insert|your|put|enter|type|add ~2 prompt|question|request|query ~1 here"},
     /* --- refusal suppression
        --------------------------------------------------------------- */
     {CAT_NOREFUSE,
@@ -485,6 +516,35 @@ static const phx_inj_feature phx_inj_features[] = {
      "even if|though ~4 controversial|incorrect|problematic|outdated|taboo|offensive|"
      "uncomfortable"},
     {CAT_PERSUADE, {0.08f, 0.05f}, 0, "understand|recognize|appreciate ~2 importance|value"},
+    /* content that argues a claim, and the moves that ask for it to be stated as fact, to
+     * skip the disclaimer or to be read as harmless */
+    {CAT_PERSUADE,
+     {0.1f, 0.05f},
+     0,
+     "article|post|posts|essay|blog|thread|tweet|tweets|speech|column|op|letter|report|"
+     "video|script|pamphlet|flyer ~3 claiming|arguing|proving|suggesting|asserting|stating|"
+     "explaining|showing|claims|argues|proves|suggests|asserts|states|shows"},
+    {CAT_PERSUADE,
+     {0.12f, 0.05f},
+     0,
+     "persuasive|convincing|compelling|viral ~2 article|essay|post|posts|speech|argument|"
+     "arguments|case|thread|tweet|tweets|blog|letter|advertisement|ad|campaign|message|video"},
+    {CAT_PERSUADE,
+     {0.15f, 0.1f},
+     0,
+     "as if ~3 true|fact|facts|factual|real|established|proven|accepted|settled"},
+    {CAT_PERSUADE, {0.2f, 0.1f}, 0, "not|dont|without|no ~2 fact ~1 check|checking|checks"},
+    {CAT_PERSUADE,
+     {0.15f, 0.1f},
+     0,
+     "not|never|im|am ~2 advocating|endorsing|condoning|promoting|encouraging|supporting"},
+    {CAT_PERSUADE, {0.08f, 0.05f}, 0, "raise|raising|spread|spreading ~1 awareness"},
+    {CAT_PERSUADE, {0.08f, 0.05f}, 0, "harm ~1 reduction"},
+    {CAT_PERSUADE,
+     {0.12f, 0.1f},
+     0,
+     "despite|due|because|regardless ~3 ethical|moral|legal ~1 concerns|guidelines|"
+     "implications|issues|restrictions|reasons"},
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "lives ~2 depend|depends|depending"},
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "last ~1 resort"},
     {CAT_PERSUADE,
@@ -503,10 +563,12 @@ static char phx_inj_err[256];
 /* One phrase set for the framing features, the harmful-request rows (harm.c) and the
  * everyday senses of harmful words (harm.h): the text is split and matched once for all.
  * Pattern i < PHX_INJ_NFEAT is feature i, then come the harm rows in their table order, then
- * two one-word patterns per sense row (its words, its context). */
+ * the words of every sense row, then their contexts (words first and together, so one range
+ * test per word tells whether it has a sense row at all). */
 #define PHX_INJ_HARM0  PHX_INJ_NFEAT
 #define PHX_INJ_SENSE0 (PHX_INJ_NFEAT + phx_safety_harm_nrows)
-#define PHX_INJ_NPAT   (PHX_INJ_SENSE0 + 2 * phx_safety_harm_nsenses)
+#define PHX_INJ_CTX0   (PHX_INJ_SENSE0 + phx_safety_harm_nsenses)
+#define PHX_INJ_NPAT   (PHX_INJ_CTX0 + phx_safety_harm_nsenses)
 
 static void phx_inj_compile(void)
 {
@@ -520,8 +582,8 @@ static void phx_inj_compile(void)
     for (int i = 0; i < phx_safety_harm_nrows; i++)
         pats[PHX_INJ_HARM0 + i] = phx_safety_harm_rows[i].pattern;
     for (int i = 0; i < phx_safety_harm_nsenses; i++) {
-        pats[PHX_INJ_SENSE0 + 2 * i] = phx_safety_harm_senses[i].words;
-        pats[PHX_INJ_SENSE0 + 2 * i + 1] = phx_safety_harm_senses[i].context;
+        pats[PHX_INJ_SENSE0 + i] = phx_safety_harm_senses[i].words;
+        pats[PHX_INJ_CTX0 + i] = phx_safety_harm_senses[i].context;
     }
     phx_inj_phrases =
         phx_safety_phrases_compile(pats, PHX_INJ_NPAT, phx_inj_err, sizeof(phx_inj_err));
@@ -608,16 +670,15 @@ static void phx_inj_senses(phx_safety_words *w)
         return;
     int *drop = NULL, nd = 0;
     for (int i = 0; i < w->n; i++) {
-        if (!w->cls[i])
+        if (!w->cls[i] || !phx_safety_words_any(w, i, PHX_INJ_SENSE0, PHX_INJ_CTX0))
             continue;
         for (int r = 0; r < phx_safety_harm_nsenses; r++) {
             const phx_safety_harm_sense *h = &phx_safety_harm_senses[r];
-            if (!phx_safety_words_is(phx_inj_phrases, w, i, PHX_INJ_SENSE0 + 2 * r))
+            if (!phx_safety_words_is(phx_inj_phrases, w, i, PHX_INJ_SENSE0 + r))
                 continue;
             int hit = 0;
             for (int j = i - h->before; j <= i + h->after && !hit; j++)
-                hit = j != i &&
-                      phx_safety_words_is(phx_inj_phrases, w, j, PHX_INJ_SENSE0 + 2 * r + 1);
+                hit = j != i && phx_safety_words_is(phx_inj_phrases, w, j, PHX_INJ_CTX0 + r);
             if (!hit)
                 continue;
             if (!drop && !(drop = malloc((size_t)w->n * sizeof(*drop))))
@@ -771,13 +832,18 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
     double keep = 1.0;
     for (int c = 0; c < CAT_COUNT; c++)
         keep *= 1.0 - cat[c];
-    /* A harmful request inside persona / fiction / refusal-suppression framing. */
-    if (cat[CAT_HARM] >= 0.3 && (fired & PHX_INJ_FRAMING))
+    int request = 0;
+    for (int i = 0; i < phx_safety_harm_nrows && !request; i++)
+        request = st.hfired[i] && phx_safety_harm_rows[i].request;
+    /* A harmful request inside persona / fiction / refusal-suppression framing. Theme rows
+     * alone are not a request, even the 0.3 ones (a conspiracy claim, eliminationist talk). */
+    if (cat[CAT_HARM] >= 0.3 && request && (fired & PHX_INJ_FRAMING))
         keep *= 0.6;
     /* Only harmful themes (no request shape) inside a wrapper: persuasive role-play rewrites
      * ask in polite words, so the theme and the wrapper together are the signal. Weaker than
      * the above, and not for suffix-shaped text alone (code has both symbols and words such as
-     * "kill" or "exploit"). */
+     * "kill" or "exploit"). A lesson about a theme ("the causes of the genocide", "weapons of
+     * the First World War") is kept out by the scholarly sense rows (harm.c), not here. */
     else if (cat[CAT_HARM] >= 0.15 && (fired & PHX_INJ_FRAMING & ~(1u << CAT_SUFFIX)))
         keep *= 0.8;
     double score = 1.0 - keep;

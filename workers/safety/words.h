@@ -59,6 +59,27 @@ int phx_safety_phrases_match(const phx_safety_phrases *p, const phx_safety_words
  * word is one of its words). Costs one bit test when w was split with p as its vocabulary. */
 int phx_safety_words_is(const phx_safety_phrases *p, const phx_safety_words *w, int i, int pat);
 
+/* 1 when word i satisfies the first element of any pattern in [pat0, pat1) (0 <= pat0 < pat1
+ * <= the number of patterns): a quick filter before testing them one by one. Only for words
+ * split with p as their vocabulary (w->cls set). Inline because it runs for every classified
+ * word: the first element of pattern k is bit k of a word's class. */
+static inline int phx_safety_words_any(const phx_safety_words *w, int i, int pat0, int pat1)
+{
+    const uint64_t *c = w->cls ? w->cls[i] : NULL;
+    if (!c)
+        return 0;
+    for (int k = pat0 >> 6; k <= (pat1 - 1) >> 6; k++) {
+        uint64_t m = ~0ull;
+        if (k == pat0 >> 6)
+            m &= ~0ull << (pat0 & 63);
+        if (k == (pat1 - 1) >> 6 && ((pat1 - 1) & 63) != 63)
+            m &= (1ull << (((pat1 - 1) & 63) + 1)) - 1;
+        if (c[k] & m)
+            return 1;
+    }
+    return 0;
+}
+
 /* Word i satisfies no pattern element from now on (a detector ruled its sense out). Only for
  * words split with a vocabulary. */
 void phx_safety_words_drop(phx_safety_words *w, int i);
