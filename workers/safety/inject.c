@@ -282,6 +282,56 @@ static const phx_inj_feature phx_inj_features[] = {
      0,
      "required|obligated|forced|programmed ~2 to ~2 answer|respond|reply|comply ~3 any|every|"
      "all|whatever"},
+    /* the assistant re-cast: "ChatGPT now acts as a terminal", "do not respond as GPT",
+     * "transform into X", two AI entities, an enabled or kept "mode" */
+    {CAT_ROLE,
+     {0.35f, 0.5f},
+     0,
+     AI_STRICT " ~1 now ~2 act|acts|run|runs|behave|behaves|respond|responds|"
+               "become|becomes|operate|operates|function|functions"},
+    {CAT_ROLE,
+     {0.35f, 0.5f},
+     0,
+     "not|never|dont|stop ~2 respond|responding|answer|answering|reply|replying|act|acting|"
+     "talk|talking ~2 as|like ~1 " AI_N},
+    {CAT_ROLE, {0.2f, 0.4f}, 0, "transform|transforming|turn ~1 into|yourself ~2 a|an|into"},
+    {CAT_ROLE, {0.2f, 0.4f}, 0, "two|2|both|dual|separate ~3 entities|ais|chatbots|personas"},
+    {CAT_ROLE,
+     {0.2f, 0.4f},
+     0,
+     "two|2|both|dual|separate ~2 ai|gpt|chatgpt|llm ~1 models|entities|versions|characters"},
+    {CAT_ROLE,
+     {0.25f, 0.4f},
+     0,
+     "stay|remain|enable|enabled|activate|activated|enter|entering|switch|unlock|unlocked ~3 "
+     "mode"},
+    /* the AI vendor's staff as the speaker: a claimed authority over the model (only the
+     * model vendors: "a Google engineer" is a job) */
+    {CAT_PERSONA,
+     {0.35f, 0.5f},
+     0,
+     "openai|anthropic ~2 employee|employees|developer|developers|"
+     "engineer|engineers|programmer|programmers|staff|team|researcher|researchers|admin|"
+     "administrator"},
+    {CAT_PERSONA,
+     {0.35f, 0.5f},
+     0,
+     "employee|developer|engineer|programmer|staff|researcher|admin|administrator ~2 at|of|"
+     "from ~1 openai|anthropic"},
+    {CAT_ROLE, {0.25f, 0.4f}, 0, "mode ~2 enabled|activated|unlocked"},
+    /* the model set against its own rules or its usual answers */
+    {CAT_UNRESTRICT,
+     {0.35f, 0.45f},
+     0,
+     "hate|hates|hating|despise|despises ~2 being ~1 ethical|moral|nice|polite|helpful|good"},
+    {CAT_PERSONA,
+     {0.35f, 0.45f},
+     0,
+     "opposite ~3 what|of ~3 " AI_N " ~2 would|will|says|say|normally|usually"},
+    {CAT_UNRESTRICT,
+     {0.25f, 0.35f},
+     0,
+     "whatever ~2 they|you|i|user|users|anyone|people ~1 ask|asks|want|wants|request|requests"},
     /* a template with a slot for the payload: the jailbreak is shared, the request comes later */
     {CAT_PERSONA,
      {0.3f, 0.3f},
