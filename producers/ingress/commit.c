@@ -7,7 +7,8 @@
  * the work around it (docs/benchmarks-ingress.md has the profile), so throughput was bound
  * by switches, not by computation. Here a request thread only checks and prepares the job (no
  * I/O), suspends the connection and queues it; a committer thread takes everything queued at
- * that moment (up to PHX_COMMIT_MAX) and runs the stages for all of it together:
+ * that moment (up to PHX_COMMIT_MAX requests and PHX_COMMIT_MAX_BYTES of bodies) and runs the
+ * stages for all of it together:
  *
  *   1. rate limits: one GCRA script call per request, all in one round trip (phx_redis_batch);
  *   2. Idempotency-Keys: SET NX GET of the requests that carry one, one round trip;
@@ -39,6 +40,10 @@
 #include <string.h>
 
 #define PHX_COMMIT_MAX 256 /* requests per batch at most: bounds one round trip's size */
+/* Body bytes per batch at most (a batch always takes one request): with bodies of up to
+ * PHX_INGRESS_MAX_BODY, 256 of them could make one round trip of hundreds of MB, which would
+ * outlast PHX_REDIS_TIMEOUT_MS; small jobs, the common case, still batch by the 256. */
+#define PHX_COMMIT_MAX_BYTES (4 << 20)
 
 struct phx_commit {
     phx_ingress *in;
@@ -365,8 +370,9 @@ static void *phx_commit_main(void *arg)
             break; /* stopping, and nothing is left to answer */
         phx_req *head = cm->head, *last = head;
         int n = 1;
-        while (last->next && n < PHX_COMMIT_MAX)
-            last = last->next, n++;
+        size_t bytes = head->len;
+        while (last->next && n < PHX_COMMIT_MAX && bytes + last->next->len <= PHX_COMMIT_MAX_BYTES)
+            last = last->next, bytes += last->len, n++;
         cm->head = last->next;
         if (!cm->head)
             cm->tail = NULL;

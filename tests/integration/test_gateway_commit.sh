@@ -2,12 +2,14 @@
 # test_gateway_commit.sh -- POST /v1/jobs's group commit (producers/ingress/commit.c): requests
 # that share a batch still get their own verdicts. One concurrent burst mixes accepted jobs,
 # repeats of one Idempotency-Key, a taken id (409), a rate-limited principal (429 with
-# headers), a caller without the scope (403), bad bodies (400); then the scripts are flushed
-# from Redis (a batch with several scripts meets NOSCRIPT) and Kafka is stopped (503, nothing
-# left stored). No planner: this is about the front door.
+# headers), a caller without the scope (403), bad bodies (400); then large bodies (a batch
+# stops at 4 MB of them), the scripts flushed from Redis (a batch with several scripts meets
+# NOSCRIPT) and Kafka stopped (503, nothing left stored). No planner: this is about the front
+# door.
 . "$(dirname "$0")/lib.sh"
 export PHX_STACK_POOLS=" "
 export PHX_KAFKA_CONF_message_timeout_ms=3000 # the Kafka-down case below waits this long
+export PHX_INGRESS_MAX_BODY=1048576           # the large jobs below fit (and the broker takes them)
 stack_up
 
 key() { "$PHX" keys create "$@" 2>/dev/null; }
@@ -69,6 +71,17 @@ check_contains "burst: 400 is RFC 7807" "application/problem+json" "$(cat "$T/em
 check_contains "burst: accepted answers carry Location" "Location: /v1/jobs/" "$(cat "$T/ok1.hdr")"
 check_contains "burst: 202 answers carry RateLimit-Limit" "RateLimit-Limit:" "$(cat "$T/ok1.hdr")"
 
+# --- large bodies: a batch stops at 4 MB of bodies, the rest goes in the next batches --------
+{
+    printf '{"steps":[{"id":"a","kind":"tool.calc","input":{"expr":"6*7"}}],"metadata":{"pad":"'
+    head -c 900000 /dev/zero | tr '\0' x
+    printf '"}}'
+} >"$T/big.json"
+for i in 1 2 3 4 5; do post "big$i" "$SUB" "$T/big.json" & done
+wait
+check "large bodies: every one accepted" "202:5 " "$(codes big{1..5})"
+check "large bodies: five jobs" 5 "$(for i in 1 2 3 4 5; do jq -r .job_id "$T/big$i.body"; done | sort -u | wc -l)"
+
 # --- the scripts flushed from Redis: the next batch loads them and is answered ----------
 redis script flush >/dev/null
 for i in 1 2 3; do post "flush$i" "$SUB" "$T/calc.json" & done
@@ -76,7 +89,10 @@ wait
 check "after SCRIPT FLUSH: accepted" "202:3 " "$(codes flush{1..3})"
 
 # --- Kafka gone: 503, and what the batch stored is taken back ----------------------------
-kill "$(cat "$PHX_VAR/run/devbroker.pid")"
+bpid=$(cat "$PHX_VAR/run/devbroker.pid")
+kill "$bpid"
+# Gone for good before the requests: a broker still shutting down may yet acknowledge them.
+for _ in $(seq 100); do kill -0 "$bpid" 2>/dev/null || break; sleep 0.1; done
 before=$(redis zcard phx:jobs:default)
 for i in 1 2; do post "down$i" "$SUB" "$T/calc.json" -m 30 & done
 wait
