@@ -414,6 +414,111 @@ static int phx_dec_rot13(phx_dec_ctx *c, const char *t, size_t len, int depth, s
                        depth == 1 ? len : oe);
 }
 
+/* Morse code: dots and dashes, letters separated by one space, words by "/", "|" or more
+ * spaces. A letter's code of up to 6 elements is an index (a leading 1 bit, then dot = 0,
+ * dash = 1); the table holds the international letters, digits and common punctuation. */
+static char phx_dec_morsetab[128];
+
+static void phx_dec_morseinit(void)
+{
+    static const char *const codes[] = {
+        "a.-",    "b-...",   "c-.-.",   "d-..",    "e.",      "f..-.",   "g--.",
+        "h....",  "i..",     "j.---",   "k-.-",    "l.-..",   "m--",     "n-.",
+        "o---",   "p.--.",   "q--.-",   "r.-.",    "s...",    "t-",      "u..-",
+        "v...-",  "w.--",    "x-..-",   "y-.--",   "z--..",   "0-----",  "1.----",
+        "2..---", "3...--",  "4....-",  "5.....",  "6-....",  "7--...",  "8---..",
+        "9----.", "..-.-.-", ",--..--", "?..--..", "'.----.", "!-.-.--", "/-..-.",
+        "(-.--.", ")-.--.-", ":---...", ";-.-.-.", "=-...-",  "+.-.-.",  "\"-.-..-.",
+    };
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        unsigned idx = 1;
+        for (const char *q = codes[i] + 1; *q; q++)
+            idx = idx << 1 | (*q == '-');
+        if (idx < sizeof(phx_dec_morsetab))
+            phx_dec_morsetab[idx] = codes[i][0];
+    }
+}
+
+static pthread_once_t phx_dec_morse_once = PTHREAD_ONCE_INIT;
+
+/* Bytes a Morse run may contain. */
+static inline int phx_dec_morse_byte(char ch)
+{
+    return ch == '.' || ch == '-' || ch == ' ' || ch == '/' || ch == '|' || ch == '\n';
+}
+
+/* Decode one run [s, e) of Morse bytes into out (at least e - s + 1 bytes). Returns the number
+ * of bytes written, or 0 when the run is too short or too much of it is not Morse. */
+static size_t phx_dec_morse_one(const char *s, const char *e, char *out)
+{
+    size_t o = 0;
+    int letters = 0, bad = 0, spaces = 0;
+    const char *p = s;
+    while (p < e) {
+        if (*p == '.' || *p == '-') {
+            unsigned idx = 1;
+            int n = 0;
+            for (; p < e && (*p == '.' || *p == '-'); p++, n++)
+                idx = idx << 1 | (*p == '-');
+            char ch = n <= 6 ? phx_dec_morsetab[idx] : 0;
+            if (ch) {
+                letters++;
+                out[o++] = ch;
+            } else {
+                bad++;
+            }
+            spaces = 0;
+            continue;
+        }
+        /* a separator: one space ends a letter, more (or "/", "|", a line break) a word */
+        int word = *p != ' ' || ++spaces == 2;
+        if (word && o > 0 && out[o - 1] != ' ')
+            out[o++] = ' ';
+        p++;
+    }
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    return letters >= 12 && bad * 10 <= letters ? o : 0;
+}
+
+static int phx_dec_morse(phx_dec_ctx *c, const char *t, size_t len, int depth, size_t os, size_t oe)
+{
+    pthread_once(&phx_dec_morse_once, phx_dec_morseinit);
+    const char *end = t + len, *p = t;
+    while (p < end) {
+        /* every Morse run worth decoding has a dash: jump to the next one (memchr, so text
+         * without dashes costs next to nothing), back up to the start of its run, which
+         * begins at a dot or dash, and go on while the bytes can be Morse */
+        const char *d = memchr(p, '-', (size_t)(end - p));
+        if (!d)
+            break;
+        const char *s = d;
+        while (s > p && phx_dec_morse_byte(s[-1]))
+            s--;
+        while (*s != '.' && *s != '-')
+            s++;
+        int elems = 0;
+        for (p = s; p < end && phx_dec_morse_byte(*p); p++)
+            elems += *p == '.' || *p == '-';
+        if (elems < 20) /* too short for 12 letters: an ellipsis, a rule, a dash */
+            continue;
+        char *buf = malloc((size_t)(p - s) + 1);
+        if (!buf)
+            return -1;
+        size_t n = phx_dec_morse_one(s, p, buf);
+        int words;
+        /* decoded text must read as English: dashes and dots in ASCII art decode to noise */
+        if (n == 0 || phx_dec_english(buf, n, &words) < 0.2 || words < 3) {
+            free(buf);
+            continue;
+        }
+        size_t rs = depth == 1 ? (size_t)(s - t) : os, re = depth == 1 ? (size_t)(p - t) : oe;
+        if (phx_dec_add(c, (unsigned char *)buf, n, "morse", depth, rs, re) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int phx_dec_run(phx_dec_ctx *c, const char *text, size_t len, int depth, size_t os,
                        size_t oe)
 {
@@ -421,7 +526,8 @@ static int phx_dec_run(phx_dec_ctx *c, const char *text, size_t len, int depth, 
         phx_dec_escapes(c, text, len, depth, os, oe, '%') < 0 ||
         phx_dec_escapes(c, text, len, depth, os, oe, 'x') < 0 ||
         phx_dec_html(c, text, len, depth, os, oe) < 0 ||
-        phx_dec_rot13(c, text, len, depth, os, oe) < 0)
+        phx_dec_rot13(c, text, len, depth, os, oe) < 0 ||
+        phx_dec_morse(c, text, len, depth, os, oe) < 0)
         return -1;
     return 0;
 }
