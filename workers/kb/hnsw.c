@@ -33,6 +33,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 enum { PHX_HNSW_MAXLEVEL = 16 };
 
@@ -414,6 +415,28 @@ static void phx_hnsw_connect(phx_kb_hnsw *h, phx_hnsw_ctx *c, int32_t e, int32_t
         phx_hnsw_unlock(h, e);
 }
 
+/* The two big arrays (vectors, bottom-layer links: 1.6 GB at 1M x 384) are 2 MB-aligned and
+ * marked MADV_HUGEPAGE before first use. Why: a graph walk reads vectors at random places, and
+ * with 4 KB pages nearly every one is also a TLB miss -- in a VM a two-dimensional page walk
+ * that itself misses the cache once the page tables (3 MB of them for 1.5 GB) outgrow it. That
+ * is what made the 1M build slow down ~10x from 100k. Where THP is off (or no huge page can be
+ * had), the memory is ordinary pages and nothing else changes. Growth copies (no realloc for
+ * aligned blocks); the arrays double, so that is amortised. */
+static void *phx_hnsw_big(void *old, size_t oldbytes, size_t bytes)
+{
+    enum { HUGE = 2 << 20 };
+    size_t round = (bytes + HUGE - 1) / HUGE * HUGE;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE, round) != 0)
+        p = phx_xmalloc(bytes); /* aborts when memory is out, as every phx_x* allocation */
+    else
+        madvise(p, round, MADV_HUGEPAGE); /* advice: failure only means small pages */
+    if (old)
+        memcpy(p, old, oldbytes);
+    free(old);
+    return p;
+}
+
 /* Make room for n nodes in every per-node array (before any parallel insert starts: the
  * arrays must not move while threads read them). */
 static void phx_hnsw_reserve(phx_kb_hnsw *h, size_t n)
@@ -423,8 +446,9 @@ static void phx_hnsw_reserve(phx_kb_hnsw *h, size_t n)
     size_t cap = h->cap ? h->cap : 1024;
     while (cap < n)
         cap *= 2;
-    h->vecs = phx_xrealloc(h->vecs, cap * (size_t)h->dim * sizeof(float));
-    h->l0 = phx_xrealloc(h->l0, cap * (size_t)(1 + h->M0) * sizeof(int32_t));
+    size_t vrow = (size_t)h->dim * sizeof(float), lrow = (size_t)(1 + h->M0) * sizeof(int32_t);
+    h->vecs = phx_hnsw_big(h->vecs, h->n * vrow, cap * vrow);
+    h->l0 = phx_hnsw_big(h->l0, h->n * lrow, cap * lrow);
     h->up = phx_xrealloc(h->up, cap * sizeof(*h->up));
     h->level = phx_xrealloc(h->level, cap);
     h->locks = phx_xrealloc(h->locks, cap);

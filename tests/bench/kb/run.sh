@@ -7,6 +7,8 @@
 # HNSW runs, default all of BENCH_KB_DATA; the others are exact scans only: uniform random data
 # has no neighbourhood structure and its graph builds are the slow part),
 # BENCH_KB_FAISS_HNSW_MAX_N (no faiss IndexHNSWFlat above this n; default no limit),
+# BENCH_KB_BUILD_THREADS (threads for both engines' HNSW builds, default 1; searches always
+# one thread),
 # BENCH_KB_OUT (also keep the raw JSON lines in this file). Data stays in a temp dir,
 # removed at the end.
 set -euo pipefail
