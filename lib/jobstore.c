@@ -204,8 +204,10 @@ char *phx_jobstore_idem_claim(phx_redis *r, const char *tenant, const char *key,
     redisReply *rep = phx_redis_cmd(r, err, "SET %s %s NX EX %d GET", k, job_id, PHX_IDEM_TTL_S);
     if (!rep)
         return NULL;
-    /* SET ... NX GET returns the old value when the key existed, nil when we set it. */
-    char *owner = phx_xstrdup(rep->type == REDIS_REPLY_STRING ? rep->str : job_id);
+    /* SET ... NX GET returns the old value when the key existed, nil when we set it. The
+     * ingress's claims carry the body's fingerprint after the id ("ID FINGERPRINT"). */
+    const char *old = rep->type == REDIS_REPLY_STRING ? rep->str : job_id;
+    char *owner = phx_xstrndup(old, strcspn(old, " "));
     freeReplyObject(rep);
     return owner;
 }

@@ -19,7 +19,9 @@
  *   phx:delay      zset  "ID\tSTEP\tATTEMPT" scored by when a retry is due
  *   phx:timeouts   zset  "ID\tSTEP\tATTEMPT" scored by when a dispatched attempt times out
  *   phx:deadlines  zset  "ID" scored by the job deadline
- *   phx:idem:TENANT:KEY  string -> job id (idempotency keys, with a TTL)
+ *   phx:idem:TENANT:KEY  string -> job id (idempotency keys, with a TTL); the ingress's claims
+ *                        are "ID FINGERPRINT" (the body's, so a request with another body
+ *                        is refused at the claim: producers/ingress/commit.c)
  *   phx:jobs:TENANT      zset  job id scored by created_ms (jobs submitted through the ingress)
  *   phx:principal:TENANT:PRINCIPAL  hash  roles (registered by `phx keys create`)
  *   phx:apikey:SHA256, phx:apikeys  API keys, see apikey.h */
@@ -90,7 +92,8 @@ int phx_jobstore_roles(phx_redis *r, const char *id, const char *tenant, const c
 int phx_jobstore_cancel(phx_redis *r, const char *id, const char *tenant, const char *by,
                         int64_t now_ms, char **state, phx_err *err);
 
-/* Claim an idempotency key for job_id. Returns the job id that owns the key (malloc'd;
+/* Claim an idempotency key for job_id. Returns the job id that owns the key (malloc'd, without
+ * the fingerprint an ingress claim carries;
  * equal to job_id when this call claimed it), or NULL with err. */
 char *phx_jobstore_idem_claim(phx_redis *r, const char *tenant, const char *key, const char *job_id,
                               phx_err *err);

@@ -58,9 +58,10 @@ struct phx_commit {
 /* One request's progress through a batch. */
 typedef struct phx_commit_item {
     phx_req *rq;
-    int live;   /* still going: allowed, with a job, no answer yet */
-    int repeat; /* the Idempotency-Key names an earlier request's job */
-    int rc;     /* phx_jobstore_submit's answer */
+    int live;    /* still going: allowed, with a job, no answer yet */
+    int repeat;  /* the Idempotency-Key names an earlier request's job */
+    int claimed; /* this request claimed its Idempotency-Key */
+    int rc;      /* phx_jobstore_submit's answer */
     char *spec, fp[65];
     phx_job_submit js;
     phx_job_submit_call sc;
@@ -137,12 +138,42 @@ static void phx_commit_limits(phx_commit *cm, phx_redis *r, phx_commit_item *it,
 
 /* --- stage 2: Idempotency-Keys ---------------------------------------------------------- */
 
+/* The fingerprint of a job as the client sent it, without the ingress's clock, keys sorted;
+ * without its id too when without_id (an Idempotency-Key's claim: a repeat may come with
+ * another id, generated or not, and still be the same submission). */
+static void phx_commit_fingerprint(json_t *job, int without_id, char hex[65])
+{
+    json_t *sub = json_incref(json_object_get(job, "submitted_ms"));
+    json_t *id = without_id ? json_incref(json_object_get(job, "id")) : NULL;
+    json_object_del(job, "submitted_ms");
+    if (id)
+        json_object_del(job, "id");
+    char *s = json_dumps(job, JSON_COMPACT | JSON_SORT_KEYS);
+    if (sub)
+        json_object_set_new(job, "submitted_ms", sub);
+    if (id)
+        json_object_set_new(job, "id", id);
+    phx_sha256_hex(s ? s : "", s ? strlen(s) : 0, hex);
+    free(s);
+}
+
+/* Why the claim holds the body's fingerprint ("ID FINGERPRINT", see phx_jobstore_idem_claim):
+ * two requests with one key and different bodies can race, the second seeing the key taken
+ * before the first has stored its job. Were the second to go on as a repeat, its store under
+ * the first one's id could land first (another committer thread, another batch): its body
+ * would become the job and the first request, the claimer, would get 409 for its own key.
+ * Knowing the claimer's body from the claim itself, a request with another body is refused
+ * here (422) before it stores anything, so the claimer's body is always the job. A claim
+ * without a fingerprint (the planner's, or one made before this format) falls back to the
+ * store's comparison, which the race can still defeat. */
 static void phx_commit_idem(phx_redis *r, phx_commit_item *it, int n)
 {
     phx_redis_call *calls = phx_xcalloc((size_t)n, sizeof(*calls));
     redisReply **rep = phx_xcalloc((size_t)n, sizeof(*rep));
     const char *(*argv)[7] = phx_xcalloc((size_t)n, sizeof(*argv));
     char(*key)[600] = phx_xcalloc((size_t)n, sizeof(*key));
+    char(*val)[256 + 66] = phx_xcalloc((size_t)n, sizeof(*val));
+    char(*fp)[65] = phx_xcalloc((size_t)n, sizeof(*fp));
     int *idx = phx_xcalloc((size_t)n, sizeof(*idx));
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", PHX_IDEM_TTL_S);
@@ -153,8 +184,10 @@ static void phx_commit_idem(phx_redis *r, phx_commit_item *it, int n)
         if (!it[i].live || !idem)
             continue;
         phx_key_idem(key[m], sizeof(key[m]), it[i].rq->who.tenant, idem);
-        const char *av[7] = {
-            "SET", key[m], json_string_value(json_object_get(job, "id")), "NX", "EX", ttl, "GET"};
+        phx_commit_fingerprint(job, 1, fp[m]);
+        snprintf(val[m], sizeof(val[m]), "%s %s", json_string_value(json_object_get(job, "id")),
+                 fp[m]);
+        const char *av[7] = {"SET", key[m], val[m], "NX", "EX", ttl, "GET"};
         memcpy(argv[m], av, sizeof(av));
         calls[m] = (phx_redis_call){NULL, 0, 7, argv[m], NULL};
         idx[m++] = i;
@@ -171,33 +204,32 @@ static void phx_commit_idem(phx_redis *r, phx_commit_item *it, int n)
             continue;
         }
         /* SET ... NX GET returns the old value when the key existed, nil when we set it. */
+        if (rep[k]->type != REDIS_REPLY_STRING) {
+            x->claimed = 1;
+            continue;
+        }
         const char *id = json_string_value(json_object_get(x->rq->job, "id"));
-        if (rep[k]->type == REDIS_REPLY_STRING && strcmp(rep[k]->str, id) != 0) {
+        char *sp = strchr(rep[k]->str, ' ');
+        if (sp && strcmp(sp + 1, fp[k]) != 0) {
+            phx_problem(
+                &x->rq->a, 422, "idempotency_key_reused", "Idempotency-Key reused with another job",
+                "this Idempotency-Key was used for a different job body; use a new key", NULL);
+            x->live = 0;
+            continue;
+        }
+        size_t len = sp ? (size_t)(sp - rep[k]->str) : strlen(rep[k]->str);
+        if (strlen(id) != len || strncmp(rep[k]->str, id, len) != 0) {
             /* Same key again: this is the first request's job, under its id. */
-            json_object_set_new(x->rq->job, "id", json_string(rep[k]->str));
+            json_object_set_new(x->rq->job, "id", json_stringn(rep[k]->str, len));
             x->repeat = 1;
         }
     }
     for (int k = 0; ok && k < m; k++)
         freeReplyObject(rep[k]);
-    free(calls), free(rep), free(argv), free(key), free(idx);
+    free(calls), free(rep), free(argv), free(key), free(val), free(fp), free(idx);
 }
 
 /* --- stage 3: store --------------------------------------------------------------------- */
-
-/* The submission's fingerprint: the job as the client sent it, with the tenant and principal
- * the ingress set, without the ingress's clock, keys sorted. Two requests with the same
- * fingerprint are one submission sent twice (see phx_jobstore_submit). */
-static void phx_commit_fingerprint(json_t *job, char hex[65])
-{
-    json_t *sub = json_incref(json_object_get(job, "submitted_ms"));
-    json_object_del(job, "submitted_ms");
-    char *s = json_dumps(job, JSON_COMPACT | JSON_SORT_KEYS);
-    if (sub)
-        json_object_set_new(job, "submitted_ms", sub);
-    phx_sha256_hex(s ? s : "", s ? strlen(s) : 0, hex);
-    free(s);
-}
 
 static void phx_commit_store(phx_redis *r, phx_commit_item *it, int n)
 {
@@ -211,7 +243,9 @@ static void phx_commit_store(phx_redis *r, phx_commit_item *it, int n)
         if (!x->live)
             continue;
         const phx_principal *who = &x->rq->who;
-        phx_commit_fingerprint(x->rq->job, x->fp);
+        /* With its id: the store's fingerprint (phx_jobstore_submit) tells a repeat of one
+         * submission (200) from another job under a taken id (409). */
+        phx_commit_fingerprint(x->rq->job, 0, x->fp);
         x->spec = json_dumps(x->rq->job, JSON_COMPACT);
         x->js = (phx_job_submit){.id = json_string_value(json_object_get(x->rq->job, "id")),
                                  .tenant = who->tenant,
@@ -245,7 +279,12 @@ static void phx_commit_store(phx_redis *r, phx_commit_item *it, int n)
                         NULL);
             x->live = 0;
         } else if (x->rc == PHX_SUBMIT_TAKEN_UP) {
-            phx_commit_duplicate(a, x->js.id);
+            /* The key's claimer finds its job stored and published: a repeat with the same
+             * body (another thread) got there first, which is still the claimer's job. */
+            if (x->claimed)
+                phx_commit_accepted(a, x->js.id);
+            else
+                phx_commit_duplicate(a, x->js.id);
             x->live = 0;
         }
     }

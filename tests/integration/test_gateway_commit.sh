@@ -2,7 +2,8 @@
 # test_gateway_commit.sh -- POST /v1/jobs's group commit (producers/ingress/commit.c): requests
 # that share a batch still get their own verdicts. One concurrent burst mixes accepted jobs,
 # repeats of one Idempotency-Key, a taken id (409), a rate-limited principal (429 with
-# headers), a caller without the scope (403), bad bodies (400); then large bodies (a batch
+# headers), a caller without the scope (403), bad bodies (400); then one key raced with two
+# bodies (the claimer's wins), large bodies (a batch
 # stops at 4 MB of them), the scripts flushed from Redis (a batch with several scripts meets
 # NOSCRIPT) and Kafka stopped (503, nothing left stored). No planner: this is about the front
 # door.
@@ -70,6 +71,36 @@ check "burst: an empty step list is 400" 400 "$(cat "$T/empty.code")"
 check_contains "burst: 400 is RFC 7807" "application/problem+json" "$(cat "$T/empty.hdr")"
 check_contains "burst: accepted answers carry Location" "Location: /v1/jobs/" "$(cat "$T/ok1.hdr")"
 check_contains "burst: 202 answers carry RateLimit-Limit" "RateLimit-Limit:" "$(cat "$T/ok1.hdr")"
+
+# --- one Idempotency-Key sent concurrently with two different bodies ----------------------
+# Whichever request claims the key first, its body is the job: it gets 202 and the other 422
+# (never a 409 for the claimer's own key with the other body stored under its id). The pairs
+# race across the committer threads; one pair rarely loses, forty in a row make it likely.
+jq -cn '{steps: [{id: "a", kind: "tool.calc", input: {expr: "6*7"}}]}' >"$T/raceA.json"
+jq -cn '{steps: [{id: "a", kind: "tool.calc", input: {expr: "7*6"}}]}' >"$T/raceB.json"
+PAIRS=40
+for i in $(seq "$PAIRS"); do
+    k=$(uid race$i)
+    post "raceA$i" "$SUB" "$T/raceA.json" -H "Idempotency-Key: $k" &
+    post "raceB$i" "$SUB" "$T/raceB.json" -H "Idempotency-Key: $k" &
+done
+wait
+bad=0
+for i in $(seq "$PAIRS"); do
+    verdict="$(cat "$T/raceA$i.code") $(cat "$T/raceB$i.code")"
+    case "$verdict" in
+    "202 422") w=A ;;
+    "422 202") w=B ;;
+    *) bad=$((bad + 1)); echo "# pair $i: $verdict" >&2; continue ;;
+    esac
+    id=$(jq -r .job_id "$T/race$w$i.body")
+    want=$(jq -r '.steps[0].input.expr' "$T/race$w.json")
+    got=$(redis hget "phx:job:{$id}" spec | jq -r '.steps[0].input.expr')
+    [ "$want" = "$got" ] || { bad=$((bad + 1)); echo "# pair $i: $w won, stored $got" >&2; }
+    grep -q idempotency_key_reused "$T/race$([ $w = A ] && echo B || echo A)$i.body" ||
+        { bad=$((bad + 1)); echo "# pair $i: the loser is not idempotency_key_reused" >&2; }
+done
+check "same key, two bodies at once: the claimer's body is the job, the other 422" 0 "$bad"
 
 # --- large bodies: a batch stops at 4 MB of bodies, the rest goes in the next batches --------
 {

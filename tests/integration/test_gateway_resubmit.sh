@@ -72,7 +72,7 @@ echo always >"$CUT"
 key=idem-$(uid k)
 r=$(post "$CUT_URL" "$T/idem.json" -H "Idempotency-Key: $key")
 check "every reply lost: 503" 503 "${r%% *}"
-jid=$(redis get "phx:idem:default:$(printf %s "$key" | sha256sum | cut -d' ' -f1)")
+jid=$(redis get "phx:idem:default:$(printf %s "$key" | sha256sum | cut -d' ' -f1)" | cut -d' ' -f1) # "ID FINGERPRINT"
 check "every reply lost: the job is stored but not published" submitted "$(redis hget "phx:job:{$jid}" state)"
 rm -f "$CUT"
 r=$(post "$CUT_URL" "$T/idem.json" -H "Idempotency-Key: $key")
