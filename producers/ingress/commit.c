@@ -19,9 +19,11 @@
  * The contract is unchanged: a 202 still means the job is in Redis and the brokers
  * acknowledged it; every request gets its own verdict at every stage (a 429 for one does not
  * touch the next). While one batch is in flight the next one gathers, so the batch size grows
- * with the load and the per-request cost falls with it; at low load a batch is one request and
- * the latency is what it was. Several committer threads (PHX_INGRESS_COMMITTERS) overlap one
- * batch's Kafka wait with the next one's Redis round trips.
+ * with the load and the per-request cost falls with it. A request that finds the ingress idle
+ * (nothing queued, no batch in flight) is committed by its own HTTP thread, without the two
+ * thread hand-offs, so a lone request's latency is what it was before the group commit. Several
+ * committer threads (PHX_INGRESS_COMMITTERS) overlap one batch's Kafka wait with the next one's
+ * Redis round trips.
  *
  * Trade-offs: the rate limit is now taken after the body was checked (the check is local CPU
  * work; the limit is still decided before anything is stored, and a limited caller still gets
@@ -51,6 +53,7 @@ struct phx_commit {
     pthread_cond_t cv;
     phx_req *head, *tail;
     int stopping;
+    int busy; /* batches being committed, by committer threads or inline */
     int nthreads;
     pthread_t *threads;
 };
@@ -416,13 +419,29 @@ static void *phx_commit_main(void *arg)
         if (!cm->head)
             cm->tail = NULL;
         last->next = NULL;
+        cm->busy++;
         pthread_mutex_unlock(&cm->mu);
         phx_commit_batch(cm, &r, head, n);
         pthread_mutex_lock(&cm->mu);
+        cm->busy--;
     }
     pthread_mutex_unlock(&cm->mu);
     phx_redis_free(r);
     return NULL;
+}
+
+/* One request committed by the calling HTTP thread, on a connection of the ingress's pool. */
+static void phx_commit_inline(phx_commit *cm, phx_req *rq)
+{
+    phx_err err;
+    phx_err_clear(&err);
+    phx_redis *pooled = phx_ingress_redis_get(cm->in, &err), *r = pooled;
+    phx_commit_batch(cm, &r, rq, 1);
+    /* Without a pooled connection phx_commit_batch tried one of its own: not the pool's. */
+    if (pooled)
+        phx_ingress_redis_put(cm->in, pooled);
+    else
+        phx_redis_free(r);
 }
 
 phx_commit *phx_commit_start(phx_ingress *in, int nthreads, char *err, size_t errlen)
@@ -453,6 +472,22 @@ void phx_commit_queue(phx_commit *cm, phx_req *rq)
         rq->audit = 0;
         rq->state = PHX_REQ_ANSWERED;
         MHD_resume_connection(rq->conn);
+        return;
+    }
+    if (!cm->head && !cm->busy) {
+        /* An idle ingress: nothing queued that this request could join and no batch in
+         * flight, so there is nothing to batch it with. Committing it here, in the HTTP
+         * thread, saves two thread hand-offs (to a committer and back), each a context switch
+         * of ~0.1 ms on this machine (docs/benchmarks-ingress.md). While it runs, busy makes
+         * the next requests queue for the committers, so they batch as before under load. The
+         * cost: this HTTP thread's other connections wait for this one commit (one Redis round
+         * trip per stage and one Kafka wait), which only happens when the ingress was idle. */
+        cm->busy++;
+        pthread_mutex_unlock(&cm->mu);
+        phx_commit_inline(cm, rq);
+        pthread_mutex_lock(&cm->mu);
+        cm->busy--;
+        pthread_mutex_unlock(&cm->mu);
         return;
     }
     if (cm->tail)
