@@ -17,7 +17,10 @@
 #define PHX_TENANCY_CACHE    64
 #define PHX_TENANCY_CACHE_MS 1000
 /* phx:usage:{T}:DAY is kept 35 days after its last count. */
-#define PHX_TENANCY_USAGE_TTL_S "3024000"
+#define PHX_TENANCY_USAGE_TTL   3024000
+#define PHX_TENANCY_STR_(x)     #x
+#define PHX_TENANCY_STR(x)      PHX_TENANCY_STR_(x)
+#define PHX_TENANCY_USAGE_TTL_S PHX_TENANCY_STR(PHX_TENANCY_USAGE_TTL) /* for EXPIRE's argv */
 
 typedef struct phx_tenancy_limits {
     char tenant[129]; /* job.v1 bounds tenant ids to 128 bytes */
@@ -326,7 +329,7 @@ static void phx_tenancy_account(phx_tenancy *t, const char *tenant, const char *
 
 int phx_tenancy_flush_usage(phx_tenancy *t, phx_err *err)
 {
-    return t->usage ? phx_usage_flush(t->usage, t->r, atol(PHX_TENANCY_USAGE_TTL_S), err) : 0;
+    return t->usage ? phx_usage_flush(t->usage, t->r, PHX_TENANCY_USAGE_TTL, err) : 0;
 }
 
 json_t *phx_tenancy_run(phx_tenancy *t, const char *kind, int host_checked,
