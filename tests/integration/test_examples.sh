@@ -16,28 +16,16 @@
 
 FAKE=$PHX_BIN/../tests/fake_llm
 [ -x "$FAKE" ] || { not_ok "fake_llm built" "$FAKE missing"; exit 1; }
-# The doubles start after the stack (the pools only need their addresses), so nothing of ours
-# is left behind if stack_up fails: it exits with its own trap.
-mapfile -t DPORT < <("$PHX_BIN/phx-freeport" 2)
-export WEB_URL=http://127.0.0.1:${DPORT[1]}/ PHX_LLM_BASE_URL=http://127.0.0.1:${DPORT[0]}/v1
-export PHX_LLM_MODEL=fake-examples
-# Loopback only for the fetch pool and the url gate of tenant "loopback" (below).
-export PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32 PHX_SAFETY_POLICY_CHECK_MS=0 PHX_STACK_EXAMPLES=1
-unset PHX_STACK_POOLS PHX_SAFETY_GATES
-T_UP=$SECONDS
-stack_up
-T_UP=$((SECONDS - T_UP))
-W=$PHX_VAR/examples
-mkdir -p "$W"
-PIDS=()
-cleanup_examples() { stop_procs "${PIDS[@]}"; }
-# The stack goes first: its keep-alive connections would otherwise hold the fake's shutdown.
-trap 'rc=0; (stack_cleanup) || rc=1; cleanup_examples; exit $rc' EXIT
-
-"$FAKE" --port "${DPORT[0]}" --port-file "$W/llm.port" \
+# The doubles start first, each on a port it binds itself (port 0) and holds: ports chosen
+# before a long stack_up and bound after it were taken meanwhile by another test's stack (CI:
+# "Failed to bind to port ... Address already in use"). T_PIDS / T_DIRS have stack_cleanup
+# stop and remove them, also when stack_up fails.
+W=$(mktemp -d /tmp/phx-examples.XXXXXX)
+T_DIRS+=("$W")
+"$FAKE" --port-file "$W/llm.port" \
     --script "$ROOT/tests/tools/fake_llm_examples.json" >/dev/null 2>"$W/fake.log" &
-PIDS+=($!)
-python3 - "${DPORT[1]}" "$W/web.port" >/dev/null 2>"$W/web.log" <<'EOF' &
+T_PIDS+=($!)
+python3 - 0 "$W/web.port" >/dev/null 2>"$W/web.log" <<'EOF' &
 import http.server, os, sys
 class H(http.server.BaseHTTPRequestHandler):
     n = 0
@@ -59,12 +47,23 @@ with open(sys.argv[2] + ".tmp", "w") as f:
 os.rename(sys.argv[2] + ".tmp", sys.argv[2])
 s.serve_forever()
 EOF
-PIDS+=($!)
+T_PIDS+=($!)
 for _ in $(seq 100); do [ -s "$W/llm.port" ] && [ -s "$W/web.port" ] && break; sleep 0.1; done
 if [ ! -s "$W/llm.port" ] || [ ! -s "$W/web.port" ]; then
-    not_ok "test doubles up" "$(cat "$W/fake.log" "$W/web.log")"
+    echo "not ok - test_examples: test doubles up -- $(cat "$W/fake.log" "$W/web.log")"
+    stop_procs "${T_PIDS[@]}"
+    rm -rf "$W"
     exit 1
 fi
+export WEB_URL=http://127.0.0.1:$(cat "$W/web.port")/
+export PHX_LLM_BASE_URL=http://127.0.0.1:$(cat "$W/llm.port")/v1
+export PHX_LLM_MODEL=fake-examples
+# Loopback only for the fetch pool and the url gate of tenant "loopback" (below).
+export PHX_FETCH_ALLOW_CIDRS=127.0.0.1/32 PHX_SAFETY_POLICY_CHECK_MS=0 PHX_STACK_EXAMPLES=1
+unset PHX_STACK_POOLS PHX_SAFETY_GATES
+T_UP=$SECONDS
+stack_up
+T_UP=$((SECONDS - T_UP))
 redis set phx:safety:policy:loopback \
     '{"schema": "policy.v1", "name": "loopback", "urls": {"allow_cidrs": ["127.0.0.1/32"]}}' >/dev/null
 
