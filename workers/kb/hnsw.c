@@ -228,7 +228,7 @@ typedef struct phx_hnsw_ctx {
     int32_t *row;   /* a copy of one link row, 1 + M0 */
     int32_t *ids;   /* the unvisited neighbours of one node, M0 */
     float *ds;      /* their distances */
-    phx_kb_ann *sc; /* a neighbour list being pruned, M0 + 1 */
+    phx_kb_ann *sc; /* a neighbour list being pruned or merged, M + M0 + 1 */
     int32_t *sel;   /* the heuristic's choice, M0 */
     int locked;     /* parallel inserts: take the per-node locks */
 } phx_hnsw_ctx;
@@ -243,7 +243,7 @@ static void phx_hnsw_ctx_init(phx_hnsw_ctx *c, const phx_kb_hnsw *h, int locked)
     c->row = phx_xmalloc(sizeof(int32_t) * (size_t)(1 + h->M0));
     c->ids = phx_xmalloc(sizeof(int32_t) * (size_t)h->M0);
     c->ds = phx_xmalloc(sizeof(float) * (size_t)(h->M0 + 1));
-    c->sc = phx_xmalloc(sizeof(phx_kb_ann) * (size_t)(h->M0 + 1));
+    c->sc = phx_xmalloc(sizeof(phx_kb_ann) * (size_t)(h->M + h->M0 + 1));
     c->sel = phx_xmalloc(sizeof(int32_t) * (size_t)h->M0);
     c->locked = locked;
 }
@@ -415,6 +415,50 @@ static void phx_hnsw_connect(phx_kb_hnsw *h, phx_hnsw_ctx *c, int32_t e, int32_t
         phx_hnsw_unlock(h, e);
 }
 
+/* Write node's own list on layer l: the k neighbours its search selected. In a parallel build
+ * the list may not be empty by then: another insert can reach node through an upper layer
+ * before node's lower lists are written, find nothing else from there, select node and link
+ * itself into node's list (phx_hnsw_connect). Overwriting would drop that back-link and leave
+ * the other node with no in-link at all -- unreachable by any search (test_kb saw 199 of 200
+ * found; about 1 two-thread build in 20 of a small 2-D set). So the links already there are
+ * merged with sel, pruned by the same heuristic when they do not fit. A serial build always
+ * finds the list empty and writes sel as it is. */
+static void phx_hnsw_setrow(phx_kb_hnsw *h, phx_hnsw_ctx *c, int32_t node, int l,
+                            const int32_t *sel, int k)
+{
+    int max = l == 0 ? h->M0 : h->M;
+    if (c->locked)
+        phx_hnsw_lock(h, node);
+    int32_t *lk = phx_hnsw_links(h, node, l);
+    if (lk[0] == 0) {
+        lk[0] = k;
+        memcpy(lk + 1, sel, sizeof(int32_t) * (size_t)k);
+        goto out;
+    }
+    const float *v = phx_hnsw_vec(h, node);
+    int m = 0;
+    for (int i = 0; i < k; i++)
+        c->sc[m++] = (phx_kb_ann){sel[i], phx_hnsw_dist(h, v, phx_hnsw_vec(h, sel[i]))};
+    for (int32_t j = 1; j <= lk[0]; j++) {
+        int dup = 0;
+        for (int i = 0; i < k && !dup; i++)
+            dup = sel[i] == lk[j];
+        if (!dup)
+            c->sc[m++] = (phx_kb_ann){lk[j], phx_hnsw_dist(h, v, phx_hnsw_vec(h, lk[j]))};
+    }
+    qsort(c->sc, (size_t)m, sizeof(*c->sc), phx_hnsw_ann_cmp);
+    if (m <= max) {
+        for (int i = 0; i < m; i++)
+            lk[1 + i] = c->sc[i].node;
+        lk[0] = m;
+    } else {
+        lk[0] = phx_hnsw_select(h, c->sc, (size_t)m, max, lk + 1);
+    }
+out:
+    if (c->locked)
+        phx_hnsw_unlock(h, node);
+}
+
 /* The two big arrays (vectors, bottom-layer links: 1.6 GB at 1M x 384) are 2 MB-aligned and
  * marked MADV_HUGEPAGE before first use. Why: a graph walk reads vectors at random places, and
  * with 4 KB pages nearly every one is also a TLB miss -- in a VM a two-dimensional page walk
@@ -508,13 +552,7 @@ static void phx_hnsw_insert(phx_kb_hnsw *h, phx_hnsw_ctx *c, int32_t node)
         int k = phx_hnsw_select(h, c->res.a, nw, h->M, c->sel);
         ep = c->res.a[0].node;
         dep = c->res.a[0].dist;
-        if (c->locked)
-            phx_hnsw_lock(h, node);
-        int32_t *lk = phx_hnsw_links(h, node, l);
-        lk[0] = k;
-        memcpy(lk + 1, c->sel, sizeof(int32_t) * (size_t)k);
-        if (c->locked)
-            phx_hnsw_unlock(h, node);
+        phx_hnsw_setrow(h, c, node, l, c->sel, k);
         for (int i = 0; i < k; i++)
             phx_hnsw_connect(h, c, c->sel[i], node, l);
     }

