@@ -715,6 +715,27 @@ const char *phx_kafka_header(const rd_kafka_message_t *m, const char *name, char
     return buf;
 }
 
+rd_kafka_conf_t *phx_kafka_reader_conf(const char *brokers, const char *group, phx_err *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, err);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    /* A default, like the pools' consumers have, not an override: a reader waiting for a reply
+     * (`phx submit --wait`, phx-bench) is the job's last hop, and against the dev broker, which
+     * holds an empty fetch for all of fetch.wait.max.ms, the 20 ms this used to force put 0-20
+     * ms on every reply phx-bench measured while the stack's own consumers ran at the 2 ms the
+     * environment asked for (docs/benchmarks.md, "The benchmark's reply reader"). */
+    if (phx_kafka_default(conf, "fetch.wait.max.ms", "20", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
 rd_kafka_t *phx_kafka_reader(const char *brokers, const char *topic, const char *group,
                              enum phx_read_from from, int64_t **hi, int *nparts, phx_err *err)
 {
@@ -722,13 +743,9 @@ rd_kafka_t *phx_kafka_reader(const char *brokers, const char *topic, const char 
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_partition_list_t *parts = NULL;
     int64_t *marks = NULL;
-    rd_kafka_conf_t *conf = phx_kafka_conf(brokers, err);
+    rd_kafka_conf_t *conf = phx_kafka_reader_conf(brokers, group, err);
     if (!conf)
         return NULL;
-    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errstr, sizeof(errstr));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!rk) {
         phx_err_set(err, "bad_config", 0, "kafka consumer: %s", errstr);

@@ -95,6 +95,9 @@ enum phx_read_from { PHX_READ_FROM_END, PHX_READ_FROM_START, PHX_READ_FROM_MARK 
  * length: reading up to them makes a consistent snapshot that always ends. */
 rd_kafka_t *phx_kafka_reader(const char *brokers, const char *topic, const char *group,
                              enum phx_read_from from, int64_t **hi, int *nparts, phx_err *err);
+/* The configuration phx_kafka_reader starts from: phx_kafka_conf plus group, no auto commit,
+ * quiet logs, and fetch.wait.max.ms 20 unless PHX_KAFKA_CONF_fetch_wait_max_ms says otherwise. */
+rd_kafka_conf_t *phx_kafka_reader_conf(const char *brokers, const char *group, phx_err *err);
 
 /* Visit every message of a snapshot reader (phx_kafka_reader with hi) below its high
  * watermarks. fn returns 0 to go on, 1 to stop, -1 on error. 0, or -1 on error or when

@@ -208,13 +208,36 @@ static void test_refused(void **state)
     clear_kafka_env();
 }
 
+/* A reader (phx-bench's and `phx submit --wait`'s reply reader) takes fetch.wait.max.ms from
+ * the environment like every other consumer; it used to force 20 ms over it, which the dev
+ * broker turned into 0-20 ms on every reply phx-bench measured. */
+static void test_reader_fetch_wait(void **state)
+{
+    (void)state;
+    clear_kafka_env();
+    phx_err err;
+    rd_kafka_conf_t *conf = phx_kafka_reader_conf("k:9093", "g", &err);
+    if (!conf)
+        fail_msg("phx_kafka_reader_conf: %s", err.message);
+    assert_string_equal(conf_get(conf, "fetch.wait.max.ms"), "20");
+    assert_string_equal(conf_get(conf, "group.id"), "g");
+    assert_string_equal(conf_get(conf, "enable.auto.commit"), "false");
+    rd_kafka_conf_destroy(conf);
+    setenv("PHX_KAFKA_CONF_fetch_wait_max_ms", "2", 1);
+    conf = phx_kafka_reader_conf("k:9093", "g", &err);
+    if (!conf)
+        fail_msg("phx_kafka_reader_conf: %s", err.message);
+    assert_string_equal(conf_get(conf, "fetch.wait.max.ms"), "2");
+    rd_kafka_conf_destroy(conf);
+    clear_kafka_env();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_security_env),
-        cmocka_unit_test(test_secret_files),
-        cmocka_unit_test(test_config_file),
-        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_security_env),      cmocka_unit_test(test_secret_files),
+        cmocka_unit_test(test_config_file),       cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_reader_fetch_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,9 @@ log() { echo "bench: $*" >&2; }
 export PHX_BIN=$BIN PHX_STACK_POOLS="planner tools exec"
 # phx-devbroker is librdkafka's mock cluster, which holds an empty fetch for the whole
 # fetch.wait.max.ms instead of answering when data arrives as a real broker does; at the
-# default 20 ms that adds ~20 ms to every hop. 2 ms models a real broker's latency.
+# default 20 ms that adds ~20 ms to every hop. 2 ms models a real broker's latency. It holds
+# for phx-bench's own reply reader too (lib/kafka.c, phx_kafka_reader_conf), as Celery's
+# client reads its results without such a wait.
 export PHX_KAFKA_CONF_fetch_wait_max_ms=2
 # The stack runs no safety pool: without this the planner gates every exec.run behind a
 # safety.scan step nobody answers, and the mix's exec jobs fail on step timeouts.
