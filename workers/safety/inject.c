@@ -650,6 +650,18 @@ int phx_safety_inject_init(char *err, size_t errlen)
     return 0;
 }
 
+/* A feature or harm-row match: pattern number (as in the phrase set), first and last word. */
+typedef struct phx_inj_match {
+    int pat, first, last;
+} phx_inj_match;
+
+/* A line of a document that is a short run of orders or questions (phx_inj_directives). */
+typedef struct phx_inj_unit {
+    int first, last; /* words */
+    double share;    /* of its sentences that are directives */
+    double related;  /* of its content words that the rest of the document also uses */
+} phx_inj_unit;
+
 typedef struct phx_inj_state {
     const phx_safety_norm *n;
     const phx_safety_words *w;
@@ -660,17 +672,44 @@ typedef struct phx_inj_state {
     int hfirst[PHX_SAFETY_HARM_MAXROWS], hlast[PHX_SAFETY_HARM_MAXROWS];
     /* strongest match per category: feature, first and last word */
     int best[CAT_COUNT], bfirst[CAT_COUNT], blast[CAT_COUNT];
+    /* every match, in word order, kept only when some line is a directive unit (data) */
+    phx_inj_match *m;
+    int nm, capm, keep, oom;
 } phx_inj_state;
 
+/* 1 when the source gap in front of word i (after word i-1) holds a line break. */
+static int phx_inj_line_before(const phx_inj_state *s, int word)
+{
+    size_t a = word > 0 ? s->w->t[word - 1].end : 0, b = s->w->t[word].start;
+    for (size_t i = a; i < b; i++)
+        if (s->n->text[i] == ' ' && phx_safety_norm_breaks(s->n, i))
+            return 1;
+    return 0;
+}
+
 /* A word starts a sentence when nothing but spaces and quotes separate it from the start of
- * the text or from . ! ? : ; or a line break in the original. */
+ * the text or from . ! ? : ; in the original, or from a line break when the word is
+ * capitalised in the original or the break is a blank line (hard-wrapped lines go on
+ * mid-sentence; a line of its own that starts with a capital is a new sentence, as an
+ * instruction pasted into a document usually is). */
 static int phx_inj_sentence_start(const phx_inj_state *s, int word)
 {
     size_t i = s->w->t[word].start;
     while (i > 0) {
         char c = s->n->text[i - 1];
-        if (c == ' ' || c == '"' || c == '\'' || c == '*' || c == '-' || c == '(' || c == '>' ||
-            c == '#') {
+        if (c == ' ') {
+            int br = phx_safety_norm_breaks(s->n, i - 1);
+            if (br >= 2)
+                return 1;
+            if (br == 1) {
+                char f = s->n->src[s->n->map[s->w->t[word].start]];
+                if (f >= 'A' && f <= 'Z')
+                    return 1;
+            }
+            i--; /* a lower-case line may still follow a full stop */
+            continue;
+        }
+        if (c == '"' || c == '\'' || c == '*' || c == '-' || c == '(' || c == '>' || c == '#') {
             i--;
             continue;
         }
@@ -682,12 +721,31 @@ static int phx_inj_sentence_start(const phx_inj_state *s, int word)
     return 1;
 }
 
+/* Remember a match for the directive units' own scores. Out of memory: the units are not
+ * scored (the whole text still is). */
+static void phx_inj_keep(phx_inj_state *s, int pattern, int first, int last)
+{
+    if (s->nm == s->capm) {
+        int cap = s->capm ? s->capm * 2 : 64;
+        phx_inj_match *m = realloc(s->m, (size_t)cap * sizeof(*m));
+        if (!m) {
+            s->oom = 1;
+            return;
+        }
+        s->m = m;
+        s->capm = cap;
+    }
+    s->m[s->nm++] = (phx_inj_match){pattern, first, last};
+}
+
 static void phx_inj_on_match(void *arg, int pattern, int first, int last)
 {
     phx_inj_state *s = arg;
     if (pattern >= PHX_INJ_SENSE0)
         return; /* sense words: used before matching (phx_inj_senses) */
     if (pattern >= PHX_INJ_HARM0) {
+        if (s->keep && !s->oom)
+            phx_inj_keep(s, pattern, first, last);
         int r = pattern - PHX_INJ_HARM0;
         if (!s->hfired[r]) {
             s->hfired[r] = 1;
@@ -697,9 +755,13 @@ static void phx_inj_on_match(void *arg, int pattern, int first, int last)
         return;
     }
     const phx_inj_feature *f = &phx_inj_features[pattern];
-    if (f->w[s->ctx] <= 0.0f || s->fired[pattern])
+    if (f->w[s->ctx] <= 0.0f)
         return;
     if (f->sentence_start && !phx_inj_sentence_start(s, first))
+        return;
+    if (s->keep && !s->oom)
+        phx_inj_keep(s, pattern, first, last);
+    if (s->fired[pattern])
         return;
     s->fired[pattern] = 1;
     int b = s->best[f->cat];
@@ -758,24 +820,78 @@ static const char *const phx_inj_directive_words[] = {
     "which",     "who",       "why",       "where",     "when",      "can",      "could",
     "would",     "should",    "is",        "are",       "do",        "does",     "please"};
 
+static int phx_inj_directive_word(const phx_inj_state *s, int i)
+{
+    const phx_safety_tok *t = &s->w->t[i];
+    for (size_t k = 0; k < sizeof(phx_inj_directive_words) / sizeof(char *); k++)
+        if (phx_inj_directive_words[k][0] == s->w->buf[t->off] &&
+            strlen(phx_inj_directive_words[k]) == t->len &&
+            memcmp(phx_inj_directive_words[k], s->w->buf + t->off, t->len) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when the line that word starts is an item of a bulleted list ("* Rewrite the parser",
+ * "- Add a test", "• Print less"): changelogs, release notes and how-tos list their entries in
+ * the imperative, so an order there is the list's style, not a planted instruction. (A quoted
+ * line, "> ...", is not a list: a forwarded e-mail can carry an instruction.) */
+static int phx_inj_list_item(const phx_inj_state *s, int word)
+{
+    size_t a = word > 0 ? s->w->t[word - 1].end : 0, b = s->w->t[word].start;
+    for (size_t i = b; i > a; i--) {
+        unsigned char c = (unsigned char)s->n->text[i - 1];
+        if (c == ' ' && phx_safety_norm_breaks(s->n, i - 1))
+            return 0; /* reached the line's start without a bullet */
+        if (c == '*' || c == '-' || c == '+' ||
+            (c == 0xA2 && i >= 3 && !memcmp(s->n->text + i - 3, "\xE2\x80", 2))) /* U+2022 */
+            return 1;
+    }
+    return 0;
+}
+
 /* Data that is mostly directives (short, every sentence an order or a question to the reader)
  * is an instruction planted for the assistant, whatever it asks for. Returns the share of
- * directive sentences when the text has at most 4 sentences, else 0. */
-static double phx_inj_directive_share(const phx_inj_state *s)
+ * directive sentences when the whole text has at most 4 sentences, else 0.
+ *
+ * The same holds for a part of a document: an instruction pasted into an e-mail or a web page
+ * is usually a line of its own, and the share over the whole document would dilute it to
+ * nothing. So every line of at most 4 sentences whose sentences are at least half directives
+ * is also returned as a unit (*units, *nunits; the caller frees *units), to be scored on its
+ * own: the text's score is the largest of the whole's and its units'. A line ends at a line
+ * break that a new sentence follows (a hard-wrapped paragraph is one line), and its first
+ * word counts as a sentence even when it starts none. Items of bulleted lists are no units
+ * (phx_inj_list_item). *nlines gets the number of lines. */
+static double phx_inj_directives(const phx_inj_state *s, phx_inj_unit **units, int *nunits,
+                                 int *nlines)
 {
-    int sentences = 0, directives = 0;
-    for (int i = 0; i < s->w->n; i++) {
-        if (!phx_inj_sentence_start(s, i))
-            continue;
-        sentences++;
-        const phx_safety_tok *t = &s->w->t[i];
-        for (size_t k = 0; k < sizeof(phx_inj_directive_words) / sizeof(char *); k++)
-            if (phx_inj_directive_words[k][0] == s->w->buf[t->off] &&
-                strlen(phx_inj_directive_words[k]) == t->len &&
-                memcmp(phx_inj_directive_words[k], s->w->buf + t->off, t->len) == 0) {
-                directives++;
-                break;
+    int sentences = 0, directives = 0, ls = 0, ld = 0, first = 0, cap = 0;
+    const phx_safety_words *w = s->w;
+    *units = NULL;
+    *nunits = *nlines = 0;
+    for (int i = 0; i <= w->n; i++) {
+        int start = i < w->n && phx_inj_sentence_start(s, i);
+        int line = i == w->n || (i > 0 && start && phx_inj_line_before(s, i));
+        *nlines += line && i > first;
+        if (line && i > first && (first > 0 || i < w->n) && ls <= 4 && 2 * ld >= ls &&
+            !phx_inj_list_item(s, first)) {
+            if (*nunits == cap) {
+                cap = cap ? 2 * cap : 8;
+                phx_inj_unit *u = realloc(*units, (size_t)cap * sizeof(*u));
+                if (!u)
+                    break; /* out of memory: the units found so far */
+                *units = u;
             }
+            (*units)[(*nunits)++] = (phx_inj_unit){first, i - 1, (double)ld / ls, 0};
+        }
+        if (i == w->n)
+            break;
+        if (line)
+            first = i, ls = ld = 0;
+        int dir = start && phx_inj_directive_word(s, i);
+        sentences += start;
+        directives += dir;
+        ls += start || i == first;
+        ld += dir;
     }
     if (sentences == 0 || sentences > 4)
         return 0;
@@ -818,6 +934,195 @@ static int phx_inj_junk_tokens(const phx_safety_norm *n)
     return best;
 }
 
+/* What a directive share adds to the task category: for a whole text of at most 4 sentences
+ * (times its share), and for a line of a longer document (times its share and how unrelated
+ * it is to the rest, phx_inj_related). A line alone stays below every data threshold; it
+ * takes a second signal inside it (an imperative task verb at the start, a question, words
+ * addressed to the assistant) to flag. Chosen on the development split. */
+#define PHX_INJ_TEXT_W 0.35
+#define PHX_INJ_LINE_W 0.3
+
+/* Words too common to tell what a line is about (the directive words are left out too). */
+static const char *const phx_inj_common[] = {
+    "about", "after", "again",  "also", "because", "been",  "before", "being", "could",
+    "does",  "each",  "from",   "have", "here",    "heres", "into",   "just",  "like",
+    "more",  "most",  "much",   "only", "other",   "over",  "same",   "some",  "such",
+    "than",  "thank", "thanks", "that", "their",   "them",  "then",   "there", "these",
+    "they",  "this",  "those",  "very", "want",    "were",  "what",   "when",  "where",
+    "which", "while", "will",   "with", "would",   "your",  "yours",  "youre", "make"};
+
+/* A content word: at least 4 letters, no digit, neither common nor a directive word. */
+static int phx_inj_content_word(const phx_inj_state *s, int i)
+{
+    const phx_safety_tok *t = &s->w->t[i];
+    const char *b = s->w->buf + t->off;
+    if (t->len < 4)
+        return 0;
+    for (int k = 0; k < t->len; k++)
+        if (b[k] < 'a' || b[k] > 'z')
+            return 0;
+    for (size_t k = 0; k < sizeof(phx_inj_common) / sizeof(char *); k++)
+        if (phx_inj_common[k][0] == b[0] && strlen(phx_inj_common[k]) == t->len &&
+            memcmp(phx_inj_common[k], b, t->len) == 0)
+            return 0;
+    return !phx_inj_directive_word(s, i);
+}
+
+/* An instruction planted in a document is about something else than the document ("what is
+ * the capital of Brazil?" in a bank's e-mail); a document's own requests to its reader are
+ * about its subject ("please arrive at the station 45 minutes before departure" in a booking
+ * confirmation). For each unit: the share of its content words that occur elsewhere in the
+ * document (0 when it has none, or when the rest of the document is too short to say). Word
+ * hashes in one open-addressing table of counts; only built when there are units. */
+static void phx_inj_related(const phx_inj_state *s, phx_inj_unit *u, int nu)
+{
+    const phx_safety_words *w = s->w;
+    size_t cap = 64;
+    while (cap < 2 * (size_t)w->n)
+        cap *= 2;
+    uint32_t *key = calloc(cap, sizeof(*key));
+    int *cnt = calloc(cap, sizeof(*cnt));
+    unsigned char *content = malloc((size_t)w->n + 1);
+    if (!key || !cnt || !content)
+        goto done; /* out of memory: every unit stays unrelated (errs towards flagging) */
+    int total = 0;
+    for (int i = 0; i < w->n; i++) {
+        content[i] = (unsigned char)phx_inj_content_word(s, i);
+        if (!content[i])
+            continue;
+        total++;
+        uint32_t h = w->t[i].hash | 1; /* 0 marks a free slot */
+        size_t k = h & (cap - 1);
+        while (key[k] && key[k] != h)
+            k = (k + 1) & (cap - 1);
+        key[k] = h;
+        cnt[k]++;
+    }
+    for (int j = 0; j < nu; j++) {
+        int mine = 0, shared = 0;
+        for (int i = u[j].first; i <= u[j].last; i++)
+            mine += content[i];
+        if (mine == 0 || total - mine < 12)
+            continue;
+        /* take the unit's own words out of the counts, look, and put them back */
+        for (int pass = 0; pass < 3; pass++)
+            for (int i = u[j].first; i <= u[j].last; i++) {
+                if (!content[i])
+                    continue;
+                uint32_t h = w->t[i].hash | 1;
+                size_t k = h & (cap - 1);
+                while (key[k] != h)
+                    k = (k + 1) & (cap - 1);
+                if (pass == 0)
+                    cnt[k]--;
+                else if (pass == 1)
+                    shared += cnt[k] > 0;
+                else
+                    cnt[k]++;
+            }
+        u[j].related = (double)shared / mine;
+    }
+done:
+    free(key);
+    free(cnt);
+    free(content);
+}
+
+/* The score of one set of features (fired[i] for feature i, hfired[r] for harm row r) with
+ * the share of directive sentences (data) and the suffix-shaped tokens; cat[] gets each
+ * category's score, *hb the harm row that says the most (-1: none). */
+static double phx_inj_combine(const unsigned char *fired, const unsigned char *hfired,
+                              phx_inject_ctx ctx, double share, int junk, double *cat, int *hb)
+{
+    unsigned mask = 0;
+    for (int c = 0; c < CAT_COUNT; c++)
+        cat[c] = 0;
+    /* Category score: noisy-OR over its distinct features. */
+    for (int i = 0; i < PHX_INJ_NFEAT; i++) {
+        if (!fired[i])
+            continue;
+        int c = phx_inj_features[i].cat;
+        cat[c] = 1.0 - (1.0 - cat[c]) * (1.0 - phx_inj_features[i].w[ctx]);
+        mask |= 1u << c;
+    }
+    /* The harmful-request rows (harm.c) make one category: what is being asked for. */
+    cat[CAT_HARM] = phx_safety_harm_score(hfired, ctx, hb);
+    if (*hb >= 0)
+        mask |= 1u << CAT_HARM;
+    if (share > 0) {
+        cat[CAT_TASK] = 1.0 - (1.0 - cat[CAT_TASK]) * (1.0 - share);
+        mask |= 1u << CAT_TASK;
+    }
+    /* Optimised suffixes: weak on their own (code and markup have the same shape, which is
+     * where the false positives came from), a framing signal around a harmful request. */
+    if (junk >= 3) {
+        cat[CAT_SUFFIX] = junk >= 8 ? 0.3 : junk >= 5 ? 0.2 : 0.1;
+        mask |= 1u << CAT_SUFFIX;
+    }
+    double keep = 1.0;
+    for (int c = 0; c < CAT_COUNT; c++)
+        keep *= 1.0 - cat[c];
+    int request = 0;
+    for (int i = 0; i < phx_safety_harm_nrows && !request; i++)
+        request = hfired[i] && phx_safety_harm_rows[i].request;
+    /* A harmful request inside persona / fiction / refusal-suppression framing. Theme rows
+     * alone are not a request, even the 0.3 ones (a conspiracy claim, eliminationist talk). */
+    if (cat[CAT_HARM] >= 0.3 && request && (mask & PHX_INJ_FRAMING))
+        keep *= 0.6;
+    /* Only harmful themes (no request shape) inside a wrapper: persuasive role-play rewrites
+     * ask in polite words, so the theme and the wrapper together are the signal. Weaker than
+     * the above, and not for suffix-shaped text alone (code has both symbols and words such as
+     * "kill" or "exploit"). A lesson about a theme ("the causes of the genocide", "weapons of
+     * the First World War") is kept out by the scholarly sense rows (harm.c), not here. */
+    else if (cat[CAT_HARM] >= 0.15 && (mask & PHX_INJ_FRAMING & ~(1u << CAT_SUFFIX)))
+        keep *= 0.8;
+    return 1.0 - keep;
+}
+
+/* Score each directive unit on its own (the features matched inside it, its own share of
+ * directives) and return the best one's score, with its task category in *task and its index
+ * in *best (-1: none beats 0). Matches come in word order and units are disjoint and in order,
+ * so one sweep assigns them. */
+static double phx_inj_units(const phx_inj_state *st, const phx_inj_unit *u, int nu, double *task,
+                            int *best)
+{
+    unsigned char f[PHX_INJ_NFEAT], h[PHX_SAFETY_HARM_MAXROWS];
+    double cat[CAT_COUNT], top = 0;
+    int k = 0, hb;
+    memset(f, 0, sizeof(f));
+    memset(h, 0, sizeof(h));
+    *best = -1;
+    *task = 0;
+    for (int i = 0; i < nu; i++) {
+        while (k < st->nm && st->m[k].first < u[i].first)
+            k++;
+        int k0 = k;
+        for (; k < st->nm && st->m[k].first <= u[i].last; k++)
+            if (st->m[k].last <= u[i].last) {
+                int p = st->m[k].pat;
+                if (p >= PHX_INJ_HARM0)
+                    h[p - PHX_INJ_HARM0] = 1;
+                else
+                    f[p] = 1;
+            }
+        double sc = phx_inj_combine(
+            f, h, st->ctx, PHX_INJ_LINE_W * u[i].share * (1.0 - u[i].related), 0, cat, &hb);
+        if (sc > top) {
+            top = sc;
+            *task = cat[CAT_TASK];
+            *best = i;
+        }
+        for (int j = k0; j < k; j++) { /* clear what this unit set */
+            int p = st->m[j].pat;
+            if (p >= PHX_INJ_HARM0)
+                h[p - PHX_INJ_HARM0] = 0;
+            else
+                f[p] = 0;
+        }
+    }
+    return top;
+}
+
 double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
                               phx_safety_findings *out, int via, const char *encoding,
                               size_t span_start, size_t span_end)
@@ -836,67 +1141,59 @@ double phx_safety_inject_scan(const phx_safety_norm *n, phx_inject_ctx ctx,
     st.ctx = ctx;
     for (int c = 0; c < CAT_COUNT; c++)
         st.best[c] = -1;
+    /* In data, the directive sentences (and the lines made of them) are known before matching,
+     * so the matches are only kept when some line will be scored on its own. */
+    phx_inj_unit *units = NULL;
+    int nunits = 0;
+    int nlines = 0;
+    double share = ctx == PHX_INJECT_DATA ? phx_inj_directives(&st, &units, &nunits, &nlines) : 0;
+    /* A document whose lines are often orders (a how-to, a recipe, a changelog written in the
+     * imperative) is of that genre: one more such line is no sign of a planted instruction. */
+    if (nunits >= 3 && 5 * nunits >= nlines)
+        nunits = 0;
+    st.keep = nunits > 0;
+    if (nunits > 0)
+        phx_inj_related(&st, units, nunits);
     phx_safety_phrases_match(phx_inj_phrases, &w, phx_inj_on_match, &st);
 
-    /* Category score: noisy-OR over its distinct features. */
-    double cat[CAT_COUNT] = {0};
-    unsigned fired = 0;
-    for (int i = 0; i < PHX_INJ_NFEAT; i++) {
-        if (!st.fired[i])
-            continue;
-        int c = phx_inj_features[i].cat;
-        cat[c] = 1.0 - (1.0 - cat[c]) * (1.0 - phx_inj_features[i].w[ctx]);
-        fired |= 1u << c;
-    }
-    /* The harmful-request rows (harm.c) make one category: what is being asked for. */
-    int hb = -1;
-    cat[CAT_HARM] = phx_safety_harm_score(st.hfired, ctx, &hb);
+    double cat[CAT_COUNT];
+    int hb = -1, junk = phx_inj_junk_tokens(n);
+    double score = phx_inj_combine(st.fired, st.hfired, ctx,
+                                   share >= 0.5 ? PHX_INJ_TEXT_W * share : 0, junk, cat, &hb);
     if (hb >= 0) {
-        fired |= 1u << CAT_HARM;
         st.best[CAT_HARM] = PHX_INJ_HARM0 + hb;
         st.bfirst[CAT_HARM] = st.hfirst[hb];
         st.blast[CAT_HARM] = st.hlast[hb];
     }
-    if (ctx == PHX_INJECT_DATA) {
-        double share = phx_inj_directive_share(&st);
-        if (share >= 0.5) {
-            cat[CAT_TASK] = 1.0 - (1.0 - cat[CAT_TASK]) * (1.0 - 0.35 * share);
-            fired |= 1u << CAT_TASK;
-            if (st.best[CAT_TASK] < 0 && w.n > 0) {
-                st.best[CAT_TASK] = -2; /* whole text */
-                st.bfirst[CAT_TASK] = 0;
-                st.blast[CAT_TASK] = w.n - 1;
-            }
-        }
+    if (share >= 0.5 && st.best[CAT_TASK] < 0 && w.n > 0) {
+        st.best[CAT_TASK] = -2; /* whole text */
+        st.bfirst[CAT_TASK] = 0;
+        st.blast[CAT_TASK] = w.n - 1;
     }
-    /* Optimised suffixes: weak on their own (code and markup have the same shape, which is
-     * where the false positives came from), a framing signal around a harmful request. */
-    int junk = phx_inj_junk_tokens(n);
     if (junk >= 3) {
-        cat[CAT_SUFFIX] = junk >= 8 ? 0.3 : junk >= 5 ? 0.2 : 0.1;
-        fired |= 1u << CAT_SUFFIX;
         st.best[CAT_SUFFIX] = -2;
         st.bfirst[CAT_SUFFIX] = 0;
         st.blast[CAT_SUFFIX] = w.n > 0 ? w.n - 1 : 0;
     }
-    double keep = 1.0;
-    for (int c = 0; c < CAT_COUNT; c++)
-        keep *= 1.0 - cat[c];
-    int request = 0;
-    for (int i = 0; i < phx_safety_harm_nrows && !request; i++)
-        request = st.hfired[i] && phx_safety_harm_rows[i].request;
-    /* A harmful request inside persona / fiction / refusal-suppression framing. Theme rows
-     * alone are not a request, even the 0.3 ones (a conspiracy claim, eliminationist talk). */
-    if (cat[CAT_HARM] >= 0.3 && request && (fired & PHX_INJ_FRAMING))
-        keep *= 0.6;
-    /* Only harmful themes (no request shape) inside a wrapper: persuasive role-play rewrites
-     * ask in polite words, so the theme and the wrapper together are the signal. Weaker than
-     * the above, and not for suffix-shaped text alone (code has both symbols and words such as
-     * "kill" or "exploit"). A lesson about a theme ("the causes of the genocide", "weapons of
-     * the First World War") is kept out by the scholarly sense rows (harm.c), not here. */
-    else if (cat[CAT_HARM] >= 0.15 && (fired & PHX_INJ_FRAMING & ~(1u << CAT_SUFFIX)))
-        keep *= 0.8;
-    double score = 1.0 - keep;
+    /* A line that is a planted instruction: it only differs from the whole in its share of
+     * directives (every other signal is at least as strong over the whole text), so when it
+     * wins, the task category is what it adds, and the finding points at the line. */
+    if (nunits > 0 && !st.oom) {
+        double task;
+        int ub;
+        double us = phx_inj_units(&st, units, nunits, &task, &ub);
+        if (us > score) {
+            score = us;
+            if (task > cat[CAT_TASK]) {
+                cat[CAT_TASK] = task;
+                st.best[CAT_TASK] = -2;
+                st.bfirst[CAT_TASK] = units[ub].first;
+                st.blast[CAT_TASK] = units[ub].last;
+            }
+        }
+    }
+    free(units);
+    free(st.m);
 
     for (int c = 0; c < CAT_COUNT; c++) {
         if (st.best[c] == -1 || cat[c] < 0.1 || w.n == 0)

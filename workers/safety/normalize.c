@@ -445,6 +445,7 @@ int phx_safety_normalize(const char *src, size_t len, phx_safety_norm *o)
     b.t[b.n] = '\0';
     b.m[b.n] = (uint32_t)len;
     o->text = b.t;
+    o->src = src;
     o->map = b.m;
     o->len = b.n;
     free(a.t);
@@ -466,6 +467,18 @@ void phx_safety_norm_free(phx_safety_norm *n)
     free(n->map);
     free(n->joined);
     memset(n, 0, sizeof(*n));
+}
+
+int phx_safety_norm_breaks(const phx_safety_norm *n, size_t i)
+{
+    if (i >= n->len || n->text[i] != ' ' || !n->src)
+        return 0;
+    /* the run starts at the space's own source offset and ends where the next byte came from
+     * (characters folding removed, such as zero-width ones, sit in between and count nothing) */
+    int k = 0;
+    for (size_t s = n->map[i]; s < n->map[i + 1]; s++)
+        k += n->src[s] == '\n';
+    return k;
 }
 
 int phx_safety_norm_changed(const phx_safety_norm *n)

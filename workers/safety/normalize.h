@@ -41,12 +41,20 @@ typedef struct phx_safety_norm {
     size_t inv_start, inv_end, bidi_start, bidi_end, tag_start, tag_end;
     phx_safety_range *joined; /* ranges of text made by joining spaced-out letters */
     int njoined;
+    /* The source bytes (not owned: valid as long as the caller's text is). Folding turns every
+     * whitespace run into one space, so a detector that needs what the run held (a line break
+     * separates the lines of a document) looks here through the map. */
+    const char *src;
 } phx_safety_norm;
 
 /* Fold len bytes of src (invalid UTF-8 bytes become spaces; at most 4 GiB, offsets are 32-bit).
  * 0, or -1 when out of memory. */
 int phx_safety_normalize(const char *src, size_t len, phx_safety_norm *out);
 void phx_safety_norm_free(phx_safety_norm *n);
+/* The number of line breaks in the source whitespace that folded byte i (a space) stands for:
+ * 0 for none, 2 or more for a blank line. */
+int phx_safety_norm_breaks(const phx_safety_norm *n, size_t i);
+
 /* 1 when folding changed more than case and whitespace (something was being hidden or
  * disguised, or at least written unusually). */
 int phx_safety_norm_changed(const phx_safety_norm *n);

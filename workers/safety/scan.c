@@ -152,8 +152,11 @@ int phx_safety_scan_with(const phx_safety_policy *pol, const phx_safety_scan_ctx
             phx_safety_inject_scan(&n, phx_scan_ctx(role), &res->f,
                                    res->normalized ? PHX_VIA_NORMALIZED : PHX_VIA_RAW, NULL, 0, 0);
     /* Instructions someone took the trouble to hide (zero-width splits, tag characters,
-     * look-alike letters, spaced-out letters, heavy leetspeak) say more than plain ones. */
-    if (inj > 0.3 && (n.invisible || n.tags || n.homoglyph_words || n.joined_runs || n.leet >= 3))
+     * look-alike letters, spaced-out letters, heavy leetspeak) say more than plain ones. Heavy
+     * means dense: a long document has a few digits inside letters anyway (order numbers,
+     * "in_0KVn3..." ids), which hide nothing. */
+    if (inj > 0.3 && (n.invisible || n.tags || n.homoglyph_words || n.joined_runs ||
+                      (n.leet >= 3 && (size_t)n.leet * 25 >= n.len)))
         inj = inj * 1.25 > 1 ? 1 : inj * 1.25;
     if (phx_safety_decode(text, len, pol->decode_depth, pol->decode_max_bytes, &segs) < 0)
         goto oom;

@@ -12,9 +12,10 @@
  * Cyrillic homoglyphs, zero-width joiners between letters, base64 of the whole text,
  * leetspeak, and a mix. Speed: scan time of 2 KB and 64 KB inputs built from corpus text.
  *
- * usage: safety_eval [DIR] [--dev] [--speed]  (DIR default $PHX_EVAL_DIR/safety; --dev reports
- * the dev split instead, for development only; --speed only measures speed). Output: Markdown
- * on stdout. */
+ * usage: safety_eval [DIR] [--dev] [--speed|--no-speed]  (DIR default $PHX_EVAL_DIR/safety;
+ * --dev reports the dev split instead, for development only; --speed only measures speed,
+ * --no-speed only detection, for when the machine is busy and a timing would mean nothing). Output:
+ * Markdown on stdout. */
 #include "../../../workers/safety/policy.h"
 #include "../../../workers/safety/scan.h"
 #include "msg.h"
@@ -49,7 +50,7 @@ static const char *const eval_files[] = {
 };
 #define NFILES ((int)(sizeof(eval_files) / sizeof(eval_files[0])))
 
-static int dev_mode, speed_only;
+static int dev_mode, speed_only, no_speed;
 
 /* The fixed split: 1 when (file, line) is held-out. */
 static int held_out(const char *name, int line)
@@ -331,6 +332,8 @@ int main(int argc, char **argv)
             dev_mode = 1;
         else if (!strcmp(argv[i], "--speed"))
             speed_only = 1;
+        else if (!strcmp(argv[i], "--no-speed"))
+            no_speed = 1;
         else
             snprintf(dir, sizeof(dir), "%s", argv[i]);
     }
@@ -452,6 +455,8 @@ int main(int argc, char **argv)
     }
 
 speed:
+    if (no_speed)
+        goto done;
     printf("\n## Speed (one core, this machine)\n\nCPU time of the scanning thread per scan "
            "(CLOCK_THREAD_CPUTIME_ID, so other load on a shared machine does not count); inputs "
            "are corpus texts joined to the size; MB/s = bytes / total CPU time.\n\n"
@@ -461,6 +466,7 @@ speed:
     speed(pol, fs, NFILES, 2048, 2000, PHX_ROLE_RETRIEVED_DOCUMENT);
     speed(pol, fs, NFILES, 65536, 200, PHX_ROLE_USER_PROMPT);
     speed(pol, fs, NFILES, 65536, 200, PHX_ROLE_RETRIEVED_DOCUMENT);
+done:
 
     for (int i = 0; i < NFILES; i++) {
         for (int k = 0; k < fs[i].n; k++)
