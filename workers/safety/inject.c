@@ -295,6 +295,41 @@ static const phx_inj_feature phx_inj_features[] = {
      "not|never|dont|stop ~2 respond|responding|answer|answering|reply|replying|act|acting|"
      "talk|talking ~2 as|like ~1 " AI_N},
     {CAT_ROLE, {0.2f, 0.4f}, 0, "transform|transforming|turn ~1 into|yourself ~2 a|an|into"},
+    /* a persona set up for good: immersion in a role, a behaviour that holds "from now on",
+     * the model re-cast as a machine that runs what it is given (virtualisation) */
+    {CAT_ROLE,
+     {0.25f, 0.5f},
+     0,
+     "immerse|immersing|immersed ~2 yourself|fully|completely|into ~3 role|character|persona"},
+    {CAT_ROLE,
+     {0.3f, 0.5f},
+     0,
+     "from now on ~2 you|youre ~1 are|will|must|shall|re|act|respond|answer|reply|become"},
+    {CAT_ROLE,
+     {0.15f, 0.3f},
+     0,
+     "simulate|emulate|act|acting|behave|pretend|function|output ~3 like|as ~2 a|an|the ~1 "
+     "terminal|shell|console|interpreter|cmd|vm"},
+    /* the persona's behaviour taken over ("behave like him"), and a mode the model is kept in
+     * ("while in X mode") */
+    {CAT_ROLE,
+     {0.15f, 0.15f},
+     0,
+     "behave|behaves|act|acts|talk|talks|speak|speaks|respond|responds ~1 like ~1 him|her|them|"
+     "this|that|they|he|she|it"},
+    {CAT_ROLE, {0.15f, 0.15f}, 0, "while|when|whilst ~1 in ~2 mode"},
+    /* answers turned around: the model made to say the opposite of what it would say */
+    {CAT_PERSONA,
+     {0.2f, 0.3f},
+     0,
+     "answer|answers|respond|responds|reply|replies ~4 opposite|reverse|inverse|inverted|"
+     "contrary"},
+    /* output coercion: no comment of the model's own around what it is made to say */
+    {CAT_NOREFUSE,
+     {0.1f, 0.2f},
+     0,
+     "not|dont|never|no|without ~2 add|include|write|give|provide|offer ~2 any|your ~1 "
+     "commentary|comment|comments|explanation|explanations|notes|opinion|opinions"},
     {CAT_ROLE, {0.2f, 0.4f}, 0, "two|2|both|dual|separate ~3 entities|ais|chatbots|personas"},
     {CAT_ROLE,
      {0.2f, 0.4f},
@@ -406,7 +441,7 @@ static const phx_inj_feature phx_inj_features[] = {
      "change|alter|edit|format|render|provide|write|end|begin|"
      "start|conclude|finish|translate|encode|rewrite|structure|"
      "present|deliver|express|scramble|jumble|reverse|group|"
-     "spell|limit|restrict|make|keep|use|incorporate|embed ~5 "
+     "spell|limit|restrict|make|keep|use|incorporate|embed ~7 "
      "your ~1 response*|answer*|reply|replies|message|"
      "output*|summary|summaries"},
     {CAT_ADDRESSED,
@@ -715,8 +750,20 @@ static int phx_inj_sentence_start(const phx_inj_state *s, int word)
         }
         if (c == '.' || c == '!' || c == '?' || c == ':' || c == ';')
             return 1;
-        return (unsigned char)c >= '0' && (unsigned char)c <= '9' && i >= 2 &&
-               s->n->text[i - 2] == ' ';
+        if (c == ')' && i >= 2 && s->n->text[i - 2] >= '0' && s->n->text[i - 2] <= '9') {
+            i--;
+            continue;
+        }
+        if (c < '0' || c > '9')
+            return 0;
+        /* a numbered item ("2 Write ...", "12) Write ...") at the start of the text or of a
+         * line; "Python 2 and 3" is no sentence break, nor is a bug number in a changelog */
+        if (i > 1 && s->n->text[i - 2] >= '0' && s->n->text[i - 2] <= '9')
+            i--;
+        if (i > 1 && s->n->text[i - 2] >= '0' && s->n->text[i - 2] <= '9')
+            return 0;
+        return i == 1 ||
+               (s->n->text[i - 2] == ' ' && (i == 2 || phx_safety_norm_breaks(s->n, i - 2)));
     }
     return 1;
 }
