@@ -66,6 +66,15 @@ struct phx_redis {
         phx_metric *dur;
     } m_cmd[24];
     int nm_cmd;
+    /* Scripts' SHA1s, computed once per client: hashing a script's source for every EVALSHA
+     * (the ingress sends one or two per request) cost more than the call's other argument
+     * building. A script not among the first few is hashed every time. */
+    struct {
+        const phx_script *s;
+        const char *src; /* the source it was hashed from (scripts are static: see redis.h) */
+        char sha[41];
+    } shas[8];
+    int nshas;
 };
 
 /* The latency histogram of command cmd (bounded: command names come from the source code, and
@@ -842,12 +851,28 @@ static void phx_redis_sha1(const char *src, char out[41])
         sprintf(out + 2 * i, "%02x", md[i]);
 }
 
-/* argv for EVALSHA of s: av and lv hold argc + 3 entries; sha and nk are their buffers. */
-static void phx_redis_evalsha_argv(const phx_script *s, int nkeys, int argc, const char **argv,
-                                   const size_t *lens, const char **av, size_t *lv, char sha[41],
-                                   char nk[16])
+/* The SHA1 of script s into sha, from r's cache when it was hashed before. */
+static void phx_redis_script_sha(phx_redis *r, const phx_script *s, char sha[41])
 {
+    for (int i = 0; i < r->nshas; i++)
+        if (r->shas[i].s == s && r->shas[i].src == s->src) {
+            memcpy(sha, r->shas[i].sha, 41);
+            return;
+        }
     phx_redis_sha1(s->src, sha);
+    if (r->nshas < (int)(sizeof(r->shas) / sizeof(r->shas[0]))) {
+        r->shas[r->nshas].s = s;
+        r->shas[r->nshas].src = s->src;
+        memcpy(r->shas[r->nshas++].sha, sha, 41);
+    }
+}
+
+/* argv for EVALSHA of s: av and lv hold argc + 3 entries; sha and nk are their buffers. */
+static void phx_redis_evalsha_argv(phx_redis *r, const phx_script *s, int nkeys, int argc,
+                                   const char **argv, const size_t *lens, const char **av,
+                                   size_t *lv, char sha[41], char nk[16])
+{
+    phx_redis_script_sha(r, s, sha);
     snprintf(nk, 16, "%d", nkeys);
     av[0] = "EVALSHA", lv[0] = 7;
     av[1] = sha, lv[1] = 40;
@@ -890,7 +915,7 @@ redisReply *phx_redis_eval(phx_redis *r, const phx_script *s, int nkeys, int arg
     int n = argc + 3;
     const char **av = phx_xcalloc((size_t)n, sizeof(*av));
     size_t *lv = phx_xcalloc((size_t)n, sizeof(*lv));
-    phx_redis_evalsha_argv(s, nkeys, argc, argv, lens, av, lv, sha, nk);
+    phx_redis_evalsha_argv(r, s, nkeys, argc, argv, lens, av, lv, sha, nk);
     redisReply *rep = phx_redis_send(r, n, av, lv, s->name, err);
     if (phx_redis_noscript(rep)) {
         freeReplyObject(rep);
@@ -911,14 +936,14 @@ out:
 }
 
 /* The wire form of calls[i] into cmds[i] (EVALSHA for a script; sha and nk its buffers). */
-static void phx_redis_call_buf(const phx_redis_call *c, phx_redis_cmdbuf *cmd, char sha[41],
-                               char nk[16])
+static void phx_redis_call_buf(phx_redis *r, const phx_redis_call *c, phx_redis_cmdbuf *cmd,
+                               char sha[41], char nk[16])
 {
     int argc = c->argc + (c->script ? 3 : 0);
     const char **av = phx_xcalloc((size_t)argc, sizeof(*av));
     size_t *lv = phx_xcalloc((size_t)argc, sizeof(*lv));
     if (c->script) {
-        phx_redis_evalsha_argv(c->script, c->nkeys, c->argc, c->argv, c->lens, av, lv, sha, nk);
+        phx_redis_evalsha_argv(r, c->script, c->nkeys, c->argc, c->argv, c->lens, av, lv, sha, nk);
     } else {
         for (int k = 0; k < argc; k++) {
             av[k] = c->argv[k];
@@ -960,7 +985,7 @@ int phx_redis_pipeline(phx_redis *r, const phx_redis_call *calls, int n, redisRe
         return phx_err_set(err, "bad_call", 0, "redis pipeline with %d scripts", nscripts);
     memset(cmds, 0, sizeof(cmds));
     for (i = 0; i < n; i++)
-        phx_redis_call_buf(&calls[i], &cmds[i], sha[i], nk[i]);
+        phx_redis_call_buf(r, &calls[i], &cmds[i], sha[i], nk[i]);
     const char *script = NULL;
     for (i = 0; i < n; i++)
         if (calls[i].script)
@@ -1011,7 +1036,7 @@ int phx_redis_batch(phx_redis *r, const phx_redis_call *calls, int n, redisReply
     int *idx = phx_xcalloc((size_t)n, sizeof(*idx));
     int rc = -1, i;
     for (i = 0; i < n; i++)
-        phx_redis_call_buf(&calls[i], &cmds[i], sha[i], nk[i]);
+        phx_redis_call_buf(r, &calls[i], &cmds[i], sha[i], nk[i]);
     if (phx_redis_send_batch(r, n, cmds, rep,
                              n == 1 && calls[0].script ? calls[0].script->name : NULL, err) < 0)
         goto out;

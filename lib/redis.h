@@ -18,7 +18,8 @@
 
 typedef struct phx_redis phx_redis;
 
-/* A Lua script sent by SHA (EVALSHA), loaded on NOSCRIPT. Scripts are constants. */
+/* A Lua script sent by SHA (EVALSHA), loaded on NOSCRIPT. Scripts are constants: a client
+ * hashes each once and keeps its SHA1 by the struct's and the source's address. */
 typedef struct phx_script {
     const char *name;
     const char *src;
