@@ -56,15 +56,24 @@ int phx_ratelimit_take(phx_redis *r, const char *tenant, const char *principal,
  * call.argv points into the struct's own buffers, so it must stay put until the batch is sent. */
 #define PHX_RL_MAX_BUCKETS 2
 typedef struct phx_rate_call {
-    char kt[400], kp[400], conf[400], now[32], args[PHX_RL_MAX_BUCKETS][2][32];
-    const char *argv[PHX_RL_MAX_BUCKETS + 1 + 1 + 4 * PHX_RL_MAX_BUCKETS];
+    char kt[400], kp[400], conf[400], now[32], args[PHX_RL_MAX_BUCKETS][2][32], count[16];
+    const char *argv[PHX_RL_MAX_BUCKETS + 1 + 1 + 4 * PHX_RL_MAX_BUCKETS + 1];
     phx_redis_call call;
 } phx_rate_call;
 void phx_ratelimit_take_call(phx_rate_call *c, const char *tenant, const char *principal,
                              const phx_rate *tenant_rate, const phx_rate *principal_rate,
                              int64_t now_ms);
+/* count requests of tenant/principal at once: exactly count calls of phx_ratelimit_take_call
+ * in a row at the same now_ms (each checked against what the allowed ones before it charged),
+ * in one script call; the reply holds their verdicts in order (phx_ratelimit_verdict_at). For
+ * a batch with many requests of one principal (the ingress's group commit). */
+void phx_ratelimit_take_n_call(phx_rate_call *c, const char *tenant, const char *principal,
+                               const phx_rate *tenant_rate, const phx_rate *principal_rate,
+                               int64_t now_ms, int count);
 /* The verdict in the script's reply: 0 with *v, or -1 with err for an error reply. */
 int phx_ratelimit_verdict(const redisReply *rep, phx_rate_verdict *v, phx_err *err);
+/* The verdict of the j-th request (from 0) of a phx_ratelimit_take_n_call's reply. */
+int phx_ratelimit_verdict_at(const redisReply *rep, int j, phx_rate_verdict *v, phx_err *err);
 
 /* The Redis key of tenant's overrides. */
 void phx_ratelimit_key_conf(char *buf, size_t n, const char *tenant);

@@ -10,7 +10,8 @@
  * that moment (up to PHX_COMMIT_MAX requests and PHX_COMMIT_MAX_BYTES of bodies) and runs the
  * stages for all of it together:
  *
- *   1. rate limits: one GCRA script call per request, all in one round trip (phx_redis_batch);
+ *   1. rate limits: one GCRA script call per caller for all its requests in the batch, all in
+ *      one round trip (phx_redis_batch);
  *   2. Idempotency-Keys: SET NX GET of the requests that carry one, one round trip;
  *   3. store: job_submit + ZADD NX per job, one round trip (rare follow-ups one by one);
  *   4. publish: one phx_produce_batch of every message, waiting for the delivery reports once;
@@ -21,9 +22,9 @@
  * touch the next). While one batch is in flight the next one gathers, so the batch size grows
  * with the load and the per-request cost falls with it. A request that finds the ingress idle
  * (nothing queued, no batch in flight) is committed by its own HTTP thread, without the two
- * thread hand-offs, so a lone request's latency is what it was before the group commit. Several
- * committer threads (PHX_INGRESS_COMMITTERS) overlap one batch's Kafka wait with the next one's
- * Redis round trips.
+ * thread hand-offs, so a lone request's latency is what it
+ * was before the group commit. Several committer threads (PHX_INGRESS_COMMITTERS) overlap one
+ * batch's Kafka wait with the next one's Redis round trips.
  *
  * Trade-offs: the rate limit is now taken after the body was checked (the check is local CPU
  * work; the limit is still decided before anything is stored, and a limited caller still gets
@@ -56,6 +57,7 @@ struct phx_commit {
     int busy; /* batches being committed, by committer threads or inline */
     int nthreads;
     pthread_t *threads;
+    phx_metric *m_batch; /* phx_ingress_commit_batch_size, looked up once */
 };
 
 /* One request's progress through a batch. */
@@ -68,7 +70,6 @@ typedef struct phx_commit_item {
     char *spec, fp[65];
     phx_job_submit js;
     phx_job_submit_call sc;
-    phx_rate_call rl;
 } phx_commit_item;
 
 /* --- the answers ------------------------------------------------------------------------ */
@@ -88,39 +89,99 @@ static void phx_commit_duplicate(phx_answer *a, const char *id)
     snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", id);
 }
 
+/* The 202 of every accepted job: written straight into text (a job id is checked to need no
+ * JSON escaping), which spares building and serialising a JSON object per request. */
 static void phx_commit_accepted(phx_answer *a, const char *id)
 {
     snprintf(a->location, sizeof(a->location), "/v1/jobs/%s", id);
-    phx_ok(a, 202,
-           json_pack("{s:s, s:s, s:s}", "job_id", id, "state", "submitted", "status_url",
-                     a->location));
+    if (!phx_id_valid(id)) {
+        phx_ok(a, 202,
+               json_pack("{s:s, s:s, s:s}", "job_id", id, "state", "submitted", "status_url",
+                         a->location));
+        return;
+    }
+    phx_ok(a, 202, NULL);
+    size_t n = 64 + 2 * strlen(id);
+    a->text = phx_xmalloc(n);
+    snprintf(a->text, n, "{\"job_id\":\"%s\",\"state\":\"submitted\",\"status_url\":\"%s\"}", id,
+             a->location);
 }
 
 /* --- stage 1: rate limits --------------------------------------------------------------- */
 
+/* A request's place in the batch, sortable by its caller (qsort has no context argument). */
+typedef struct phx_commit_who {
+    const char *tenant, *principal;
+    int i;
+} phx_commit_who;
+
+static int phx_commit_who_cmp(const void *a, const void *b)
+{
+    const phx_commit_who *x = a, *y = b;
+    int c = strcmp(x->tenant, y->tenant);
+    if (!c)
+        c = strcmp(x->principal, y->principal);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static int phx_commit_int_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* One script call per caller (tenant and principal) in the batch, not per request: the
+ * script's count form (phx_ratelimit_take_n_call) gives each of a caller's requests, in queue
+ * order, exactly the verdict a call of its own at the batch's now would have given, for one
+ * call, two reads and two writes in Redis however many requests the caller has in the batch.
+ * The callers' calls go in the order of their first request. The difference from one call per
+ * request in queue order: when two principals of one tenant share an exhausted tenant limit
+ * within one batch, the first principal's requests in the batch are charged before the
+ * second's, rather than interleaved. */
 static void phx_commit_limits(phx_commit *cm, phx_redis *r, phx_commit_item *it, int n)
 {
     const phx_ingress_cfg *cfg = cm->in->cfg;
     phx_rate tr = {(double)cfg->rate_tenant, cfg->burst_tenant};
     phx_rate pr = {(double)cfg->rate_principal, cfg->burst_principal};
-    phx_redis_call *calls = phx_xcalloc((size_t)n, sizeof(*calls));
-    redisReply **rep = phx_xcalloc((size_t)n, sizeof(*rep));
+    phx_commit_who *w = phx_xcalloc((size_t)n, sizeof(*w));
+    int *lead = phx_xcalloc((size_t)n, sizeof(*lead)); /* each caller's first request */
+    int *grp = phx_xcalloc((size_t)n, sizeof(*grp));   /* request -> its caller's call */
+    int *nth = phx_xcalloc((size_t)n, sizeof(*nth));   /* request -> its place in that call */
+    int *cnt = phx_xcalloc((size_t)n, sizeof(*cnt));   /* lead -> requests of that caller */
+    for (int i = 0; i < n; i++)
+        w[i] = (phx_commit_who){it[i].rq->who.tenant, it[i].rq->who.principal, i};
+    qsort(w, (size_t)n, sizeof(*w), phx_commit_who_cmp);
+    int ng = 0;
+    for (int k = 0; k < n; k++) {
+        if (k == 0 || strcmp(w[k].tenant, w[k - 1].tenant) != 0 ||
+            strcmp(w[k].principal, w[k - 1].principal) != 0)
+            lead[ng++] = w[k].i;
+        int l = lead[ng - 1];
+        grp[w[k].i] = l; /* for now the lead's index; made a call index below */
+        nth[w[k].i] = cnt[l]++;
+    }
+    qsort(lead, (size_t)ng, sizeof(*lead), phx_commit_int_cmp);
+    phx_rate_call *rl = phx_xcalloc((size_t)ng, sizeof(*rl));
+    phx_redis_call *calls = phx_xcalloc((size_t)ng, sizeof(*calls));
+    redisReply **rep = phx_xcalloc((size_t)ng, sizeof(*rep));
+    int *call_of = phx_xcalloc((size_t)n, sizeof(*call_of)); /* lead -> call index */
     phx_err err;
     phx_err_clear(&err);
     int64_t now = phx_now_ms();
-    for (int i = 0; i < n; i++) {
-        const phx_principal *who = &it[i].rq->who;
-        phx_ratelimit_take_call(&it[i].rl, who->tenant, who->principal, &tr, &pr, now);
-        calls[i] = it[i].rl.call;
+    for (int g = 0; g < ng; g++) {
+        const phx_principal *who = &it[lead[g]].rq->who;
+        phx_ratelimit_take_n_call(&rl[g], who->tenant, who->principal, &tr, &pr, now, cnt[lead[g]]);
+        calls[g] = rl[g].call;
+        call_of[lead[g]] = g;
     }
     if (!r)
         phx_err_set(&err, "redis_unavailable", 1, "no Redis connection");
-    int ok = r && phx_redis_batch(r, calls, n, rep, &err) == 0;
+    int ok = r && phx_redis_batch(r, calls, ng, rep, &err) == 0;
     for (int i = 0; i < n; i++) {
         phx_answer *a = &it[i].rq->a;
         phx_rate_verdict v;
         it[i].live = 0;
-        if (!ok || phx_ratelimit_verdict(rep[i], &v, &err) < 0) {
+        if (!ok || phx_ratelimit_verdict_at(rep[call_of[grp[i]]], nth[i], &v, &err) < 0) {
             /* Fail closed: an unmetered gateway is how one tenant takes everyone down. */
             phx_logj(PHX_LOG_WARN, NULL, NULL, "rate limiter: %s", err.message);
             phx_unavailable(a, "rate limiter unreachable");
@@ -133,18 +194,21 @@ static void phx_commit_limits(phx_commit *cm, phx_redis *r, phx_commit_item *it,
         }
         it[i].live = it[i].rq->job != NULL;
     }
-    for (int i = 0; ok && i < n; i++)
-        freeReplyObject(rep[i]);
-    free(calls);
-    free(rep);
+    for (int g = 0; ok && g < ng; g++)
+        freeReplyObject(rep[g]);
+    free(w), free(lead), free(grp), free(nth), free(cnt), free(rl), free(calls), free(rep);
+    free(call_of);
 }
 
 /* --- stage 2: Idempotency-Keys ---------------------------------------------------------- */
 
 /* The fingerprint of a job as the client sent it, without the ingress's clock, keys sorted;
  * without its id too when without_id (an Idempotency-Key's claim: a repeat may come with
- * another id, generated or not, and still be the same submission). */
-static void phx_commit_fingerprint(json_t *job, int without_id, char hex[65])
+ * another id, generated or not, and still be the same submission). With spec (not NULL,
+ * only with the id), the job as stored and published is made from the same dump: the
+ * fingerprinted text with the clock appended, which spares a second serialisation of every
+ * job (docs/benchmarks-ingress.md); the key order of the spec means nothing to its readers. */
+static void phx_commit_fingerprint(json_t *job, int without_id, char hex[65], char **spec)
 {
     json_t *sub = json_incref(json_object_get(job, "submitted_ms"));
     json_t *id = without_id ? json_incref(json_object_get(job, "id")) : NULL;
@@ -156,8 +220,24 @@ static void phx_commit_fingerprint(json_t *job, int without_id, char hex[65])
         json_object_set_new(job, "submitted_ms", sub);
     if (id)
         json_object_set_new(job, "id", id);
-    phx_sha256_hex(s ? s : "", s ? strlen(s) : 0, hex);
-    free(s);
+    size_t len = s ? strlen(s) : 0;
+    phx_sha256_hex(s ? s : "", len, hex);
+    if (!spec) {
+        free(s);
+        return;
+    }
+    if (!s || len < 2 || !json_is_integer(sub)) {
+        /* Not the usual shape (the ingress always sets an integer clock): dump it whole. */
+        free(s);
+        *spec = json_dumps(job, JSON_COMPACT);
+        return;
+    }
+    char tail[48];
+    int n = snprintf(tail, sizeof(tail), "%s\"submitted_ms\":%" JSON_INTEGER_FORMAT "}",
+                     len > 2 ? "," : "", json_integer_value(sub));
+    s = phx_xrealloc(s, len + (size_t)n);
+    memcpy(s + len - 1, tail, (size_t)n + 1); /* over the closing brace */
+    *spec = s;
 }
 
 /* Why the claim holds the body's fingerprint ("ID FINGERPRINT", see phx_jobstore_idem_claim):
@@ -171,6 +251,11 @@ static void phx_commit_fingerprint(json_t *job, int without_id, char hex[65])
  * store's comparison, which the race can still defeat. */
 static void phx_commit_idem(phx_redis *r, phx_commit_item *it, int n)
 {
+    int with_key = 0;
+    for (int i = 0; i < n && !with_key; i++)
+        with_key = it[i].live && json_object_get(it[i].rq->job, "idempotency_key") != NULL;
+    if (!with_key)
+        return; /* the common case: nothing to claim, nothing to allocate (~1 KB a request) */
     phx_redis_call *calls = phx_xcalloc((size_t)n, sizeof(*calls));
     redisReply **rep = phx_xcalloc((size_t)n, sizeof(*rep));
     const char *(*argv)[7] = phx_xcalloc((size_t)n, sizeof(*argv));
@@ -187,7 +272,7 @@ static void phx_commit_idem(phx_redis *r, phx_commit_item *it, int n)
         if (!it[i].live || !idem)
             continue;
         phx_key_idem(key[m], sizeof(key[m]), it[i].rq->who.tenant, idem);
-        phx_commit_fingerprint(job, 1, fp[m]);
+        phx_commit_fingerprint(job, 1, fp[m], NULL);
         snprintf(val[m], sizeof(val[m]), "%s %s", json_string_value(json_object_get(job, "id")),
                  fp[m]);
         const char *av[7] = {"SET", key[m], val[m], "NX", "EX", ttl, "GET"};
@@ -248,8 +333,7 @@ static void phx_commit_store(phx_redis *r, phx_commit_item *it, int n)
         const phx_principal *who = &x->rq->who;
         /* With its id: the store's fingerprint (phx_jobstore_submit) tells a repeat of one
          * submission (200) from another job under a taken id (409). */
-        phx_commit_fingerprint(x->rq->job, 0, x->fp);
-        x->spec = json_dumps(x->rq->job, JSON_COMPACT);
+        phx_commit_fingerprint(x->rq->job, 0, x->fp, &x->spec);
         x->js = (phx_job_submit){.id = json_string_value(json_object_get(x->rq->job, "id")),
                                  .tenant = who->tenant,
                                  .principal = who->principal,
@@ -387,10 +471,7 @@ static void phx_commit_batch(phx_commit *cm, phx_redis **r, phx_req *head, int n
     phx_commit_store(*r, it, n);
     phx_commit_publish(cm, *r, it, n);
     phx_span_end(&sp);
-    phx_metric_observe(phx_histogram("phx_ingress_commit_batch_size",
-                                     "POST /v1/jobs requests answered by one group commit.", NULL,
-                                     NULL, 0),
-                       (double)n);
+    phx_metric_observe(cm->m_batch, (double)n);
     /* Resume last: the connection (and rq with it) may be gone as soon as it is resumed. */
     for (int i = 0; i < n; i++) {
         free(it[i].spec);
@@ -448,6 +529,9 @@ phx_commit *phx_commit_start(phx_ingress *in, int nthreads, char *err, size_t er
 {
     phx_commit *cm = phx_xcalloc(1, sizeof(*cm));
     cm->in = in;
+    cm->m_batch =
+        phx_histogram("phx_ingress_commit_batch_size",
+                      "POST /v1/jobs requests answered by one group commit.", NULL, NULL, 0);
     pthread_mutex_init(&cm->mu, NULL);
     pthread_cond_init(&cm->cv, NULL);
     cm->threads = phx_xcalloc((size_t)nthreads, sizeof(*cm->threads));

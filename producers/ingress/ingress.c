@@ -70,6 +70,8 @@ void phx_problem(phx_answer *a, int status, const char *code, const char *title,
     char type[160];
     snprintf(type, sizeof(type), "https://phoenix.dev/problems/%s", code);
     json_decref(a->json);
+    free(a->text);
+    a->text = NULL;
     a->status = status;
     a->ctype = "application/problem+json";
     a->json = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", title, "status", status,
@@ -87,6 +89,8 @@ void phx_problem(phx_answer *a, int status, const char *code, const char *title,
 void phx_ok(phx_answer *a, int status, json_t *body)
 {
     json_decref(a->json);
+    free(a->text);
+    a->text = NULL;
     a->status = status;
     a->ctype = "application/json";
     a->json = body;
@@ -266,6 +270,7 @@ static const phx_route phx_routes[] = {
     {"GET", "/v1/ops/jobs/*/trace", PHX_SCOPE_OPS_READ, phx_ops_trace},
 };
 #define PHX_NROUTES (sizeof(phx_routes) / sizeof(phx_routes[0]))
+_Static_assert(PHX_NROUTES <= PHX_INGRESS_NROUTES, "PHX_INGRESS_NROUTES is too small");
 
 /* Does url match pattern? On a match the '*' segment is copied to arg. */
 static int phx_route_match(const char *pattern, const char *url, char *arg, size_t arglen)
@@ -429,8 +434,9 @@ static enum MHD_Result phx_ingress_send(struct MHD_Connection *conn, phx_answer 
 {
     struct MHD_Response *resp = a->stream;
     if (!resp) {
-        char *body = json_dumps(a->json, JSON_COMPACT);
+        char *body = a->text ? a->text : json_dumps(a->json, JSON_COMPACT);
         size_t len = strlen(body);
+        a->text = NULL;
         body = phx_xrealloc(body, len + 2);
         body[len++] = '\n';
         resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -444,18 +450,43 @@ static enum MHD_Result phx_ingress_send(struct MHD_Connection *conn, phx_answer 
     return rc;
 }
 
-static void phx_ingress_observe(const char *method, const char *url, const phx_req *rq, int code)
+/* The status codes whose request counters are kept at hand (phx_ingress_observe). */
+static const int phx_ingress_codes[PHX_INGRESS_NCODES] = {200, 201, 202, 204, 400, 401, 403, 404,
+                                                          405, 408, 409, 413, 422, 429, 500, 503};
+
+/* Count the request and its latency. The series of a known route and status are looked up in
+ * the registry once and then kept in in->m_req and in->m_dur: the registry's lookup parses the
+ * labels and walks its lists under one process-wide mutex, which every HTTP and committer
+ * thread took twice per request. A racing first lookup stores the same pointer twice. */
+static void phx_ingress_observe(phx_ingress *in, const char *method, const char *url,
+                                const phx_req *rq, int code)
 {
+    char arg[256];
+    int known, c = -1;
+    const phx_route *rt = phx_route_find(method, url, arg, sizeof(arg), &known);
+    int ri = rt ? (int)(rt - phx_routes) : -1;
+    for (int i = 0; ri >= 0 && i < PHX_INGRESS_NCODES && c < 0; i++)
+        if (phx_ingress_codes[i] == code)
+            c = i;
+    phx_metric *req = c >= 0 ? atomic_load(&in->m_req[ri][c]) : NULL;
+    phx_metric *dur = ri >= 0 ? atomic_load(&in->m_dur[ri]) : NULL;
     char labels[160];
-    const char *route = phx_ingress_route_label(method, url);
-    snprintf(labels, sizeof(labels), "route=\"%s %s\",code=\"%d\"", method, route, code);
-    phx_metric_add(
-        phx_counter("phx_http_requests_total", "API requests by route and status.", labels), 1);
-    snprintf(labels, sizeof(labels), "route=\"%s %s\"", method, route);
-    phx_metric_observe(phx_histogram("phx_http_request_duration_seconds",
-                                     "API request latency, first byte to answer queued.", labels,
-                                     NULL, 0),
-                       (double)(phx_mono_ms() - rq->t0) / 1000.0);
+    const char *route = rt ? rt->pattern : "other";
+    if (!req) {
+        snprintf(labels, sizeof(labels), "route=\"%s %s\",code=\"%d\"", method, route, code);
+        req = phx_counter("phx_http_requests_total", "API requests by route and status.", labels);
+        if (c >= 0)
+            atomic_store(&in->m_req[ri][c], req);
+    }
+    if (!dur) {
+        snprintf(labels, sizeof(labels), "route=\"%s %s\"", method, route);
+        dur = phx_histogram("phx_http_request_duration_seconds",
+                            "API request latency, first byte to answer queued.", labels, NULL, 0);
+        if (ri >= 0)
+            atomic_store(&in->m_dur[ri], dur);
+    }
+    phx_metric_add(req, 1);
+    phx_metric_observe(dur, (double)(phx_mono_ms() - rq->t0) / 1000.0);
 }
 
 /* End the request's span, count it and send a. */
@@ -463,12 +494,11 @@ static enum MHD_Result phx_ingress_answer(phx_ingress *in, struct MHD_Connection
                                           const char *method, const char *url, const phx_req *rq,
                                           phx_span *sp, phx_answer *a)
 {
-    (void)in;
     phx_span_set(sp, "http.response.status_code", "%d", a->status);
     if (a->status >= 500)
         phx_span_fail(sp, "HTTP %d", a->status);
     phx_span_end(sp);
-    phx_ingress_observe(method, url, rq, a->status);
+    phx_ingress_observe(in, method, url, rq, a->status);
     return phx_ingress_send(conn, a);
 }
 
@@ -537,6 +567,7 @@ static void phx_ingress_done(void *cls, struct MHD_Connection *conn, void **ctx,
         free(rq->body);
         json_decref(rq->job);
         json_decref(rq->a.json); /* answered, but the connection closed before it was sent */
+        free(rq->a.text);
         phx_principal_free(&rq->who);
         free(rq);
         *ctx = NULL;

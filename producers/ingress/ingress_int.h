@@ -9,15 +9,20 @@
 #include "apikey.h"
 #include "ingress.h"
 #include "jwt.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "trace.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 
 typedef struct phx_events phx_events;
 typedef struct phx_ops phx_ops;
 typedef struct phx_commit phx_commit;
+
+#define PHX_INGRESS_NROUTES 16 /* at least the routes of ingress.c */
+#define PHX_INGRESS_NCODES  16 /* the status codes counted without a registry lookup */
 
 struct phx_ingress {
     const phx_ingress_cfg *cfg;
@@ -38,6 +43,9 @@ struct phx_ingress {
     pthread_mutex_t sec_mu;
     json_t *suspended;
     int64_t sec_loaded_ms;
+    /* ingress.c: request counters by route and status, latency by route, once looked up. */
+    _Atomic(phx_metric *) m_req[PHX_INGRESS_NROUTES][PHX_INGRESS_NCODES];
+    _Atomic(phx_metric *) m_dur[PHX_INGRESS_NROUTES];
 };
 
 /* The authenticated caller. */
@@ -51,6 +59,7 @@ typedef struct phx_principal {
 typedef struct phx_answer {
     int status;
     json_t *json; /* body */
+    char *text;   /* or the body already serialised (malloc'd), sent as it is */
     const char *ctype;
     char location[300];
     int retry_after;

@@ -63,6 +63,11 @@ check "burst: one Idempotency-Key, one job" 1 \
     "$(for i in 1 2 3 4; do jq -r .job_id "$T/idem$i.body"; done | sort -u | wc -l)"
 check "burst: the key's first request 202, the repeats 200" "200:3 202:1 " "$(codes idem{1..4})"
 check "burst: a burst of 3 passes the limited principal" "202:3 429:5 " "$(codes lim{1..8})"
+# The limited principal's requests share one rate-limit call when they share a batch: each
+# still gets its own verdict, as if charged one after the other.
+rem=$(for i in $(seq 1 8); do [ "$(cat "$T/lim$i.code")" = 202 ] &&
+    tr -d '\r' <"$T/lim$i.hdr" | awk -F': ' 'tolower($1) == "ratelimit-remaining" {print $2}'; done | sort | tr '\n' ' ')
+check "burst: the 202s of the limited principal count down its burst" "0 1 2 " "$rem"
 h=$(cat "$T"/lim*.hdr)
 check_contains "burst: 429 carries Retry-After" "Retry-After:" "$h"
 check_contains "burst: and RateLimit-Remaining" "RateLimit-Remaining: 0" "$h"
