@@ -655,8 +655,11 @@ static char phx_inj_err[256];
 #define PHX_INJ_CTX0   (PHX_INJ_SENSE0 + phx_safety_harm_nsenses)
 #define PHX_INJ_NPAT   (PHX_INJ_CTX0 + phx_safety_harm_nsenses)
 
+static void phx_inj_lists_init(void);
+
 static void phx_inj_compile(void)
 {
+    phx_inj_lists_init();
     const char **pats = malloc((size_t)PHX_INJ_NPAT * sizeof(*pats));
     if (!pats) {
         snprintf(phx_inj_err, sizeof(phx_inj_err), "out of memory");
@@ -867,15 +870,59 @@ static const char *const phx_inj_directive_words[] = {
     "which",     "who",       "why",       "where",     "when",      "can",      "could",
     "would",     "should",    "is",        "are",       "do",        "does",     "please"};
 
+/* The word lists of this file (directive words, and the common words phx_inj_related leaves
+ * out), sorted by word hash once when the features are compiled, so a word costs one binary
+ * search on the hash its split already computed instead of a comparison with every entry. */
+typedef struct phx_inj_hword {
+    uint32_t h;
+    uint16_t len;
+    const char *w;
+} phx_inj_hword;
+
+#define PHX_INJ_NDIR ((int)(sizeof(phx_inj_directive_words) / sizeof(char *)))
+static phx_inj_hword phx_inj_dir_tab[PHX_INJ_NDIR];
+
+static int phx_inj_hword_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const phx_inj_hword *)a)->h, y = ((const phx_inj_hword *)b)->h;
+    return x < y ? -1 : x > y;
+}
+
+static void phx_inj_hword_fill(phx_inj_hword *tab, const char *const *words, int n)
+{
+    for (int i = 0; i < n; i++)
+        tab[i] = (phx_inj_hword){phx_safety_word_hash(words[i], strlen(words[i])),
+                                 (uint16_t)strlen(words[i]), words[i]};
+    qsort(tab, (size_t)n, sizeof(*tab), phx_inj_hword_cmp);
+}
+
+/* 1 when the word (hash h, bytes b[0..len)) is in tab. */
+static int phx_inj_hword_has(const phx_inj_hword *tab, int n, uint32_t h, const char *b, size_t len)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (tab[mid].h < h)
+            lo = mid + 1;
+        else if (tab[mid].h > h)
+            hi = mid - 1;
+        else {
+            for (int k = mid; k >= 0 && tab[k].h == h; k--) /* hash collisions: compare */
+                if (tab[k].len == len && !memcmp(tab[k].w, b, len))
+                    return 1;
+            for (int k = mid + 1; k < n && tab[k].h == h; k++)
+                if (tab[k].len == len && !memcmp(tab[k].w, b, len))
+                    return 1;
+            return 0;
+        }
+    }
+    return 0;
+}
+
 static int phx_inj_directive_word(const phx_inj_state *s, int i)
 {
     const phx_safety_tok *t = &s->w->t[i];
-    for (size_t k = 0; k < sizeof(phx_inj_directive_words) / sizeof(char *); k++)
-        if (phx_inj_directive_words[k][0] == s->w->buf[t->off] &&
-            strlen(phx_inj_directive_words[k]) == t->len &&
-            memcmp(phx_inj_directive_words[k], s->w->buf + t->off, t->len) == 0)
-            return 1;
-    return 0;
+    return phx_inj_hword_has(phx_inj_dir_tab, PHX_INJ_NDIR, t->hash, s->w->buf + t->off, t->len);
 }
 
 /* 1 when the line that word starts is an item of a bulleted list ("* Rewrite the parser",
@@ -998,6 +1045,15 @@ static const char *const phx_inj_common[] = {
     "they",  "this",  "those",  "very", "want",    "were",  "what",   "when",  "where",
     "which", "while", "will",   "with", "would",   "your",  "yours",  "youre", "make"};
 
+#define PHX_INJ_NCOM ((int)(sizeof(phx_inj_common) / sizeof(char *)))
+static phx_inj_hword phx_inj_com_tab[PHX_INJ_NCOM];
+
+static void phx_inj_lists_init(void)
+{
+    phx_inj_hword_fill(phx_inj_dir_tab, phx_inj_directive_words, PHX_INJ_NDIR);
+    phx_inj_hword_fill(phx_inj_com_tab, phx_inj_common, PHX_INJ_NCOM);
+}
+
 /* A content word: at least 4 letters, no digit, neither common nor a directive word. */
 static int phx_inj_content_word(const phx_inj_state *s, int i)
 {
@@ -1008,11 +1064,8 @@ static int phx_inj_content_word(const phx_inj_state *s, int i)
     for (int k = 0; k < t->len; k++)
         if (b[k] < 'a' || b[k] > 'z')
             return 0;
-    for (size_t k = 0; k < sizeof(phx_inj_common) / sizeof(char *); k++)
-        if (phx_inj_common[k][0] == b[0] && strlen(phx_inj_common[k]) == t->len &&
-            memcmp(phx_inj_common[k], b, t->len) == 0)
-            return 0;
-    return !phx_inj_directive_word(s, i);
+    return !phx_inj_hword_has(phx_inj_com_tab, PHX_INJ_NCOM, t->hash, b, t->len) &&
+           !phx_inj_directive_word(s, i);
 }
 
 /* An instruction planted in a document is about something else than the document ("what is

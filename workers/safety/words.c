@@ -70,6 +70,11 @@ static uint32_t phx_words_hash(const char *s, size_t n)
     return h;
 }
 
+uint32_t phx_safety_word_hash(const char *s, size_t n)
+{
+    return phx_words_hash(s, n);
+}
+
 /* The entry of tab for s[0..n) with hash h, or NULL. */
 static phx_ph_cls *phx_words_find(const phx_safety_phrases *p, phx_ph_cls *tab, const char *s,
                                   size_t n, uint32_t h)

@@ -39,6 +39,10 @@ typedef struct phx_safety_words {
     const phx_safety_phrases *clsof;
 } phx_safety_words;
 
+/* The hash a split stores in phx_safety_tok.hash for the word s[0..n) (for detectors that keep
+ * word lists of their own). */
+uint32_t phx_safety_word_hash(const char *s, size_t n);
+
 /* Compile n patterns. NULL + err (naming the pattern) on a syntax error or out of memory. */
 phx_safety_phrases *phx_safety_phrases_compile(const char *const *patterns, int n, char *err,
                                                size_t errlen);
