@@ -7,7 +7,13 @@
 #
 # BENCH_SECONDS (10), BENCH_CONNS (128), BENCH_WRK_THREADS (4), PHX_INGRESS_THREADS (4, the
 # daemon's default: with the group commit a few HTTP threads each serve many connections, and
-# more threads only add context switches).
+# more threads only add context switches). BENCH_RATE=R: a paced run instead of a flood, for
+# latency at a moderate load: each connection waits BENCH_CONNS*1000/R ms between an answer
+# and its next request, in whole ms (wrk's delay(); wrk has no open-loop rate like wrk2's -R, which Debian
+# does not ship), so the offered rate is R less what the latency adds to each cycle: the
+# achieved req/s is printed. BENCH_PERF=DIR: also `perf record -g` the ingress and Redis
+# during the measured run, into DIR/perf.ingress.data and DIR/perf.redis.data (read them with
+# `perf report -i FILE --no-children`).
 #
 # On a shared machine req/s and latency swing by 3x from run to run with the load of others;
 # so, when `perf stat` works here, the run also counts the system calls and context switches
@@ -24,6 +30,8 @@ command -v wrk >/dev/null || { echo "bench_ingress: wrk missing (make deps)"; ex
 
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-128}
+PACE=nil # wrk's delay() takes whole milliseconds
+[ -n "${BENCH_RATE:-}" ] && PACE=$((CONNS * 1000 / BENCH_RATE))
 export PHX_INGRESS_THREADS=${PHX_INGRESS_THREADS:-4}
 export PHX_STACK_POOLS=" " # no planner, no pools
 export PHX_LOG_LEVEL=warn  # one info line per job would measure the logger
@@ -37,6 +45,8 @@ wrk.method = "POST"
 wrk.body = '{"steps":[{"id":"a","kind":"tool.calc","input":{"expr":"6*7"}},{"id":"b","kind":"tool.calc","input":{"expr":"{{steps.a.output.value}}+1"},"needs":["a"]}]}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $PHX_API_KEY"
+local pace = $PACE
+if pace then delay = function() return pace end end
 local codes = {}
 response = function(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
 done = function(summary, latency, requests)
@@ -63,6 +73,13 @@ fi
 # like the counts, CPU per request moves far less with the neighbours' load than req/s does.
 cpu_ticks() { for p in ingress redis devbroker; do
     awk '{print $14 + $15}' "/proc/$(cat "$PHX_VAR/run/$p.pid")/stat"; done; }
+if [ -n "${BENCH_PERF:-}" ]; then
+    mkdir -p "$BENCH_PERF"
+    for p in ingress redis; do
+        perf record -q -g -F 999 -p "$(cat "$PHX_VAR/run/$p.pid")" -o "$BENCH_PERF/perf.$p.data" \
+            -- sleep "$SECS" >/dev/null 2>&1 &
+    done
+fi
 cpu0=$(cpu_ticks)
 TIMEFORMAT='%U %S' # wrk's own CPU time too: on two cores the load generator is part of the bill
 { time wrk -t"${BENCH_WRK_THREADS:-4}" -c"$CONNS" -d"${SECS}s" --latency -s "$PHX_VAR/post.lua" \
