@@ -22,7 +22,7 @@
  * touch the next). While one batch is in flight the next one gathers, so the batch size grows
  * with the load and the per-request cost falls with it. A request that finds the ingress idle
  * (nothing queued, no batch in flight) is committed by its own HTTP thread, without the two
- * thread hand-offs, so a lone request's latency is what it
+ * thread hand-offs and without suspending its connection, so a lone request's latency is what it
  * was before the group commit. Several committer threads (PHX_INGRESS_COMMITTERS) overlap one
  * batch's Kafka wait with the next one's Redis round trips.
  *
@@ -452,7 +452,9 @@ static void phx_commit_publish(phx_commit *cm, phx_redis *r, phx_commit_item *it
 
 /* --- the committer threads -------------------------------------------------------------- */
 
-static void phx_commit_batch(phx_commit *cm, phx_redis **r, phx_req *head, int n)
+/* Commit the n requests from head; resume their connections unless they were never suspended
+ * (an inline commit, answered by the caller). */
+static void phx_commit_batch(phx_commit *cm, phx_redis **r, phx_req *head, int n, int resume)
 {
     phx_commit_item *it = phx_xcalloc((size_t)n, sizeof(*it));
     for (int i = 0; i < n; i++, head = head->next)
@@ -476,7 +478,8 @@ static void phx_commit_batch(phx_commit *cm, phx_redis **r, phx_req *head, int n
     for (int i = 0; i < n; i++) {
         free(it[i].spec);
         it[i].rq->state = PHX_REQ_ANSWERED;
-        MHD_resume_connection(it[i].rq->conn);
+        if (resume)
+            MHD_resume_connection(it[i].rq->conn);
     }
     free(it);
 }
@@ -502,7 +505,7 @@ static void *phx_commit_main(void *arg)
         last->next = NULL;
         cm->busy++;
         pthread_mutex_unlock(&cm->mu);
-        phx_commit_batch(cm, &r, head, n);
+        phx_commit_batch(cm, &r, head, n, 1);
         pthread_mutex_lock(&cm->mu);
         cm->busy--;
     }
@@ -517,7 +520,7 @@ static void phx_commit_inline(phx_commit *cm, phx_req *rq)
     phx_err err;
     phx_err_clear(&err);
     phx_redis *pooled = phx_ingress_redis_get(cm->in, &err), *r = pooled;
-    phx_commit_batch(cm, &r, rq, 1);
+    phx_commit_batch(cm, &r, rq, 1, 0);
     /* Without a pooled connection phx_commit_batch tried one of its own: not the pool's. */
     if (pooled)
         phx_ingress_redis_put(cm->in, pooled);
@@ -545,6 +548,32 @@ phx_commit *phx_commit_start(phx_ingress *in, int nthreads, char *err, size_t er
     return cm;
 }
 
+int phx_commit_try_inline(phx_commit *cm, phx_req *rq)
+{
+    pthread_mutex_lock(&cm->mu);
+    if (cm->stopping || cm->head || cm->busy) {
+        pthread_mutex_unlock(&cm->mu);
+        return 0;
+    }
+    /* An idle ingress: nothing queued that this request could join and no batch in flight,
+     * so there is nothing to batch it with. Committing it here, in the HTTP thread, saves two
+     * thread hand-offs (to a committer and back), each a context switch of ~0.1 ms on this
+     * machine, and, since its connection is never suspended, the suspension's two epoll_ctl
+     * calls and the resume's wake-up of the HTTP thread (docs/benchmarks-ingress.md). While it
+     * runs, busy makes the next requests queue for the committers, so they batch as before
+     * under load. The cost: this HTTP thread's other connections wait for this one commit
+     * (one Redis round trip per stage and one Kafka wait), which only happens when the
+     * ingress was idle. */
+    cm->busy++;
+    pthread_mutex_unlock(&cm->mu);
+    rq->next = NULL;
+    phx_commit_inline(cm, rq);
+    pthread_mutex_lock(&cm->mu);
+    cm->busy--;
+    pthread_mutex_unlock(&cm->mu);
+    return 1;
+}
+
 void phx_commit_queue(phx_commit *cm, phx_req *rq)
 {
     rq->next = NULL;
@@ -556,22 +585,6 @@ void phx_commit_queue(phx_commit *cm, phx_req *rq)
         rq->audit = 0;
         rq->state = PHX_REQ_ANSWERED;
         MHD_resume_connection(rq->conn);
-        return;
-    }
-    if (!cm->head && !cm->busy) {
-        /* An idle ingress: nothing queued that this request could join and no batch in
-         * flight, so there is nothing to batch it with. Committing it here, in the HTTP
-         * thread, saves two thread hand-offs (to a committer and back), each a context switch
-         * of ~0.1 ms on this machine (docs/benchmarks-ingress.md). While it runs, busy makes
-         * the next requests queue for the committers, so they batch as before under load. The
-         * cost: this HTTP thread's other connections wait for this one commit (one Redis round
-         * trip per stage and one Kafka wait), which only happens when the ingress was idle. */
-        cm->busy++;
-        pthread_mutex_unlock(&cm->mu);
-        phx_commit_inline(cm, rq);
-        pthread_mutex_lock(&cm->mu);
-        cm->busy--;
-        pthread_mutex_unlock(&cm->mu);
         return;
     }
     if (cm->tail)

@@ -340,9 +340,10 @@ static int phx_ingress_precheck(phx_ingress *in, const phx_route *rt, const phx_
 
 /* POST /v1/jobs after authentication: the gate's remaining checks and the job's, all local,
  * then the group commit, which takes the rate limit first (so a limited caller still gets 429
- * whatever its body) and answers. The connection waits suspended; rq takes over who. */
-static void phx_ingress_submit(phx_ingress *in, struct MHD_Connection *conn, const phx_route *rt,
-                               phx_req *rq, phx_principal *who)
+ * whatever its body) and answers; rq takes over who. 0 when the commit ran at once in this
+ * thread (rq->a is the answer); 1 when the connection waits suspended for the committers. */
+static int phx_ingress_submit(phx_ingress *in, struct MHD_Connection *conn, const phx_route *rt,
+                              phx_req *rq, phx_principal *who)
 {
     phx_answer *a = &rq->a;
     int rc = phx_ingress_precheck(in, rt, rq, who, a);
@@ -358,9 +359,12 @@ static void phx_ingress_submit(phx_ingress *in, struct MHD_Connection *conn, con
     rq->who = *who;
     memset(who, 0, sizeof(*who));
     rq->conn = conn;
+    if (phx_commit_try_inline(in->commit, rq))
+        return 0;
     rq->state = PHX_REQ_QUEUED;
     MHD_suspend_connection(conn);
     phx_commit_queue(in->commit, rq);
+    return 1;
 }
 
 /* Route and answer into a; 1 when the request went to the group commit instead (rq->a is
@@ -390,8 +394,14 @@ static int phx_ingress_route(phx_ingress *in, struct MHD_Connection *conn, const
     if (phx_guard_check(in, &who, a) < 0)
         goto out;
     if (!rt->fn) {
-        phx_ingress_submit(in, conn, rt, rq, &who);
-        queued = 1;
+        queued = phx_ingress_submit(in, conn, rt, rq, &who);
+        if (!queued) {
+            /* Committed inline: the answer is rq's, and sent now like any other. */
+            *a = rq->a;
+            memset(&rq->a, 0, sizeof(rq->a));
+            if (rq->audit)
+                phx_guard_audit_auth(in, conn, &rq->who, a, "/v1/jobs");
+        }
         goto out;
     }
     if (phx_ratelimit(in, &who, a) < 0)

@@ -150,6 +150,10 @@ json_t *phx_body_object(const phx_ctx *c, phx_answer *a);
  * the messages, whose delivery reports they wait for; then every request in the batch is
  * answered and its connection resumed. */
 phx_commit *phx_commit_start(phx_ingress *in, int nthreads, char *err, size_t errlen);
+/* When the ingress is idle (nothing queued, no batch in flight), commit rq at once in the
+ * calling thread: 1 with rq->a the answer (state PHX_REQ_ANSWERED; the connection is not
+ * suspended). 0 when busy: the caller suspends the connection and queues rq. */
+int phx_commit_try_inline(phx_commit *cm, phx_req *rq);
 /* Queue rq (state PHX_REQ_QUEUED; its connection suspended by the caller). */
 void phx_commit_queue(phx_commit *cm, phx_req *rq);
 /* Answer what is queued, then stop the threads (before the HTTP daemon stops: it cannot stop
