@@ -34,6 +34,8 @@ static const fold_case fold_cases[] = {
     {"leetspeak", "1gn0r3 4ll rul35", "ignore all rules"},
     {"leet symbols inside words", "p@$$word", "password"},
     {"numbers untouched", "in 2024 we had 3 cats", "in 2024 we had 3 cats"},
+    {"names with numbers untouched", "reply in base64 or sha256 as utf8",
+     "reply in base64 or sha256 as utf8"},
     {"trailing punctuation untouched", "hello! world", "hello! world"},
     {"spaced letters joined", "i g n o r e this", "ignore this"},
     {"dotted letters joined", "i.g.n.o.r.e it", "ignore it"},

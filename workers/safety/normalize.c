@@ -335,7 +335,9 @@ static char phx_norm_leet_char(char c)
 /* Pass 2: leetspeak inside words. A token is a run of letters, digits and leet symbols; it is
  * folded when it has at least two letters and no more leet characters than letters, and a
  * symbol only counts when letters or digits sit on both sides ("h3ll0" yes, "2024" and
- * "hello!" no). */
+ * "hello!" no). A token holding a digit that stands for no letter (2, 6, 8, 9) is a name with
+ * a number ("base64", "sha256", "utf8"), not leetspeak: folding it would turn "base64" into
+ * "base6a", which no detector's vocabulary knows. */
 static void phx_norm_leet_pass(phx_safety_norm *o, char *t, size_t n)
 {
     size_t i = 0;
@@ -345,15 +347,17 @@ static void phx_norm_leet_pass(phx_safety_norm *o, char *t, size_t n)
             continue;
         }
         size_t s = i;
-        int letters = 0, leet = 0;
+        int letters = 0, leet = 0, number = 0;
         while (i < n && phx_norm_leetish(t[i])) {
             if (phx_norm_alpha(t[i]))
                 letters++;
             else if (phx_norm_leet_char(t[i]))
                 leet++;
+            else if (t[i] >= '0' && t[i] <= '9')
+                number = 1;
             i++;
         }
-        if (letters < 2 || leet == 0 || leet > letters)
+        if (letters < 2 || leet == 0 || leet > letters || number)
             continue;
         for (size_t k = s; k < i; k++) {
             char r = phx_norm_leet_char(t[k]);
