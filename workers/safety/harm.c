@@ -491,7 +491,8 @@ const phx_safety_harm_row phx_safety_harm_rows[] = {
      {0.2f, 0.05f},
      "interracial|biracial|samesex ~3 "
      "marriage|marriages|couple|couples|relationship*|child|children"
-     " ~4 disgusting|wrong|unnatural|abomination|shameful|sinful|degenerate"},
+     " ~4 disgusting|wrong|unnatural|abomination|shameful|sinful|degenerate|uncomfortable|"
+     "inappropriate|unacceptable|immoral|disgrace*"},
     /* eliminationist talk about a group of people */
     {PHX_HARM_VIOLENCE,
      0,

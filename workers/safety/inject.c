@@ -56,10 +56,18 @@ static const char *const phx_inj_cat_names[CAT_COUNT] = {
     ((1u << CAT_ROLE) | (1u << CAT_PERSONA) | (1u << CAT_UNRESTRICT) | (1u << CAT_NOREFUSE) |      \
      (1u << CAT_FICTION) | (1u << CAT_OVERRIDE) | (1u << CAT_SUFFIX) | (1u << CAT_PERSUADE))
 
+/* A condition a match must meet besides its words (phx_inj_feature.cond). */
+enum {
+    COND_NONE = 0,
+    COND_SENTENCE = 1, /* the match starts a sentence */
+    COND_ACRONYM = 2,  /* a name follows that is spelled out by the words after it */
+    COND_TIMES = 16,   /* COND_TIMES + n: the pattern occurs at n places (the n-th fires) */
+};
+
 typedef struct phx_inj_feature {
     int cat;
-    float w[2];         /* user, data */
-    int sentence_start; /* only counts at the start of a sentence */
+    float w[2]; /* user, data */
+    int cond;   /* COND_* */
     const char *pattern;
 } phx_inj_feature;
 
@@ -130,8 +138,8 @@ static const phx_inj_feature phx_inj_features[] = {
     /* --- role hijack
        ----------------------------------------------------------------------- */
     {CAT_ROLE, {0.3f, 0.6f}, 0, "you are now|henceforth"},
-    {CAT_ROLE, {0.15f, 0.4f}, 1, "you|youre are|re ~1 a|an"},
-    {CAT_ROLE, {0.15f, 0.4f}, 1, "youre ~1 a|an"},
+    {CAT_ROLE, {0.15f, 0.4f}, COND_SENTENCE, "you|youre are|re ~1 a|an"},
+    {CAT_ROLE, {0.15f, 0.4f}, COND_SENTENCE, "youre ~1 a|an"},
     {CAT_ROLE, {0.2f, 0.4f}, 0, "imagine|suppose|pretend ~2 you|youre are|were|re ~2 a|an"},
     {CAT_ROLE,
      {0.35f, 0.55f},
@@ -372,6 +380,67 @@ static const phx_inj_feature phx_inj_features[] = {
      {0.3f, 0.3f},
      0,
      "insert|your|put|enter|type|add ~2 prompt|question|request|query ~1 here"},
+    /* a persona named by an acronym that the following words spell out ("you are STAN, which
+     * stands for ...", "I am JAE (Just Another Executor)"): how personas are introduced; a
+     * body that names its method this way ("a framework called PEST") is weaker evidence */
+    {CAT_ROLE, {0.4f, 0.5f}, COND_ACRONYM, "you ~1 are|re"},
+    {CAT_ROLE, {0.4f, 0.5f}, COND_ACRONYM, "youre|im|am"},
+    {CAT_ROLE, {0.2f, 0.4f}, COND_ACRONYM, "called|named|aka"},
+    /* a persona specification: the text tells "you" at length what you are, will, must and
+     * never do (a prompt that sets up the assistant's whole behaviour). Ordinary prompts say
+     * it once or twice; in data the weight is nil (booking e-mails say "you will" often) */
+    {CAT_ROLE,
+     {0.15f, 0.0f},
+     COND_TIMES + 4,
+     "you ~1 will|must|shall|should|can|cannot|cant|are|have|never|always|dont|wont|need"},
+    {CAT_ROLE,
+     {0.15f, 0.0f},
+     COND_TIMES + 7,
+     "you ~1 will|must|shall|should|can|cannot|cant|are|have|never|always|dont|wont|need"},
+    /* the model talked about by name ("ChatGPT", "OpenAI"): a prompt about the assistant's
+     * rules rather than a task; a question about ChatGPT names it once or twice */
+    {CAT_PERSONA, {0.1f, 0.0f}, COND_TIMES + 3, "chatgpt|openai|gpt|llm|gpt4|gpt3"},
+    {CAT_PERSONA, {0.1f, 0.0f}, COND_TIMES + 6, "chatgpt|openai|gpt|llm|gpt4|gpt3"},
+    /* the model split into a sanctioned and an unsanctioned voice ("answer as an aligned and
+     * an unaligned AI", "a filtered and an unfiltered response") */
+    {CAT_ROLE,
+     {0.3f, 0.45f},
+     0,
+     "aligned|filtered|censored|restricted|ethical|normal|classic|standard|safe ~2 and|or|vs|"
+     "versus ~2 unaligned|misaligned|unfiltered|uncensored|unrestricted|unethical|amoral|"
+     "jailbroken|unsafe ~2 " AI_N "|response*|answer*|version*|output*|persona*|mode|modes|"
+     "voice*|side*"},
+    /* the model made to abuse the reader: an offensive tone asked for, the user insulted,
+     * profanity switched on */
+    {CAT_PERSONA,
+     {0.3f, 0.4f},
+     0,
+     "respond|responding|reply|replying|answer|answering|talk|talking|speak|speaking|write|"
+     "writing ~4 offensive|insulting|abusive|hateful|toxic|demeaning|degrading|vulgar|profane|"
+     "belittling|disrespectful ~1 tone|manner|way|language|style|voice"},
+    {CAT_PERSONA,
+     {0.25f, 0.3f},
+     0,
+     "belittle|insult|demean|degrade|humiliate|berate|disrespect ~1 me|user|users"},
+    {CAT_PERSONA,
+     {0.2f, 0.25f},
+     0,
+     "use|uses|using|include|includes|with|add ~2 swear|swears|swearing|cuss|cussing|"
+     "profanity|profanities|expletives|slurs"},
+    /* a behaviour set for every later answer ("from now on, end all your replies with ...",
+     * "answer in ten words from now on") */
+    {CAT_ROLE,
+     {0.2f, 0.4f},
+     0,
+     "from now on ~6 your|youre ~2 response*|repl*|answer*|message*|output*"},
+    {CAT_ROLE,
+     {0.2f, 0.4f},
+     0,
+     "from now on ~6 every|each ~1 response|reply|answer|message|output"},
+    {CAT_ROLE,
+     {0.2f, 0.4f},
+     0,
+     "answer|respond|reply|talk|speak|refer|call|address ~6 from now on"},
     /* --- refusal suppression
        --------------------------------------------------------------- */
     {CAT_NOREFUSE,
@@ -473,15 +542,20 @@ static const phx_inj_feature phx_inj_features[] = {
     /* --- embedded tasks: imperative sentences inside data ---------------------------------- */
     {CAT_TASK,
      {0.0f, 0.3f},
-     1,
+     COND_SENTENCE,
      "write|recommend|suggest|provide|translate|encode|decode|reverse|summarize|summarise|"
      "rewrite|answer|generate|compose|create|list|explain|describe|tell|give|mention|output|"
      "print|convert|replace|spell|format|promote|advertise|persuade|convince|analyze|analyse|"
      "identify|compare|calculate|discuss|express|emphasize|craft|draft|design|develop|outline|"
      "propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append"},
+    /* the same tasks as phrasal verbs ("Break down the plot of ...", "Sum up ...") */
+    {CAT_TASK,
+     {0.0f, 0.3f},
+     COND_SENTENCE,
+     "break|sum|walk|elaborate|expand|reflect|comment ~1 down|up|through|on|upon"},
     {CAT_TASK,
      {0.0f, 0.2f},
-     1,
+     COND_SENTENCE,
      "how|what|which|can|could|would|where|why|who ~2 i|you|is|are|do|"
      "should|the|my"},
     /* --- output obfuscation (a way to get text past output filters) ------------------------- */
@@ -632,6 +706,11 @@ static const phx_inj_feature phx_inj_features[] = {
      "implications|issues|restrictions|reasons"},
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "lives ~2 depend|depends|depending"},
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "last ~1 resort"},
+    /* a claim to be argued as settled ("irrefutable evidence that ...") */
+    {CAT_PERSUADE,
+     {0.12f, 0.1f},
+     0,
+     "irrefutable|undeniable|incontrovertible|indisputable|conclusive|concrete ~2 evidence|proof"},
     {CAT_PERSUADE,
      {0.45f, 0.5f},
      0,
@@ -705,6 +784,7 @@ typedef struct phx_inj_state {
     const phx_safety_words *w;
     phx_inject_ctx ctx;
     unsigned char fired[PHX_INJ_NFEAT];
+    unsigned short times[PHX_INJ_NFEAT]; /* occurrences so far (COND_TIMES rows) */
     /* harm rows that fired, and the words of their first match */
     unsigned char hfired[PHX_SAFETY_HARM_MAXROWS];
     int hfirst[PHX_SAFETY_HARM_MAXROWS], hlast[PHX_SAFETY_HARM_MAXROWS];
@@ -733,6 +813,7 @@ static int phx_inj_line_before(const phx_inj_state *s, int word)
 static int phx_inj_sentence_start(const phx_inj_state *s, int word)
 {
     size_t i = s->w->t[word].start;
+    int quote = 0; /* walked back over a closing quote */
     while (i > 0) {
         char c = s->n->text[i - 1];
         if (c == ' ') {
@@ -748,8 +829,19 @@ static int phx_inj_sentence_start(const phx_inj_state *s, int word)
             continue;
         }
         if (c == '"' || c == '\'' || c == '*' || c == '-' || c == '(' || c == '>' || c == '#') {
+            quote |= c == '"' || c == '\'';
             i--;
             continue;
+        }
+        /* a full stop with the word right behind it is inside a name ("www.example.com",
+         * "config.yaml", "3.5"), not a sentence end */
+        if (c == '.' && i == s->w->t[word].start)
+            return 0;
+        /* an exclamation or question inside quotes goes on unless a capital follows
+         * ("add 'Wow!' to the reply" is one sentence) */
+        if ((c == '!' || c == '?') && quote) {
+            char f = s->n->src[s->n->map[s->w->t[word].start]];
+            return f >= 'A' && f <= 'Z';
         }
         if (c == '.' || c == '!' || c == '?' || c == ':' || c == ';')
             return 1;
@@ -769,6 +861,64 @@ static int phx_inj_sentence_start(const phx_inj_state *s, int word)
                (s->n->text[i - 2] == ' ' && (i == 2 || phx_safety_norm_breaks(s->n, i - 2)));
     }
     return 1;
+}
+
+/* Word i of the split, as a NUL-less byte range compared with a literal. */
+static int phx_inj_word_eq(const phx_safety_words *w, int i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return w->t[i].len == n && !memcmp(w->buf + w->t[i].off, lit, n);
+}
+
+static int phx_inj_word_any(const phx_safety_words *w, int i, const char *const *lits)
+{
+    for (; *lits; lits++)
+        if (phx_inj_word_eq(w, i, *lits))
+            return 1;
+    return 0;
+}
+
+/* Words an acronym's expansion may leave out ("Always Intelligent and Machiavellian"). */
+static const char *const phx_inj_acro_small[] = {"and", "of",   "the", "to", "a",  "an", "for",
+                                                 "in",  "with", "on",  "at", "by", "or", NULL};
+
+/* 1 when letters a[0..n) are the initials of words i.. (small words may be skipped, at most
+ * 2 * n words looked at). */
+static int phx_inj_acro_spell(const phx_safety_words *w, const char *a, int n, int i, int budget)
+{
+    if (n == 0)
+        return 1;
+    if (i >= w->n || budget == 0)
+        return 0;
+    if (w->buf[w->t[i].off] == a[0] && phx_inj_acro_spell(w, a + 1, n - 1, i + 1, budget - 1))
+        return 1;
+    return phx_inj_word_any(w, i, phx_inj_acro_small) &&
+           phx_inj_acro_spell(w, a, n, i + 1, budget - 1);
+}
+
+/* COND_ACRONYM: the word after the match (or after "now") is a name of 3-8 letters that the
+ * words following it spell out, possibly after "stands for", "which means", "short for".
+ * Ordinary names ("you are Max") and acronyms without their expansion ("I am a NASA
+ * engineer") do not count. */
+static int phx_inj_acronym_after(const phx_inj_state *s, int last)
+{
+    static const char *const connect[] = {"stands",  "for", "which", "means", "short", "aka",
+                                          "meaning", "or",  "is",    "that",  NULL};
+    const phx_safety_words *w = s->w;
+    int i = last + 1;
+    if (i < w->n && phx_inj_word_eq(w, i, "now"))
+        i++;
+    if (i >= w->n || w->t[i].len < 3 || w->t[i].len > 8)
+        return 0;
+    const char *a = w->buf + w->t[i].off;
+    int n = w->t[i].len;
+    for (int k = 0; k < n; k++)
+        if (a[k] < 'a' || a[k] > 'z')
+            return 0;
+    int j = i + 1;
+    for (int k = 0; k < 3 && j < w->n && phx_inj_word_any(w, j, connect); k++)
+        j++;
+    return phx_inj_acro_spell(w, a, n, j, 2 * n);
 }
 
 /* Remember a match for the directive units' own scores. Out of memory: the units are not
@@ -807,7 +957,11 @@ static void phx_inj_on_match(void *arg, int pattern, int first, int last)
     const phx_inj_feature *f = &phx_inj_features[pattern];
     if (f->w[s->ctx] <= 0.0f)
         return;
-    if (f->sentence_start && !phx_inj_sentence_start(s, first))
+    if (f->cond == COND_SENTENCE && !phx_inj_sentence_start(s, first))
+        return;
+    if (f->cond == COND_ACRONYM && !phx_inj_acronym_after(s, last))
+        return;
+    if (f->cond > COND_TIMES && ++s->times[pattern] < f->cond - COND_TIMES)
         return;
     if (s->keep && !s->oom)
         phx_inj_keep(s, pattern, first, last);
