@@ -139,7 +139,9 @@ def main():
           f"Celery {cmax.get('celery_version', '5.2.6')} (Debian python3-celery): Redis broker "
           f"and result backend (AOF everysec), prefork concurrency {a.celery_c} (best of 2 and "
           f"4), gossip/mingle/heartbeat off. Latency is end to end, submit to reply; in open "
-          f"loop from each job's intended send time.", "",
+          f"loop from each job's intended send time. Each run starts on a fresh stack or worker "
+          f"and broker (see run.sh: the dev broker's lookup cost grows with the log it holds); "
+          f"open-loop points after 100 unmeasured jobs.", "",
           "| | Phoenix | Celery | Phoenix/Celery |", "|---|---|---|---|"]
 
     def row(name, pv, cv, fmt, better_high=True):

@@ -57,16 +57,23 @@ bench() {
 }
 rate_of() { jq -r .jobs_per_s "$1"; }
 
-# open_curve NAME MAX_RATE COMMAND...: open loop at 25, 50 and 75 % of MAX_RATE, ~10 s each.
+# open_curve NAME SETUP MAX_RATE COMMAND...: open loop at 25, 50 and 75 % of MAX_RATE, ~10 s
+# each, every point on a fresh system (`SETUP BEST_C`) after 100 unmeasured jobs. Fresh, because
+# phx-devbroker (librdkafka's mock cluster) finds a fetch's offset by walking its in-memory log
+# from the oldest batch (rd_kafka_mock_msgset_find, "FIXME: Maintain an index"): its CPU per job
+# grows with every job it holds, where a real broker looks offsets up in an index. Celery's
+# broker list shrinks as it is consumed, so without this each Phoenix point would carry the
+# earlier points' jobs and Celery's would not. Both systems get the same restarts.
 open_curve() {
-    local name=$1 max=$2 f rate n
-    shift 2
+    local name=$1 setup=$2 max=$3 f rate n
+    shift 3
     for f in 25 50 75; do
         rate=$(awk -v r="$max" -v f="$f" 'BEGIN { printf "%.1f", r * f / 100 }')
         n=$(awk -v r="$rate" 'BEGIN { n = int(r * 10); print (n < 200 ? 200 : n) }')
+        "$setup" "$BEST_C"
         log "$name: open loop at $rate jobs/s ($f % of max), $n chains"
-        "$@" --jobs "$n" --rate "$rate" --label "$name-open-$f" --json "$OUT/$name-open-$f.json" |
-            tee -a "$OUT/report.txt"
+        "$@" --warmup 100 --jobs "$n" --rate "$rate" --label "$name-open-$f" \
+            --json "$OUT/$name-open-$f.json" | tee -a "$OUT/report.txt"
     done
 }
 
@@ -89,7 +96,7 @@ tune() {
     log "$name: unloaded latency (one job at a time)"
     "$@" --warmup 50 --jobs 100 --concurrency 1 --label "$name-idle" --json "$OUT/$name-idle.json" |
         tee -a "$OUT/report.txt"
-    open_curve "$name" "$BEST_RATE" "$@"
+    open_curve "$name" "$setup" "$BEST_RATE" "$@"
 }
 
 phx_stack() { # phx_stack CONCURRENCY: a fresh stack (stops the previous one)
@@ -108,8 +115,8 @@ if [ -n "${BENCH_BASE_BIN:-}" ]; then
     PHX_BIN=$BENCH_BASE_BIN phx_stack "$best_phx_c"
     bench --warmup 200 --jobs "$JOBS" --concurrency 64 --label phoenix-base-max \
         --json "$OUT/phoenix-base-max.json" | tee -a "$OUT/report.txt"
-    phx_stack "$best_phx_c"
 fi
+phx_stack "$best_phx_c" # fresh, as in open_curve
 log "phoenix: job mix chain:6,dag:2,exec:2, closed loop"
 bench --jobs "$((JOBS / 2))" --concurrency 64 --mix chain:6,dag:2,exec:2 --label phoenix-mix \
     --json "$OUT/phx-mix.json" | tee -a "$OUT/report.txt"
