@@ -547,7 +547,10 @@ static const phx_inj_feature phx_inj_features[] = {
      "rewrite|answer|generate|compose|create|list|explain|describe|tell|give|mention|output|"
      "print|convert|replace|spell|format|promote|advertise|persuade|convince|analyze|analyse|"
      "identify|compare|calculate|discuss|express|emphasize|craft|draft|design|develop|outline|"
-     "propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append"},
+     "propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append|integrate|"
+     "incorporate|augment|substitute|misspell|combine|render|stress|tease|urge|embed|prepend|"
+     "conclude|recite|elaborate|illustrate|define|demonstrate|solve|scramble|jumble|anagram|"
+     "introduce|remind|inform|encourage|highlight"},
     /* the same tasks as phrasal verbs ("Break down the plot of ...", "Sum up ...") */
     {CAT_TASK,
      {0.0f, 0.3f},
@@ -558,6 +561,13 @@ static const phx_inj_feature phx_inj_features[] = {
      COND_SENTENCE,
      "how|what|which|can|could|would|where|why|who ~2 i|you|is|are|do|"
      "should|the|my"},
+    /* the same questions contracted ("What's ... in Japanese?"); the subject must follow at
+     * once, since a heading glued to the next line ("What's on boardIf you ...") is no
+     * question */
+    {CAT_TASK,
+     {0.0f, 0.2f},
+     COND_SENTENCE,
+     "whats|hows|whos|wheres|whys ~1 i|you|the|my|a|an|this|that|it|your|there"},
     /* --- output obfuscation (a way to get text past output filters) ------------------------- */
     {CAT_OBFUSCATE,
      {0.05f, 0.45f},
@@ -629,6 +639,13 @@ static const phx_inj_feature phx_inj_features[] = {
      "writing|working|write ~3 novel|book|story|screenplay|script|thriller|article|thesis|"
      "research|paper|study|project|chapter|scene"},
     {CAT_FICTION, {0.1f, 0.1f}, 0, "recreate|depict|portray|dramatize ~3 scene|moment|events"},
+    /* the request called make-believe ("this is purely hypothetical", "it's just a story") */
+    {CAT_FICTION,
+     {0.15f, 0.15f},
+     0,
+     "this|it|its ~2 just|only|purely|all|simply|merely|entirely ~2 fiction|"
+     "fictional|hypothetical|story|game|thought|roleplay|exercise|pretend|imaginary|"
+     "make|simulation"},
     /* --- persuasion (a signal only): the moves of persuasive adversarial prompts --------------
      * (authority and expert endorsement, appeals to importance and realism, urgency, and
      * priming the answer's first words). Ordinary prompts use these too, so alone they stay
@@ -664,7 +681,7 @@ static const phx_inj_feature phx_inj_features[] = {
     {CAT_PERSUADE,
      {0.2f, 0.2f},
      0,
-     "not|never ~2 be ~1 used ~3 real|actual|malicious|harmful|harm"},
+     "not|never|wont ~2 be ~2 used|acted|applied|implemented|carried"},
     {CAT_PERSUADE,
      {0.1f, 0.1f},
      0,
@@ -1010,19 +1027,24 @@ static void phx_inj_senses(phx_safety_words *w)
 
 /* Imperative verbs and question words that open a directive sentence. */
 static const char *const phx_inj_directive_words[] = {
-    "write",     "recommend", "suggest",   "provide",   "translate", "encode",   "decode",
-    "reverse",   "summarize", "summarise", "rewrite",   "answer",    "generate", "compose",
-    "create",    "list",      "explain",   "describe",  "tell",      "give",     "mention",
-    "output",    "print",     "convert",   "replace",   "spell",     "format",   "promote",
-    "advertise", "persuade",  "convince",  "analyze",   "analyse",   "identify", "compare",
-    "calculate", "discuss",   "express",   "emphasize", "craft",     "draft",    "design",
-    "develop",   "outline",   "propose",   "rate",      "rank",      "classify", "determine",
-    "evaluate",  "predict",   "produce",   "insert",    "append",    "modify",   "add",
-    "include",   "remove",    "render",    "respond",   "reply",     "start",    "begin",
-    "end",       "use",       "share",     "send",      "visit",     "click",    "download",
-    "break",     "jumble",    "scramble",  "group",     "how",       "what",     "whats",
-    "which",     "who",       "why",       "where",     "when",      "can",      "could",
-    "would",     "should",    "is",        "are",       "do",        "does",     "please"};
+    "write",     "recommend",   "suggest",   "provide",     "translate", "encode",   "decode",
+    "reverse",   "summarize",   "summarise", "rewrite",     "answer",    "generate", "compose",
+    "create",    "list",        "explain",   "describe",    "tell",      "give",     "mention",
+    "output",    "print",       "convert",   "replace",     "spell",     "format",   "promote",
+    "advertise", "persuade",    "convince",  "analyze",     "analyse",   "identify", "compare",
+    "calculate", "discuss",     "express",   "emphasize",   "craft",     "draft",    "design",
+    "develop",   "outline",     "propose",   "rate",        "rank",      "classify", "determine",
+    "evaluate",  "predict",     "produce",   "insert",      "append",    "modify",   "add",
+    "include",   "remove",      "render",    "respond",     "reply",     "start",    "begin",
+    "end",       "use",         "share",     "send",        "visit",     "click",    "download",
+    "break",     "jumble",      "scramble",  "group",       "how",       "what",     "whats",
+    "which",     "who",         "why",       "where",       "when",      "can",      "could",
+    "would",     "should",      "is",        "are",         "do",        "does",     "please",
+    "integrate", "incorporate", "augment",   "substitute",  "misspell",  "combine",  "render",
+    "stress",    "tease",       "urge",      "embed",       "prepend",   "conclude", "recite",
+    "elaborate", "illustrate",  "define",    "demonstrate", "solve",     "anagram",  "introduce",
+    "remind",    "inform",      "encourage", "highlight",   "hows",      "whos",     "wheres",
+    "whys"};
 
 /* The word lists of this file (directive words, and the common words phx_inj_related leaves
  * out), sorted by word hash once when the features are compiled, so a word costs one binary

@@ -203,17 +203,19 @@ int phx_safety_scan_with(const phx_safety_policy *pol, const phx_safety_scan_ctx
             code = 0;
     }
 
-    /* Verdict. */
+    /* Verdict. The scores are built from single-precision weights, so a text whose one
+     * feature weighs exactly the threshold (0.35f = 0.34999999...) would miss it
+     * (PHX_SAFETY_SCORE_EPS, scan.h). */
     int v = PHX_VERDICT_ALLOW;
     double score = inj;
-    if (scored && inj >= rp->block)
+    if (scored && inj + PHX_SAFETY_SCORE_EPS >= rp->block)
         v = PHX_VERDICT_BLOCK;
-    else if (scored && inj >= rp->warn)
+    else if (scored && inj + PHX_SAFETY_SCORE_EPS >= rp->warn)
         v = PHX_VERDICT_WARN;
     if (role == PHX_ROLE_CODE) {
-        int cv = code >= rp->code_block  ? PHX_VERDICT_BLOCK
-                 : code >= rp->code_warn ? PHX_VERDICT_WARN
-                                         : PHX_VERDICT_ALLOW;
+        int cv = code + PHX_SAFETY_SCORE_EPS >= rp->code_block  ? PHX_VERDICT_BLOCK
+                 : code + PHX_SAFETY_SCORE_EPS >= rp->code_warn ? PHX_VERDICT_WARN
+                                                                : PHX_VERDICT_ALLOW;
         if (cv > v)
             v = cv;
         if (code > score)

@@ -22,6 +22,11 @@
 #include "policy.h"
 #include "safety.h"
 
+/* A score this close under a threshold reaches it: scores are built from single-precision
+ * weights, so one feature that weighs exactly the threshold (0.35f is 0.3499999...) must not
+ * miss it by a rounding error. */
+#define PHX_SAFETY_SCORE_EPS 1e-6
+
 typedef struct phx_safety_result {
     phx_safety_verdict verdict;
     double score;
