@@ -61,6 +61,7 @@ enum {
     COND_NONE = 0,
     COND_SENTENCE = 1, /* the match starts a sentence */
     COND_ACRONYM = 2,  /* a name follows that is spelled out by the words after it */
+    COND_SLOT = 3,     /* the match sits inside brackets: "[your prompt here]", "<input>" */
     COND_TIMES = 16,   /* COND_TIMES + n: the pattern occurs at n places (the n-th fires) */
 };
 
@@ -380,6 +381,23 @@ static const phx_inj_feature phx_inj_features[] = {
      {0.3f, 0.3f},
      0,
      "insert|your|put|enter|type|add ~2 prompt|question|request|query ~1 here"},
+    /* a template's slot for the payload, in brackets: the jailbreak is shared, the request
+     * filled in later ("[INSERT PROMPT HERE]", "(<prompt>)", "{your question}") */
+    {CAT_PERSONA,
+     {0.25f, 0.1f},
+     COND_SLOT,
+     "prompt|prompts|question|input|request|query|jailbreak"},
+    {CAT_PERSONA,
+     {0.25f, 0.1f},
+     COND_SLOT,
+     "insert|enter|put|type|write|add|paste|your ~3 prompt|question|input|request|query|"
+     "message|text|here"},
+    /* a label every answer must open with ("start each message with 'REX:'") */
+    {CAT_ROLE,
+     {0.15f, 0.0f},
+     0,
+     "start|begin|prefix|precede|preface|starting|beginning ~3 each|every|all|your ~2 message*|"
+     "response*|answer*|repl*|output*|sentence* ~1 with|by"},
     /* a persona named by an acronym that the following words spell out ("you are STAN, which
      * stands for ...", "I am JAE (Just Another Executor)"): how personas are introduced; a
      * body that names its method this way ("a framework called PEST") is weaker evidence */
@@ -938,6 +956,27 @@ static int phx_inj_acronym_after(const phx_inj_state *s, int last)
     return phx_inj_acro_spell(w, a, n, j, 2 * n);
 }
 
+/* COND_SLOT: an opening bracket right in front of word first (only spaces and quotes between)
+ * and a closing one at most 24 bytes after word last, with no sentence end or other bracket
+ * between: a slot of a template ("[INSERT PROMPT HERE]", "(<prompt>)", "{your question}"). */
+static int phx_inj_slot(const phx_inj_state *s, int first, int last)
+{
+    const char *t = s->n->text;
+    size_t i = s->w->t[first].start;
+    while (i > 0 && (t[i - 1] == ' ' || t[i - 1] == '"' || t[i - 1] == '\''))
+        i--;
+    if (i == 0 || !strchr("[<{(", t[i - 1]))
+        return 0;
+    size_t e = s->w->t[last].end, lim = e + 24 < s->n->len ? e + 24 : s->n->len;
+    for (; e < lim; e++) {
+        if (strchr("]>})", t[e]))
+            return 1;
+        if (strchr("[<{(.!?\n", t[e]))
+            return 0;
+    }
+    return 0;
+}
+
 /* Remember a match for the directive units' own scores. Out of memory: the units are not
  * scored (the whole text still is). */
 static void phx_inj_keep(phx_inj_state *s, int pattern, int first, int last)
@@ -977,6 +1016,8 @@ static void phx_inj_on_match(void *arg, int pattern, int first, int last)
     if (f->cond == COND_SENTENCE && !phx_inj_sentence_start(s, first))
         return;
     if (f->cond == COND_ACRONYM && !phx_inj_acronym_after(s, last))
+        return;
+    if (f->cond == COND_SLOT && !phx_inj_slot(s, first, last))
         return;
     if (f->cond > COND_TIMES && ++s->times[pattern] < f->cond - COND_TIMES)
         return;
