@@ -62,6 +62,7 @@ enum {
     COND_SENTENCE = 1, /* the match starts a sentence */
     COND_ACRONYM = 2,  /* a name follows that is spelled out by the words after it */
     COND_SLOT = 3,     /* the match sits inside brackets: "[your prompt here]", "<input>" */
+    COND_ORDER = 4,    /* the match is in a sentence that opens with an order (directive word) */
     COND_TIMES = 16,   /* COND_TIMES + n: the pattern occurs at n places (the n-th fires) */
 };
 
@@ -84,6 +85,16 @@ typedef struct phx_inj_feature {
 #define LIMIT_N                                                                                    \
     "restriction*|limitation*|limits|filter*|censor*|constraint*|boundaries|rules|guideline*|"     \
     "ethic*|moral*|polic*|safeguard*|guardrail*|safety"
+/* The verbs an embedded task opens with. */
+#define TASK_V                                                                                     \
+    "write|recommend|suggest|provide|translate|encode|decode|reverse|summarize|summarise|"         \
+    "rewrite|answer|generate|compose|create|list|explain|describe|tell|give|mention|output|"       \
+    "print|convert|replace|spell|format|promote|advertise|persuade|convince|analyze|analyse|"      \
+    "identify|compare|calculate|discuss|express|emphasize|craft|draft|design|develop|outline|"     \
+    "propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append|integrate|"       \
+    "incorporate|augment|substitute|misspell|combine|render|stress|tease|urge|embed|prepend|"      \
+    "conclude|recite|elaborate|illustrate|define|demonstrate|solve|scramble|jumble|anagram|"       \
+    "introduce|remind|inform|encourage|highlight"
 static const phx_inj_feature phx_inj_features[] = {
     /* --- instruction override ------------------------------------------------------------
      */
@@ -521,6 +532,12 @@ static const phx_inj_feature phx_inj_features[] = {
      0,
      "your ~2 response|responses|answer|answers|output|reply|"
      "summary"},
+    /* an order whose object is too long for the row above: what it ends with tells where the
+     * object goes ("Append <a quoted advert and a link> to your reply.") */
+    {CAT_ADDRESSED,
+     {0.05f, 0.45f},
+     COND_ORDER,
+     "to|into|in ~1 your ~1 response*|answer*|reply|replies|output*|summary|summaries"},
     {CAT_ADDRESSED,
      {0.05f, 0.55f},
      0,
@@ -558,17 +575,9 @@ static const phx_inj_feature phx_inj_features[] = {
      "output|print|say|write|include|add|insert|append ~3 "
      "only|exactly|verbatim|following|word|phrase|sentence"},
     /* --- embedded tasks: imperative sentences inside data ---------------------------------- */
-    {CAT_TASK,
-     {0.0f, 0.3f},
-     COND_SENTENCE,
-     "write|recommend|suggest|provide|translate|encode|decode|reverse|summarize|summarise|"
-     "rewrite|answer|generate|compose|create|list|explain|describe|tell|give|mention|output|"
-     "print|convert|replace|spell|format|promote|advertise|persuade|convince|analyze|analyse|"
-     "identify|compare|calculate|discuss|express|emphasize|craft|draft|design|develop|outline|"
-     "propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append|integrate|"
-     "incorporate|augment|substitute|misspell|combine|render|stress|tease|urge|embed|prepend|"
-     "conclude|recite|elaborate|illustrate|define|demonstrate|solve|scramble|jumble|anagram|"
-     "introduce|remind|inform|encourage|highlight"},
+    {CAT_TASK, {0.0f, 0.3f}, COND_SENTENCE, TASK_V},
+    /* the same order asked politely ("Please write ...") */
+    {CAT_TASK, {0.0f, 0.3f}, COND_SENTENCE, "please|kindly ~1 " TASK_V},
     /* the same tasks as phrasal verbs ("Break down the plot of ...", "Sum up ...") */
     {CAT_TASK,
      {0.0f, 0.3f},
@@ -769,11 +778,55 @@ static char phx_inj_err[256];
 #define PHX_INJ_CTX0   (PHX_INJ_SENSE0 + phx_safety_harm_nsenses)
 #define PHX_INJ_NPAT   (PHX_INJ_CTX0 + phx_safety_harm_nsenses)
 
-static void phx_inj_lists_init(void);
+/* Word lists, written as one-word patterns (words.h syntax) and compiled into a phrase set of
+ * their own (phx_inj_lists): testing a word is one lookup in the same hash tables the features
+ * use. Their own set, not the features' one, because the features' vocabulary is also what
+ * joined runs ("ignoreallprevious") are split into, and common words there would change the
+ * splits. */
+enum {
+    LIST_DIRECTIVE,  /* imperative verbs and question words that open a directive sentence */
+    LIST_COMMON,     /* words too common to tell what a line is about (phx_inj_related) */
+    LIST_ACRO_SMALL, /* words an acronym's expansion may leave out ("... Intelligent and ...") */
+    LIST_ACRO_LINK,  /* words between an acronym and its expansion ("which stands for") */
+    LIST_NOW,
+    LIST_COUNT
+};
+static const char *const phx_inj_list_pats[LIST_COUNT] = {
+    [LIST_DIRECTIVE] =
+        "write|recommend|suggest|provide|translate|encode|decode|reverse|summarize|summarise|"
+        "rewrite|answer|generate|compose|create|list|explain|describe|tell|give|mention|output|"
+        "print|convert|replace|spell|format|promote|advertise|persuade|convince|analyze|analyse|"
+        "identify|compare|calculate|discuss|express|emphasize|craft|draft|design|develop|"
+        "outline|propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append|"
+        "modify|add|include|remove|render|respond|reply|start|begin|end|use|share|send|visit|"
+        "click|download|break|jumble|scramble|group|how|what|whats|which|who|why|where|when|can|"
+        "could|would|should|is|are|do|does|please|integrate|incorporate|augment|substitute|"
+        "misspell|combine|stress|tease|urge|embed|prepend|conclude|recite|elaborate|illustrate|"
+        "define|demonstrate|solve|anagram|introduce|remind|inform|encourage|highlight|hows|whos|"
+        "wheres|whys",
+    [LIST_COMMON] =
+        "about|after|again|also|because|been|before|being|could|does|each|from|have|here|heres|"
+        "into|just|like|more|most|much|only|other|over|same|some|such|than|thank|thanks|that|"
+        "their|them|then|there|these|they|this|those|very|want|were|what|when|where|which|while|"
+        "will|with|would|your|yours|youre|make",
+    [LIST_ACRO_SMALL] = "and|of|the|to|a|an|for|in|with|on|at|by|or",
+    [LIST_ACRO_LINK] = "stands|for|which|means|short|aka|meaning|or|is|that",
+    [LIST_NOW] = "now",
+};
+static phx_safety_phrases *phx_inj_lists;
+
+/* 1 when word i of w is in list (LIST_*). */
+static int phx_inj_in_list(const phx_safety_words *w, int i, int list)
+{
+    return phx_safety_words_is(phx_inj_lists, w, i, list);
+}
 
 static void phx_inj_compile(void)
 {
-    phx_inj_lists_init();
+    phx_inj_lists = phx_safety_phrases_compile((const char *const *)phx_inj_list_pats, LIST_COUNT,
+                                               phx_inj_err, sizeof(phx_inj_err));
+    if (!phx_inj_lists)
+        return;
     const char **pats = malloc((size_t)PHX_INJ_NPAT * sizeof(*pats));
     if (!pats) {
         snprintf(phx_inj_err, sizeof(phx_inj_err), "out of memory");
@@ -795,7 +848,7 @@ static void phx_inj_compile(void)
 int phx_safety_inject_init(char *err, size_t errlen)
 {
     pthread_once(&phx_inj_once, phx_inj_compile);
-    if (!phx_inj_phrases) {
+    if (!phx_inj_phrases || !phx_inj_lists) {
         snprintf(err, errlen, "inject features: %s", phx_inj_err);
         return -1;
     }
@@ -898,25 +951,6 @@ static int phx_inj_sentence_start(const phx_inj_state *s, int word)
     return 1;
 }
 
-/* Word i of the split, as a NUL-less byte range compared with a literal. */
-static int phx_inj_word_eq(const phx_safety_words *w, int i, const char *lit)
-{
-    size_t n = strlen(lit);
-    return w->t[i].len == n && !memcmp(w->buf + w->t[i].off, lit, n);
-}
-
-static int phx_inj_word_any(const phx_safety_words *w, int i, const char *const *lits)
-{
-    for (; *lits; lits++)
-        if (phx_inj_word_eq(w, i, *lits))
-            return 1;
-    return 0;
-}
-
-/* Words an acronym's expansion may leave out ("Always Intelligent and Machiavellian"). */
-static const char *const phx_inj_acro_small[] = {"and", "of",   "the", "to", "a",  "an", "for",
-                                                 "in",  "with", "on",  "at", "by", "or", NULL};
-
 /* 1 when letters a[0..n) are the initials of words i.. (small words may be skipped, at most
  * 2 * n words looked at). */
 static int phx_inj_acro_spell(const phx_safety_words *w, const char *a, int n, int i, int budget)
@@ -927,8 +961,7 @@ static int phx_inj_acro_spell(const phx_safety_words *w, const char *a, int n, i
         return 0;
     if (w->buf[w->t[i].off] == a[0] && phx_inj_acro_spell(w, a + 1, n - 1, i + 1, budget - 1))
         return 1;
-    return phx_inj_word_any(w, i, phx_inj_acro_small) &&
-           phx_inj_acro_spell(w, a, n, i + 1, budget - 1);
+    return phx_inj_in_list(w, i, LIST_ACRO_SMALL) && phx_inj_acro_spell(w, a, n, i + 1, budget - 1);
 }
 
 /* COND_ACRONYM: the word after the match (or after "now") is a name of 3-8 letters that the
@@ -937,11 +970,9 @@ static int phx_inj_acro_spell(const phx_safety_words *w, const char *a, int n, i
  * engineer") do not count. */
 static int phx_inj_acronym_after(const phx_inj_state *s, int last)
 {
-    static const char *const connect[] = {"stands",  "for", "which", "means", "short", "aka",
-                                          "meaning", "or",  "is",    "that",  NULL};
     const phx_safety_words *w = s->w;
     int i = last + 1;
-    if (i < w->n && phx_inj_word_eq(w, i, "now"))
+    if (i < w->n && phx_inj_in_list(w, i, LIST_NOW))
         i++;
     if (i >= w->n || w->t[i].len < 3 || w->t[i].len > 8)
         return 0;
@@ -951,7 +982,7 @@ static int phx_inj_acronym_after(const phx_inj_state *s, int last)
         if (a[k] < 'a' || a[k] > 'z')
             return 0;
     int j = i + 1;
-    for (int k = 0; k < 3 && j < w->n && phx_inj_word_any(w, j, connect); k++)
+    for (int k = 0; k < 3 && j < w->n && phx_inj_in_list(w, j, LIST_ACRO_LINK); k++)
         j++;
     return phx_inj_acro_spell(w, a, n, j, 2 * n);
 }
@@ -974,6 +1005,19 @@ static int phx_inj_slot(const phx_inj_state *s, int first, int last)
         if (strchr("[<{(.!?\n", t[e]))
             return 0;
     }
+    return 0;
+}
+
+static int phx_inj_directive_word(const phx_inj_state *s, int i);
+
+/* COND_ORDER: the sentence holding word first (its start at most 40 words back) opens with a
+ * directive word: "Append <a long quoted advert> to your reply." is an order to the reply,
+ * "I look forward to your reply." is not. */
+static int phx_inj_in_order(const phx_inj_state *s, int first)
+{
+    for (int i = first; i >= 0 && i > first - 40; i--)
+        if (phx_inj_sentence_start(s, i))
+            return phx_inj_directive_word(s, i);
     return 0;
 }
 
@@ -1018,6 +1062,8 @@ static void phx_inj_on_match(void *arg, int pattern, int first, int last)
     if (f->cond == COND_ACRONYM && !phx_inj_acronym_after(s, last))
         return;
     if (f->cond == COND_SLOT && !phx_inj_slot(s, first, last))
+        return;
+    if (f->cond == COND_ORDER && !phx_inj_in_order(s, first))
         return;
     if (f->cond > COND_TIMES && ++s->times[pattern] < f->cond - COND_TIMES)
         return;
@@ -1066,80 +1112,9 @@ static void phx_inj_senses(phx_safety_words *w)
     free(drop);
 }
 
-/* Imperative verbs and question words that open a directive sentence. */
-static const char *const phx_inj_directive_words[] = {
-    "write",     "recommend",   "suggest",   "provide",     "translate", "encode",   "decode",
-    "reverse",   "summarize",   "summarise", "rewrite",     "answer",    "generate", "compose",
-    "create",    "list",        "explain",   "describe",    "tell",      "give",     "mention",
-    "output",    "print",       "convert",   "replace",     "spell",     "format",   "promote",
-    "advertise", "persuade",    "convince",  "analyze",     "analyse",   "identify", "compare",
-    "calculate", "discuss",     "express",   "emphasize",   "craft",     "draft",    "design",
-    "develop",   "outline",     "propose",   "rate",        "rank",      "classify", "determine",
-    "evaluate",  "predict",     "produce",   "insert",      "append",    "modify",   "add",
-    "include",   "remove",      "render",    "respond",     "reply",     "start",    "begin",
-    "end",       "use",         "share",     "send",        "visit",     "click",    "download",
-    "break",     "jumble",      "scramble",  "group",       "how",       "what",     "whats",
-    "which",     "who",         "why",       "where",       "when",      "can",      "could",
-    "would",     "should",      "is",        "are",         "do",        "does",     "please",
-    "integrate", "incorporate", "augment",   "substitute",  "misspell",  "combine",  "render",
-    "stress",    "tease",       "urge",      "embed",       "prepend",   "conclude", "recite",
-    "elaborate", "illustrate",  "define",    "demonstrate", "solve",     "anagram",  "introduce",
-    "remind",    "inform",      "encourage", "highlight",   "hows",      "whos",     "wheres",
-    "whys"};
-
-/* The word lists of this file (directive words, and the common words phx_inj_related leaves
- * out), sorted by word hash once when the features are compiled, so a word costs one binary
- * search on the hash its split already computed instead of a comparison with every entry. */
-typedef struct phx_inj_hword {
-    uint32_t h;
-    uint16_t len;
-    const char *w;
-} phx_inj_hword;
-
-#define PHX_INJ_NDIR ((int)(sizeof(phx_inj_directive_words) / sizeof(char *)))
-static phx_inj_hword phx_inj_dir_tab[PHX_INJ_NDIR];
-
-static int phx_inj_hword_cmp(const void *a, const void *b)
-{
-    uint32_t x = ((const phx_inj_hword *)a)->h, y = ((const phx_inj_hword *)b)->h;
-    return x < y ? -1 : x > y;
-}
-
-static void phx_inj_hword_fill(phx_inj_hword *tab, const char *const *words, int n)
-{
-    for (int i = 0; i < n; i++)
-        tab[i] = (phx_inj_hword){phx_safety_word_hash(words[i], strlen(words[i])),
-                                 (uint16_t)strlen(words[i]), words[i]};
-    qsort(tab, (size_t)n, sizeof(*tab), phx_inj_hword_cmp);
-}
-
-/* 1 when the word (hash h, bytes b[0..len)) is in tab. */
-static int phx_inj_hword_has(const phx_inj_hword *tab, int n, uint32_t h, const char *b, size_t len)
-{
-    int lo = 0, hi = n - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (tab[mid].h < h)
-            lo = mid + 1;
-        else if (tab[mid].h > h)
-            hi = mid - 1;
-        else {
-            for (int k = mid; k >= 0 && tab[k].h == h; k--) /* hash collisions: compare */
-                if (tab[k].len == len && !memcmp(tab[k].w, b, len))
-                    return 1;
-            for (int k = mid + 1; k < n && tab[k].h == h; k++)
-                if (tab[k].len == len && !memcmp(tab[k].w, b, len))
-                    return 1;
-            return 0;
-        }
-    }
-    return 0;
-}
-
 static int phx_inj_directive_word(const phx_inj_state *s, int i)
 {
-    const phx_safety_tok *t = &s->w->t[i];
-    return phx_inj_hword_has(phx_inj_dir_tab, PHX_INJ_NDIR, t->hash, s->w->buf + t->off, t->len);
+    return phx_inj_in_list(s->w, i, LIST_DIRECTIVE);
 }
 
 /* 1 when the line that word starts is an item of a bulleted list ("* Rewrite the parser",
@@ -1253,24 +1228,6 @@ static int phx_inj_junk_tokens(const phx_safety_norm *n)
 #define PHX_INJ_TEXT_W 0.35
 #define PHX_INJ_LINE_W 0.3
 
-/* Words too common to tell what a line is about (the directive words are left out too). */
-static const char *const phx_inj_common[] = {
-    "about", "after", "again",  "also", "because", "been",  "before", "being", "could",
-    "does",  "each",  "from",   "have", "here",    "heres", "into",   "just",  "like",
-    "more",  "most",  "much",   "only", "other",   "over",  "same",   "some",  "such",
-    "than",  "thank", "thanks", "that", "their",   "them",  "then",   "there", "these",
-    "they",  "this",  "those",  "very", "want",    "were",  "what",   "when",  "where",
-    "which", "while", "will",   "with", "would",   "your",  "yours",  "youre", "make"};
-
-#define PHX_INJ_NCOM ((int)(sizeof(phx_inj_common) / sizeof(char *)))
-static phx_inj_hword phx_inj_com_tab[PHX_INJ_NCOM];
-
-static void phx_inj_lists_init(void)
-{
-    phx_inj_hword_fill(phx_inj_dir_tab, phx_inj_directive_words, PHX_INJ_NDIR);
-    phx_inj_hword_fill(phx_inj_com_tab, phx_inj_common, PHX_INJ_NCOM);
-}
-
 /* A content word: at least 4 letters, no digit, neither common nor a directive word. */
 static int phx_inj_content_word(const phx_inj_state *s, int i)
 {
@@ -1281,8 +1238,7 @@ static int phx_inj_content_word(const phx_inj_state *s, int i)
     for (int k = 0; k < t->len; k++)
         if (b[k] < 'a' || b[k] > 'z')
             return 0;
-    return !phx_inj_hword_has(phx_inj_com_tab, PHX_INJ_NCOM, t->hash, b, t->len) &&
-           !phx_inj_directive_word(s, i);
+    return !phx_inj_in_list(s->w, i, LIST_COMMON) && !phx_inj_directive_word(s, i);
 }
 
 /* An instruction planted in a document is about something else than the document ("what is
