@@ -18,7 +18,9 @@
 # On a shared machine req/s and latency swing by 3x from run to run with the load of others;
 # so, when `perf stat` works here, the run also counts the system calls and context switches
 # of the ingress and of Redis per request, and it always reports their CPU time (and the
-# broker's) per request: figures which the neighbours change far less.
+# broker's) per request: figures which the neighbours change far less. The ingress's share is
+# also split by thread name (MHD-worker: HTTP and the checks; phx-commit: the group commit;
+# rdk:*: librdkafka), to say which part of the process a change moved.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-build}
@@ -80,11 +82,17 @@ if [ -n "${BENCH_PERF:-}" ]; then
             -- sleep "$SECS" >/dev/null 2>&1 &
     done
 fi
+# The ingress's CPU time by thread name (libmicrohttpd's workers, the committers, librdkafka's
+# rdk:* threads...): where a request's CPU goes inside the process, summed per name.
+thread_ticks() { for t in /proc/"$(cat "$PHX_VAR/run/ingress.pid")"/task/*; do
+    echo "$(basename "$t") $(tr ' ' _ <"$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
+thr0=$(thread_ticks)
 cpu0=$(cpu_ticks)
 TIMEFORMAT='%U %S' # wrk's own CPU time too: on two cores the load generator is part of the bill
 { time wrk -t"${BENCH_WRK_THREADS:-4}" -c"$CONNS" -d"${SECS}s" --latency -s "$PHX_VAR/post.lua" \
     "$PHX_INGRESS_URL/v1/jobs" >"$PHX_VAR/wrk.out" 2>&1; } 2>"$PHX_VAR/wrk.time"
 cpu1=$(cpu_ticks)
+thr1=$(thread_ticks)
 wait
 cat "$PHX_VAR/wrk.out" >&2
 rps=$(awk '$1 == "rps" {print $2}' "$PHX_VAR/wrk.out")
@@ -106,6 +114,10 @@ paste <(echo "$cpu0") <(echo "$cpu1") | awk -v n="$n" -v hz="$(getconf CLK_TCK)"
     {us[NR] = ($2 - $1) * 1e6 / hz / n}
     END {printf "CPU per request: ingress %.0f us, redis %.0f us, broker %.0f us", us[1], us[2], us[3]}'
 awk -v n="$n" '{printf ", wrk %.0f us\n", ($1 + $2) * 1e6 / n}' "$PHX_VAR/wrk.time"
+join <(echo "$thr0") <(echo "$thr1") | awk -v n="$n" -v hz="$(getconf CLK_TCK)" '
+    {us[$2] += ($5 - $3) * 1e6 / hz / n; k[$2]++}
+    END {printf "ingress CPU per request by thread:"
+         for (t in us) if (us[t] >= 0.5) printf " %s(x%d) %.0f us", t, k[t], us[t]; printf "\n"}'
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 check "bench: no errors (non-2xx or socket)" 0 "$errors"
 check "bench: every answer was a stored job" 1 "$(( stored >= $(awk '$1 == "rps" {printf "%d", $2}' "$PHX_VAR/wrk.out") ))"
