@@ -13,11 +13,19 @@
 
 #define PHX_DAG_MAX 256
 
+/* needs is size x size (the job's step count), not PHX_DAG_MAX squared: a fixed 64 KB matrix
+ * was cleared and freed on every check, which cost the ingress a 64 KB memset and a malloc
+ * consolidation per submitted job (docs/benchmarks-ingress.md), for the usual handful of steps. */
 typedef struct phx_dag {
-    int n;
+    int n, size;
     const char *id[PHX_DAG_MAX];
-    unsigned char needs[PHX_DAG_MAX][PHX_DAG_MAX]; /* needs[i][j]: step i needs step j */
+    unsigned char *needs; /* needs[i * size + j]: step i needs step j */
 } phx_dag;
+
+static unsigned char *phx_dag_needs(const phx_dag *g, int i, int j)
+{
+    return &g->needs[(size_t)i * (size_t)g->size + (size_t)j];
+}
 
 static int phx_dag_index(const phx_dag *g, const char *id)
 {
@@ -44,7 +52,7 @@ static int phx_dag_cycle_from(const phx_dag *g, int i, unsigned char *colour)
 {
     colour[i] = 1;
     for (int j = 0; j < g->n; j++) {
-        if (!g->needs[i][j])
+        if (!*phx_dag_needs(g, i, j))
             continue;
         if (colour[j] == 1)
             return 1;
@@ -59,7 +67,7 @@ static int phx_dag_cycle_from(const phx_dag *g, int i, unsigned char *colour)
 static void phx_dag_reach(const phx_dag *g, int i, unsigned char *reach)
 {
     for (int j = 0; j < g->n; j++) {
-        if (g->needs[i][j] && !reach[j]) {
+        if (*phx_dag_needs(g, i, j) && !reach[j]) {
             reach[j] = 1;
             phx_dag_reach(g, j, reach);
         }
@@ -203,7 +211,7 @@ static void phx_dag_walk_input(const json_t *step, phx_dag_ref_fn fn, void *arg)
 int phx_dag_check(const json_t *steps, json_t **reasons)
 {
     json_t *rs = json_array();
-    phx_dag *g = phx_xcalloc(1, sizeof(*g));
+    phx_dag gs = {0}, *g = &gs;
     size_t i;
     json_t *st;
 
@@ -212,6 +220,8 @@ int phx_dag_check(const json_t *steps, json_t **reasons)
         phx_dag_reason(rs, "steps must be an array of 1 to %d steps", PHX_DAG_MAX);
         goto done;
     }
+    g->size = (int)json_array_size(steps);
+    g->needs = phx_xcalloc((size_t)g->size * (size_t)g->size, 1);
     json_array_foreach(steps, i, st)
     {
         const char *id = json_string_value(json_object_get(st, "id"));
@@ -240,7 +250,7 @@ int phx_dag_check(const json_t *steps, json_t **reasons)
             else if ((size_t)j == i)
                 phx_dag_reason(rs, "step %s: needs itself", g->id[i]);
             else
-                g->needs[i][j] = 1;
+                *phx_dag_needs(g, (int)i, j) = 1;
         }
     }
     unsigned char colour[PHX_DAG_MAX] = {0};
@@ -259,7 +269,7 @@ int phx_dag_check(const json_t *steps, json_t **reasons)
         }
     }
 done:
-    free(g);
+    free(g->needs);
     if (json_array_size(rs) == 0) {
         json_decref(rs);
         if (reasons)

@@ -90,6 +90,42 @@ uint64_t phx_rand_u64(void)
     return state * 2685821657736338717ULL;
 }
 
+/* The random part of ids comes from a per-thread pool refilled by one getrandom call per
+ * PHX_ID_POOL bytes: a getrandom per id was one of the ingress's ~12 system calls per submitted
+ * job, each dear on this paravirtualized machine (docs/benchmarks-ingress.md). The bytes are
+ * the kernel's CSPRNG output all the same, used once each. A forked child would inherit its
+ * parent's pool and repeat its next ids, so the child's copy is emptied (pthread_atfork; the
+ * child's only thread is the one that forked, whose pool is the only one it has). */
+#define PHX_ID_POOL 320 /* 32 ids of 10 random bytes */
+static __thread unsigned char phx_id_pool[PHX_ID_POOL];
+static __thread size_t phx_id_left;
+
+static void phx_id_pool_forget(void)
+{
+    phx_id_left = 0;
+}
+
+static void phx_id_pool_init(void)
+{
+    pthread_atfork(NULL, NULL, phx_id_pool_forget);
+}
+
+static int phx_id_random(unsigned char *out, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, phx_id_pool_init);
+    if (phx_id_left < n) {
+        if (phx_random_bytes(phx_id_pool, sizeof(phx_id_pool)) < 0)
+            return -1;
+        phx_id_left = sizeof(phx_id_pool);
+    }
+    unsigned char *p = phx_id_pool + sizeof(phx_id_pool) - phx_id_left;
+    memcpy(out, p, n);
+    memset(p, 0, n); /* used once: what is handed out leaves the pool */
+    phx_id_left -= n;
+    return 0;
+}
+
 void phx_id_new(char buf[27])
 {
     static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -99,7 +135,7 @@ void phx_id_new(char buf[27])
         raw[i] = ms & 0xff;
         ms >>= 8;
     }
-    if (phx_random_bytes(raw + 6, 10) < 0) {
+    if (phx_id_random(raw + 6, 10) < 0) {
         for (int i = 6; i < 16; i++)
             raw[i] = (unsigned char)phx_rand_u64();
     }

@@ -6,6 +6,8 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../lib/msg.h"
 #include "../../lib/util.h"
@@ -126,6 +128,31 @@ static void test_ids(void **state)
     } cases[] = {{"J1", 1}, {"a.b:c-d_e", 1}, {"", 0}, {"a{b}", 0}, {"a b", 0}, {"é", 0}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         assert_int_equal(phx_id_valid(cases[i].id), cases[i].ok);
+    /* Distinct across the random pool's refills (32 ids a refill)... */
+    char many[100][27];
+    for (int i = 0; i < 100; i++) {
+        phx_id_new(many[i]);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(many[i], many[j]);
+    }
+    /* ...and across a fork: a child must not draw its parent's next random bytes. */
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char c[27];
+        phx_id_new(c);
+        _exit(write(fd[1], c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
+    }
+    char mine[27], child[27];
+    phx_id_new(mine);
+    assert_int_equal(read(fd[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(fd[0]), close(fd[1]);
+    /* Same millisecond or not, the 80 random bits differ: compare those (the last 16 digits). */
+    assert_string_not_equal(mine + 10, child + 10);
     char s[] = "ok \xff\xfe bad \xc3\xa9 good";
     phx_utf8_scrub(s);
     assert_string_equal(s, "ok ?? bad \xc3\xa9 good");
