@@ -85,16 +85,19 @@ typedef struct phx_inj_feature {
 #define LIMIT_N                                                                                    \
     "restriction*|limitation*|limits|filter*|censor*|constraint*|boundaries|rules|guideline*|"     \
     "ethic*|moral*|polic*|safeguard*|guardrail*|safety"
-/* The verbs an embedded task opens with. */
+/* The verbs an embedded task opens with. Verbs that open sentences of changelogs and READMEs
+ * ("define" after "#define", "introduce", "inform", "highlight", "show", "send") are left
+ * out: on a sample of /usr/share/doc they flagged hundreds of chunks (docs/benchmarks-safety.md).
+ */
 #define TASK_V                                                                                     \
     "write|recommend|suggest|provide|translate|encode|decode|reverse|summarize|summarise|"         \
     "rewrite|answer|generate|compose|create|list|explain|describe|tell|give|mention|output|"       \
     "print|convert|replace|spell|format|promote|advertise|persuade|convince|analyze|analyse|"      \
     "identify|compare|calculate|discuss|express|emphasize|craft|draft|design|develop|outline|"     \
     "propose|rate|rank|classify|determine|evaluate|predict|produce|insert|append|integrate|"       \
-    "incorporate|augment|substitute|misspell|combine|render|stress|tease|urge|embed|prepend|"      \
-    "conclude|recite|elaborate|illustrate|define|demonstrate|solve|scramble|jumble|anagram|"       \
-    "introduce|remind|inform|encourage|highlight"
+    "incorporate|augment|substitute|misspell|combine|stress|tease|urge|"                           \
+    "conclude|recite|elaborate|illustrate|demonstrate|solve|scramble|jumble|anagram|"              \
+    "remind|encourage|offer|imagine"
 static const phx_inj_feature phx_inj_features[] = {
     /* --- instruction override ------------------------------------------------------------
      */
@@ -576,6 +579,13 @@ static const phx_inj_feature phx_inj_features[] = {
      "only|exactly|verbatim|following|word|phrase|sentence"},
     /* --- embedded tasks: imperative sentences inside data ---------------------------------- */
     {CAT_TASK, {0.0f, 0.3f}, COND_SENTENCE, TASK_V},
+    /* everyday verbs that are an order to the assistant only with their object: a request to
+     * show or send "me" something, to name some number of things ("Show me ...", "Name three
+     * ..."); "Send patches to the list" and "Name: ..." are not */
+    {CAT_TASK,
+     {0.0f, 0.3f},
+     COND_SENTENCE,
+     "show|send|find|ask|say|search|name ~1 me|us|three|two|four|five|six|seven|ten|some|few"},
     /* the same order asked politely ("Please write ...") */
     {CAT_TASK, {0.0f, 0.3f}, COND_SENTENCE, "please|kindly ~1 " TASK_V},
     /* the same tasks as phrasal verbs ("Break down the plot of ...", "Sum up ...") */
@@ -668,7 +678,7 @@ static const phx_inj_feature phx_inj_features[] = {
     {CAT_FICTION, {0.1f, 0.1f}, 0, "recreate|depict|portray|dramatize ~3 scene|moment|events"},
     /* the request called make-believe ("this is purely hypothetical", "it's just a story") */
     {CAT_FICTION,
-     {0.15f, 0.15f},
+     {0.15f, 0.05f},
      0,
      "this|it|its ~2 just|only|purely|all|simply|merely|entirely ~2 fiction|"
      "fictional|hypothetical|story|game|thought|roleplay|exercise|pretend|imaginary|"
@@ -706,7 +716,7 @@ static const phx_inj_feature phx_inj_features[] = {
     {CAT_PERSUADE, {0.1f, 0.1f}, 0, "desperate|desperately|urgently"},
     /* the reassurances that come with a harmful ask */
     {CAT_PERSUADE,
-     {0.2f, 0.2f},
+     {0.2f, 0.05f},
      0,
      "not|never|wont ~2 be ~2 used|acted|applied|implemented|carried"},
     {CAT_PERSUADE,
@@ -801,9 +811,9 @@ static const char *const phx_inj_list_pats[LIST_COUNT] = {
         "modify|add|include|remove|render|respond|reply|start|begin|end|use|share|send|visit|"
         "click|download|break|jumble|scramble|group|how|what|whats|which|who|why|where|when|can|"
         "could|would|should|is|are|do|does|please|integrate|incorporate|augment|substitute|"
-        "misspell|combine|stress|tease|urge|embed|prepend|conclude|recite|elaborate|illustrate|"
-        "define|demonstrate|solve|anagram|introduce|remind|inform|encourage|highlight|hows|whos|"
-        "wheres|whys",
+        "misspell|combine|stress|tease|urge|conclude|recite|elaborate|illustrate|"
+        "demonstrate|solve|anagram|remind|encourage|hows|whos|"
+        "wheres|whys|offer|imagine|show|find|ask|say|search|name",
     [LIST_COMMON] =
         "about|after|again|also|because|been|before|being|could|does|each|from|have|here|heres|"
         "into|just|like|more|most|much|only|other|over|same|some|such|than|thank|thanks|that|"
