@@ -21,10 +21,30 @@ int phx_log_enabled(enum phx_log_level lvl);
 void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
               ...) __attribute__((format(printf, 4, 5)));
 
-/* phx_logj with extra top-level fields (extra is consumed; may be NULL): the span records. */
+/* phx_logj with extra top-level fields (extra is consumed; may be NULL). */
 #include <jansson.h>
+#include <stddef.h>
 void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id, json_t *extra,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Extra fields serialised as they are added, for lines written on every message (the span
+ * records, trace.c): cheaper than building a json_t to dump it. Strings are escaped to ASCII
+ * JSON; text that is not valid UTF-8 is written as "(invalid utf-8)". Up to sizeof(inl) bytes
+ * live on the caller's stack. */
+typedef struct phx_logf {
+    char *p;
+    size_t len, cap;
+    char inl[768];
+} phx_logf;
+void phx_logf_init(phx_logf *f);
+void phx_logf_str(phx_logf *f, const char *key, const char *val);
+void phx_logf_num(phx_logf *f, const char *key, double v); /* 6 decimals */
+void phx_logf_begin(phx_logf *f, const char *key);         /* "key":{ ... */
+void phx_logf_end(phx_logf *f);                            /* ... } */
+void phx_logf_free(phx_logf *f);
+/* phx_log_fields with a phx_logf (freed here). */
+void phx_log_fieldsf(enum phx_log_level lvl, const char *job_id, const char *trace_id,
+                     phx_logf *extra, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Hold this thread's debug and info lines in a buffer until phx_log_release (or until a warn
  * or error line, which writes what is held and then itself at once): one write(2) per handled

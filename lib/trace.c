@@ -189,20 +189,21 @@ static void phx_span_log(const phx_span *s)
 {
     char tp[56];
     phx_span_traceparent(s, tp);
-    json_t *f = json_object();
-    json_object_set_new(f, "span", json_string(s->name));
+    phx_logf f;
+    phx_logf_init(&f);
+    phx_logf_str(&f, "span", s->name);
     if (s->parent_id[0])
-        json_object_set_new(f, "parent_id", json_string(s->parent_id));
-    json_object_set_new(f, "duration_ms", json_real((double)(s->end_ns - s->start_ns) / 1e6));
+        phx_logf_str(&f, "parent_id", s->parent_id);
+    phx_logf_num(&f, "duration_ms", (double)(s->end_ns - s->start_ns) / 1e6);
     if (s->nattrs) {
-        json_t *a = json_object();
+        phx_logf_begin(&f, "attrs");
         for (int i = 0; i < s->nattrs; i++)
-            json_object_set_new(a, s->attrs[i].key, json_string(s->attrs[i].val));
-        json_object_set_new(f, "attrs", a);
+            phx_logf_str(&f, s->attrs[i].key, s->attrs[i].val);
+        phx_logf_end(&f);
     }
     if (s->error)
-        json_object_set_new(f, "error", json_string(s->status_msg));
-    phx_log_fields(PHX_LOG_INFO, s->job_id[0] ? s->job_id : NULL, tp, f, "span %s", s->name);
+        phx_logf_str(&f, "error", s->status_msg);
+    phx_log_fieldsf(PHX_LOG_INFO, s->job_id[0] ? s->job_id : NULL, tp, &f, "span %s", s->name);
 }
 
 void phx_span_end(phx_span *s)

@@ -166,11 +166,12 @@ void phx_sha256_hex(const void *data, size_t len, char out[65])
     out[64] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when it is not valid. */
-static int phx_utf8_seq(const unsigned char *s)
+int phx_utf8_decode(const unsigned char *s, unsigned *cpo)
 {
-    if (s[0] < 0x80)
+    if (s[0] < 0x80) {
+        *cpo = s[0];
         return 1;
+    }
     int n;
     unsigned min;
     unsigned cp;
@@ -190,14 +191,16 @@ static int phx_utf8_seq(const unsigned char *s)
     }
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
+    *cpo = cp;
     return n;
 }
 
 void phx_utf8_scrub(char *str)
 {
     unsigned char *s = (unsigned char *)str;
+    unsigned cp;
     while (*s) {
-        int n = phx_utf8_seq(s);
+        int n = phx_utf8_decode(s, &cp);
         if (n == 0) {
             *s++ = '?';
         } else {

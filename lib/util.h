@@ -28,6 +28,9 @@ int phx_random_bytes(void *buf, size_t n);
 /* Lowercase hex SHA-256 of data; out must hold 65 bytes. */
 void phx_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* The UTF-8 sequence at s: its length with the code point in *cp, or 0 when it is not valid
+ * (overlong, surrogate, past U+10FFFF, truncated). */
+int phx_utf8_decode(const unsigned char *s, unsigned *cp);
 /* Replace every byte that is not part of valid UTF-8 with '?', in place. */
 void phx_utf8_scrub(char *s);
 /* 1 if s is a valid job/step id: 1..128 of [A-Za-z0-9._:-]. No braces, so the Redis hash tag

@@ -202,16 +202,44 @@ static void test_context(void **state)
     phx_span_end(&hop);
 }
 
+/* Point stderr (the log) at a new temp file until log_capture_end; returns the file's fd and
+ * keeps the real stderr in *saved. */
+static int log_capture_begin(char *path, int *saved, const char *proc)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    *saved = dup(2);
+    dup2(fd, 2);
+    phx_log_init(proc, PHX_LOG_INFO);
+    return fd;
+}
+
+/* Restore stderr and read n lines of the capture as JSON (each must parse), ASCII only. */
+static void log_capture_end(int fd, int saved, char *path, json_t **l, int n)
+{
+    phx_log_init("phx-test", PHX_LOG_WARN);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fdopen(fd, "r");
+    rewind(f);
+    char line[8192];
+    for (int i = 0; i < n; i++) {
+        assert_non_null(fgets(line, sizeof(line), f));
+        for (const char *c = line; *c; c++)
+            assert_true((unsigned char)*c < 0x80);
+        l[i] = json_loads(line, 0, NULL);
+        assert_non_null(l[i]);
+    }
+    fclose(f);
+    unlink(path);
+}
+
 /* The JSON log line of a span: captured by pointing stderr at a file for the duration. */
 static void test_log_line(void **state)
 {
     (void)state;
     char path[] = "/tmp/phx-obs-trace-log-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    int saved = dup(2);
-    dup2(fd, 2);
-    phx_log_init("phx-test", PHX_LOG_INFO);
+    int saved, fd = log_capture_begin(path, &saved, "phx-test");
     phx_span hop, inner;
     phx_span_start(&hop, "hop", PHX_SPAN_CONSUMER,
                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
@@ -221,21 +249,8 @@ static void test_log_line(void **state)
     phx_span_fail(&inner, "boom with Bearer abcdefghijklmnopqrstuvwxyz0123456789");
     phx_span_end(&inner);
     phx_span_end(&hop);
-    phx_log_init("phx-test", PHX_LOG_WARN);
-    dup2(saved, 2);
-    close(saved);
-
-    FILE *f = fdopen(fd, "r");
-    rewind(f);
-    char line[4096];
     json_t *l[3];
-    for (int i = 0; i < 3; i++) {
-        assert_non_null(fgets(line, sizeof(line), f));
-        l[i] = json_loads(line, 0, NULL);
-        assert_non_null(l[i]);
-    }
-    fclose(f);
-    unlink(path);
+    log_capture_end(fd, saved, path, l, 3);
     /* A plain line inside a span carries the span's ids. */
     assert_string_equal(json_string_value(json_object_get(l[0], "trace_id")), hop.trace_id);
     assert_string_equal(json_string_value(json_object_get(l[0], "span_id")), hop.span_id);
@@ -251,6 +266,43 @@ static void test_log_line(void **state)
     assert_null(strstr(e, "abcdefghijklmnop")); /* redacted */
     /* The hop's record names its remote parent. */
     assert_string_equal(json_string_value(json_object_get(l[2], "parent_id")), "b7ad6b7169203331");
+    for (int i = 0; i < 3; i++)
+        json_decref(l[i]);
+}
+
+/* Log lines are built by hand (log.c): every byte a job id or a message can carry must come
+ * back from a JSON parser as it went in, in an ASCII line; a job id that is not UTF-8 must
+ * not lose the line. */
+static void test_log_escape(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/phx-obs-trace-esc-XXXXXX";
+    int saved, fd = log_capture_begin(path, &saved, "phx-\"test\"");
+    const char *text = "q\" b\\ n\n t\t r\r c\x01 e\xc3\xa9 s\xf0\x9f\x98\x80 /end";
+    phx_logj(PHX_LOG_INFO, "job-1", NULL, "%s", text);
+    phx_logj(PHX_LOG_INFO, "bad\xff-id", NULL, "plain");
+    phx_logf f;
+    phx_logf_init(&f);
+    phx_logf_str(&f, "k\"ey", "v\xe2\x82\xac");
+    phx_logf_num(&f, "n", 1.5);
+    phx_logf_begin(&f, "o");
+    phx_logf_str(&f, "a", "1");
+    phx_logf_str(&f, "b", "2");
+    phx_logf_end(&f);
+    for (int i = 0; i < 100; i++) /* outgrows the inline buffer */
+        phx_logf_str(&f, "pad", "0123456789");
+    phx_log_fieldsf(PHX_LOG_INFO, NULL, NULL, &f, "fields");
+    json_t *l[3];
+    log_capture_end(fd, saved, path, l, 3);
+    assert_string_equal(json_string_value(json_object_get(l[0], "proc")), "phx-\"test\"");
+    assert_string_equal(json_string_value(json_object_get(l[0], "msg")), text);
+    assert_string_equal(json_string_value(json_object_get(l[0], "job_id")), "job-1");
+    assert_string_equal(json_string_value(json_object_get(l[1], "job_id")), "(invalid utf-8)");
+    assert_string_equal(json_string_value(json_object_get(l[1], "msg")), "plain");
+    assert_string_equal(json_string_value(json_object_get(l[2], "k\"ey")), "v\xe2\x82\xac");
+    assert_true(json_real_value(json_object_get(l[2], "n")) == 1.5);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(l[2], "o"), "b")), "2");
+    assert_string_equal(json_string_value(json_object_get(l[2], "pad")), "0123456789");
     for (int i = 0; i < 3; i++)
         json_decref(l[i]);
 }
@@ -393,9 +445,10 @@ int main(void)
 {
     phx_log_init("phx-test", PHX_LOG_WARN); /* thousands of span lines would drown the output */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_context),     cmocka_unit_test(test_log_line),
-        cmocka_unit_test(test_export_ok),   cmocka_unit_test(test_export_fails),
-        cmocka_unit_test(test_export_hung), cmocka_unit_test(test_bad_endpoint),
+        cmocka_unit_test(test_context),      cmocka_unit_test(test_log_line),
+        cmocka_unit_test(test_log_escape),   cmocka_unit_test(test_export_ok),
+        cmocka_unit_test(test_export_fails), cmocka_unit_test(test_export_hung),
+        cmocka_unit_test(test_bad_endpoint),
     };
     return cmocka_run_group_tests(tests, coll_start, coll_stop);
 }
