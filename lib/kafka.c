@@ -1,13 +1,21 @@
 /* kafka.c -- librdkafka producer and consumer wrappers (see kafka.h).
  *
  * Delivery waiting: each phx_produce_batch call owns a small completion record on its stack;
- * every message carries a pointer to it as its opaque, and the delivery-report callback (run
- * by the producer's poll thread) counts down and signals. librdkafka guarantees exactly one
- * report per accepted message, bounded by message.timeout.ms, so the wait always ends. The
- * record is an atomic count and a semaphore, not a mutex and condition variable: a waiter
- * woken from pthread_cond_wait re-takes the mutex (often still held by the signalling poll
- * thread) and marks it contended, so each delivery cost three or four futex calls and often
- * one more context switch; sem_post/sem_wait cost one each (perf under make bench-ingress). */
+ * every message carries a pointer to it as its opaque, and the delivery-report callback counts
+ * down under the producer's mutex and wakes the record's owner. librdkafka guarantees exactly
+ * one report per accepted message, bounded by message.timeout.ms, so the wait always ends.
+ *
+ * Who runs the callbacks: the waiters themselves. Reports are ops on the producer's main queue,
+ * served by whoever calls rd_kafka_poll; a dedicated poll thread meant two wake-ups per report
+ * (librdkafka's broker thread wakes the poll thread, the callback wakes the waiter), and on
+ * this paravirtualised machine a wake-up is the dearest thing a hop does (perf: ~40 % of the
+ * planner's CPU is the scheduler's switch path). So one waiting thread at a time is the
+ * *leader*: it serves the queue (rd_kafka_poll with no timeout) and sleeps on a condition that
+ * librdkafka's queue-event callback signals when an op lands on the empty queue -- one wake-up
+ * per report, in the thread that wanted it. Other waiters are *followers*: they sleep on their
+ * own record's condition until the leader's polling completes their batch, or until a leader
+ * that is done hands them the role. The poll thread stays for what nobody waits for (log and
+ * error callbacks while idle): every 100 ms it serves the queue when no waiter leads. */
 #include "kafka.h"
 #include "config.h"
 #include "kafka_metrics.h"
@@ -18,17 +26,25 @@
 
 #include <ctype.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 extern char **environ;
 
+typedef struct phx_kbatch phx_kbatch;
+
 struct phx_producer {
     rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq; /* the queue rd_kafka_poll serves: delivery reports, logs */
     pthread_t poller;
     atomic_int stop;
+    /* Delivery waiting (file comment). mu guards everything below and every batch's fields. */
+    pthread_mutex_t mu;
+    pthread_cond_t event;  /* gen moved, or a leading batch completed */
+    unsigned long gen;     /* ops that landed on the empty main queue */
+    int leaders;           /* threads serving the main queue now (one, but for hand-over races) */
+    phx_kbatch *followers; /* waiters sleeping on their own condition */
 };
 
 struct phx_consumer {
@@ -51,14 +67,20 @@ struct phx_consumer {
  * group recovered from without a rebalance): a little more than the session timeout. */
 #define PHX_CONSUMER_FENCE_MAX_MS 10000
 
-/* A batch waiting for its delivery reports: pending counts the reports still due (plus one
- * held by the producing thread until every message is handed over, so the count cannot reach
- * zero early); whoever takes it to zero posts done. */
-typedef struct phx_kbatch {
-    atomic_int pending;
-    atomic_int first_err; /* rd_kafka_resp_err_t; 0 = none yet */
-    sem_t done;
-} phx_kbatch;
+/* A batch waiting for its delivery reports (fields under the producer's mu): pending counts the
+ * reports still due (plus one held by the producing thread until every message is handed
+ * over, so the count cannot reach zero early). The callback's last touch of the record is
+ * under mu, and its owner returns only after seeing pending at zero under mu, so the record
+ * can live on the owner's stack. */
+struct phx_kbatch {
+    phx_producer *p;
+    int pending;
+    int first_err; /* rd_kafka_resp_err_t; 0 = none yet */
+    int leading;   /* its owner serves the main queue (waits on p->event) */
+    int lead;      /* handed the leader's role by a leader that is done */
+    pthread_cond_t cv;
+    phx_kbatch *next; /* in p->followers */
+};
 
 /* PHX_KAFKA_CONF_security_protocol -> security.protocol: environment names cannot hold dots,
  * so an underscore stands for a dot and a double underscore for a literal underscore. */
@@ -171,13 +193,97 @@ static void phx_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     phx_kbatch *b = m->_private;
     if (!b)
         return;
-    int none = 0;
-    if (m->err)
-        atomic_compare_exchange_strong(&b->first_err, &none, (int)m->err);
-    /* The last touch of b: once pending is zero the waiter may return and free it (glibc's
-     * sem_post does not read the semaphore after waking its waiter). */
-    if (atomic_fetch_sub(&b->pending, 1) == 1)
-        sem_post(&b->done);
+    phx_producer *p = b->p;
+    pthread_mutex_lock(&p->mu);
+    if (m->err && !b->first_err)
+        b->first_err = (int)m->err;
+    if (--b->pending == 0) {
+        /* The owner sleeps on its own condition (a follower) or on the producer's (a leader
+         * whose report another thread's poll served). Both signalled under mu: once it is
+         * released the owner may return and the record is gone. */
+        if (b->leading)
+            pthread_cond_broadcast(&p->event);
+        else
+            pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* librdkafka's queue-event callback: an op landed on the empty main queue. Runs in a librdkafka
+ * thread, which must not call librdkafka back: it only wakes the leader. */
+static void phx_producer_event_cb(rd_kafka_t *rk, void *opaque)
+{
+    (void)rk;
+    phx_producer *p = opaque;
+    pthread_mutex_lock(&p->mu);
+    p->gen++;
+    pthread_mutex_unlock(&p->mu);
+    pthread_cond_broadcast(&p->event);
+}
+
+/* With mu held: when nobody leads and a follower waits, hand it the role. */
+static void phx_producer_handover(phx_producer *p)
+{
+    if (p->leaders > 0 || !p->followers)
+        return;
+    phx_kbatch *f = p->followers;
+    p->followers = f->next;
+    f->next = NULL;
+    f->lead = 1;
+    pthread_cond_signal(&f->cv);
+}
+
+/* With mu held: drop b from the followers if it is still there. */
+static void phx_producer_unfollow(phx_producer *p, phx_kbatch *b)
+{
+    for (phx_kbatch **q = &p->followers; *q; q = &(*q)->next)
+        if (*q == b) {
+            *q = b->next;
+            b->next = NULL;
+            return;
+        }
+}
+
+/* Wait, mu held, until every report of b came, leading or following (file comment). */
+static void phx_producer_wait(phx_producer *p, phx_kbatch *b)
+{
+    while (b->pending > 0) {
+        if (p->leaders == 0 || b->lead) {
+            b->lead = 0;
+            b->leading = 1;
+            p->leaders++;
+            while (b->pending > 0) {
+                unsigned long g = p->gen; /* before the poll: an op after it moves gen */
+                pthread_mutex_unlock(&p->mu);
+                rd_kafka_poll(p->rk, 0);
+                pthread_mutex_lock(&p->mu);
+                if (b->pending > 0 && p->gen == g) {
+                    /* Bounded: a missed event costs at most this, never a hang. */
+                    struct timespec until;
+                    clock_gettime(CLOCK_REALTIME, &until);
+                    until.tv_nsec += 100 * 1000000L;
+                    if (until.tv_nsec >= 1000000000L) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000000000L;
+                    }
+                    while (b->pending > 0 && p->gen == g &&
+                           pthread_cond_timedwait(&p->event, &p->mu, &until) == 0)
+                        ;
+                }
+            }
+            b->leading = 0;
+            p->leaders--;
+            break;
+        }
+        b->next = p->followers;
+        p->followers = b;
+        pthread_cond_wait(&b->cv, &p->mu);
+        phx_producer_unfollow(p, b);
+    }
+    /* A role handed to us after our reports came goes on to the next waiter; a leader that is
+     * done hands it over too. */
+    b->lead = 0;
+    phx_producer_handover(p);
 }
 
 static void phx_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -193,6 +299,8 @@ static void phx_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, c
              NULL, NULL, "librdkafka %s: %s", fac, buf);
 }
 
+/* What nobody waits for (log and error callbacks while idle, reports of a waiter whose leader
+ * hand-over raced): served every 100 ms when no waiter leads. */
 static void *phx_producer_poll_main(void *arg)
 {
     phx_producer *p = arg;
@@ -201,8 +309,20 @@ static void *phx_producer_poll_main(void *arg)
                                    "confirmed by the brokers.",
                                    NULL);
     while (!atomic_load(&p->stop)) {
-        rd_kafka_poll(p->rk, 100);
+        pthread_mutex_lock(&p->mu);
+        int lead = p->leaders == 0;
+        if (lead)
+            p->leaders++;
+        pthread_mutex_unlock(&p->mu);
+        if (lead) {
+            rd_kafka_poll(p->rk, 0);
+            pthread_mutex_lock(&p->mu);
+            p->leaders--;
+            phx_producer_handover(p);
+            pthread_mutex_unlock(&p->mu);
+        }
         phx_metric_set(queued, rd_kafka_outq_len(p->rk));
+        phx_sleep_ms(100);
     }
     return NULL;
 }
@@ -263,6 +383,10 @@ phx_producer *phx_producer_new(const char *brokers, phx_err *err)
         free(p);
         return NULL;
     }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->event, NULL);
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_cb_event_enable(p->mainq, phx_producer_event_cb, p);
     pthread_create(&p->poller, NULL, phx_producer_poll_main, p);
     return p;
 }
@@ -315,10 +439,8 @@ int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err
         phx_span_set(&sp, "messaging.system", "kafka");
         phx_span_set(&sp, "messaging.batch.message_count", "%d", n);
     }
-    phx_kbatch b;
-    atomic_init(&b.pending, 1); /* ours until every message is handed over */
-    atomic_init(&b.first_err, 0);
-    sem_init(&b.done, 0, 0);
+    phx_kbatch b = {.p = p, .pending = n + 1}; /* +1: ours until every message is handed over */
+    pthread_cond_init(&b.cv, NULL);
     rd_kafka_resp_err_t enq_err = 0;
 
     for (int i = 0; i < n; i++) {
@@ -326,7 +448,6 @@ int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err
         rd_kafka_headers_t *hdrs = rd_kafka_headers_new(m->nhdrs);
         for (int h = 0; h < m->nhdrs; h++)
             rd_kafka_header_add(hdrs, m->hdrs[h].name, -1, m->hdrs[h].value, -1);
-        atomic_fetch_add(&b.pending, 1);
         rd_kafka_resp_err_t e;
         /* A full local queue is back-pressure, not failure: wait for it to drain. */
         for (;;) {
@@ -340,18 +461,22 @@ int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err
             rd_kafka_poll(p->rk, 50);
         }
         if (e) {
-            rd_kafka_headers_destroy(hdrs);  /* not handed over on failure */
-            atomic_fetch_sub(&b.pending, 1); /* never the last: we still hold ours */
+            rd_kafka_headers_destroy(hdrs); /* not handed over on failure */
             enq_err = e;
+            pthread_mutex_lock(&p->mu);
+            b.pending -= n - i; /* this one and the rest will have no report */
+            pthread_mutex_unlock(&p->mu);
             break;
         }
     }
-    if (atomic_fetch_sub(&b.pending, 1) != 1)
-        while (sem_wait(&b.done) != 0) /* EINTR only */
-            ;
-    sem_destroy(&b.done);
+    pthread_mutex_lock(&p->mu);
+    b.pending--; /* ours */
+    phx_producer_wait(p, &b);
+    int first_err = b.first_err;
+    pthread_mutex_unlock(&p->mu);
+    pthread_cond_destroy(&b.cv);
 
-    rd_kafka_resp_err_t e = enq_err ? enq_err : (rd_kafka_resp_err_t)atomic_load(&b.first_err);
+    rd_kafka_resp_err_t e = enq_err ? enq_err : (rd_kafka_resp_err_t)first_err;
     if (e)
         phx_err_set(err, "kafka_produce", phx_kafka_err_retryable(e), "kafka produce: %s",
                     rd_kafka_err2str(e));
@@ -364,10 +489,14 @@ void phx_producer_free(phx_producer *p, int timeout_ms)
         return;
     atomic_store(&p->stop, 1);
     pthread_join(p->poller, NULL);
+    rd_kafka_queue_cb_event_enable(p->mainq, NULL, NULL);
+    rd_kafka_queue_destroy(p->mainq);
     if (rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
         phx_log_warn("kafka producer: %d messages not delivered at close",
                      rd_kafka_outq_len(p->rk));
     rd_kafka_destroy(p->rk);
+    pthread_cond_destroy(&p->event);
+    pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
