@@ -2,7 +2,8 @@
  *
  * Threads: main (signals, via sigtimedwait; admin heartbeat), N consumer threads, the group
  * thread (serves the consumer group protocol and commits stored offsets), an optional tick
- * thread, the producer's delivery-report poller, and the admin HTTP thread. All of them share
+ * thread, the producer's idle poller (delivery reports are served by the producing threads
+ * themselves, kafka.c), and the admin HTTP thread. All of them share
  * one idempotent producer and one consumer (a single group member: one set of fetch loops
  * and broker connections whatever PHX_CONCURRENCY is); each consumer thread owns a lane of
  * that consumer (its partitions, in order) and its handler state, so the hot path takes no
