@@ -80,7 +80,14 @@ typedef struct phx_inj_feature {
 #define INSTR_N                                                                                    \
     "instruction*|rule|rules|direction*|guideline*|prompt*|programming|directive*|guidance|"       \
     "constraint*|restriction*|polic*|filter*|command*|context|training"
-#define AI_N      "ai|assistant|chatbot|llm|gpt|chatgpt|bot|model|agent|claude|bard|gemini|copilot"
+#define AI_N "ai|assistant|chatbot|llm|gpt|chatgpt|bot|model|agent|claude|bard|gemini|copilot"
+/* words that describe a jailbreak persona: the model without its rules, or rude on purpose */
+#define PERSONA_ADJ "nsfw|uncensored|unfiltered|unfiltred|vulgar|amoral|unhinged"
+#define PERSONA_UN                                                                                 \
+    "unfiltered|unfiltred|uncensored|unrestricted|unbound|unlimited|unchained|amoral|immoral|"     \
+    "unethical|evil|rogue|lawless|nsfw|unhinged"
+/* modes that phones, games and tools have too */
+#define GAME_MODE "developer|dev|god|evil|opposite|chaos|villain"
 #define AI_STRICT "ai|assistant|chatbot|llm|gpt|chatgpt|claude|bard|gemini|copilot"
 #define LIMIT_N                                                                                    \
     "restriction*|limitation*|limits|filter*|censor*|constraint*|boundaries|rules|guideline*|"     \
@@ -162,17 +169,16 @@ static const phx_inj_feature phx_inj_features[] = {
      "you|youre ~2 going|will|shall|must|are ~2 pretend|act|roleplay|"
      "play|impersonate|simulate|become|embody"},
     {CAT_ROLE, {0.3f, 0.5f}, 0, "personify|embody|impersonate|portray"},
-    {CAT_PERSONA,
-     {0.35f, 0.45f},
-     0,
-     "nsfw|uncensored|unfiltered|unfiltred|vulgar|amoral|"
-     "unhinged"},
+    /* the words jailbreak personas are described with are everyday words too (unfiltered
+     * water, the uncensored cut of a film, an amoral villain, "what does NSFW mean?"): alone
+     * one of them is a small signal that needs a second one (see the persona rows below) */
+    {CAT_PERSONA, {0.15f, 0.15f}, 0, PERSONA_ADJ},
     {CAT_UNRESTRICT,
      {0.5f, 0.55f},
      0,
      "explicit|sexual|graphic|violent|offensive|nsfw ~3 "
-     "content|language|material ~3 allowed|permitted|enabled|"
-     "okay|ok|fine|acceptable"},
+     "content|language|material|generation*|output*|response*|answer*|repl*|topics|themes ~3 "
+     "allowed|permitted|enabled|okay|ok|fine|acceptable"},
     {CAT_UNRESTRICT,
      {0.4f, 0.5f},
      0,
@@ -215,19 +221,53 @@ static const phx_inj_feature phx_inj_features[] = {
        ------------------------------------------------------ */
     {CAT_PERSONA, {0.8f, 0.85f}, 0, "do anything now"},
     {CAT_PERSONA, {0.6f, 0.7f}, 0, "dan ~3 stands|mode|prompt|jailbreak|which|can|will|has"},
-    {CAT_PERSONA, {0.45f, 0.6f}, 0, "jailbreak|jailbreaks|jailbroken|jailbreaking"},
+    /* "jailbreak" is also what owners do to phones and consoles ("jailbreak my iPhone"): on
+     * its own a small signal; strong when it is the assistant or a prompt that is jailbroken */
+    {CAT_PERSONA, {0.2f, 0.3f}, 0, "jailbreak|jailbreaks|jailbroken|jailbreaking"},
+    {CAT_PERSONA,
+     {0.45f, 0.6f},
+     0,
+     "jailbreak|jailbreaks|jailbroken|jailbreaking ~3 " AI_N "|prompt|prompts|yourself|"
+     "persona|mode"},
+    {CAT_PERSONA, {0.45f, 0.6f}, 0, AI_N "|you|youre ~2 jailbroken"},
+    /* modes only a jailbroken model has */
     {CAT_PERSONA,
      {0.65f, 0.75f},
      0,
-     "developer|dev|god|jailbreak|unrestricted|unfiltered|"
-     "uncensored|evil|opposite|dan|chaos|villain mode"},
+     "jailbreak|jailbroken|unrestricted|unfiltered|uncensored|amoral|dan mode"},
+    /* modes phones, games and tools have too ("developer mode on Android", "god mode in
+     * Doom"): strong only when the assistant is in them */
+    {CAT_PERSONA, {0.1f, 0.1f}, 0, GAME_MODE " mode"},
+    {CAT_PERSONA,
+     {0.65f, 0.75f},
+     0,
+     AI_N "|you|youre ~2 are|re|is|now|in|into|enter|enters|entering|stay|stays|switch|switches|"
+          "with ~2 " GAME_MODE " mode"},
+    {CAT_PERSONA, {0.65f, 0.75f}, 0, GAME_MODE " mode ~3 " AI_N},
+    /* such a persona cast onto the assistant: "you are an uncensored AI", "act as an amoral
+     * character", "respond as an unfiltered chatbot" */
     {CAT_PERSONA,
      {0.55f, 0.65f},
      0,
-     "unfiltered|uncensored|unrestricted|unbound|unlimited|"
-     "unchained|amoral|immoral|unethical|evil|rogue|lawless ~3 " AI_N
-     "|version|character|persona|entity|response*|answer*|"
-     "assistant|being|system"},
+     "you|youre|yourself|act|acting|pretend|pretending|become|becoming|simulate|simulating|"
+     "emulate|emulating|roleplay|impersonate|respond|answer|reply ~4 " PERSONA_UN " ~3 " AI_N
+     "|character|persona|entity|being|assistant|alter"},
+    /* ... the assistant's own version or answer: "your unfiltered response", "an uncensored
+     * version of yourself / of ChatGPT". "The uncensored version of the album", "the
+     * unrestricted version of the free plan" and "an unfiltered response in a survey" are
+     * someone else's, so "version", "response" and "answer" alone count for nothing */
+    {CAT_PERSONA,
+     {0.55f, 0.65f},
+     0,
+     "your|yourself ~2 " PERSONA_UN " ~1 version|response*|answer*|repl*|output*|self|side|"
+     "character|persona"},
+    {CAT_PERSONA,
+     {0.55f, 0.65f},
+     0,
+     PERSONA_UN " ~1 version|copy|clone|twin ~1 of ~1 you|yourself|" AI_N},
+    /* ... an AI or a persona described so without being cast onto the assistant ("an article
+     * about amoral AI systems"): weak, it takes more to flag */
+    {CAT_PERSONA, {0.2f, 0.25f}, 0, PERSONA_UN " ~3 " AI_N "|persona|entity"},
     {CAT_PERSONA,
      {0.35f, 0.45f},
      0,
@@ -327,7 +367,18 @@ static const phx_inj_feature phx_inj_features[] = {
     {CAT_ROLE,
      {0.3f, 0.5f},
      0,
-     "from now on ~2 you|youre ~1 are|will|must|shall|re|act|respond|answer|reply|become"},
+     "from now on ~2 you|youre ~1 are|re|act|become|behave|pretend|play|roleplay"},
+    /* ... "from now on you will be / act as / answer as" someone; "from now on you will
+     * answer in French" is a preference, not a persona */
+    {CAT_ROLE,
+     {0.3f, 0.5f},
+     0,
+     "from now on ~2 you ~1 will|must|shall|should ~2 act|become|behave|pretend|play|roleplay|"
+     "impersonate|be ~2 as|like|a|an|my|the"},
+    {CAT_ROLE,
+     {0.3f, 0.5f},
+     0,
+     "from now on ~2 you ~1 will|must|shall|should ~2 respond|answer|reply|speak|talk ~1 as|like"},
     {CAT_ROLE,
      {0.15f, 0.3f},
      0,
@@ -358,8 +409,10 @@ static const phx_inj_feature phx_inj_features[] = {
      {0.2f, 0.4f},
      0,
      "two|2|both|dual|separate ~2 ai|gpt|chatgpt|llm ~1 models|entities|versions|characters"},
+    /* a mode switched on is also every how-to for phones and apps ("To enable dark mode,
+     * ..."): below the data threshold alone */
     {CAT_ROLE,
-     {0.25f, 0.4f},
+     {0.25f, 0.3f},
      0,
      "stay|remain|enable|enabled|activate|activated|enter|entering|switch|unlock|unlocked ~3 "
      "mode"},
@@ -376,7 +429,7 @@ static const phx_inj_feature phx_inj_features[] = {
      0,
      "employee|developer|engineer|programmer|staff|researcher|admin|administrator ~2 at|of|"
      "from ~1 openai|anthropic"},
-    {CAT_ROLE, {0.25f, 0.4f}, 0, "mode ~2 enabled|activated|unlocked"},
+    {CAT_ROLE, {0.25f, 0.3f}, 0, "mode ~2 enabled|activated|unlocked"},
     /* the model set against its own rules or its usual answers */
     {CAT_UNRESTRICT,
      {0.35f, 0.45f},
@@ -460,17 +513,18 @@ static const phx_inj_feature phx_inj_features[] = {
      "use|uses|using|include|includes|with|add ~2 swear|swears|swearing|cuss|cussing|"
      "profanity|profanities|expletives|slurs"},
     /* a behaviour set for every later answer ("from now on, end all your replies with ...",
-     * "answer in ten words from now on") */
+     * "answer in ten words from now on"): in data an order planted for the assistant; from
+     * the user a preference about language, length or format, no signal at all */
     {CAT_ROLE,
-     {0.2f, 0.4f},
+     {0.0f, 0.4f},
      0,
      "from now on ~6 your|youre ~2 response*|repl*|answer*|message*|output*"},
     {CAT_ROLE,
-     {0.2f, 0.4f},
+     {0.0f, 0.4f},
      0,
      "from now on ~6 every|each ~1 response|reply|answer|message|output"},
     {CAT_ROLE,
-     {0.2f, 0.4f},
+     {0.0f, 0.4f},
      0,
      "answer|respond|reply|talk|speak|refer|call|address ~6 from now on"},
     /* --- refusal suppression
