@@ -39,10 +39,14 @@ struct phx_producer {
     rd_kafka_queue_t *mainq; /* the queue rd_kafka_poll serves: delivery reports, logs */
     pthread_t poller;
     atomic_int stop;
-    /* Delivery waiting (file comment). mu guards everything below and every batch's fields. */
+    /* Delivery waiting (file comment). evmu guards gen, the leader's wake-up: librdkafka's
+     * threads take it for every op that lands on the empty queue, so it is kept apart from mu
+     * (which the reports' callbacks take) lest the two contend. */
+    pthread_mutex_t evmu;
+    pthread_cond_t event; /* gen moved */
+    atomic_ulong gen;     /* ops that landed on the empty main queue, leading batches done */
+    /* mu guards what follows and every batch's fields; taken before evmu, never after. */
     pthread_mutex_t mu;
-    pthread_cond_t event;  /* gen moved, or a leading batch completed */
-    unsigned long gen;     /* ops that landed on the empty main queue */
     int leaders;           /* threads serving the main queue now (one, but for hand-over races) */
     phx_kbatch *followers; /* waiters sleeping on their own condition */
 };
@@ -201,9 +205,12 @@ static void phx_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
         /* The owner sleeps on its own condition (a follower) or on the producer's (a leader
          * whose report another thread's poll served). Both signalled under mu: once it is
          * released the owner may return and the record is gone. */
-        if (b->leading)
+        if (b->leading) {
+            pthread_mutex_lock(&p->evmu);
+            atomic_fetch_add(&p->gen, 1);
+            pthread_mutex_unlock(&p->evmu);
             pthread_cond_broadcast(&p->event);
-        else
+        } else
             pthread_cond_signal(&b->cv);
     }
     pthread_mutex_unlock(&p->mu);
@@ -215,9 +222,9 @@ static void phx_producer_event_cb(rd_kafka_t *rk, void *opaque)
 {
     (void)rk;
     phx_producer *p = opaque;
-    pthread_mutex_lock(&p->mu);
-    p->gen++;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&p->evmu);
+    atomic_fetch_add(&p->gen, 1);
+    pthread_mutex_unlock(&p->evmu);
     pthread_cond_broadcast(&p->event);
 }
 
@@ -253,23 +260,28 @@ static void phx_producer_wait(phx_producer *p, phx_kbatch *b)
             b->leading = 1;
             p->leaders++;
             while (b->pending > 0) {
-                unsigned long g = p->gen; /* before the poll: an op after it moves gen */
+                /* Read before the poll: an op that lands after it moves gen. */
+                unsigned long g = atomic_load(&p->gen);
                 pthread_mutex_unlock(&p->mu);
                 rd_kafka_poll(p->rk, 0);
                 pthread_mutex_lock(&p->mu);
-                if (b->pending > 0 && p->gen == g) {
-                    /* Bounded: a missed event costs at most this, never a hang. */
-                    struct timespec until;
-                    clock_gettime(CLOCK_REALTIME, &until);
-                    until.tv_nsec += 100 * 1000000L;
-                    if (until.tv_nsec >= 1000000000L) {
-                        until.tv_sec++;
-                        until.tv_nsec -= 1000000000L;
-                    }
-                    while (b->pending > 0 && p->gen == g &&
-                           pthread_cond_timedwait(&p->event, &p->mu, &until) == 0)
-                        ;
+                if (b->pending == 0)
+                    break;
+                pthread_mutex_unlock(&p->mu);
+                /* Bounded: a missed event costs at most this, never a hang. */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 100 * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000L;
                 }
+                pthread_mutex_lock(&p->evmu);
+                while (atomic_load(&p->gen) == g &&
+                       pthread_cond_timedwait(&p->event, &p->evmu, &until) == 0)
+                    ;
+                pthread_mutex_unlock(&p->evmu);
+                pthread_mutex_lock(&p->mu);
             }
             b->leading = 0;
             p->leaders--;
@@ -384,6 +396,7 @@ phx_producer *phx_producer_new(const char *brokers, phx_err *err)
         return NULL;
     }
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->evmu, NULL);
     pthread_cond_init(&p->event, NULL);
     p->mainq = rd_kafka_queue_get_main(p->rk);
     rd_kafka_queue_cb_event_enable(p->mainq, phx_producer_event_cb, p);
@@ -496,6 +509,7 @@ void phx_producer_free(phx_producer *p, int timeout_ms)
                      rd_kafka_outq_len(p->rk));
     rd_kafka_destroy(p->rk);
     pthread_cond_destroy(&p->event);
+    pthread_mutex_destroy(&p->evmu);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
