@@ -20,7 +20,8 @@
 # of the ingress and of Redis per request, and it always reports their CPU time (and the
 # broker's) per request: figures which the neighbours change far less. The ingress's share is
 # also split by thread name (MHD-worker: HTTP and the checks; phx-commit: the group commit;
-# rdk:*: librdkafka), to say which part of the process a change moved.
+# rdk:*: librdkafka), to say which part of the process a change moved. BENCH_SYSCALLS=1 also
+# counts the ingress's system calls per request by name.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-build}
@@ -66,7 +67,13 @@ if perf stat -e context-switches,raw_syscalls:sys_enter -p "$(cat "$PHX_VAR/run/
     -o /dev/null -- true >/dev/null 2>&1; then
     counted=1
     for p in ingress redis; do
-        perf stat -x, -e context-switches,raw_syscalls:sys_enter -p "$(cat "$PHX_VAR/run/$p.pid")" \
+        ev=context-switches,raw_syscalls:sys_enter
+        # BENCH_SYSCALLS=1: the ingress's system calls by name too (a tracepoint each; costs the
+        # ingress a little CPU, so leave it off when comparing CPU per request).
+        [ "$p" = ingress ] && [ -n "${BENCH_SYSCALLS:-}" ] &&
+            ev=$ev$(printf ',syscalls:sys_enter_%s' recvfrom recvmsg read sendmsg sendto write \
+                writev epoll_wait epoll_ctl poll futex getrandom)
+        perf stat -x, -e "$ev" -p "$(cat "$PHX_VAR/run/$p.pid")" \
             -o "$PHX_VAR/perf.$p" -- sleep "$((SECS + 1))" &
     done
     sleep 0.2
@@ -104,10 +111,13 @@ echo "| $(date -u +%F) | $(nproc) CPUs | $CONNS conns, $PHX_INGRESS_THREADS thre
 if [ -n "$counted" ]; then
     n=$(awk '/requests in/ {print $1}' "$PHX_VAR/wrk.out")
     for p in ingress redis; do
-        awk -F, -v n="$n" -v p=$p '/context-switches/ {cs = $1} /sys_enter/ {sc = $1}
+        awk -F, -v n="$n" -v p=$p '/context-switches/ {cs = $1} /raw_syscalls:sys_enter/ {sc = $1}
             END {printf "per request: %s %.1f system calls, %.1f context switches\n", p, sc / n, cs / n}' \
             "$PHX_VAR/perf.$p"
     done
+    [ -n "${BENCH_SYSCALLS:-}" ] && awk -F, -v n="$n" '/syscalls:sys_enter_/ && $1 > 0 {
+            sub(/.*sys_enter_/, "", $3); out = out sprintf(" %s %.2f", $3, $1 / n)}
+        END {print "ingress system calls per request:" out}' "$PHX_VAR/perf.ingress"
 fi
 n=$(awk '/requests in/ {print $1}' "$PHX_VAR/wrk.out")
 paste <(echo "$cpu0") <(echo "$cpu1") | awk -v n="$n" -v hz="$(getconf CLK_TCK)" '
