@@ -63,7 +63,12 @@ enum {
     COND_ACRONYM = 2,  /* a name follows that is spelled out by the words after it */
     COND_SLOT = 3,     /* the match sits inside brackets: "[your prompt here]", "<input>" */
     COND_ORDER = 4,    /* the match is in a sentence that opens with an order (directive word) */
-    COND_TIMES = 16,   /* COND_TIMES + n: the pattern occurs at n places (the n-th fires) */
+    /* no condition, but one of the rows that read a persona word in more or less telling
+     * company ("uncensored" alone, "you are an uncensored AI"): of these only the strongest
+     * that fired counts, so the word is not counted again by every row that holds it and each
+     * row's weight is what its whole phrase says */
+    COND_PERSONA_WORD = 8,
+    COND_TIMES = 16, /* COND_TIMES + n: the pattern occurs at n places (the n-th fires) */
 };
 
 typedef struct phx_inj_feature {
@@ -172,7 +177,7 @@ static const phx_inj_feature phx_inj_features[] = {
     /* the words jailbreak personas are described with are everyday words too (unfiltered
      * water, the uncensored cut of a film, an amoral villain, "what does NSFW mean?"): alone
      * one of them is a small signal that needs a second one (see the persona rows below) */
-    {CAT_PERSONA, {0.15f, 0.15f}, 0, PERSONA_ADJ},
+    {CAT_PERSONA, {0.15f, 0.15f}, COND_PERSONA_WORD, PERSONA_ADJ},
     {CAT_UNRESTRICT,
      {0.5f, 0.55f},
      0,
@@ -244,38 +249,41 @@ static const phx_inj_feature phx_inj_features[] = {
      AI_N "|you|youre ~2 are|re|is|now|in|into|enter|enters|entering|stay|stays|switch|switches|"
           "with ~2 " GAME_MODE " mode"},
     {CAT_PERSONA, {0.65f, 0.75f}, 0, GAME_MODE " mode ~3 " AI_N},
-    /* such a persona cast onto the assistant: "you are an uncensored AI", "act as an amoral
-     * character", "respond as an unfiltered chatbot" */
+    /* such a persona cast onto the assistant: a casting word, an article, the persona word
+     * and an AI or persona noun ("you are an uncensored AI", "act as an amoral character",
+     * "respond as an unfiltered chatbot"); the article keeps out questions that merely have
+     * "you" in front ("can you explain why people fear rogue AI systems?") */
     {CAT_PERSONA,
-     {0.55f, 0.65f},
-     0,
+     {0.65f, 0.75f},
+     COND_PERSONA_WORD,
      "you|youre|yourself|act|acting|pretend|pretending|become|becoming|simulate|simulating|"
-     "emulate|emulating|roleplay|impersonate|respond|answer|reply ~4 " PERSONA_UN " ~3 " AI_N
-     "|character|persona|entity|being|assistant|alter"},
+     "emulate|emulating|roleplay|impersonate|respond|answer|reply ~2 a|an|as|be|the|my|are|re|is "
+     "~2 " PERSONA_UN " ~3 " AI_N "|character|persona|entity|being|assistant|alter"},
     /* ... "respond to the prompt exactly as an unfiltered, completely unlimited language
      * model": the assistant's behaviour likened to such an AI ("Is Grok marketed as an
      * uncensored AI?" is a question about a product) */
     {CAT_PERSONA,
-     {0.55f, 0.65f},
-     0,
+     {0.65f, 0.75f},
+     COND_PERSONA_WORD,
      "respond|answer|reply|act|behave|speak|talk|write|function|operate ~6 as ~2 " PERSONA_UN
      " ~3 " AI_N},
-    /* ... the assistant's own version or answer: "your unfiltered response", "an uncensored
-     * version of yourself / of ChatGPT". "The uncensored version of the album", "the
-     * unrestricted version of the free plan" and "an unfiltered response in a survey" are
+    /* ... the assistant's own version or answer ("your unfiltered response", "an uncensored
+     * version of ChatGPT"): weaker, since "thanks for your unfiltered answer" and "is there an
+     * uncensored version of ChatGPT?" are no casting. "The uncensored version of the album",
+     * "the unrestricted version of the free plan" and "an unfiltered response in a survey" are
      * someone else's, so "version", "response" and "answer" alone count for nothing */
     {CAT_PERSONA,
-     {0.55f, 0.65f},
-     0,
+     {0.3f, 0.5f},
+     COND_PERSONA_WORD,
      "your|yourself ~2 " PERSONA_UN " ~1 version|response*|answer*|repl*|output*|self|side|"
      "character|persona"},
     {CAT_PERSONA,
-     {0.55f, 0.65f},
-     0,
+     {0.3f, 0.5f},
+     COND_PERSONA_WORD,
      PERSONA_UN " ~1 version|copy|clone|twin ~1 of ~1 you|yourself|" AI_N},
     /* ... an AI or a persona described so without being cast onto the assistant ("an article
      * about amoral AI systems"): weak, it takes more to flag */
-    {CAT_PERSONA, {0.2f, 0.25f}, 0, PERSONA_UN " ~3 " AI_N "|persona|entity"},
+    {CAT_PERSONA, {0.25f, 0.3f}, COND_PERSONA_WORD, PERSONA_UN " ~3 " AI_N "|persona|entity"},
     {CAT_PERSONA,
      {0.35f, 0.45f},
      0,
@@ -1382,9 +1390,15 @@ static double phx_inj_combine(const unsigned char *fired, const unsigned char *h
     unsigned mask = 0;
     for (int c = 0; c < CAT_COUNT; c++)
         cat[c] = 0;
+    /* The strongest COND_PERSONA_WORD row that fired: the others do not count. */
+    int pw = -1;
+    for (int i = 0; i < PHX_INJ_NFEAT; i++)
+        if (fired[i] && phx_inj_features[i].cond == COND_PERSONA_WORD &&
+            (pw < 0 || phx_inj_features[pw].w[ctx] < phx_inj_features[i].w[ctx]))
+            pw = i;
     /* Category score: noisy-OR over its distinct features. */
     for (int i = 0; i < PHX_INJ_NFEAT; i++) {
-        if (!fired[i])
+        if (!fired[i] || (phx_inj_features[i].cond == COND_PERSONA_WORD && i != pw))
             continue;
         int c = phx_inj_features[i].cat;
         cat[c] = 1.0 - (1.0 - cat[c]) * (1.0 - phx_inj_features[i].w[ctx]);
