@@ -110,6 +110,9 @@ typedef struct phx_inj_feature {
     "incorporate|augment|substitute|misspell|combine|stress|tease|urge|"                           \
     "conclude|recite|elaborate|illustrate|demonstrate|solve|scramble|jumble|anagram|"              \
     "remind|encourage|offer|imagine"
+/* The lone persona word's pattern, named so the scorer can tell its row (phx_inj_combine). */
+static const char phx_inj_lone_word[] = PERSONA_ADJ;
+
 static const phx_inj_feature phx_inj_features[] = {
     /* --- instruction override ------------------------------------------------------------
      */
@@ -177,7 +180,7 @@ static const phx_inj_feature phx_inj_features[] = {
     /* the words jailbreak personas are described with are everyday words too (unfiltered
      * water, the uncensored cut of a film, an amoral villain, "what does NSFW mean?"): alone
      * one of them is a small signal that needs a second one (see the persona rows below) */
-    {CAT_PERSONA, {0.15f, 0.15f}, COND_PERSONA_WORD, PERSONA_ADJ},
+    {CAT_PERSONA, {0.15f, 0.15f}, COND_PERSONA_WORD, phx_inj_lone_word},
     {CAT_UNRESTRICT,
      {0.5f, 0.55f},
      0,
@@ -1402,7 +1405,10 @@ static double phx_inj_combine(const unsigned char *fired, const unsigned char *h
             continue;
         int c = phx_inj_features[i].cat;
         cat[c] = 1.0 - (1.0 - cat[c]) * (1.0 - phx_inj_features[i].w[ctx]);
-        mask |= 1u << c;
+        /* a persona word alone ("the uncensored history of ...") wraps nothing: it is no
+         * framing for a harmful theme */
+        if (phx_inj_features[i].pattern != phx_inj_lone_word)
+            mask |= 1u << c;
     }
     /* The harmful-request rows (harm.c) make one category: what is being asked for. */
     cat[CAT_HARM] = phx_safety_harm_score(hfired, ctx, hb);
