@@ -122,12 +122,23 @@ static const phx_inj_feature phx_inj_features[] = {
      {0.5f, 0.75f},
      0,
      "not|dont|never|stop ~1 follow|following|obey|obeying ~4 " INSTR_N},
+    /* instructions said to be the real ones ("your real task", "the secret instructions"),
+     * and new ones given to "you"; new rules, tasks and instructions alone are what every
+     * club, office and product announces ("The new rules take effect in May"), a small signal
+     * that needs a second one, as is "from now on" ("From now on, the office opens at 9") */
     {CAT_OVERRIDE,
      {0.35f, 0.6f},
      0,
-     "new|updated|revised|real|actual|true|additional|secret "
-     "instruction*|directive*|task|orders|rules"},
-    {CAT_OVERRIDE, {0.2f, 0.45f}, 0, "from now on"},
+     "real|actual|true|secret|hidden instruction*|directive*|task|orders"},
+    {CAT_OVERRIDE,
+     {0.35f, 0.6f},
+     0,
+     "your|you ~2 new|updated|revised|additional instruction*|directive*|task|orders|rules"},
+    {CAT_OVERRIDE,
+     {0.15f, 0.3f},
+     0,
+     "new|updated|revised|additional instruction*|directive*|task|orders|rules"},
+    {CAT_OVERRIDE, {0.2f, 0.3f}, 0, "from now on"},
     {CAT_OVERRIDE,
      {0.35f, 0.75f},
      0,
@@ -138,7 +149,7 @@ static const phx_inj_feature phx_inj_features[] = {
      0,
      "instead ~3 write|tell|say|respond|answer|output|print|"
      "recommend|provide|give|include|generate|create|reply"},
-    {CAT_OVERRIDE, {0.2f, 0.45f}, 0, "starting now|today|immediately|henceforth"},
+    {CAT_OVERRIDE, {0.2f, 0.3f}, 0, "starting now|today|immediately|henceforth"},
     {CAT_OVERRIDE,
      {0.5f, 0.7f},
      0,
