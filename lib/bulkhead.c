@@ -4,6 +4,7 @@
  * count must be readable for metrics and the wait must be bounded on the monotonic clock
  * (sem_timedwait only takes CLOCK_REALTIME, which jumps with NTP). */
 #include "bulkhead.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -48,26 +49,13 @@ void phx_bulkhead_destroy(phx_bulkhead *b)
     pthread_mutex_destroy(&b->mu);
 }
 
-/* now + ms on the monotonic clock, as the absolute time pthread_cond_timedwait wants. */
-static struct timespec phx_bulkhead_until(long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 int phx_bulkhead_enter(phx_bulkhead *b, phx_err *err)
 {
     pthread_mutex_lock(&b->mu);
     if (b->inflight >= b->limit && b->wait_ms > 0) {
         phx_metric_add(b->m_waits, 1);
-        struct timespec until = phx_bulkhead_until(b->wait_ms);
+        /* drained waits on the monotonic clock (phx_bulkhead_init) */
+        struct timespec until = phx_deadline_ms(CLOCK_MONOTONIC, b->wait_ms);
         while (b->inflight >= b->limit)
             if (pthread_cond_timedwait(&b->drained, &b->mu, &until) == ETIMEDOUT)
                 break;

@@ -269,13 +269,7 @@ static void phx_producer_wait(phx_producer *p, phx_kbatch *b)
                     break;
                 pthread_mutex_unlock(&p->mu);
                 /* Bounded: a missed event costs at most this, never a hang. */
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += 100 * 1000000L;
-                if (until.tv_nsec >= 1000000000L) {
-                    until.tv_sec++;
-                    until.tv_nsec -= 1000000000L;
-                }
+                struct timespec until = phx_deadline_ms(CLOCK_REALTIME, 100);
                 pthread_mutex_lock(&p->evmu);
                 while (atomic_load(&p->gen) == g &&
                        pthread_cond_timedwait(&p->event, &p->evmu, &until) == 0)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Parse s as a whole base-10 integer within [min, max] into *out: 0, or -1 (empty, trailing
  * characters, overflow, out of range) with *out untouched. The one strict parser for numbers
@@ -19,6 +20,10 @@ int64_t phx_now_ms(void);
 /* Monotonic milliseconds (for timeouts and durations inside one process). */
 int64_t phx_mono_ms(void);
 void phx_sleep_ms(int64_t ms);
+/* now + ms on clock (CLOCK_REALTIME or CLOCK_MONOTONIC), as the absolute time
+ * pthread_cond_timedwait and pthread_timedjoin_np want: a condition variable waits on the clock
+ * its attributes name (realtime unless set otherwise). */
+struct timespec phx_deadline_ms(clockid_t clock, int64_t ms);
 
 /* A new random id: 26 chars of Crockford base32 (48-bit ms timestamp + 80 random bits, so ids
  * sort by creation time). buf must hold 27 bytes. */

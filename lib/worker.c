@@ -413,14 +413,7 @@ static void phx_worker_beat(phx_worker *w, phx_opsbeat *beat)
 /* Join n threads within grace_ms in total. 0, or -1 when some thread is still running. */
 static int phx_worker_join_all(phx_wthread *threads, int n, long grace_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += grace_ms / 1000;
-    until.tv_nsec += (grace_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = phx_deadline_ms(CLOCK_REALTIME, grace_ms);
     for (int i = 0; i < n; i++)
         if (pthread_timedjoin_np(threads[i].tid, NULL, &until) != 0)
             return -1;

@@ -317,13 +317,7 @@ int phx_bench_run(const phx_bench_cfg *cfg, phx_bench_result *res, phx_err *err)
     int64_t last_draw = 0;
     for (;;) {
         pthread_mutex_lock(&st.mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = phx_deadline_ms(CLOCK_REALTIME, 100);
         pthread_cond_timedwait(&st.cv, &st.mu, &until);
         int64_t now = phx_bench_now_us();
         int over = res->replied >= cfg->jobs ||

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../lib/msg.h"
@@ -160,6 +161,30 @@ static void test_ids(void **state)
 
 /* A dead letter must fit in a Kafka message whatever it carries: big originals keep only
  * their start, size and hash; long schema error lists are capped. */
+/* phx_deadline_ms: now + ms on the clock asked for, normalised (tv_nsec < 1e9), for carries
+ * across the second and for both clocks the callers use. */
+static void test_deadline(void **state)
+{
+    (void)state;
+    static const struct {
+        clockid_t clock;
+        int64_t ms;
+    } cases[] = {{CLOCK_REALTIME, 0},     {CLOCK_REALTIME, 1},     {CLOCK_REALTIME, 999},
+                 {CLOCK_REALTIME, 1000},  {CLOCK_MONOTONIC, 1500}, {CLOCK_MONOTONIC, 100},
+                 {CLOCK_MONOTONIC, 2999}, {CLOCK_REALTIME, 100000}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct timespec a, b;
+        clock_gettime(cases[i].clock, &a);
+        struct timespec d = phx_deadline_ms(cases[i].clock, cases[i].ms);
+        clock_gettime(cases[i].clock, &b);
+        assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+        int64_t dn = (int64_t)d.tv_sec * 1000000000 + d.tv_nsec;
+        int64_t lo = (int64_t)a.tv_sec * 1000000000 + a.tv_nsec + cases[i].ms * 1000000;
+        int64_t hi = (int64_t)b.tv_sec * 1000000000 + b.tv_nsec + cases[i].ms * 1000000;
+        assert_true(dn >= lo && dn <= hi);
+    }
+}
+
 static void test_dlq_bounded(void **state)
 {
     (void)state;
@@ -214,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_kind_pool), cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_base64),    cmocka_unit_test(test_parse),
         cmocka_unit_test(test_ids),       cmocka_unit_test(test_dlq_bounded),
+        cmocka_unit_test(test_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
