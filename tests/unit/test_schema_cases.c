@@ -193,6 +193,17 @@ static const struct phx_group phx_groups[] = {
       {"{'c': 'aaaa.*'}", 0},
       {"{'f': 'D'}", 0},
       {"{'g': 'swordfish'}", 0}}},
+    {"one-atom patterns (the fast matcher alone, no regex kept) at their bounds",
+     "{'properties': {'id': {'pattern': '^[A-Za-z0-9._:-]{2,4}$'}, 'k': {'pattern': '^[a-z]+$'},"
+     " 'x': {'pattern': '^x?$'}}}",
+     {{"{'id': 'a.', 'k': 'abc', 'x': ''}", 1},
+      {"{'id': 'a:b-'}", 1},
+      {"{'id': 'a'}", 0},
+      {"{'id': 'abcde'}", 0},
+      {"{'id': 'a b'}", 0},
+      {"{'id': 'a\u00e9'}", 0},
+      {"{'k': ''}", 0},
+      {"{'x': 'xx'}", 0}}},
 };
 
 /* ' -> " so the case text becomes JSON. */
