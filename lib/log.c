@@ -16,7 +16,7 @@
 #include "trace.h"
 #include "util.h"
 
-#include <jansson.h>
+#include <math.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -205,7 +205,8 @@ void phx_logf_str(phx_logf *f, const char *key, const char *val)
 void phx_logf_num(phx_logf *f, const char *key, double v)
 {
     char t[40];
-    int n = snprintf(t, sizeof(t), "%.6f", v);
+    /* JSON has no NaN or infinity: such a value is written as null, not as a broken line */
+    int n = isfinite(v) ? snprintf(t, sizeof(t), "%.6f", v) : snprintf(t, sizeof(t), "null");
     phx_logf_key(f, key);
     phx_logf_put(f, t, (size_t)n);
 }
@@ -301,8 +302,8 @@ void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, 
     va_end(ap);
 }
 
-void phx_log_fieldsf(enum phx_log_level lvl, const char *job_id, const char *trace_id,
-                     phx_logf *extra, const char *fmt, ...)
+void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id,
+                    phx_logf *extra, const char *fmt, ...)
 {
     if (lvl >= phx_log_cfg.min) {
         va_list ap;
@@ -311,25 +312,4 @@ void phx_log_fieldsf(enum phx_log_level lvl, const char *job_id, const char *tra
         va_end(ap);
     }
     phx_logf_free(extra);
-}
-
-void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id, json_t *extra,
-                    const char *fmt, ...)
-{
-    if (lvl >= phx_log_cfg.min) {
-        /* The members of extra, spliced after the fixed fields (a key repeating one of them
-         * appears twice; callers add their own names only). */
-        phx_logf f;
-        phx_logf_init(&f);
-        char *js = extra ? json_dumps(extra, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-        if (js && strlen(js) > 2)
-            phx_logf_put(&f, js + 1, strlen(js) - 2);
-        free(js);
-        va_list ap;
-        va_start(ap, fmt);
-        phx_log_emit(lvl, job_id, trace_id, &f, fmt, ap);
-        va_end(ap);
-        phx_logf_free(&f);
-    }
-    json_decref(extra);
 }

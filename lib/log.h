@@ -10,6 +10,8 @@
 #ifndef PHX_LOG_H
 #define PHX_LOG_H
 
+#include <stddef.h>
+
 enum phx_log_level { PHX_LOG_DEBUG, PHX_LOG_INFO, PHX_LOG_WARN, PHX_LOG_ERROR };
 
 /* Set once at start (process config); proc names the process in every line. */
@@ -20,12 +22,6 @@ int phx_log_enabled(enum phx_log_level lvl);
 
 void phx_logj(enum phx_log_level lvl, const char *job_id, const char *trace_id, const char *fmt,
               ...) __attribute__((format(printf, 4, 5)));
-
-/* phx_logj with extra top-level fields (extra is consumed; may be NULL). */
-#include <jansson.h>
-#include <stddef.h>
-void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id, json_t *extra,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Extra fields serialised as they are added, for lines written on every message (the span
  * records, trace.c): cheaper than building a json_t to dump it. Strings are escaped to ASCII
@@ -42,9 +38,9 @@ void phx_logf_num(phx_logf *f, const char *key, double v); /* 6 decimals */
 void phx_logf_begin(phx_logf *f, const char *key);         /* "key":{ ... */
 void phx_logf_end(phx_logf *f);                            /* ... } */
 void phx_logf_free(phx_logf *f);
-/* phx_log_fields with a phx_logf (freed here). */
-void phx_log_fieldsf(enum phx_log_level lvl, const char *job_id, const char *trace_id,
-                     phx_logf *extra, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* phx_logj with extra top-level fields (extra is freed here; may be NULL): the span records. */
+void phx_log_fields(enum phx_log_level lvl, const char *job_id, const char *trace_id,
+                    phx_logf *extra, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Hold this thread's debug and info lines in a buffer until phx_log_release (or until a warn
  * or error line, which writes what is held and then itself at once): one write(2) per handled

@@ -203,7 +203,7 @@ static void phx_span_log(const phx_span *s)
     }
     if (s->error)
         phx_logf_str(&f, "error", s->status_msg);
-    phx_log_fieldsf(PHX_LOG_INFO, s->job_id[0] ? s->job_id : NULL, tp, &f, "span %s", s->name);
+    phx_log_fields(PHX_LOG_INFO, s->job_id[0] ? s->job_id : NULL, tp, &f, "span %s", s->name);
 }
 
 void phx_span_end(phx_span *s)

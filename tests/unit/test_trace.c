@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -285,13 +286,14 @@ static void test_log_escape(void **state)
     phx_logf_init(&f);
     phx_logf_str(&f, "k\"ey", "v\xe2\x82\xac");
     phx_logf_num(&f, "n", 1.5);
+    phx_logf_num(&f, "nan", NAN); /* no NaN in JSON: null, and the line still parses */
     phx_logf_begin(&f, "o");
     phx_logf_str(&f, "a", "1");
     phx_logf_str(&f, "b", "2");
     phx_logf_end(&f);
     for (int i = 0; i < 100; i++) /* outgrows the inline buffer */
         phx_logf_str(&f, "pad", "0123456789");
-    phx_log_fieldsf(PHX_LOG_INFO, NULL, NULL, &f, "fields");
+    phx_log_fields(PHX_LOG_INFO, NULL, NULL, &f, "fields");
     json_t *l[3];
     log_capture_end(fd, saved, path, l, 3);
     assert_string_equal(json_string_value(json_object_get(l[0], "proc")), "phx-\"test\"");
@@ -301,6 +303,7 @@ static void test_log_escape(void **state)
     assert_string_equal(json_string_value(json_object_get(l[1], "msg")), "plain");
     assert_string_equal(json_string_value(json_object_get(l[2], "k\"ey")), "v\xe2\x82\xac");
     assert_true(json_real_value(json_object_get(l[2], "n")) == 1.5);
+    assert_true(json_is_null(json_object_get(l[2], "nan")));
     assert_string_equal(json_string_value(json_object_get(json_object_get(l[2], "o"), "b")), "2");
     assert_string_equal(json_string_value(json_object_get(l[2], "pad")), "0123456789");
     for (int i = 0; i < 3; i++)
