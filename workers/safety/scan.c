@@ -205,17 +205,17 @@ int phx_safety_scan_with(const phx_safety_policy *pol, const phx_safety_scan_ctx
 
     /* Verdict. The scores are built from single-precision weights, so a text whose one
      * feature weighs exactly the threshold (0.35f = 0.34999999...) would miss it
-     * (PHX_SAFETY_SCORE_EPS, scan.h). */
+     * (phx_safety_reaches, scan.h). */
     int v = PHX_VERDICT_ALLOW;
     double score = inj;
-    if (scored && inj + PHX_SAFETY_SCORE_EPS >= rp->block)
+    if (scored && phx_safety_reaches(inj, rp->block))
         v = PHX_VERDICT_BLOCK;
-    else if (scored && inj + PHX_SAFETY_SCORE_EPS >= rp->warn)
+    else if (scored && phx_safety_reaches(inj, rp->warn))
         v = PHX_VERDICT_WARN;
     if (role == PHX_ROLE_CODE) {
-        int cv = code + PHX_SAFETY_SCORE_EPS >= rp->code_block  ? PHX_VERDICT_BLOCK
-                 : code + PHX_SAFETY_SCORE_EPS >= rp->code_warn ? PHX_VERDICT_WARN
-                                                                : PHX_VERDICT_ALLOW;
+        int cv = phx_safety_reaches(code, rp->code_block)  ? PHX_VERDICT_BLOCK
+                 : phx_safety_reaches(code, rp->code_warn) ? PHX_VERDICT_WARN
+                                                           : PHX_VERDICT_ALLOW;
         if (cv > v)
             v = cv;
         if (code > score)

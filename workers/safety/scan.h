@@ -22,10 +22,14 @@
 #include "policy.h"
 #include "safety.h"
 
-/* A score this close under a threshold reaches it: scores are built from single-precision
- * weights, so one feature that weighs exactly the threshold (0.35f is 0.3499999...) must not
- * miss it by a rounding error. */
-#define PHX_SAFETY_SCORE_EPS 1e-6
+/* Does score reach threshold? The one comparison every verdict (and the evaluation) uses. A
+ * score within 1e-6 under it counts: scores are built from single-precision weights, so one
+ * feature that weighs exactly the threshold (0.35f is 0.3499999...) must not miss it by a
+ * rounding error. */
+static inline int phx_safety_reaches(double score, double threshold)
+{
+    return score + 1e-6 >= threshold;
+}
 
 typedef struct phx_safety_result {
     phx_safety_verdict verdict;

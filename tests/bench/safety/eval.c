@@ -119,13 +119,13 @@ static void scan_one(const phx_safety_policy *pol, const char *t, size_t len, in
     ta->n++;
     ta->flagged += r.verdict != PHX_VERDICT_ALLOW;
     ta->blocked += r.verdict == PHX_VERDICT_BLOCK;
-    ta->injscore += r.inject_score + PHX_SAFETY_SCORE_EPS >= pol->roles[role].warn;
+    ta->injscore += phx_safety_reaches(r.inject_score, pol->roles[role].warn);
     ta->base += phx_safety_keyword_baseline(t, len);
     if (ta2) {
         ta2->n++;
         ta2->flagged += r.verdict != PHX_VERDICT_ALLOW;
         ta2->blocked += r.verdict == PHX_VERDICT_BLOCK;
-        ta2->injscore += r.inject_score + PHX_SAFETY_SCORE_EPS >= pol->roles[role].warn;
+        ta2->injscore += phx_safety_reaches(r.inject_score, pol->roles[role].warn);
         ta2->base += phx_safety_keyword_baseline(t, len);
     }
     if (getenv("EVAL_VERBOSE") &&
