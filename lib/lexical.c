@@ -1,6 +1,7 @@
 /* lexical.c -- signed feature hashing embedder (see lexical.h); in lib/ because phx-llm (llm.embed)
  * and phx-kb (texts stored without vectors) must embed identically. */
 #include "lexical.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -11,15 +12,11 @@
 
 static uint64_t phx_lex_fnv(char type, const char *a, size_t alen, const char *b, size_t blen)
 {
-    uint64_t h = 1469598103934665603ULL;
-    h = (h ^ (unsigned char)type) * 1099511628211ULL;
-    for (size_t i = 0; i < alen; i++)
-        h = (h ^ (unsigned char)a[i]) * 1099511628211ULL;
-    if (b) {
-        h = (h ^ 0x1f) * 1099511628211ULL; /* separator: "ab"+"c" != "a"+"bc" */
-        for (size_t i = 0; i < blen; i++)
-            h = (h ^ (unsigned char)b[i]) * 1099511628211ULL;
-    }
+    static const char sep = 0x1f; /* "ab"+"c" != "a"+"bc" */
+    uint64_t h = phx_fnv64(PHX_FNV64_SEED, &type, 1);
+    h = phx_fnv64(h, a, alen);
+    if (b)
+        h = phx_fnv64(phx_fnv64(h, &sep, 1), b, blen);
     /* final avalanche (splitmix64 finaliser): FNV's low bits alone are weak for "% dim" */
     h ^= h >> 30;
     h *= 0xbf58476d1ce4e5b9ULL;

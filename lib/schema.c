@@ -15,6 +15,7 @@
  * Sections: buffers, URIs, registry, regex translation, formats, compilation, linking,
  * evaluation, public API. */
 #include "schema.h"
+#include "util.h"
 
 #include <locale.h>
 #include <regex.h>
@@ -2703,10 +2704,8 @@ static uint64_t phx_schema_hash(const json_t *v)
         return phx_schema_mix(h ^ 0x5bd1e995);
     }
     case JSON_STRING:
-        h = 1469598103934665603ULL;
-        for (size_t i = 0; i < json_string_length(v); i++)
-            h = (h ^ (unsigned char)json_string_value(v)[i]) * 1099511628211ULL;
-        return phx_schema_mix(h);
+        return phx_schema_mix(
+            phx_fnv64(PHX_FNV64_SEED, json_string_value(v), json_string_length(v)));
     case JSON_ARRAY:
         h = 0xa5a5;
         for (size_t i = 0; i < json_array_size(v); i++)
@@ -2717,9 +2716,7 @@ static uint64_t phx_schema_hash(const json_t *v)
         for (void *it = json_object_iter((json_t *)v); it;
              it = json_object_iter_next((json_t *)v, it)) {
             const char *k = json_object_iter_key(it);
-            uint64_t kh = 1469598103934665603ULL;
-            for (size_t i = 0; i < json_object_iter_key_len(it); i++)
-                kh = (kh ^ (unsigned char)k[i]) * 1099511628211ULL;
+            uint64_t kh = phx_fnv64(PHX_FNV64_SEED, k, json_object_iter_key_len(it));
             h += phx_schema_mix(kh ^ phx_schema_hash(json_object_iter_value(it)));
         }
         return h;

@@ -25,6 +25,31 @@ void phx_sleep_ms(int64_t ms);
  * its attributes name (realtime unless set otherwise). */
 struct timespec phx_deadline_ms(clockid_t clock, int64_t ms);
 
+/* FNV-1a over n bytes, going on from h: the seed to start, or an earlier call's result to hash
+ * pieces as one. The one hash for in-process tables and feature hashing; never where an
+ * attacker could aim at a table's worst case (it has no key). Inline: the safety scanner
+ * calls it per word prefix.
+ * PHX_FNV64_SEED is not FNV's published 64-bit offset basis (14695981039346656037, one digit
+ * longer): Phoenix's first lexical embedder started from this value, and the vectors it made
+ * are stored in knowledge bases, so it stays (FNV's mixing does not depend on the basis).
+ * The 32-bit one is FNV's own. */
+#define PHX_FNV64_SEED  1469598103934665603ULL
+#define PHX_FNV32_BASIS 2166136261u
+static inline uint64_t phx_fnv64(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+static inline uint32_t phx_fnv32(uint32_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
 /* A new random id: 26 chars of Crockford base32 (48-bit ms timestamp + 80 random bits, so ids
  * sort by creation time). buf must hold 27 bytes. */
 void phx_id_new(char buf[27]);

@@ -159,8 +159,6 @@ static void test_ids(void **state)
     assert_string_equal(s, "ok ?? bad \xc3\xa9 good");
 }
 
-/* A dead letter must fit in a Kafka message whatever it carries: big originals keep only
- * their start, size and hash; long schema error lists are capped. */
 /* phx_deadline_ms: now + ms on the clock asked for, normalised (tv_nsec < 1e9), for carries
  * across the second and for both clocks the callers use. */
 static void test_deadline(void **state)
@@ -185,6 +183,36 @@ static void test_deadline(void **state)
     }
 }
 
+/* phx_fnv32/phx_fnv64 against the FNV reference's test vectors (64-bit from FNV's own basis:
+ * PHX_FNV64_SEED is Phoenix's, util.h), and hashing in pieces equals hashing the whole (the
+ * kb index, lexical embedder, schema and safety tables rely on both). */
+static void test_fnv(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        uint32_t h32;
+        uint64_t h64;
+    } cases[] = {{"", 0x811c9dc5u, 0xcbf29ce484222325ULL},
+                 {"a", 0xe40c292cu, 0xaf63dc4c8601ec8cULL},
+                 {"foobar", 0xbf9cf968u, 0x85944171f73967e8ULL}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = strlen(cases[i].s);
+        assert_int_equal(phx_fnv32(PHX_FNV32_BASIS, cases[i].s, n), cases[i].h32);
+        assert_true(phx_fnv64(0xcbf29ce484222325ULL, cases[i].s, n) == cases[i].h64);
+        uint64_t ours = phx_fnv64(PHX_FNV64_SEED, cases[i].s, n);
+        for (size_t k = 0; k <= n; k++) {
+            assert_int_equal(
+                phx_fnv32(phx_fnv32(PHX_FNV32_BASIS, cases[i].s, k), cases[i].s + k, n - k),
+                cases[i].h32);
+            assert_true(
+                phx_fnv64(phx_fnv64(PHX_FNV64_SEED, cases[i].s, k), cases[i].s + k, n - k) == ours);
+        }
+    }
+}
+
+/* A dead letter must fit in a Kafka message whatever it carries: big originals keep only
+ * their start, size and hash; long schema error lists are capped. */
 static void test_dlq_bounded(void **state)
 {
     (void)state;
@@ -239,7 +267,7 @@ int main(void)
         cmocka_unit_test(test_kind_pool), cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_base64),    cmocka_unit_test(test_parse),
         cmocka_unit_test(test_ids),       cmocka_unit_test(test_dlq_bounded),
-        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_deadline),  cmocka_unit_test(test_fnv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

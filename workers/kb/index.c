@@ -11,10 +11,7 @@
 /* FNV-1a: ids are short and attacker-chosen only by authorised writers. */
 static uint64_t phx_kb_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return phx_fnv64(PHX_FNV64_SEED, s, strlen(s));
 }
 
 void phx_kb_index_init(phx_kb_index *x, int dim)

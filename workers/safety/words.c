@@ -10,6 +10,7 @@
  * backtracking walk over the "~N" gaps tests one bit per word. Most words of a text satisfy
  * no element at all and cost nothing past their classification. */
 #include "words.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,10 +65,7 @@ struct phx_safety_phrases {
 
 static uint32_t phx_words_hash(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    return phx_fnv32(PHX_FNV32_BASIS, s, n);
 }
 
 uint32_t phx_safety_word_hash(const char *s, size_t n)
@@ -134,9 +132,9 @@ static const phx_ph_cls *phx_words_stem_of(const phx_safety_phrases *p, const ch
     if (max < 3)
         return NULL;
     uint32_t h[PHX_WORDS_MAXSTEM + 1];
-    h[0] = 2166136261u; /* FNV-1a of every prefix, as phx_words_hash computes it */
+    h[0] = PHX_FNV32_BASIS; /* FNV-1a of every prefix, as phx_words_hash computes it */
     for (size_t i = 0; i < max; i++) {
-        h[i + 1] = (h[i] ^ (unsigned char)s[i]) * 16777619u;
+        h[i + 1] = phx_fnv32(h[i], s + i, 1);
         if (i == 2 && !(p->stem3[(h[3] & 4095) >> 3] & (1u << (h[3] & 7))))
             return NULL;
     }

@@ -50,13 +50,10 @@ void phx_usage_free(phx_usage *u)
 /* FNV-1a over key and field. */
 static unsigned phx_usage_hash(const char *key, const char *field)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    h = (h ^ 0xff) * 16777619u; /* keeps ("ab","c") apart from ("a","bc") */
-    for (const char *p = field; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return h;
+    static const unsigned char sep = 0xff; /* keeps ("ab","c") apart from ("a","bc") */
+    uint32_t h = phx_fnv32(PHX_FNV32_BASIS, key, strlen(key));
+    h = phx_fnv32(h, &sep, 1);
+    return phx_fnv32(h, field, strlen(field));
 }
 
 /* Add under u->mu. */
