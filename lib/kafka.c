@@ -485,8 +485,10 @@ int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err
 
     rd_kafka_resp_err_t e = enq_err ? enq_err : (rd_kafka_resp_err_t)first_err;
     if (e)
-        phx_err_set(err, "kafka_produce", phx_kafka_err_retryable(e), "kafka produce: %s",
-                    rd_kafka_err2str(e));
+        phx_err_set(err,
+                    e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "kafka_too_large"
+                                                              : "kafka_produce",
+                    phx_kafka_err_retryable(e), "kafka produce: %s", rd_kafka_err2str(e));
     return phx_produce_observe(&sp, t0, e, e ? phx_kafka_err_retryable(e) : 1);
 }
 

@@ -41,7 +41,8 @@ typedef struct phx_producer phx_producer;
 
 phx_producer *phx_producer_new(const char *brokers, phx_err *err);
 /* Produce n messages and wait for every delivery report. 0 when all were confirmed; -1 with
- * err (retryable unless the error is permanent, e.g. message too large). */
+ * err (retryable unless the error is permanent): code "kafka_too_large" when a message is
+ * larger than the producer or the brokers take (message.max.bytes), "kafka_produce" else. */
 int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err);
 int phx_producer_queue_len(phx_producer *p);
 /* Flush outstanding messages (up to timeout_ms) and free. */

@@ -78,7 +78,16 @@ static void phx_commit_fail(phx_commit_item *it, const char *what, const phx_err
 {
     const char *id = it->rq->job ? json_string_value(json_object_get(it->rq->job, "id")) : NULL;
     phx_logj(PHX_LOG_WARN, id, NULL, "submit failed: %s", err->message);
-    phx_unavailable(&it->rq->a, what);
+    /* A job bigger than Kafka takes (its body fits PHX_INGRESS_MAX_BODY, the message with the
+     * envelope does not fit message.max.bytes) would fail the same on every retry: the
+     * client's to fix, not a 503 to retry. */
+    if (strcmp(err->code, "kafka_too_large") == 0)
+        phx_problem(&it->rq->a, 413, "payload_too_large", "Payload too large",
+                    "the job is larger than the message brokers accept; make it smaller "
+                    "(large inputs belong in a knowledge base or a URL)",
+                    NULL);
+    else
+        phx_unavailable(&it->rq->a, what);
     it->live = 0;
 }
 

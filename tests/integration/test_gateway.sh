@@ -172,6 +172,14 @@ check "ratelimit: other tenants unaffected" 200 "$(code "$(api GET '/v1/jobs?lim
 # --- 6. bodies, headers, slow clients ------------------------------------------------------
 head -c 2000000 /dev/zero | tr '\0' 'x' >"$T/big.json"
 check "limits: oversized body 413" 413 "$(code "$(api POST /v1/jobs "$T/big.json" -H "$(auth "$ADMIN")")")"
+# Under PHX_INGRESS_MAX_BODY (1 MiB) but over what Kafka takes (message.max.bytes, 1,000,000):
+# refused for good, so 413, not a 503 to retry forever; and nothing is left stored.
+head -c 1010000 /dev/zero | tr '\0' 'y' >"$T/pad"
+jq -cn --rawfile pad "$T/pad" \
+    '{id: "kafka-too-big", steps: [{id: "a", kind: "tool.calc", input: {expr: "1+1"}}], metadata: {pad: $pad}}' >"$T/kbig.json"
+r=$(api POST /v1/jobs "$T/kbig.json" -H "$(auth "$ADMIN")")
+check "limits: a job larger than Kafka takes is 413" "413 payload_too_large" "$(code "$r") $(body "$r" | jq -r .code)"
+check "limits: ... and is not kept" 0 "$(redis exists 'phx:job:{kafka-too-big}')"
 printf '{"steps": [' >"$T/trunc.json"
 r=$(api POST /v1/jobs "$T/trunc.json" -H "$(auth "$ADMIN")")
 check "limits: malformed JSON 400" 400 "$(code "$r")"
