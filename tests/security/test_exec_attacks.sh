@@ -21,12 +21,16 @@ export PHX_STACK_POOLS="planner exec"
 # No phx-safety in this stack: safety gates (docs/safety.md) are tested in test_safety_gates.sh.
 export PHX_SAFETY_GATES=false
 export PHX_CONCURRENCY=2
+# The host uid sandboxes run as, this run's own: "no sandbox process left" below counts the
+# processes of that uid, and other tests' exec workers (run alongside, tests/run.sh) have
+# sandboxes running under the default one.
+SANDBOX_UID=$((300000 + $$ % 100000))
+export PHX_EXEC_HOST_UID=$SANDBOX_UID PHX_EXEC_HOST_GID=$SANDBOX_UID
 stack_up
 # lib.sh's EXIT trap reports failures but keeps the script's exit status: make them count.
 trap 'stack_cleanup || exit 1' EXIT
 
 # --- host state before --------------------------------------------------------------------
-SANDBOX_UID=99999
 CANARY=$(mktemp /tmp/phx-canary.XXXXXX)
 echo intact >"$CANARY"
 REDIS_PID=$(cat "$PHX_VAR/run/redis.pid")
