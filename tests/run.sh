@@ -43,6 +43,13 @@ run() { # run NAME COMMAND...
         # The test's own diagnostics ("# ..." lines: figures, ids of the jobs that went
         # wrong), so a CI run whose logs are gone can still be read.
         grep -E "^# " "$LOGDIR/$name.log" | tail -15 | sed 's/^/      /'
+        # And what the stack's processes warned about, in time order (log lines open with
+        # their timestamp): a CI machine's kept work dir is gone with the machine.
+        local kept
+        for kept in $(sed -n 's/^# kept \(.*\) for inspection$/\1/p' "$LOGDIR/$name.log"); do
+            grep -hE '"level":"(warn|error)"' "$kept"/log/*.log 2>/dev/null | sort | tail -n 25 |
+                cut -c1-260 | sed 's/^/      | /'
+        done
     fi
     grep -hE "SKIPPED|[1-9][0-9]* skipped" "$LOGDIR/$name.log" | head -5 | sed "s/^/      /"
     [ "$fail" -eq "$fail0" ] # the status: did this test pass?

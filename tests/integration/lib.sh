@@ -103,8 +103,23 @@ kafka_get() {
     printf '%s' "$out"
 }
 
-# reply ID [TIMEOUT_S]: the (first) reply for job ID on phx.replies
-reply() { kafka_get phx.replies "$1" "${2:-20}" | head -n1; }
+# reply ID [TIMEOUT_S]: the (first) reply for job ID on phx.replies. With none in time it says,
+# on stderr as a "# " line (tests/run.sh shows those of a failed test), where the job stands:
+# its partition on phx.jobs, its state and its steps' in Redis.
+reply() {
+    local r
+    r=$(kafka_get phx.replies "$1" "${2:-20}" | head -n1)
+    [ -n "$r" ] || reply_whereabouts "$1" "${2:-20}" >&2
+    printf '%s\n' "$r"
+}
+reply_whereabouts() {
+    local part state steps
+    part=$(kcat -C -b "$KAFKA" -t phx.jobs -o beginning -e -q -f '%k %p\n' 2>/dev/null |
+        awk -v k="$1" '$1 == k { print $2; exit }')
+    state=$(redis hget "phx:job:{$1}" state 2>/dev/null)
+    steps=$(redis hgetall "phx:job:{$1}:steps" 2>/dev/null | paste -sd' ' | cut -c1-300)
+    echo "# no reply for $1 within $2 s: phx.jobs partition ${part:-none}, state ${state:-none}, steps: ${steps:-none} (at $(date +%T))"
+}
 
 # api METHOD PATH [BODY_FILE] [extra curl args...]: prints "CODE BODY"
 api() {

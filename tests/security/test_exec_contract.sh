@@ -61,6 +61,8 @@ EOF
 for name in "${NAMES[@]}"; do
     r=$(reply "${JOB[$name]}" 60)
     check "contract $name: status" "${WANT[$name]}" "$(jq -r .status <<<"$r")"
+    [ -z "$r" ] || [ "$(jq -r .status <<<"$r")" = "${WANT[$name]}" ] ||
+        echo "# $name: ${JOB[$name]} steps $(jq -c .steps <<<"$r" | cut -c1-400)"
     check "contract $name: ${EXPR[$name]}" true "$(jq -r "${EXPR[$name]}" <<<"$r" 2>&1)"
 done
 
