@@ -15,11 +15,7 @@ void phx_bulkhead_init(phx_bulkhead *b, const char *name, long limit, long wait_
 {
     memset(b, 0, sizeof(*b));
     pthread_mutex_init(&b->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->drained, &ca);
-    pthread_condattr_destroy(&ca);
+    phx_cond_init_monotonic(&b->drained);
     snprintf(b->name, sizeof(b->name), "%s", name);
     b->limit = limit < 1 ? 1 : limit;
     b->wait_ms = wait_ms < 0 ? 0 : wait_ms;

@@ -269,7 +269,7 @@ static void phx_producer_wait(phx_producer *p, phx_kbatch *b)
                     break;
                 pthread_mutex_unlock(&p->mu);
                 /* Bounded: a missed event costs at most this, never a hang. */
-                struct timespec until = phx_deadline_ms(CLOCK_REALTIME, 100);
+                struct timespec until = phx_deadline_ms(CLOCK_MONOTONIC, 100);
                 pthread_mutex_lock(&p->evmu);
                 while (atomic_load(&p->gen) == g &&
                        pthread_cond_timedwait(&p->event, &p->evmu, &until) == 0)
@@ -391,7 +391,7 @@ phx_producer *phx_producer_new(const char *brokers, phx_err *err)
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->evmu, NULL);
-    pthread_cond_init(&p->event, NULL);
+    phx_cond_init_monotonic(&p->event);
     p->mainq = rd_kafka_queue_get_main(p->rk);
     rd_kafka_queue_cb_event_enable(p->mainq, phx_producer_event_cb, p);
     pthread_create(&p->poller, NULL, phx_producer_poll_main, p);
@@ -486,8 +486,7 @@ int phx_produce_batch(phx_producer *p, const phx_kmsg *msgs, int n, phx_err *err
     rd_kafka_resp_err_t e = enq_err ? enq_err : (rd_kafka_resp_err_t)first_err;
     if (e)
         phx_err_set(err,
-                    e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "kafka_too_large"
-                                                              : "kafka_produce",
+                    e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "kafka_too_large" : "kafka_produce",
                     phx_kafka_err_retryable(e), "kafka produce: %s", rd_kafka_err2str(e));
     return phx_produce_observe(&sp, t0, e, e ? phx_kafka_err_retryable(e) : 1);
 }

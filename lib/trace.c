@@ -325,11 +325,7 @@ static void *phx_trace_main(void *arg)
         pthread_mutex_lock(&phx_tracer.mu);
         if (phx_tracer.n < phx_tracer.cap / 2 && phx_tracer.n < PHX_TRACE_BATCH &&
             !phx_tracer.stop) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += PHX_TRACE_FLUSH_MS * 1000000L;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
+            struct timespec until = phx_deadline_ms(CLOCK_MONOTONIC, PHX_TRACE_FLUSH_MS);
             pthread_cond_timedwait(&phx_tracer.cv, &phx_tracer.mu, &until);
         }
         size_t k = phx_tracer.n < PHX_TRACE_BATCH ? phx_tracer.n : PHX_TRACE_BATCH;
@@ -404,6 +400,8 @@ int phx_trace_init(const char *service, const char *endpoint, long timeout_ms, l
     phx_tracer.ring = calloc(phx_tracer.cap, sizeof(phx_span));
     phx_tracer.head = phx_tracer.n = 0;
     phx_tracer.stop = 0;
+    /* its waits are on the monotonic clock; under mu, as every signal of it is */
+    phx_cond_init_monotonic(&phx_tracer.cv);
     int rc = phx_tracer.ring ? pthread_create(&phx_tracer.tid, NULL, phx_trace_main, NULL) : -1;
     phx_tracer.running = rc == 0;
     pthread_mutex_unlock(&phx_tracer.mu);

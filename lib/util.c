@@ -73,6 +73,15 @@ struct timespec phx_deadline_ms(clockid_t clock, int64_t ms)
     return ts;
 }
 
+void phx_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 int phx_random_bytes(void *buf, size_t n)
 {
     unsigned char *p = buf;

@@ -24,6 +24,11 @@ void phx_sleep_ms(int64_t ms);
  * pthread_cond_timedwait and pthread_timedjoin_np want: a condition variable waits on the clock
  * its attributes name (realtime unless set otherwise). */
 struct timespec phx_deadline_ms(clockid_t clock, int64_t ms);
+/* Initialise cv to wait on CLOCK_MONOTONIC (deadlines from phx_deadline_ms(CLOCK_MONOTONIC)):
+ * a bounded wait on the realtime clock lasts as long again as any backward step of the wall
+ * clock (NTP, an operator's date -s) while it waits. */
+#include <pthread.h>
+void phx_cond_init_monotonic(pthread_cond_t *cv);
 
 /* FNV-1a over n bytes, going on from h: the seed to start, or an earlier call's result to hash
  * pieces as one. The one hash for in-process tables and feature hashing; never where an

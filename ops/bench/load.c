@@ -307,7 +307,7 @@ int phx_bench_run(const phx_bench_cfg *cfg, phx_bench_result *res, phx_err *err)
     st.due_us = calloc((size_t)cfg->jobs, sizeof(*st.due_us));
     st.done = calloc((size_t)cfg->jobs, 1);
     pthread_mutex_init(&st.mu, NULL);
-    pthread_cond_init(&st.cv, NULL);
+    phx_cond_init_monotonic(&st.cv);
     phx_err_clear(&st.send_err);
     st.t0_us = phx_bench_now_us();
     pthread_t ts, tr;
@@ -317,7 +317,7 @@ int phx_bench_run(const phx_bench_cfg *cfg, phx_bench_result *res, phx_err *err)
     int64_t last_draw = 0;
     for (;;) {
         pthread_mutex_lock(&st.mu);
-        struct timespec until = phx_deadline_ms(CLOCK_REALTIME, 100);
+        struct timespec until = phx_deadline_ms(CLOCK_MONOTONIC, 100);
         pthread_cond_timedwait(&st.cv, &st.mu, &until);
         int64_t now = phx_bench_now_us();
         int over = res->replied >= cfg->jobs ||

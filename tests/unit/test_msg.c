@@ -1,5 +1,7 @@
 /* test_msg.c -- envelope helpers: kind -> pool, trace context, base64, dead letters,
  * payload parsing. */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,6 +185,28 @@ static void test_deadline(void **state)
     }
 }
 
+/* phx_cond_init_monotonic: a wait until phx_deadline_ms(CLOCK_MONOTONIC, 50) lasts those
+ * 50 ms (a realtime condition would read the monotonic deadline as decades past and return
+ * at once). */
+static void test_cond_monotonic(void **state)
+{
+    (void)state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    phx_cond_init_monotonic(&cv);
+    pthread_mutex_lock(&mu);
+    int64_t t0 = phx_mono_ms();
+    struct timespec until = phx_deadline_ms(CLOCK_MONOTONIC, 50);
+    int rc;
+    while ((rc = pthread_cond_timedwait(&cv, &mu, &until)) == 0)
+        ;
+    int64_t waited = phx_mono_ms() - t0;
+    pthread_mutex_unlock(&mu);
+    pthread_cond_destroy(&cv);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(waited >= 49);
+}
+
 /* phx_fnv32/phx_fnv64 against the FNV reference's test vectors (64-bit from FNV's own basis:
  * PHX_FNV64_SEED is Phoenix's, util.h), and hashing in pieces equals hashing the whole (the
  * kb index, lexical embedder, schema and safety tables rely on both). */
@@ -264,10 +288,15 @@ static void test_dlq_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kind_pool), cmocka_unit_test(test_traceparent),
-        cmocka_unit_test(test_base64),    cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_ids),       cmocka_unit_test(test_dlq_bounded),
-        cmocka_unit_test(test_deadline),  cmocka_unit_test(test_fnv),
+        cmocka_unit_test(test_kind_pool),
+        cmocka_unit_test(test_traceparent),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_dlq_bounded),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_fnv),
+        cmocka_unit_test(test_cond_monotonic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

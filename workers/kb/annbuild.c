@@ -94,9 +94,7 @@ static void *phx_kb_annbuild_main(void *appv)
     for (;;) {
         pthread_mutex_lock(&app->build_mu);
         if (!app->build_kick && !app->build_stop) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_sec += 1;
+            struct timespec until = phx_deadline_ms(CLOCK_MONOTONIC, 1000);
             pthread_cond_timedwait(&app->build_cv, &app->build_mu, &until);
         }
         int stop = app->build_stop;
@@ -120,12 +118,8 @@ static void *phx_kb_annbuild_main(void *appv)
 
 int phx_kb_annbuild_start(phx_kb_app *app)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&app->build_mu, NULL);
-    pthread_cond_init(&app->build_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    phx_cond_init_monotonic(&app->build_cv);
     app->build_kick = app->build_stop = 0;
     if (pthread_create(&app->builder, NULL, phx_kb_annbuild_main, app) != 0) {
         pthread_cond_destroy(&app->build_cv);
