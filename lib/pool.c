@@ -77,6 +77,23 @@ const json_t *phx_pool_current_task(void)
     return phx_pool_task_cur;
 }
 
+/* Clock skew allowed between the planner that stamped dispatched_ms and this worker. */
+#define PHX_POOL_EXPIRED_GRACE_MS 1000
+
+/* Has the planner given up on this attempt already (dispatched_ms + timeout_ms is past)? It
+ * then counts the attempt a step_timeout and sends the next one, or fails the step, and it
+ * ignores this attempt's result as stale. Running it anyway is how a backlog becomes a retry
+ * storm: every queued attempt past its timeout costs a whole run and delays the fresh attempts
+ * queued behind it, which then time out in turn. A task without both fields (sent by
+ * something else than the planner) is never expired. */
+static int phx_pool_attempt_expired(const json_t *task)
+{
+    json_t *d = json_object_get(task, "dispatched_ms"), *t = json_object_get(task, "timeout_ms");
+    if (!json_is_integer(d) || !json_is_integer(t) || json_integer_value(t) <= 0)
+        return 0;
+    return phx_now_ms() > json_integer_value(d) + json_integer_value(t) + PHX_POOL_EXPIRED_GRACE_MS;
+}
+
 static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox *out, phx_err *err)
 {
     phx_pool_thread *t = tctx;
@@ -89,6 +106,22 @@ static phx_handle_rc phx_pool_handle(void *tctx, const phx_inmsg *in, phx_outbox
     phx_err_clear(&serr);
     json_t *output = NULL;
     int64_t t0 = phx_mono_ms();
+
+    if (phx_pool_attempt_expired(task)) {
+        char labels[160];
+        snprintf(labels, sizeof(labels), "kind=\"%s\"",
+                 phx_pool_find(t->def, kind) ? kind : "unknown");
+        phx_metric_add(phx_counter("phx_tasks_expired_total",
+                                   "Tasks not run: the planner had timed their attempt out "
+                                   "before a thread took them (a backlog).",
+                                   labels),
+                       1);
+        phx_logj(PHX_LOG_INFO, job, in->traceparent,
+                 "step %s (%s) attempt %lld not run: it timed out before it was taken",
+                 json_string_value(json_object_get(task, "step_id")), kind,
+                 (long long)json_integer_value(json_object_get(task, "attempt")));
+        return PHX_HANDLED;
+    }
 
     const phx_step_kind *k = phx_pool_find(t->def, kind);
     if (!k) {

@@ -4,7 +4,10 @@
  * table into worker-loop callbacks: it checks the task's deadline, finds the kind, runs it
  * and reports a result.v1 to phx.results. A step that fails is a *result* (with an error
  * code and whether retrying may help), never a lost message: the planner decides what
- * happens next. */
+ * happens next. A task whose attempt the planner has already timed out (dispatched_ms +
+ * timeout_ms past, 1 s allowed for clock skew) is not run and answers nothing: the planner
+ * ignores that attempt's result and has sent, or will send, the next one
+ * (phx_tasks_expired_total counts them). */
 #ifndef PHX_POOL_H
 #define PHX_POOL_H
 

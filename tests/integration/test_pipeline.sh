@@ -70,6 +70,23 @@ id=$(uid after-poison)
 job "$id" '[{"id":"a","kind":"tool.calc","input":{"expr":"40+2"}}]' | kafka_put phx.jobs "$id"
 check "pipeline still works after poison" 42 "$(reply "$id" | jq -r .outputs.a.value)"
 
+# --- 4a. a task whose attempt the planner already timed out is not run ----------------------
+# (lib/pool.c): its result would be stale, and under a backlog running it delays fresh attempts.
+# The same task dispatched now is run: the control.
+task() { jq -cn --arg j "$1" --argjson d "$2" '{schema: "task.v1", job_id: $j, step_id: "a",
+    attempt: 1, kind: "tool.calc", input: {expr: "6*7"}, tenant: "default",
+    dispatched_ms: $d, timeout_ms: 1000}'; }
+now_ms=$(($(date +%s%N) / 1000000))
+old=$(uid expired)
+fresh=$(uid fresh)
+task "$old" $((now_ms - 60000)) | kafka_put phx.tasks.tools "$old"
+task "$fresh" "$now_ms" | kafka_put phx.tasks.tools "$fresh"
+check "expired attempt: the fresh control is run" 42 \
+    "$(kafka_get phx.results "$fresh" 30 | head -n1 | jq -r .output.value)"
+check "expired attempt: not run, no result" "" "$(kafka_get phx.results "$old" 2)"
+check_contains "expired attempt: counted" 'phx_tasks_expired_total{kind="tool.calc"} 1' \
+    "$(curl -s "http://127.0.0.1:$(cat "$PHX_VAR/run/tools.admin")/metrics")"
+
 # --- 4b. the DLQ tool: list, show, replay (validated again), purge ------------------------
 key=$(uid dlqtool)
 printf 'still {not json' | kafka_put phx.jobs "$key"
