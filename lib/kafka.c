@@ -65,6 +65,7 @@ struct phx_consumer {
     /* When (phx_mono_ms) the group coordinator refused a commit of ours because the group is
      * rebalancing or no longer counts us a member; 0 = not since the last assignment. */
     atomic_llong fenced_ms;
+    atomic_int joined; /* an assignment came (phx_consumer_joined) */
 };
 
 /* How long lanes hold off after a refused commit when no assignment follows (a refusal the
@@ -582,6 +583,7 @@ static void phx_consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         phx_log_info("kafka: assigned %d partitions: %s", parts->cnt, list);
         atomic_store(&c->fenced_ms, 0);
+        atomic_store(&c->joined, 1);
         phx_consumer_map_lanes(c, parts);
         rd_kafka_assign(rk, parts);
         /* A pause outlives an assignment in librdkafka: a partition a stalled lane paused
@@ -729,6 +731,11 @@ rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int lane, int timeout_ms)
         return NULL;
     }
     return phx_consumer_message(rd_kafka_consume_queue(c->lanes[lane], timeout_ms));
+}
+
+int phx_consumer_joined(phx_consumer *c)
+{
+    return atomic_load(&c->joined);
 }
 
 /* Rewind m's partition to m, so the message is fetched again (into its lane). */

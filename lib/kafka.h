@@ -65,6 +65,10 @@ rd_kafka_message_t *phx_consumer_poll(phx_consumer *c, int lane, int timeout_ms)
 /* Serve the group protocol (rebalances, errors, max.poll.interval): one thread calls this in
  * a loop while the lanes are polled elsewhere. */
 void phx_consumer_serve(phx_consumer *c, int timeout_ms);
+/* 1 once the group has given this member an assignment (possibly empty: a member beyond the
+ * partition count is a standby), 0 before: a process that has not joined its group yet
+ * consumes nothing, which /readyz says. */
+int phx_consumer_joined(phx_consumer *c);
 /* Mark msg as processed: its offset+1 becomes committable. Any thread. */
 void phx_consumer_store(phx_consumer *c, const rd_kafka_message_t *msg);
 /* Back-pressure while a lane's message in hand cannot be finished (a dependency is down): stop

@@ -389,9 +389,19 @@ static int phx_worker_ready(void *ctx, char *why, size_t whylen)
         return -1;
     if (phx_kafka_ping(phx_producer_handle(w->producer), 1000, why, whylen) != 0)
         return -1;
-    /* The process's own state last: a dependency that is down is the better reason, since
+    /* The process's own state next: a dependency that is down is the better reason, since
      * the state cannot finish loading without it. */
-    return w->ops->ready ? w->ops->ready(w->ops->app, why, whylen) : 0;
+    if (w->ops->ready && w->ops->ready(w->ops->app, why, whylen) != 0)
+        return -1;
+    /* Last, the group: joining takes a few seconds after start (longer while a killed member's
+     * session runs out), and a process that has not joined consumes nothing. A rollout that
+     * waits for readiness then waits for the new replica to take its share. */
+    if (!phx_consumer_joined(w->consumer)) {
+        snprintf(why, whylen, "not yet a member of consumer group %s (no assignment yet)",
+                 w->ops->group);
+        return -1;
+    }
+    return 0;
 }
 
 /* The ops heartbeat (opsbeat.h), from the main thread: readiness as /readyz would answer it,

@@ -69,4 +69,23 @@ while [ $SECONDS -lt $end ]; do
     sleep 0.1
 done
 check "ready again after catching up" 200 "$code"
+
+# A replica that has not joined its consumer group yet consumes nothing: not ready, saying so,
+# until its first assignment (a few seconds: the group rebalances to let it in).
+port=$("$PHX_BIN/phx-freeport" 1)
+PHX_ADMIN_ADDR=127.0.0.1:$port "$PHX_BIN/phx-tools" >"$PHX_VAR/log/tools-extra.log" 2>&1 &
+EXTRA=$!
+reasons="" code="" end=$((SECONDS + 60))
+while [ $SECONDS -lt $end ]; do
+    body=$(curl -s -m 2 -w '\n%{http_code}' "http://127.0.0.1:$port/readyz" || true)
+    code=$(tail -n1 <<<"$body")
+    [ "$code" = 503 ] && reasons+="$(head -n -1 <<<"$body" | jq -r .reason 2>/dev/null); "
+    [ "$code" = 200 ] && break
+    sleep 0.05
+done
+check_contains "a new replica: not ready before it joins its group" \
+    "not yet a member of consumer group phx-tools" "$reasons"
+check "a new replica: ready once it has an assignment" 200 "$code"
+kill -TERM "$EXTRA"
+wait "$EXTRA"
 exit "$((T_FAIL > 0))"
