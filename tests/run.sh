@@ -7,6 +7,9 @@
 # plainly that they skip when it is absent. PHX_TEST_FILTER=REGEX runs only matching tests;
 # PHX_TEST_JOBS=N runs N integration/security tests at once (default 3; 1 = one by one).
 # PHX_TEST_KEEP=1 keeps every stack test's work dir (logs), not only a failing one's.
+# A failing test prints its "not ok" lines, its "# " diagnostics (a reply that never came says
+# where its job stood) and its stack processes' last warnings and errors: enough to read a CI
+# failure whose machine, and kept work dir, are gone.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}
