@@ -87,8 +87,12 @@ stop_procs() {
     return 0
 }
 
-# kafka_put TOPIC KEY < value
-kafka_put() { kcat -P -b "$KAFKA" -t "$1" -k "$2" 2>/dev/null; }
+# kafka_put TOPIC KEY < value. A failed delivery says so as a "# " line (kcat's own words).
+kafka_put() {
+    local err
+    err=$(kcat -P -b "$KAFKA" -t "$1" -k "$2" 2>&1 >/dev/null) ||
+        { echo "# kafka_put $1 $2 failed: ${err:0:300}" >&2; return 1; }
+}
 
 # kafka_get TOPIC KEY [TIMEOUT_S]: the values keyed KEY on TOPIC (from the start), one per
 # line, waiting up to TIMEOUT_S (default 20) for at least one.
