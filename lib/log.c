@@ -148,32 +148,15 @@ static void phx_logf_string(phx_logf *f, const char *s)
             return;
         }
         p += n;
-        char esc[16];
-        switch (cp) {
-        case '"':
-            phx_logf_put(f, "\\\"", 2);
+        /* JSON's two-character escapes; the rest as \uXXXX (cp < 0x80: strchr takes a char) */
+        static const char shortc[] = "\"\\\b\f\n\r\t", shortn[] = "\"\\bfnrt";
+        const char *sc = cp < 0x80 ? strchr(shortc, (int)cp) : NULL;
+        if (sc) {
+            char two[2] = {'\\', shortn[sc - shortc]};
+            phx_logf_put(f, two, 2);
             continue;
-        case '\\':
-            phx_logf_put(f, "\\\\", 2);
-            continue;
-        case '\b':
-            phx_logf_put(f, "\\b", 2);
-            continue;
-        case '\f':
-            phx_logf_put(f, "\\f", 2);
-            continue;
-        case '\n':
-            phx_logf_put(f, "\\n", 2);
-            continue;
-        case '\r':
-            phx_logf_put(f, "\\r", 2);
-            continue;
-        case '\t':
-            phx_logf_put(f, "\\t", 2);
-            continue;
-        default:
-            break;
         }
+        char esc[16];
         if (cp < 0x10000) {
             snprintf(esc, sizeof(esc), "\\u%04X", cp);
             phx_logf_put(f, esc, 6);
